@@ -1,0 +1,513 @@
+import { CallbackRegistry } from '../callbacks/callback-registry.js';
+import type { Reply, ReplyExpectation } from '../callbacks/reply.js';
+import {
+  ConfigurationError,
+  EndpointStateError,
+  EndpointStoppedError,
+  NoRouteError,
+  RequestAbortedError,
+  SendOnlyEndpointError,
+  UsageError,
+} from '../errors.js';
+import type { MessageDefinition } from '../messages/define-message.js';
+import type { IncomingMiddleware, OutgoingMiddleware } from '../pipeline/middleware.js';
+import type {
+  IncomingTransportMessage,
+  MessageOutcome,
+  TransportEndpoint,
+  TransportOperation,
+} from '../transport/transport.js';
+import { newId } from '../util.js';
+import type {
+  CallbackOptions,
+  Endpoint,
+  EndpointState,
+  EndpointStats,
+  Handler,
+  PublishOptions,
+  RegisterOptions,
+  RequestOptions,
+  SendOptions,
+  SendResult,
+} from './endpoint.js';
+import {
+  type EndpointOptions,
+  type ResolvedEndpointOptions,
+  resolveEndpointOptions,
+} from './endpoint-options.js';
+import {
+  type HandlerRegistration,
+  MessageProcessor,
+  type ProcessorCounters,
+  type ProcessorHost,
+} from './message-processor.js';
+import { buildOperation, checkUserHeaders, type OutgoingIntent } from './outgoing.js';
+
+/** Creates an endpoint: register handlers, then `start()`. */
+export function createEndpoint(options: EndpointOptions): Endpoint {
+  return new TidingsEndpoint(resolveEndpointOptions(options));
+}
+
+/** An endpoint with no input queue: it can `send` and `publish`, not receive. */
+export function createSendOnlyEndpoint(options: Omit<EndpointOptions, 'sendOnly'>): Endpoint {
+  return createEndpoint({ ...options, sendOnly: true });
+}
+
+/** A send whose dispatch waits one microtask, so `register` can still attach a callback. */
+interface PlannedSend {
+  intent: OutgoingIntent;
+  dispatchStarted: boolean;
+  /** Set by `register`: runs before dispatch (waits for a registry slot and registers). */
+  beforeDispatch?: () => Promise<void>;
+  /** Set by `register`: undoes the registration when the dispatch fails. */
+  onDispatchFailed?: (error: unknown) => void;
+}
+
+interface InFlightEntry {
+  settle: (outcome: MessageOutcome) => void;
+}
+
+class TidingsEndpoint implements Endpoint, ProcessorHost {
+  readonly registry: CallbackRegistry;
+  readonly handlers = new Map<string, HandlerRegistration>();
+  readonly incomingMiddleware: IncomingMiddleware[] = [];
+  readonly outgoingMiddleware: OutgoingMiddleware[] = [];
+  readonly counters: ProcessorCounters = {
+    handled: 0,
+    immediateRetries: 0,
+    delayedRetries: 0,
+    movedToErrorQueue: 0,
+    unmatchedReplies: 0,
+  };
+  readonly inputQueue: string | undefined;
+  readonly instanceQueue: string | undefined;
+  private currentState: EndpointState = 'created';
+  private connection: TransportEndpoint | undefined;
+  private readonly processor = new MessageProcessor(this);
+  private readonly shutdown = new AbortController();
+  private readonly inFlight = new Set<InFlightEntry>();
+  private inFlightDrained: (() => void) | undefined;
+  private outgoingSettings: Parameters<typeof buildOperation>[1] | undefined;
+
+  constructor(readonly options: ResolvedEndpointOptions) {
+    this.registry = new CallbackRegistry(options.maxPendingRequests);
+    if (!options.sendOnly) {
+      this.inputQueue = options.name;
+      this.instanceQueue = `${options.name}.${options.instanceId}`;
+    }
+  }
+
+  get name(): string {
+    return this.options.name;
+  }
+  get endpointName(): string {
+    return this.options.name;
+  }
+  get instanceId(): string | undefined {
+    return this.options.instanceId;
+  }
+  get sendOnly(): boolean {
+    return this.options.sendOnly;
+  }
+  get state(): EndpointState {
+    return this.currentState;
+  }
+  get canDelay(): boolean {
+    return this.options.transport.capabilities.delayedDelivery;
+  }
+  get shutdownSignal(): AbortSignal {
+    return this.shutdown.signal;
+  }
+  get transportEndpoint(): TransportEndpoint {
+    if (this.connection === undefined) {
+      throw new EndpointStateError(`Endpoint '${this.name}' is not started.`);
+    }
+    return this.connection;
+  }
+  get stats(): EndpointStats {
+    return {
+      pendingRequests: this.registry.size,
+      waitingRequests: this.registry.waiting,
+      inFlight: this.inFlight.size,
+      ...this.counters,
+    };
+  }
+
+  handle<T>(definition: MessageDefinition<T>, handler: Handler<T>): this {
+    if (this.options.sendOnly) throw new SendOnlyEndpointError(this.name, 'handle messages');
+    this.assertConfigurable('handle');
+    if (typeof handler !== 'function') {
+      throw new UsageError(`The handler for '${definition?.name}' must be a function.`);
+    }
+    const existing = this.handlers.get(definition.name);
+    if (existing === undefined) {
+      this.handlers.set(definition.name, {
+        definition,
+        handlers: [handler as Handler<unknown>],
+      });
+    } else existing.handlers.push(handler as Handler<unknown>);
+    return this;
+  }
+
+  useIncoming(middleware: IncomingMiddleware): this {
+    this.assertConfigurable('useIncoming');
+    this.incomingMiddleware.push(middleware);
+    return this;
+  }
+
+  useOutgoing(middleware: OutgoingMiddleware): this {
+    this.assertConfigurable('useOutgoing');
+    this.outgoingMiddleware.push(middleware);
+    return this;
+  }
+
+  async start(): Promise<void> {
+    if (this.currentState !== 'created') {
+      throw new EndpointStateError(
+        `Endpoint '${this.name}' cannot start: it is ${this.currentState}. Create a new endpoint to start again.`,
+      );
+    }
+    const { transport, logger, recoverability } = this.options;
+    this.currentState = 'starting';
+    this.outgoingSettings = {
+      endpointName: this.name,
+      instanceId: this.options.instanceId,
+      serializer: this.options.serializer,
+      maxMessageSizeBytes: transport.capabilities.maxMessageSizeBytes,
+      transportName: transport.name,
+      middleware: this.outgoingMiddleware,
+    };
+    try {
+      this.connection = await transport.openEndpoint(
+        {
+          endpointName: this.name,
+          ...(this.inputQueue !== undefined ? { inputQueue: this.inputQueue } : {}),
+          ...(this.instanceQueue !== undefined ? { instanceQueue: this.instanceQueue } : {}),
+          errorQueue: recoverability.errorQueue,
+          subscriptions: [...this.handlers.keys()],
+        },
+        { logger },
+      );
+      if (!this.options.sendOnly) {
+        await this.connection.startReceiving({
+          concurrency: this.options.concurrency,
+          onMessage: (message) => this.onMessage(message),
+        });
+      }
+    } catch (error) {
+      this.currentState = 'created';
+      await this.connection?.close().catch(() => {});
+      this.connection = undefined;
+      throw error;
+    }
+    this.currentState = 'started';
+    if (!this.options.sendOnly && recoverability.delayedRetriesCount > 0 && !this.canDelay) {
+      logger.warn(
+        `Transport '${transport.name}' cannot delay delivery: delayed retries are off for endpoint '${this.name}'; failures go to the error queue after immediate retries.`,
+      );
+    }
+    logger.info(`Endpoint '${this.name}' started`, {
+      transport: transport.name,
+      ...(this.options.sendOnly
+        ? { sendOnly: true }
+        : {
+            instanceId: this.options.instanceId,
+            instanceIdGenerated: this.options.instanceIdGenerated,
+            instanceQueue: this.instanceQueue,
+          }),
+    });
+  }
+
+  async stop(): Promise<void> {
+    if (this.currentState === 'created') {
+      this.currentState = 'stopped';
+      return;
+    }
+    if (this.currentState !== 'started') return;
+    this.currentState = 'stopping';
+    const connection = this.transportEndpoint;
+    try {
+      if (!this.options.sendOnly) await connection.stopReceiving();
+      await this.drainInFlight();
+      this.registry.rejectAll(new EndpointStoppedError(this.name));
+    } finally {
+      await connection.close();
+      this.currentState = 'stopped';
+      this.options.logger.info(`Endpoint '${this.name}' stopped`);
+    }
+  }
+
+  send<T>(definition: MessageDefinition<T>, payload: T, options?: SendOptions): SendResult {
+    let planned: PlannedSend;
+    try {
+      this.assertCanSend();
+      this.checkOptions(options);
+      const queue = this.resolveRoute(definition.name, options?.to);
+      planned = {
+        intent: {
+          intent: 'send',
+          messageType: definition.name,
+          payload,
+          destination: { kind: 'queue', queue },
+          messageId: options?.messageId,
+          replyTo: this.inputQueue,
+          userHeaders: options?.headers,
+          delayMs: options?.delayMs,
+        },
+        dispatchStarted: false,
+      };
+    } catch (error) {
+      const failed = Promise.reject(error) as Promise<void>;
+      return Object.assign(failed, {
+        register: <R>(): Promise<Awaited<R>> => {
+          failed.catch(() => {});
+          return failed as unknown as Promise<Awaited<R>>;
+        },
+      });
+    }
+    const dispatched = Promise.resolve().then(() => this.dispatchPlanned(planned));
+    return Object.assign(dispatched, {
+      register: <S, R>(
+        callback: (reply: Reply, state: S) => R | Promise<R>,
+        state?: S,
+        registerOptions?: RegisterOptions,
+      ): Promise<Awaited<R>> => {
+        // The caller follows the callback's promise; the send's own rejection is reported there.
+        dispatched.catch(() => {});
+        return this.registerCallback(planned, callback, state as S, registerOptions);
+      },
+    });
+  }
+
+  async publish<T>(
+    definition: MessageDefinition<T>,
+    payload: T,
+    options?: PublishOptions,
+  ): Promise<void> {
+    this.assertCanSend();
+    this.checkOptions(options);
+    const operation = await this.build({
+      intent: 'publish',
+      messageType: definition.name,
+      payload,
+      destination: { kind: 'publish', messageType: definition.name },
+      messageId: options?.messageId,
+      replyTo: this.inputQueue,
+      userHeaders: options?.headers,
+    });
+    await this.transportEndpoint.dispatch([operation]);
+  }
+
+  request<T, R>(
+    definition: MessageDefinition<T>,
+    payload: T,
+    options: RequestOptions<MessageDefinition<R>> & { readonly expect: MessageDefinition<R> },
+  ): Promise<R>;
+  request<T>(
+    definition: MessageDefinition<T>,
+    payload: T,
+    options: RequestOptions<'code'> & { readonly expect: 'code' },
+  ): Promise<number>;
+  request<T>(
+    definition: MessageDefinition<T>,
+    payload: T,
+    options?: RequestOptions<undefined>,
+  ): Promise<Reply>;
+  request(
+    definition: MessageDefinition,
+    payload: unknown,
+    options: RequestOptions<MessageDefinition | 'code' | undefined> = {},
+  ): Promise<unknown> {
+    if (this.options.sendOnly)
+      throw new SendOnlyEndpointError(this.name, 'receive replies to requests');
+    this.assertCanSend();
+    const expect: ReplyExpectation = options.expect ?? 'any';
+    const unwrap = (reply: Reply): unknown =>
+      expect === 'any' ? reply : reply.kind === 'code' ? reply.code : reply.body;
+    const { expect: _expect, timeoutMs, signal, ...sendOptions } = options;
+    const callbackOptions: RegisterOptions = {
+      ...(options.expect !== undefined ? { expect: options.expect } : {}),
+      ...(timeoutMs !== undefined ? { timeoutMs } : {}),
+      ...(signal !== undefined ? { signal } : {}),
+    };
+    return this.send(definition, payload, sendOptions).register(unwrap, undefined, callbackOptions);
+  }
+
+  // ProcessorHost and ContextHost
+
+  build(intent: OutgoingIntent): Promise<TransportOperation> {
+    if (this.outgoingSettings === undefined) {
+      return Promise.reject(new EndpointStateError(`Endpoint '${this.name}' is not started.`));
+    }
+    return buildOperation(intent, this.outgoingSettings);
+  }
+
+  resolveRoute(messageType: string, to: string | undefined): string {
+    if (to !== undefined) {
+      if (typeof to !== 'string' || to.length === 0) {
+        throw new UsageError(
+          `'to' must be a destination endpoint name, got ${JSON.stringify(to)}.`,
+        );
+      }
+      return to;
+    }
+    const route = this.options.routes.get(messageType);
+    if (route === undefined) throw new NoRouteError(messageType);
+    return route;
+  }
+
+  checkOptions(options: SendOptions | PublishOptions | undefined): void {
+    if (options === undefined) return;
+    checkUserHeaders(options.headers);
+    const delayMs = (options as SendOptions).delayMs;
+    if (delayMs !== undefined) {
+      if (!Number.isFinite(delayMs) || delayMs < 0) {
+        throw new UsageError(`delayMs must be a number >= 0, got ${delayMs}.`);
+      }
+      if (delayMs > 0 && !this.canDelay) {
+        throw new ConfigurationError(
+          `Transport '${this.options.transport.name}' cannot delay delivery, so 'delayMs' is not available.`,
+        );
+      }
+    }
+    if (
+      options.messageId !== undefined &&
+      (typeof options.messageId !== 'string' || options.messageId.length === 0)
+    ) {
+      throw new UsageError('messageId must be a non-empty string.');
+    }
+  }
+
+  // internals
+
+  private onMessage(message: IncomingTransportMessage): Promise<MessageOutcome> {
+    return new Promise<MessageOutcome>((resolve) => {
+      const entry: InFlightEntry = {
+        settle: (outcome) => {
+          if (!this.inFlight.delete(entry)) return;
+          resolve(outcome);
+          if (this.inFlight.size === 0) this.inFlightDrained?.();
+        },
+      };
+      this.inFlight.add(entry);
+      this.processor.process(message).then(entry.settle);
+    });
+  }
+
+  /** Waits for in-flight messages up to the stop deadline, then abandons the rest. */
+  private async drainInFlight(): Promise<void> {
+    if (this.inFlight.size > 0) {
+      let timer: NodeJS.Timeout | undefined;
+      await new Promise<void>((resolve) => {
+        this.inFlightDrained = resolve;
+        timer = setTimeout(resolve, this.options.stopTimeoutMs);
+      });
+      clearTimeout(timer);
+      this.inFlightDrained = undefined;
+    }
+    if (this.inFlight.size > 0) {
+      this.options.logger.warn(
+        `Stop deadline (${this.options.stopTimeoutMs} ms) passed with ${this.inFlight.size} message(s) still being handled; they will be received again`,
+      );
+    }
+    this.shutdown.abort(new EndpointStoppedError(this.name));
+    for (const entry of [...this.inFlight]) entry.settle('abandon');
+  }
+
+  private async dispatchPlanned(planned: PlannedSend): Promise<void> {
+    planned.dispatchStarted = true;
+    try {
+      if (planned.beforeDispatch) await planned.beforeDispatch();
+      const operation = await this.build(planned.intent);
+      await this.transportEndpoint.dispatch([operation]);
+    } catch (error) {
+      planned.onDispatchFailed?.(error);
+      throw error;
+    }
+  }
+
+  private registerCallback<S, R>(
+    planned: PlannedSend,
+    callback: (reply: Reply, state: S) => R | Promise<R>,
+    state: S,
+    options: CallbackOptions & { expect?: MessageDefinition | 'code' } = {},
+  ): Promise<Awaited<R>> {
+    if (this.options.sendOnly)
+      throw new SendOnlyEndpointError(this.name, 'receive replies (register)');
+    if (planned.dispatchStarted || planned.beforeDispatch) {
+      throw new UsageError(
+        'register() must be called on the result of send() in the same expression, before the message is dispatched, e.g. endpoint.send(Msg, data).register(cb).',
+      );
+    }
+    const timeoutMs = options.timeoutMs ?? this.options.requestTimeoutMs;
+    if (!Number.isInteger(timeoutMs) || timeoutMs <= 0) {
+      throw new UsageError(`timeoutMs must be a positive whole number, got ${timeoutMs}.`);
+    }
+    const signal = options.signal;
+    const messageType = planned.intent.messageType as string;
+    // Replies to a callback go to this instance's queue, whoever else shares the endpoint's queue.
+    const messageId = planned.intent.messageId ?? newId();
+    planned.intent = {
+      ...planned.intent,
+      messageId,
+      correlationId: messageId,
+      replyTo: this.instanceQueue,
+    };
+    return new Promise<Awaited<R>>((resolve, reject) => {
+      if (signal?.aborted) {
+        // Aborted before the call: nothing is sent.
+        planned.beforeDispatch = () =>
+          Promise.reject(new RequestAbortedError(messageType, signal.reason));
+        planned.onDispatchFailed = () => {};
+        reject(new RequestAbortedError(messageType, signal.reason));
+        return;
+      }
+      let registered = false;
+      planned.beforeDispatch = async () => {
+        const waiting = this.registry.acquire(messageType, signal);
+        if (waiting !== undefined) await waiting;
+        if (this.currentState !== 'started') {
+          this.registry.release();
+          throw new EndpointStoppedError(this.name);
+        }
+        this.registry.register(
+          messageId,
+          {
+            messageType,
+            expect: options.expect ?? 'any',
+            complete: async (reply) => {
+              try {
+                resolve((await callback(reply, state)) as Awaited<R>);
+              } catch (error) {
+                reject(error);
+              }
+            },
+            fail: reject,
+          },
+          { timeoutMs, signal },
+        );
+        registered = true;
+      };
+      planned.onDispatchFailed = (error) => {
+        if (registered) this.registry.remove(messageId);
+        reject(error);
+      };
+    });
+  }
+
+  private assertConfigurable(operation: string): void {
+    if (this.currentState !== 'created') {
+      throw new EndpointStateError(
+        `${operation}() must be called before start(); endpoint '${this.name}' is ${this.currentState}.`,
+      );
+    }
+  }
+
+  private assertCanSend(): void {
+    if (this.currentState !== 'started' && this.currentState !== 'stopping') {
+      throw new EndpointStateError(
+        `Endpoint '${this.name}' is ${this.currentState}: call start() before sending, and do not send after stop().`,
+      );
+    }
+  }
+}

@@ -1,0 +1,161 @@
+import { ConfigurationError } from '../errors.js';
+import { createConsoleLogger, type Logger } from '../logging/logger.js';
+import {
+  type RecoverabilityOptions,
+  type ResolvedRecoverability,
+  resolveRecoverability,
+} from '../recoverability/recoverability.js';
+import { createJsonSerializer } from '../serialization/json-serializer.js';
+import type { Serializer } from '../serialization/serializer.js';
+import { TRANSPORT_SPI_VERSION, type Transport } from '../transport/transport.js';
+import { newId } from '../util.js';
+
+export interface EndpointOptions {
+  /** The endpoint's name; also the name of its shared input queue. */
+  readonly name: string;
+  readonly transport: Transport;
+  /**
+   * Identifies this instance among those sharing the endpoint's queue; its own queue, where its
+   * replies arrive, is `<name>.<instanceId>`. Keep it stable across restarts to receive replies
+   * that arrive while the instance is down.
+   * @default a generated id, logged at start
+   */
+  readonly instanceId?: string;
+  /**
+   * No input queue: the endpoint can `send` and `publish`, but not receive (`handle`, `request`).
+   * @default false
+   */
+  readonly sendOnly?: boolean;
+  /** Message type name → destination endpoint, for `send` without `to`. */
+  readonly routes?: Readonly<Record<string, string>>;
+  /**
+   * Messages handled at once.
+   * @default 16
+   */
+  readonly concurrency?: number;
+  readonly recoverability?: RecoverabilityOptions;
+  /**
+   * How long a request waits for its reply.
+   * @default 30_000
+   */
+  readonly requestTimeoutMs?: number;
+  /**
+   * Requests awaiting a reply at once; further requests wait for a slot.
+   * @default 10_000
+   */
+  readonly maxPendingRequests?: number;
+  /**
+   * How long `stop` lets in-flight handlers finish before abandoning their messages.
+   * @default 30_000
+   */
+  readonly stopTimeoutMs?: number;
+  /**
+   * A reply nobody waits for and no handler takes: `discard` (with a warning, counted) or move it
+   * to the error queue.
+   * @default 'discard'
+   */
+  readonly unmatchedReplies?: 'discard' | 'error-queue';
+  /** @default console at level `info` */
+  readonly logger?: Logger;
+  /** @default JSON (`createJsonSerializer()`) */
+  readonly serializer?: Serializer;
+}
+
+export const endpointDefaults = {
+  concurrency: 16,
+  requestTimeoutMs: 30_000,
+  maxPendingRequests: 10_000,
+  stopTimeoutMs: 30_000,
+  unmatchedReplies: 'discard',
+} as const;
+
+export interface ResolvedEndpointOptions {
+  readonly name: string;
+  readonly transport: Transport;
+  readonly instanceId: string | undefined;
+  readonly instanceIdGenerated: boolean;
+  readonly sendOnly: boolean;
+  readonly routes: ReadonlyMap<string, string>;
+  readonly concurrency: number;
+  readonly recoverability: ResolvedRecoverability;
+  readonly requestTimeoutMs: number;
+  readonly maxPendingRequests: number;
+  readonly stopTimeoutMs: number;
+  readonly unmatchedReplies: 'discard' | 'error-queue';
+  readonly logger: Logger;
+  readonly serializer: Serializer;
+}
+
+/** Endpoint names become queue names on every transport: keep to what all of them accept. */
+export const queueNamePattern = /^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$/;
+
+function positiveInteger(name: string, value: number): number {
+  if (!Number.isInteger(value) || value <= 0) {
+    throw new ConfigurationError(`${name} must be a positive whole number, got ${value}.`);
+  }
+  return value;
+}
+
+export function checkQueueName(what: string, value: string): string {
+  if (typeof value !== 'string' || !queueNamePattern.test(value)) {
+    throw new ConfigurationError(
+      `${what} ${JSON.stringify(value)} is not a valid name: use 1-100 letters, digits, '.', '_' or '-', starting with a letter or digit.`,
+    );
+  }
+  return value;
+}
+
+export function resolveEndpointOptions(options: EndpointOptions): ResolvedEndpointOptions {
+  if (options === null || typeof options !== 'object') {
+    throw new ConfigurationError('createEndpoint needs an options object: { name, transport }.');
+  }
+  const name = checkQueueName('Endpoint name', options.name);
+  const transport = options.transport;
+  if (transport === undefined || typeof transport.openEndpoint !== 'function') {
+    throw new ConfigurationError(
+      `Endpoint '${name}' needs a transport, e.g. createInMemoryTransport() or a transport package's factory.`,
+    );
+  }
+  if (transport.spiVersion !== TRANSPORT_SPI_VERSION) {
+    throw new ConfigurationError(
+      `Transport '${transport.name}' implements SPI version ${transport.spiVersion}; this @tidings/core speaks version ${TRANSPORT_SPI_VERSION}. Install matching versions.`,
+    );
+  }
+  const sendOnly = options.sendOnly ?? false;
+  let instanceId = options.instanceId;
+  const instanceIdGenerated = instanceId === undefined && !sendOnly;
+  if (instanceId !== undefined) checkQueueName('instanceId', instanceId);
+  else if (!sendOnly) instanceId = newId().slice(0, 8);
+  const routes = new Map<string, string>();
+  for (const [messageType, destination] of Object.entries(options.routes ?? {})) {
+    routes.set(messageType, checkQueueName(`The route for '${messageType}'`, destination));
+  }
+  return {
+    name,
+    transport,
+    instanceId: sendOnly ? undefined : instanceId,
+    instanceIdGenerated,
+    sendOnly,
+    routes,
+    concurrency: positiveInteger(
+      'concurrency',
+      options.concurrency ?? endpointDefaults.concurrency,
+    ),
+    recoverability: resolveRecoverability(options.recoverability),
+    requestTimeoutMs: positiveInteger(
+      'requestTimeoutMs',
+      options.requestTimeoutMs ?? endpointDefaults.requestTimeoutMs,
+    ),
+    maxPendingRequests: positiveInteger(
+      'maxPendingRequests',
+      options.maxPendingRequests ?? endpointDefaults.maxPendingRequests,
+    ),
+    stopTimeoutMs: positiveInteger(
+      'stopTimeoutMs',
+      options.stopTimeoutMs ?? endpointDefaults.stopTimeoutMs,
+    ),
+    unmatchedReplies: options.unmatchedReplies ?? endpointDefaults.unmatchedReplies,
+    logger: options.logger ?? createConsoleLogger('info'),
+    serializer: options.serializer ?? createJsonSerializer(),
+  };
+}

@@ -1,0 +1,147 @@
+import type { Reply } from '../callbacks/reply.js';
+import type { MessageDefinition } from '../messages/define-message.js';
+import type { IncomingMiddleware, OutgoingMiddleware } from '../pipeline/middleware.js';
+
+export interface SendOptions {
+  /** The destination endpoint (its queue); overrides `routes`. */
+  readonly to?: string;
+  /** Extra headers. Names starting with `tidings.` are reserved. */
+  readonly headers?: Readonly<Record<string, string>>;
+  /** Use this message id instead of a new one (e.g. a business key, for idempotent receivers). */
+  readonly messageId?: string;
+  /** Deliver no earlier than this many milliseconds from now (transport must support delays). */
+  readonly delayMs?: number;
+}
+
+export interface PublishOptions {
+  readonly headers?: Readonly<Record<string, string>>;
+  readonly messageId?: string;
+}
+
+export interface ReplyOptions {
+  readonly headers?: Readonly<Record<string, string>>;
+}
+
+export interface CallbackOptions {
+  /**
+   * Reject with `RequestTimeoutError` if no reply arrives in time.
+   * @default the endpoint's `requestTimeoutMs` (30 s)
+   */
+  readonly timeoutMs?: number;
+  /** Cancels the wait (`RequestAbortedError`). Aborted before the call: nothing is sent. */
+  readonly signal?: AbortSignal;
+}
+
+export interface RequestOptions<E> extends SendOptions, CallbackOptions {
+  /** What the reply must be: a message type, `'code'` for a return code; omitted, any reply. */
+  readonly expect?: E;
+}
+
+export interface RegisterOptions extends CallbackOptions {
+  readonly expect?: MessageDefinition | 'code';
+}
+
+/** The result of `send`: a promise that resolves once the transport has the message, plus the callback form. */
+export interface SendResult extends Promise<void> {
+  /**
+   * Waits for the first reply to this message and calls `callback` with it. Call it in the same
+   * expression as `send` (before the message is dispatched), e.g. `send(...).register(cb, state)`.
+   * Resolves with the callback's result; rejects on timeout, abort, a mismatched reply or a failed send.
+   */
+  register<S, R>(
+    callback: (reply: Reply, state: S) => R | Promise<R>,
+    state?: S,
+    options?: RegisterOptions,
+  ): Promise<Awaited<R>>;
+}
+
+/** What a handler gets beside the payload. */
+export interface HandlerContext {
+  readonly messageId: string;
+  readonly correlationId: string;
+  readonly conversationId: string;
+  readonly messageType: string;
+  readonly headers: Readonly<Record<string, string>>;
+  /** Where replies to this message go; undefined if the sender cannot receive replies. */
+  readonly replyTo: string | undefined;
+  /** The endpoint handling the message. */
+  readonly endpointName: string;
+  /** Aborted when the endpoint's stop deadline passes: wrap up, the message will be received again. */
+  readonly signal: AbortSignal;
+  /** Replies with a message. Sent when all handlers for this message have succeeded. */
+  reply<T>(definition: MessageDefinition<T>, payload: T, options?: ReplyOptions): Promise<void>;
+  /** Replies with a return code (an integer, e.g. an enum value); it travels as a header, no body. */
+  reply(code: number, options?: ReplyOptions): Promise<void>;
+  /** Sends a message; it leaves when all handlers for this message have succeeded. */
+  send<T>(definition: MessageDefinition<T>, payload: T, options?: SendOptions): Promise<void>;
+  /** Publishes an event; it leaves when all handlers for this message have succeeded. */
+  publish<T>(definition: MessageDefinition<T>, payload: T, options?: PublishOptions): Promise<void>;
+}
+
+export type Handler<T> = (payload: T, context: HandlerContext) => void | Promise<void>;
+
+export interface EndpointStats {
+  /** Requests awaiting their reply. Returns to zero after every reply, timeout and abort. */
+  readonly pendingRequests: number;
+  /** Requests waiting for a slot because `maxPendingRequests` is reached. */
+  readonly waitingRequests: number;
+  /** Messages being handled right now. */
+  readonly inFlight: number;
+  readonly handled: number;
+  readonly immediateRetries: number;
+  readonly delayedRetries: number;
+  readonly movedToErrorQueue: number;
+  /** Replies with neither a pending request nor a handler: discarded with a warning. */
+  readonly unmatchedReplies: number;
+}
+
+export type EndpointState = 'created' | 'starting' | 'started' | 'stopping' | 'stopped';
+
+export interface Endpoint {
+  readonly name: string;
+  /** This instance's id; undefined for a send-only endpoint. */
+  readonly instanceId: string | undefined;
+  readonly sendOnly: boolean;
+  /** The shared queue of the endpoint; undefined for a send-only endpoint. */
+  readonly inputQueue: string | undefined;
+  /** This instance's own queue, where replies to its requests arrive. */
+  readonly instanceQueue: string | undefined;
+  readonly state: EndpointState;
+  readonly stats: EndpointStats;
+
+  /** Registers a handler; several for one type run in registration order. Before `start` only. */
+  handle<T>(definition: MessageDefinition<T>, handler: Handler<T>): this;
+  /** Adds middleware around the handlers of every incoming message. Before `start` only. */
+  useIncoming(middleware: IncomingMiddleware): this;
+  /** Adds middleware for every outgoing message, before serialization. Before `start` only. */
+  useOutgoing(middleware: OutgoingMiddleware): this;
+
+  /** Connects the transport, creates queues and subscriptions, starts receiving. */
+  start(): Promise<void>;
+  /**
+   * Stops receiving, lets in-flight handlers finish (up to `stopTimeoutMs`; later ones are
+   * abandoned and received again), rejects pending requests with `EndpointStoppedError`, disconnects.
+   */
+  stop(): Promise<void>;
+
+  send<T>(definition: MessageDefinition<T>, payload: T, options?: SendOptions): SendResult;
+  publish<T>(definition: MessageDefinition<T>, payload: T, options?: PublishOptions): Promise<void>;
+  /** Sends and waits for the first reply, which must be a message of type `R`. */
+  request<T, R>(
+    definition: MessageDefinition<T>,
+    payload: T,
+    options: RequestOptions<MessageDefinition<R>> & { readonly expect: MessageDefinition<R> },
+  ): Promise<R>;
+  /** Sends and waits for the first reply, which must be a return code. */
+  request<T>(
+    definition: MessageDefinition<T>,
+    payload: T,
+    options: RequestOptions<'code'> & { readonly expect: 'code' },
+  ): Promise<number>;
+  /** Sends and waits for the first reply of any kind. */
+  request<T>(
+    definition: MessageDefinition<T>,
+    payload: T,
+    options?: RequestOptions<undefined>,
+  ): Promise<Reply>;
+}

@@ -1,0 +1,407 @@
+import type { CallbackRegistry, PendingRequest } from '../callbacks/callback-registry.js';
+import {
+  DeserializationError,
+  MalformedMessageError,
+  NoHandlerError,
+  ReplyMismatchError,
+} from '../errors.js';
+import type { MessageDefinition } from '../messages/define-message.js';
+import { Headers } from '../messages/headers.js';
+import { validatePayload } from '../messages/validate.js';
+import { type IncomingMiddleware, runMiddleware } from '../pipeline/middleware.js';
+import { failureHeaders } from '../recoverability/failure-headers.js';
+import type { RecoverabilityAction } from '../recoverability/recoverability.js';
+import type {
+  IncomingTransportMessage,
+  MessageOutcome,
+  TransportEndpoint,
+} from '../transport/transport.js';
+import { errorMessage } from '../util.js';
+import type { Handler } from './endpoint.js';
+import type { ResolvedEndpointOptions } from './endpoint-options.js';
+import { type ContextHost, MessageHandlerContext } from './handler-context.js';
+
+export interface HandlerRegistration {
+  readonly definition: MessageDefinition;
+  readonly handlers: Handler<unknown>[];
+}
+
+export interface ProcessorCounters {
+  handled: number;
+  immediateRetries: number;
+  delayedRetries: number;
+  movedToErrorQueue: number;
+  unmatchedReplies: number;
+}
+
+/** What the processor needs from its endpoint. */
+export interface ProcessorHost extends ContextHost {
+  readonly options: ResolvedEndpointOptions;
+  readonly registry: CallbackRegistry;
+  readonly handlers: ReadonlyMap<string, HandlerRegistration>;
+  readonly incomingMiddleware: readonly IncomingMiddleware[];
+  readonly counters: ProcessorCounters;
+  readonly canDelay: boolean;
+  readonly transportEndpoint: TransportEndpoint;
+  /** Aborted when the stop deadline passes: stop working on messages, abandon them. */
+  readonly shutdownSignal: AbortSignal;
+}
+
+interface ParsedMessage {
+  readonly raw: IncomingTransportMessage;
+  readonly messageId: string;
+  readonly messageType: string | undefined;
+  readonly returnCode: number | undefined;
+  readonly correlationId: string;
+  readonly conversationId: string;
+  readonly intent: string | undefined;
+  isReply: boolean;
+  payload: unknown;
+  deserializationError: unknown;
+}
+
+const backoffAfterFailedMoveMs = 1000;
+
+/**
+ * Handles one received message end to end: headers, deserialization, callbacks, handlers,
+ * recoverability. Returns how the transport should settle it; never throws.
+ */
+export class MessageProcessor {
+  constructor(private readonly host: ProcessorHost) {}
+
+  async process(raw: IncomingTransportMessage): Promise<MessageOutcome> {
+    try {
+      return await this.processMessage(raw);
+    } catch (error) {
+      // Only a bug in core lands here; the message goes back to the queue rather than being lost.
+      this.host.options.logger.error(
+        'Unexpected failure while processing a message; it will be received again',
+        {
+          messageId: raw.messageId,
+          error: errorMessage(error),
+        },
+      );
+      return 'abandon';
+    }
+  }
+
+  private async processMessage(raw: IncomingTransportMessage): Promise<MessageOutcome> {
+    const parsed = this.parse(raw);
+    if (parsed instanceof Error) return this.moveToError(raw, parsed);
+
+    let callbackMatched = false;
+    if (parsed.isReply || parsed.intent === undefined) {
+      // A foreign sender may leave out the intent: a correlated reply is still recognised.
+      const pending = this.host.registry.take(parsed.correlationId);
+      if (pending !== undefined) {
+        callbackMatched = true;
+        parsed.isReply = true;
+        await this.completeCallback(pending, parsed);
+      }
+    }
+
+    const registration =
+      parsed.messageType === undefined ? undefined : this.host.handlers.get(parsed.messageType);
+    if (registration === undefined) {
+      if (parsed.isReply) {
+        if (callbackMatched) return 'complete';
+        return this.unmatchedReply(parsed);
+      }
+      if (parsed.deserializationError !== undefined) {
+        return this.moveToError(raw, parsed.deserializationError);
+      }
+      return this.moveToError(
+        raw,
+        new NoHandlerError(this.host.endpointName, parsed.messageType ?? '(none)'),
+      );
+    }
+    if (parsed.deserializationError !== undefined) {
+      return this.moveToError(raw, parsed.deserializationError);
+    }
+    let payload: unknown;
+    try {
+      payload = await validatePayload(registration.definition, parsed.payload);
+    } catch (error) {
+      return this.moveToError(raw, error);
+    }
+    return this.handleWithRecoverability(parsed, registration, payload);
+  }
+
+  private parse(raw: IncomingTransportMessage): ParsedMessage | Error {
+    const headers = raw.headers;
+    const messageType = headers[Headers.MessageType];
+    const codeHeader = headers[Headers.ReturnCode];
+    let returnCode: number | undefined;
+    if (codeHeader !== undefined) {
+      returnCode = Number(codeHeader);
+      if (codeHeader.trim() === '' || !Number.isSafeInteger(returnCode)) {
+        return new MalformedMessageError(
+          `Header '${Headers.ReturnCode}' must be an integer, got ${JSON.stringify(codeHeader.slice(0, 50))}.`,
+        );
+      }
+    }
+    if (messageType === undefined && returnCode === undefined) {
+      return new MalformedMessageError(
+        `Message ${raw.messageId} has neither '${Headers.MessageType}' nor '${Headers.ReturnCode}': Tidings cannot tell what it is. See docs/wire-format.md.`,
+      );
+    }
+    const messageId = headers[Headers.MessageId] ?? raw.messageId;
+    const intent = headers[Headers.Intent];
+    const parsed: ParsedMessage = {
+      raw,
+      messageId,
+      messageType,
+      returnCode,
+      correlationId: headers[Headers.CorrelationId] ?? messageId,
+      conversationId: headers[Headers.ConversationId] ?? messageId,
+      intent,
+      isReply: returnCode !== undefined || intent === 'reply',
+      payload: undefined,
+      deserializationError: undefined,
+    };
+    if (messageType !== undefined) {
+      const contentType = headers[Headers.ContentType];
+      const serializer = this.host.options.serializer;
+      if (contentType !== undefined && contentType !== serializer.contentType) {
+        parsed.deserializationError = new DeserializationError(
+          `Message '${messageType}' has content type '${contentType}'; this endpoint's serializer reads '${serializer.contentType}'.`,
+        );
+      } else {
+        try {
+          parsed.payload = serializer.deserialize(raw.body, messageType);
+        } catch (error) {
+          parsed.deserializationError = error;
+        }
+      }
+    }
+    return parsed;
+  }
+
+  /** Settles a pending request with the reply, or with a typed error if the reply does not fit. */
+  private async completeCallback(pending: PendingRequest, parsed: ParsedMessage): Promise<void> {
+    const expect = pending.expect;
+    const headers = parsed.raw.headers;
+    if (parsed.returnCode !== undefined) {
+      if (expect !== 'code' && expect !== 'any') {
+        pending.fail(
+          new ReplyMismatchError(`message '${expect.name}'`, `return code ${parsed.returnCode}`),
+        );
+        return;
+      }
+      await pending.complete({ kind: 'code', code: parsed.returnCode, headers });
+      return;
+    }
+    const messageType = parsed.messageType as string;
+    if (expect === 'code') {
+      pending.fail(new ReplyMismatchError('a return code', `message '${messageType}'`));
+      return;
+    }
+    if (parsed.deserializationError !== undefined) {
+      pending.fail(parsed.deserializationError as Error);
+      return;
+    }
+    let body = parsed.payload;
+    if (expect !== 'any') {
+      if (expect.name !== messageType) {
+        pending.fail(
+          new ReplyMismatchError(`message '${expect.name}'`, `message '${messageType}'`),
+        );
+        return;
+      }
+      try {
+        body = await validatePayload(expect, body);
+      } catch (error) {
+        pending.fail(error as Error);
+        return;
+      }
+    }
+    await pending.complete({ kind: 'message', messageType, body, headers });
+  }
+
+  private async unmatchedReply(parsed: ParsedMessage): Promise<MessageOutcome> {
+    const { logger, unmatchedReplies } = this.host.options;
+    this.host.counters.unmatchedReplies++;
+    const what =
+      parsed.messageType !== undefined
+        ? `'${parsed.messageType}'`
+        : `return code ${parsed.returnCode}`;
+    if (unmatchedReplies === 'error-queue') {
+      return this.moveToError(
+        parsed.raw,
+        new NoHandlerError(this.host.endpointName, parsed.messageType ?? 'return code'),
+      );
+    }
+    logger.warn(
+      `Discarded a reply (${what}) that no request waits for (timed out, aborted, already answered, or sent before a restart) and no handler takes`,
+      { messageId: parsed.messageId, correlationId: parsed.correlationId },
+    );
+    return 'complete';
+  }
+
+  private async handleWithRecoverability(
+    parsed: ParsedMessage,
+    registration: HandlerRegistration,
+    payload: unknown,
+  ): Promise<MessageOutcome> {
+    const { raw } = parsed;
+    const host = this.host;
+    const delayedRetries = Number(raw.headers[Headers.DelayedRetries] ?? 0) || 0;
+    for (let attempt = 1; ; attempt++) {
+      if (host.shutdownSignal.aborted) return 'abandon';
+      const context = new MessageHandlerContext(
+        host,
+        parsed.messageId,
+        parsed.correlationId,
+        parsed.conversationId,
+        registration.definition.name,
+        raw.headers,
+        raw.headers[Headers.ReplyTo],
+        host.shutdownSignal,
+      );
+      try {
+        await this.invokeHandlers(registration, payload, context, parsed);
+        // Stopped past the deadline while handling: the outcome is not ours to make durable.
+        if (host.shutdownSignal.aborted) return 'abandon';
+        if (context.outgoing.length > 0) await host.transportEndpoint.dispatch(context.outgoing);
+        host.counters.handled++;
+        return 'complete';
+      } catch (error) {
+        const action = host.options.recoverability.decide(
+          {
+            error,
+            messageId: parsed.messageId,
+            messageType: registration.definition.name,
+            headers: raw.headers,
+            immediateAttempts: attempt,
+            delayedRetries,
+          },
+          host.canDelay,
+        );
+        const outcome = await this.applyAction(action, parsed, error, delayedRetries, attempt);
+        if (outcome !== undefined) return outcome;
+      }
+    }
+  }
+
+  private async invokeHandlers(
+    registration: HandlerRegistration,
+    payload: unknown,
+    context: MessageHandlerContext,
+    parsed: ParsedMessage,
+  ): Promise<void> {
+    const run = async () => {
+      for (const handler of registration.handlers) await handler(payload, context);
+    };
+    if (this.host.incomingMiddleware.length === 0) return run();
+    const incoming = {
+      messageId: parsed.messageId,
+      messageType: registration.definition.name,
+      headers: parsed.raw.headers,
+      payload,
+      queue: parsed.raw.queue,
+    };
+    return runMiddleware(this.host.incomingMiddleware, incoming, async () => {
+      payload = incoming.payload;
+      await run();
+    });
+  }
+
+  /** Carries out a recoverability action; undefined means "try again now". */
+  private async applyAction(
+    action: RecoverabilityAction,
+    parsed: ParsedMessage,
+    error: unknown,
+    delayedRetries: number,
+    attempt: number,
+  ): Promise<MessageOutcome | undefined> {
+    const host = this.host;
+    const { logger } = host.options;
+    const fields = { messageId: parsed.messageId, messageType: parsed.messageType, attempt };
+    switch (action.kind) {
+      case 'immediate-retry':
+        host.counters.immediateRetries++;
+        logger.debug(`Handler failed, retrying at once: ${errorMessage(error)}`, fields);
+        return undefined;
+      case 'delayed-retry': {
+        if (!host.canDelay) {
+          logger.warn(
+            'The recoverability policy asked for a delayed retry, but the transport cannot delay; moving to the error queue',
+            fields,
+          );
+          return this.moveToError(parsed.raw, error);
+        }
+        try {
+          await host.transportEndpoint.dispatch([
+            {
+              message: {
+                messageId: parsed.raw.messageId,
+                headers: {
+                  ...parsed.raw.headers,
+                  [Headers.DelayedRetries]: String(delayedRetries + 1),
+                },
+                body: parsed.raw.body,
+              },
+              destination: { kind: 'queue', queue: parsed.raw.queue },
+              delayMs: action.delayMs,
+            },
+          ]);
+        } catch (dispatchError) {
+          logger.error('Could not schedule a delayed retry; the message will be received again', {
+            ...fields,
+            error: errorMessage(dispatchError),
+          });
+          return 'abandon';
+        }
+        host.counters.delayedRetries++;
+        logger.warn(
+          `Handler failed; delayed retry ${delayedRetries + 1} in ${action.delayMs} ms: ${errorMessage(error)}`,
+          fields,
+        );
+        return 'complete';
+      }
+      case 'move-to-error':
+        return this.moveToError(parsed.raw, error, action.errorQueue);
+      case 'discard':
+        logger.warn(`Handler failed; message discarded by policy: ${action.reason}`, fields);
+        return 'complete';
+    }
+  }
+
+  /** Copies the message with failure headers to the error queue; settles only once that is durable. */
+  private async moveToError(
+    raw: IncomingTransportMessage,
+    error: unknown,
+    errorQueue = this.host.options.recoverability.errorQueue,
+  ): Promise<MessageOutcome> {
+    const { logger } = this.host.options;
+    try {
+      await this.host.transportEndpoint.dispatch([
+        {
+          message: {
+            messageId: raw.messageId,
+            headers: { ...raw.headers, ...failureHeaders(error, raw.queue) },
+            body: raw.body,
+          },
+          destination: { kind: 'queue', queue: errorQueue },
+        },
+      ]);
+    } catch (dispatchError) {
+      logger.error(`Could not move a message to '${errorQueue}'; it will be received again`, {
+        messageId: raw.messageId,
+        error: errorMessage(dispatchError),
+      });
+      // Pause so a broken error queue does not become a hot redelivery loop.
+      if (!this.host.shutdownSignal.aborted) {
+        await new Promise((resolve) => setTimeout(resolve, backoffAfterFailedMoveMs));
+      }
+      return 'abandon';
+    }
+    this.host.counters.movedToErrorQueue++;
+    logger.error(`Moved a message to the error queue '${errorQueue}': ${errorMessage(error)}`, {
+      messageId: raw.messageId,
+      messageType: raw.headers[Headers.MessageType],
+      queue: raw.queue,
+    });
+    return 'complete';
+  }
+}

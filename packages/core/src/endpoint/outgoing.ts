@@ -1,0 +1,120 @@
+import { MessageTooLargeError, SerializationError, UsageError } from '../errors.js';
+import { Headers, type MessageIntent } from '../messages/headers.js';
+import {
+  type OutgoingContext,
+  type OutgoingMiddleware,
+  runMiddleware,
+} from '../pipeline/middleware.js';
+import type { Serializer } from '../serialization/serializer.js';
+import type { TransportDestination, TransportOperation } from '../transport/transport.js';
+import { newId } from '../util.js';
+
+/** Everything needed to build one outgoing message. */
+export interface OutgoingIntent {
+  readonly intent: MessageIntent;
+  /** Undefined for a return-code reply. */
+  readonly messageType: string | undefined;
+  readonly payload?: unknown;
+  readonly returnCode?: number;
+  readonly destination: TransportDestination;
+  readonly messageId?: string | undefined;
+  readonly correlationId?: string | undefined;
+  readonly conversationId?: string | undefined;
+  readonly replyTo?: string | undefined;
+  readonly userHeaders?: Readonly<Record<string, string>> | undefined;
+  readonly delayMs?: number | undefined;
+}
+
+export interface OutgoingSettings {
+  readonly endpointName: string;
+  readonly instanceId: string | undefined;
+  readonly serializer: Serializer;
+  readonly maxMessageSizeBytes: number;
+  readonly transportName: string;
+  readonly middleware: readonly OutgoingMiddleware[];
+}
+
+const emptyBody = new Uint8Array(0);
+
+export function checkUserHeaders(headers: Readonly<Record<string, string>> | undefined): void {
+  if (headers === undefined) return;
+  for (const [name, value] of Object.entries(headers)) {
+    if (name.startsWith('tidings.')) {
+      throw new UsageError(
+        `Header '${name}' is reserved: names starting with 'tidings.' are set by Tidings.`,
+      );
+    }
+    if (typeof value !== 'string') {
+      throw new UsageError(`Header '${name}' must be a string, got ${typeof value}.`);
+    }
+  }
+}
+
+/** Size as the transports count it: body plus header names and values. */
+export function messageSize(headers: Readonly<Record<string, string>>, body: Uint8Array): number {
+  let size = body.byteLength;
+  for (const name in headers) size += name.length + (headers[name] as string).length;
+  return size;
+}
+
+/** Builds headers, runs outgoing middleware, serializes and checks the size. */
+export async function buildOperation(
+  intent: OutgoingIntent,
+  settings: OutgoingSettings,
+): Promise<TransportOperation> {
+  const messageId = intent.messageId ?? newId();
+  const headers: Record<string, string> = intent.userHeaders ? { ...intent.userHeaders } : {};
+  headers[Headers.MessageId] = messageId;
+  headers[Headers.CorrelationId] = intent.correlationId ?? messageId;
+  headers[Headers.ConversationId] = intent.conversationId ?? messageId;
+  headers[Headers.Intent] = intent.intent;
+  headers[Headers.TimeSent] = new Date().toISOString();
+  headers[Headers.OriginatingEndpoint] = settings.endpointName;
+  if (settings.instanceId !== undefined) headers[Headers.OriginatingInstance] = settings.instanceId;
+  if (intent.replyTo !== undefined) headers[Headers.ReplyTo] = intent.replyTo;
+  if (intent.messageType !== undefined) {
+    headers[Headers.MessageType] = intent.messageType;
+    headers[Headers.ContentType] = settings.serializer.contentType;
+  }
+  if (intent.returnCode !== undefined) headers[Headers.ReturnCode] = String(intent.returnCode);
+
+  const serialize = (): Uint8Array => {
+    if (intent.messageType === undefined) return emptyBody;
+    try {
+      return settings.serializer.serialize(intent.payload);
+    } catch (cause) {
+      throw new SerializationError(intent.messageType, cause);
+    }
+  };
+
+  let body: Uint8Array;
+  if (settings.middleware.length === 0) body = serialize();
+  else {
+    const context: OutgoingContext = {
+      messageId,
+      messageType: intent.messageType,
+      payload: intent.payload,
+      headers,
+      destination: intent.destination,
+    };
+    body = emptyBody;
+    await runMiddleware(settings.middleware, context, async () => {
+      body = serialize();
+    });
+  }
+
+  const size = messageSize(headers, body);
+  if (size > settings.maxMessageSizeBytes) {
+    throw new MessageTooLargeError(
+      intent.messageType ?? `return code ${intent.returnCode}`,
+      size,
+      settings.maxMessageSizeBytes,
+      settings.transportName,
+    );
+  }
+  return {
+    message: { messageId, headers, body },
+    destination: intent.destination,
+    ...(intent.delayMs !== undefined && intent.delayMs > 0 ? { delayMs: intent.delayMs } : {}),
+  };
+}

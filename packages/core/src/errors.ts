@@ -1,0 +1,219 @@
+/**
+ * The error taxonomy. Every error Tidings raises is a `TidingsError` with a stable `code`
+ * (match on it, not on messages), an optional `cause`, and `isRetryable` (would the same
+ * operation succeed if tried again later?). Transports map native errors onto these classes.
+ */
+export type TidingsErrorCode =
+  | 'TIDINGS_CONFIGURATION'
+  | 'TIDINGS_USAGE'
+  | 'TIDINGS_NO_ROUTE'
+  | 'TIDINGS_SEND_ONLY'
+  | 'TIDINGS_ENDPOINT_STATE'
+  | 'TIDINGS_ENDPOINT_STOPPED'
+  | 'TIDINGS_REQUEST_TIMEOUT'
+  | 'TIDINGS_REQUEST_ABORTED'
+  | 'TIDINGS_REPLY_MISMATCH'
+  | 'TIDINGS_MESSAGE_TOO_LARGE'
+  | 'TIDINGS_SERIALIZATION'
+  | 'TIDINGS_DESERIALIZATION'
+  | 'TIDINGS_VALIDATION'
+  | 'TIDINGS_MALFORMED_MESSAGE'
+  | 'TIDINGS_NO_HANDLER'
+  | 'TIDINGS_DESTINATION_NOT_FOUND'
+  | 'TIDINGS_TRANSPORT_UNAVAILABLE'
+  | 'TIDINGS_TRANSPORT';
+
+export interface TidingsErrorOptions {
+  readonly cause?: unknown;
+  readonly isRetryable?: boolean;
+}
+
+export class TidingsError extends Error {
+  readonly code: TidingsErrorCode;
+  readonly isRetryable: boolean;
+
+  constructor(code: TidingsErrorCode, message: string, options: TidingsErrorOptions = {}) {
+    super(message, options.cause === undefined ? undefined : { cause: options.cause });
+    this.name = new.target.name;
+    this.code = code;
+    this.isRetryable = options.isRetryable ?? false;
+  }
+}
+
+/** Invalid options given to `createEndpoint` or a transport factory. */
+export class ConfigurationError extends TidingsError {
+  constructor(message: string, options?: TidingsErrorOptions) {
+    super('TIDINGS_CONFIGURATION', message, options);
+  }
+}
+
+/** An API called in a way that cannot work (e.g. `register` after the send was dispatched). */
+export class UsageError extends TidingsError {
+  constructor(message: string, options?: TidingsErrorOptions) {
+    super('TIDINGS_USAGE', message, options);
+  }
+}
+
+/** A send with neither a `to` nor a route for its message type. */
+export class NoRouteError extends TidingsError {
+  readonly messageType: string;
+  constructor(messageType: string) {
+    super(
+      'TIDINGS_NO_ROUTE',
+      `No route for message type '${messageType}': add it to the endpoint's \`routes\` ({ '${messageType}': 'DestinationEndpoint' }) or pass \`{ to }\` to send.`,
+    );
+    this.messageType = messageType;
+  }
+}
+
+/** `request`, `register` or `handle` on an endpoint that has no queue to receive messages on. */
+export class SendOnlyEndpointError extends TidingsError {
+  constructor(endpointName: string, operation: string) {
+    super(
+      'TIDINGS_SEND_ONLY',
+      `Endpoint '${endpointName}' is send-only: it has no input queue, so it cannot ${operation}. Create it without \`sendOnly\` to receive messages and replies.`,
+    );
+  }
+}
+
+/** An operation that needs a started endpoint (or a not-yet-started one). */
+export class EndpointStateError extends TidingsError {
+  constructor(message: string) {
+    super('TIDINGS_ENDPOINT_STATE', message);
+  }
+}
+
+/** A pending request rejected because its endpoint stopped before the reply arrived. */
+export class EndpointStoppedError extends TidingsError {
+  constructor(endpointName: string) {
+    super(
+      'TIDINGS_ENDPOINT_STOPPED',
+      `Endpoint '${endpointName}' stopped before the reply arrived.`,
+    );
+  }
+}
+
+export class RequestTimeoutError extends TidingsError {
+  readonly messageType: string;
+  readonly timeoutMs: number;
+  constructor(messageType: string, timeoutMs: number, correlationId: string) {
+    super(
+      'TIDINGS_REQUEST_TIMEOUT',
+      `No reply to '${messageType}' (correlation id ${correlationId}) within ${timeoutMs} ms. A reply that arrives later goes to the endpoint's handlers for its type.`,
+      { isRetryable: true },
+    );
+    this.messageType = messageType;
+    this.timeoutMs = timeoutMs;
+  }
+}
+
+export class RequestAbortedError extends TidingsError {
+  constructor(messageType: string, reason: unknown) {
+    super('TIDINGS_REQUEST_ABORTED', `The request '${messageType}' was aborted.`, {
+      cause: reason,
+    });
+  }
+}
+
+/** The reply was of another kind than the request expected (a code for a message, another type). */
+export class ReplyMismatchError extends TidingsError {
+  readonly expected: string;
+  readonly received: string;
+  constructor(expected: string, received: string) {
+    super('TIDINGS_REPLY_MISMATCH', `Expected a reply of ${expected} but received ${received}.`);
+    this.expected = expected;
+    this.received = received;
+  }
+}
+
+export class MessageTooLargeError extends TidingsError {
+  readonly sizeBytes: number;
+  readonly maxBytes: number;
+  constructor(messageType: string, sizeBytes: number, maxBytes: number, transport: string) {
+    super(
+      'TIDINGS_MESSAGE_TOO_LARGE',
+      `Message '${messageType}' is ${sizeBytes} bytes; the ${transport} transport accepts at most ${maxBytes}. Send a reference to the data (claim check) instead of the data itself.`,
+    );
+    this.sizeBytes = sizeBytes;
+    this.maxBytes = maxBytes;
+  }
+}
+
+export class SerializationError extends TidingsError {
+  constructor(messageType: string, cause: unknown) {
+    super('TIDINGS_SERIALIZATION', `Could not serialize '${messageType}'.`, { cause });
+  }
+}
+
+/** The body could not be turned back into a value: malformed, hostile (`__proto__`) or wrong content type. */
+export class DeserializationError extends TidingsError {
+  constructor(message: string, cause?: unknown) {
+    super('TIDINGS_DESERIALIZATION', message, { cause });
+  }
+}
+
+export interface ValidationIssue {
+  readonly message: string;
+  readonly path?: readonly PropertyKey[];
+}
+
+/** The payload failed its message schema. */
+export class ValidationError extends TidingsError {
+  readonly issues: readonly ValidationIssue[];
+  constructor(messageType: string, issues: readonly ValidationIssue[]) {
+    const summary = issues
+      .slice(0, 5)
+      .map((i) => (i.path?.length ? `${i.path.map(String).join('.')}: ${i.message}` : i.message))
+      .join('; ');
+    super('TIDINGS_VALIDATION', `Message '${messageType}' failed validation: ${summary}`);
+    this.issues = issues;
+  }
+}
+
+/** A received message lacks a header Tidings needs (message type, message id, ...). */
+export class MalformedMessageError extends TidingsError {
+  constructor(message: string) {
+    super('TIDINGS_MALFORMED_MESSAGE', message);
+  }
+}
+
+/** A received message of a type the endpoint has no handler for. */
+export class NoHandlerError extends TidingsError {
+  constructor(endpointName: string, messageType: string) {
+    super(
+      'TIDINGS_NO_HANDLER',
+      `Endpoint '${endpointName}' has no handler for '${messageType}'. Register one with endpoint.handle(), or fix the route that sent it here.`,
+    );
+  }
+}
+
+/** The destination queue does not exist (unroutable). */
+export class DestinationNotFoundError extends TidingsError {
+  readonly destination: string;
+  constructor(destination: string, options?: TidingsErrorOptions) {
+    super(
+      'TIDINGS_DESTINATION_NOT_FOUND',
+      `Destination '${destination}' does not exist. Start the receiving endpoint once (it creates its queue) or check the route.`,
+      options,
+    );
+    this.destination = destination;
+  }
+}
+
+/** The broker cannot be reached right now; retrying later may succeed. */
+export class TransportUnavailableError extends TidingsError {
+  constructor(message: string, options?: TidingsErrorOptions) {
+    super('TIDINGS_TRANSPORT_UNAVAILABLE', message, { isRetryable: true, ...options });
+  }
+}
+
+/** Any other transport failure; `isRetryable` tells whether trying again may help. */
+export class TransportError extends TidingsError {
+  constructor(message: string, options?: TidingsErrorOptions) {
+    super('TIDINGS_TRANSPORT', message, options);
+  }
+}
+
+export function isTidingsError(error: unknown): error is TidingsError {
+  return error instanceof TidingsError;
+}

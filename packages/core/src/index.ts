@@ -1,0 +1,93 @@
+export type { Reply, ReplyExpectation } from './callbacks/reply.js';
+export { createEndpoint, createSendOnlyEndpoint } from './endpoint/create-endpoint.js';
+export type {
+  CallbackOptions,
+  Endpoint,
+  EndpointState,
+  EndpointStats,
+  Handler,
+  HandlerContext,
+  PublishOptions,
+  RegisterOptions,
+  ReplyOptions,
+  RequestOptions,
+  SendOptions,
+  SendResult,
+} from './endpoint/endpoint.js';
+export { type EndpointOptions, endpointDefaults } from './endpoint/endpoint-options.js';
+export {
+  ConfigurationError,
+  DeserializationError,
+  DestinationNotFoundError,
+  EndpointStateError,
+  EndpointStoppedError,
+  isTidingsError,
+  MalformedMessageError,
+  MessageTooLargeError,
+  NoHandlerError,
+  NoRouteError,
+  ReplyMismatchError,
+  RequestAbortedError,
+  RequestTimeoutError,
+  SendOnlyEndpointError,
+  SerializationError,
+  TidingsError,
+  type TidingsErrorCode,
+  type TidingsErrorOptions,
+  TransportError,
+  TransportUnavailableError,
+  UsageError,
+  ValidationError,
+  type ValidationIssue,
+} from './errors.js';
+export {
+  createConsoleLogger,
+  type LogFields,
+  type Logger,
+  type LogLevel,
+  silentLogger,
+} from './logging/logger.js';
+export {
+  defineMessage,
+  type MessageDefinition,
+  type PayloadOf,
+} from './messages/define-message.js';
+export { Headers, type MessageIntent } from './messages/headers.js';
+export type {
+  IncomingContext,
+  IncomingMiddleware,
+  Middleware,
+  OutgoingContext,
+  OutgoingMiddleware,
+} from './pipeline/middleware.js';
+export {
+  type FailureInfo,
+  type RecoverabilityAction,
+  type RecoverabilityOptions,
+  type RecoverabilityPolicy,
+  recoverabilityDefaults,
+} from './recoverability/recoverability.js';
+export { redactSecrets, redactUrl } from './security/redact.js';
+export { createJsonSerializer } from './serialization/json-serializer.js';
+export type { Serializer } from './serialization/serializer.js';
+export {
+  createInMemoryTransport,
+  type InMemoryTransport,
+  type InMemoryTransportOptions,
+  inMemoryTransportDefaults,
+} from './transport/in-memory-transport.js';
+export {
+  type EndpointTopology,
+  type IncomingTransportMessage,
+  type MessageOutcome,
+  type OnMessage,
+  type OutgoingTransportMessage,
+  type ReceiveSettings,
+  TRANSPORT_SPI_VERSION,
+  type Transport,
+  type TransportCapabilities,
+  type TransportContext,
+  type TransportDestination,
+  type TransportEndpoint,
+  type TransportOperation,
+} from './transport/transport.js';

@@ -1,0 +1,35 @@
+/**
+ * Header names: the wire contract (docs/wire-format.md). Values are strings. A service in another
+ * language that sets these headers can send a message a Tidings endpoint handles.
+ */
+export const Headers = {
+  MessageId: 'tidings.message-id',
+  CorrelationId: 'tidings.correlation-id',
+  ConversationId: 'tidings.conversation-id',
+  /** The logical message type, e.g. `sales.PlaceOrder`. Absent on return-code replies. */
+  MessageType: 'tidings.message-type',
+  ContentType: 'tidings.content-type',
+  /** ISO 8601 UTC time the message was sent. */
+  TimeSent: 'tidings.time-sent',
+  /** `send`, `publish` or `reply`. */
+  Intent: 'tidings.intent',
+  /** The queue replies to this message go to. */
+  ReplyTo: 'tidings.reply-to',
+  /** A return-code reply: the integer code; the body is empty. */
+  ReturnCode: 'tidings.return-code',
+  OriginatingEndpoint: 'tidings.originating-endpoint',
+  OriginatingInstance: 'tidings.originating-instance',
+  /** How many delayed retries this message has been through. */
+  DelayedRetries: 'tidings.delayed-retries',
+  ExceptionType: 'tidings.exception.type',
+  ExceptionCode: 'tidings.exception.code',
+  ExceptionMessage: 'tidings.exception.message',
+  ExceptionStack: 'tidings.exception.stack',
+  FailedQueue: 'tidings.failed-queue',
+  TimeOfFailure: 'tidings.time-of-failure',
+} as const;
+
+export type MessageIntent = 'send' | 'publish' | 'reply';
+
+/** Header values longer than this are cut when recording failures, so a stack cannot make the message too large. */
+export const MAX_FAILURE_HEADER_LENGTH = 4096;

@@ -1,0 +1,45 @@
+import type { TransportDestination } from '../transport/transport.js';
+
+/** What incoming middleware sees: one attempt at handling one message. */
+export interface IncomingContext {
+  readonly messageId: string;
+  readonly messageType: string;
+  readonly headers: Readonly<Record<string, string>>;
+  /** The deserialized, validated payload handlers will receive; middleware may replace it. */
+  payload: unknown;
+  readonly queue: string;
+}
+
+/** What outgoing middleware sees, before serialization. Headers may be added or changed. */
+export interface OutgoingContext {
+  readonly messageId: string;
+  /** Undefined for a return-code reply. */
+  readonly messageType: string | undefined;
+  readonly payload: unknown;
+  readonly headers: Record<string, string>;
+  readonly destination: TransportDestination;
+}
+
+export type Middleware<C> = (context: C, next: () => Promise<void>) => Promise<void>;
+export type IncomingMiddleware = Middleware<IncomingContext>;
+export type OutgoingMiddleware = Middleware<OutgoingContext>;
+
+/** Runs `middleware` in order around `last`, Koa style. */
+export function runMiddleware<C>(
+  middleware: readonly Middleware<C>[],
+  context: C,
+  last: () => Promise<void>,
+): Promise<void> {
+  if (middleware.length === 0) return last();
+  const step = (index: number): Promise<void> => {
+    const current = middleware[index];
+    if (current === undefined) return last();
+    let called = false;
+    return current(context, () => {
+      if (called) return Promise.reject(new Error('next() called more than once in a middleware'));
+      called = true;
+      return step(index + 1);
+    });
+  };
+  return step(0);
+}

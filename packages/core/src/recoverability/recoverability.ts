@@ -1,0 +1,115 @@
+import { ConfigurationError, TidingsError } from '../errors.js';
+
+/** What to do with a message whose handling failed. */
+export type RecoverabilityAction =
+  | { readonly kind: 'immediate-retry' }
+  | { readonly kind: 'delayed-retry'; readonly delayMs: number }
+  | { readonly kind: 'move-to-error'; readonly errorQueue?: string }
+  | { readonly kind: 'discard'; readonly reason: string };
+
+export interface FailureInfo {
+  readonly error: unknown;
+  readonly messageId: string;
+  readonly messageType: string;
+  readonly headers: Readonly<Record<string, string>>;
+  /** Attempts made in this delivery so far (1 after the first failure). */
+  readonly immediateAttempts: number;
+  /** Delayed retries this message has already been through. */
+  readonly delayedRetries: number;
+}
+
+/**
+ * Decides per failure. Receives the action the configured defaults would take; return it, or
+ * another one (e.g. move a non-transient error straight to the error queue).
+ */
+export type RecoverabilityPolicy = (
+  failure: FailureInfo,
+  defaultAction: RecoverabilityAction,
+) => RecoverabilityAction;
+
+export interface RecoverabilityOptions {
+  /**
+   * Extra attempts right away, in process, after a failure.
+   * @default 5
+   */
+  readonly immediateRetries?: number;
+  /** Rounds of retries after a delay, each followed by its own immediate retries. */
+  readonly delayedRetries?: {
+    /** @default 3 */
+    readonly count?: number;
+    /**
+     * Delay before round `n` (1-based): a number of ms times `n`, or a function of `n`.
+     * @default 10_000 (10 s, 20 s, 30 s)
+     */
+    readonly delayMs?: number | ((round: number) => number);
+  };
+  /**
+   * Where messages go when retries are exhausted or cannot help.
+   * @default 'error'
+   */
+  readonly errorQueue?: string;
+  readonly policy?: RecoverabilityPolicy;
+}
+
+export const recoverabilityDefaults = {
+  immediateRetries: 5,
+  delayedRetriesCount: 3,
+  delayedRetriesDelayMs: 10_000,
+  errorQueue: 'error',
+} as const;
+
+/** Errors that no retry can fix: the message itself is wrong. */
+const unrecoverableCodes = new Set([
+  'TIDINGS_DESERIALIZATION',
+  'TIDINGS_VALIDATION',
+  'TIDINGS_MALFORMED_MESSAGE',
+  'TIDINGS_NO_HANDLER',
+]);
+
+export function isUnrecoverable(error: unknown): boolean {
+  return error instanceof TidingsError && unrecoverableCodes.has(error.code);
+}
+
+export interface ResolvedRecoverability {
+  readonly immediateRetries: number;
+  readonly delayedRetriesCount: number;
+  readonly errorQueue: string;
+  decide(failure: FailureInfo, canDelay: boolean): RecoverabilityAction;
+}
+
+export function resolveRecoverability(options: RecoverabilityOptions = {}): ResolvedRecoverability {
+  const immediateRetries = options.immediateRetries ?? recoverabilityDefaults.immediateRetries;
+  const count = options.delayedRetries?.count ?? recoverabilityDefaults.delayedRetriesCount;
+  const delay = options.delayedRetries?.delayMs ?? recoverabilityDefaults.delayedRetriesDelayMs;
+  const errorQueue = options.errorQueue ?? recoverabilityDefaults.errorQueue;
+  for (const [name, value] of [
+    ['immediateRetries', immediateRetries],
+    ['delayedRetries.count', count],
+  ] as const) {
+    if (!Number.isInteger(value) || value < 0) {
+      throw new ConfigurationError(
+        `recoverability.${name} must be a whole number >= 0, got ${value}.`,
+      );
+    }
+  }
+  if (typeof errorQueue !== 'string' || errorQueue.length === 0) {
+    throw new ConfigurationError('recoverability.errorQueue must be a non-empty queue name.');
+  }
+  const delayFor = (round: number) => (typeof delay === 'function' ? delay(round) : delay * round);
+  const policy = options.policy;
+
+  return {
+    immediateRetries,
+    delayedRetriesCount: count,
+    errorQueue,
+    decide(failure, canDelay) {
+      let action: RecoverabilityAction;
+      if (isUnrecoverable(failure.error)) action = { kind: 'move-to-error' };
+      else if (failure.immediateAttempts <= immediateRetries) action = { kind: 'immediate-retry' };
+      else if (canDelay && failure.delayedRetries < count) {
+        action = { kind: 'delayed-retry', delayMs: delayFor(failure.delayedRetries + 1) };
+      } else action = { kind: 'move-to-error' };
+      return policy ? policy(failure, action) : action;
+    },
+  };
+}

@@ -1,0 +1,120 @@
+import type { Logger } from '../logging/logger.js';
+
+/**
+ * The transport SPI version this core speaks. A transport states the version it implements;
+ * core refuses a transport built for another version instead of failing in odd ways later.
+ */
+export const TRANSPORT_SPI_VERSION = 1;
+
+/** What a transport can do natively. Core adapts to what is missing instead of guessing. */
+export interface TransportCapabilities {
+  /** Can deliver a message after a delay (`delayMs` sends, delayed retries). */
+  readonly delayedDelivery: boolean;
+  /** Delivers published events through the broker's own fan-out (exchanges, topics). */
+  readonly nativePublishSubscribe: boolean;
+  /** Largest message (body plus headers, in bytes) the transport accepts; core checks before sending. */
+  readonly maxMessageSizeBytes: number;
+  /** Reports how many times a message was delivered (`IncomingTransportMessage.deliveryCount`). */
+  readonly deliveryCount: boolean;
+  /** Queues, subscriptions and delays survive a restart of the process (false for in-memory). */
+  readonly durable: boolean;
+}
+
+/** Bytes and headers as they travel. Header names and values are the wire contract (docs/wire-format.md). */
+export interface OutgoingTransportMessage {
+  readonly messageId: string;
+  readonly headers: Readonly<Record<string, string>>;
+  readonly body: Uint8Array;
+}
+
+/** Where an outgoing message goes: one queue, or every subscriber of an event type. */
+export type TransportDestination =
+  | { readonly kind: 'queue'; readonly queue: string }
+  | { readonly kind: 'publish'; readonly messageType: string };
+
+export interface TransportOperation {
+  readonly message: OutgoingTransportMessage;
+  readonly destination: TransportDestination;
+  /** Deliver no earlier than this many milliseconds from now. Only set when `delayedDelivery` is true. */
+  readonly delayMs?: number;
+}
+
+export interface IncomingTransportMessage {
+  /** The message id: the `tidings.message-id` header, or the native id when the header is missing. */
+  readonly messageId: string;
+  readonly headers: Readonly<Record<string, string>>;
+  readonly body: Uint8Array;
+  /** The queue the message was received from. */
+  readonly queue: string;
+  /** 1 on first delivery, when the transport can tell (`capabilities.deliveryCount`). */
+  readonly deliveryCount?: number;
+}
+
+/**
+ * How the transport settles a received message once core is done with it.
+ * `complete`: the outcome (handled, retried later, moved to the error queue) is durable; remove it.
+ * `abandon`: core could not make the outcome durable (or is stopping); make it available again.
+ */
+export type MessageOutcome = 'complete' | 'abandon';
+
+/** Core's callback for each received message. It never rejects; transports still guard against it. */
+export type OnMessage = (message: IncomingTransportMessage) => Promise<MessageOutcome>;
+
+/** The queues and subscriptions one endpoint needs; the transport creates them at `openEndpoint`. */
+export interface EndpointTopology {
+  readonly endpointName: string;
+  /**
+   * The endpoint's shared input queue, consumed by all its instances (competing consumers).
+   * Absent for a send-only endpoint.
+   */
+  readonly inputQueue?: string;
+  /**
+   * This instance's own queue, where replies to its requests arrive. Nobody else consumes it, and
+   * it should expire by itself once no consumer is left (the transport decides how).
+   */
+  readonly instanceQueue?: string;
+  /** Where failed messages go. Created at start so moving a message there cannot fail for want of it. */
+  readonly errorQueue: string;
+  /** Event types whose publications the input queue receives. */
+  readonly subscriptions: readonly string[];
+}
+
+export interface ReceiveSettings {
+  /** At most this many `onMessage` calls in flight at once, across all of the endpoint's queues. */
+  readonly concurrency: number;
+  readonly onMessage: OnMessage;
+}
+
+export interface TransportContext {
+  readonly logger: Logger;
+}
+
+/** One endpoint's connection to the transport. */
+export interface TransportEndpoint {
+  /**
+   * Sends the operations. Resolves only once the broker has taken responsibility for every one
+   * (confirmed, fsynced, accepted). Rejects with a `TidingsError` (e.g. `DestinationNotFoundError`).
+   */
+  dispatch(operations: readonly TransportOperation[]): Promise<void>;
+  /** Starts consuming the input and instance queues. */
+  startReceiving(settings: ReceiveSettings): Promise<void>;
+  /**
+   * Stops taking new messages. Messages already handed to `onMessage` are still settled when their
+   * promise resolves, until `close`.
+   */
+  stopReceiving(): Promise<void>;
+  subscribe(messageType: string): Promise<void>;
+  unsubscribe(messageType: string): Promise<void>;
+  /** Waits for outstanding settlements and releases connections. */
+  close(): Promise<void>;
+}
+
+/** A transport: one per process is typical; several endpoints may share it. */
+export interface Transport {
+  readonly spiVersion: typeof TRANSPORT_SPI_VERSION;
+  /** Short name for logs and errors, e.g. `rabbitmq`. */
+  readonly name: string;
+  readonly capabilities: TransportCapabilities;
+  /** Connects one endpoint and creates its topology (queues, error queue, subscriptions). */
+  openEndpoint(topology: EndpointTopology, context: TransportContext): Promise<TransportEndpoint>;
+}

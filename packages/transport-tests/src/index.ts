@@ -1,0 +1,2 @@
+export { type DescribeTransportOptions, describeTransport } from './describe-transport.js';
+export { createScope, type ScopeHelpers, type TestScope } from './scope.js';

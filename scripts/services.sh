@@ -1,0 +1,52 @@
+#!/usr/bin/env bash
+# Starts what the test suite needs, installing it where missing: RabbitMQ on 127.0.0.1:5672 and
+# Debian's kcat (the tests start librdkafka's mock Kafka cluster with it). Safe to run again.
+set -euo pipefail
+
+log() { printf '[services] %s\n' "$*"; }
+
+port_open() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
+
+apt_updated=0
+apt_install() {
+  if [ "$(id -u)" != 0 ]; then
+    log "need root to install: $* (install it, or run this script as root)"
+    return 1
+  fi
+  if [ "$apt_updated" = 0 ]; then
+    DEBIAN_FRONTEND=noninteractive apt-get update -qq
+    apt_updated=1
+  fi
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "$@" >/dev/null
+}
+
+# RabbitMQ
+if [ -n "${RABBITMQ_URL:-}" ]; then
+  log "RABBITMQ_URL is set: using that broker"
+elif port_open 5672; then
+  log "RabbitMQ is up on 127.0.0.1:5672"
+else
+  if ! command -v rabbitmq-server >/dev/null 2>&1; then
+    log "installing rabbitmq-server"
+    apt_install rabbitmq-server
+  fi
+  log "starting RabbitMQ"
+  rabbitmq-server -detached >/dev/null 2>&1 || true
+  for _ in $(seq 1 90); do
+    port_open 5672 && break
+    sleep 1
+  done
+  rabbitmqctl await_startup >/dev/null 2>&1 || true
+  port_open 5672 || { log "RabbitMQ did not come up on 127.0.0.1:5672"; exit 1; }
+  log "RabbitMQ is up"
+fi
+
+# kcat, for librdkafka's mock Kafka cluster (the Kafka tests start and stop it themselves)
+if [ -n "${KAFKA_BROKERS:-}" ]; then
+  log "KAFKA_BROKERS is set: using that cluster"
+elif command -v kcat >/dev/null 2>&1; then
+  log "kcat is installed"
+else
+  log "installing kcat"
+  apt_install kcat || log "could not install kcat: the Kafka tests will fail"
+fi
