@@ -1,0 +1,53 @@
+/** One measured figure set: Tidings or the raw client, one scenario on one transport. */
+export interface BenchRow {
+  /** e.g. `in-memory`, `rabbitmq`, `kafka (mock cluster)`. */
+  readonly transport: string;
+  /** e.g. `one-way`, `request/reply c=1`, `request/reply c=100`. */
+  readonly scenario: string;
+  /** `tidings`, or the baseline it is compared with (`raw amqplib`, `raw kafkajs`, ...). */
+  readonly impl: string;
+  readonly messages: number;
+  /** Messages (one-way) or round trips (request/reply) per second. */
+  readonly perSecond: number;
+  readonly p50Ms?: number;
+  readonly p99Ms?: number;
+  /** Anything else worth printing (e.g. heap bytes per pending request). */
+  readonly note?: string;
+}
+
+/** A benchmark suite for one transport: runs Tidings and the raw baseline in the same process run. */
+export interface BenchSuite {
+  readonly name: string;
+  /** Returns why the suite cannot run here (missing broker), or undefined to run it. */
+  unavailable?(): Promise<string | undefined>;
+  run(): Promise<BenchRow[]>;
+}
+
+export function percentile(sortedMs: readonly number[], p: number): number {
+  if (sortedMs.length === 0) return Number.NaN;
+  const index = Math.min(sortedMs.length - 1, Math.floor((p / 100) * sortedMs.length));
+  return sortedMs[index] as number;
+}
+
+/** Runs `task` `total` times with at most `concurrency` at once; returns elapsed ms and latencies. */
+export async function runConcurrent(
+  total: number,
+  concurrency: number,
+  task: (index: number) => Promise<void>,
+): Promise<{ elapsedMs: number; latenciesMs: number[] }> {
+  const latenciesMs: number[] = new Array(total);
+  let next = 0;
+  const started = performance.now();
+  const worker = async () => {
+    while (next < total) {
+      const index = next++;
+      const t0 = performance.now();
+      await task(index);
+      latenciesMs[index] = performance.now() - t0;
+    }
+  };
+  await Promise.all(Array.from({ length: Math.min(concurrency, total) }, worker));
+  const elapsedMs = performance.now() - started;
+  latenciesMs.sort((a, b) => a - b);
+  return { elapsedMs, latenciesMs };
+}
