@@ -6,21 +6,72 @@ import {
 } from '../errors.js';
 import type { Reply, ReplyExpectation } from './reply.js';
 
-/** One request waiting for its first correlated reply. */
-export interface PendingRequest {
-  readonly messageType: string;
-  readonly expect: ReplyExpectation;
-  /** Receives the reply (already checked and validated by the caller of `take`). */
-  readonly complete: (reply: Reply) => void | Promise<void>;
-  readonly fail: (error: Error) => void;
-  timer?: NodeJS.Timeout | undefined;
-  signal?: AbortSignal | undefined;
-  onAbort?: (() => void) | undefined;
+/**
+ * One request waiting for its first correlated reply. A class, not closures: with 100k requests
+ * pending, every captured context counts (see docs/benchmarks.md, heap per pending request).
+ */
+export class PendingRequest<S = unknown, R = unknown> {
+  correlationId = '';
+  deadline = 0;
+  signal: AbortSignal | undefined = undefined;
+  onAbort: (() => void) | undefined = undefined;
+
+  constructor(
+    readonly messageType: string,
+    readonly expect: ReplyExpectation,
+    private readonly callback: (reply: Reply, state: S) => R | Promise<R>,
+    private readonly state: S,
+    private readonly resolve: (value: Awaited<R>) => void,
+    readonly fail: (error: unknown) => void,
+  ) {}
+
+  /** Runs the callback with the reply; returns a promise only if the callback is asynchronous. */
+  complete(reply: Reply): void | Promise<void> {
+    let value: R | Promise<R>;
+    try {
+      value = this.callback(reply, this.state);
+    } catch (error) {
+      this.fail(error);
+      return;
+    }
+    if (value instanceof Promise) {
+      return value.then(this.resolve as (v: R) => void, this.fail);
+    }
+    this.resolve(value as Awaited<R>);
+  }
 }
 
 export interface RegisterSettings {
   readonly timeoutMs: number;
   readonly signal?: AbortSignal | undefined;
+}
+
+/**
+ * Deadlines of one timeout length, in registration order: they expire in that order, so one
+ * timer per distinct timeout serves every pending request (no timer object per request).
+ */
+class DeadlineQueue {
+  constructor(readonly timeoutMs: number) {}
+  private items: PendingRequest[] = [];
+  private head = 0;
+  timer: NodeJS.Timeout | undefined;
+
+  get first(): PendingRequest | undefined {
+    return this.items[this.head];
+  }
+  push(entry: PendingRequest): void {
+    this.items.push(entry);
+  }
+  shift(): void {
+    this.items[this.head++] = undefined as unknown as PendingRequest;
+    if (this.head === this.items.length) {
+      this.items = [];
+      this.head = 0;
+    } else if (this.head > 1024 && this.head * 2 > this.items.length) {
+      this.items = this.items.slice(this.head);
+      this.head = 0;
+    }
+  }
 }
 
 /**
@@ -31,6 +82,7 @@ export interface RegisterSettings {
  */
 export class CallbackRegistry {
   private readonly pending = new Map<string, PendingRequest>();
+  private readonly deadlines = new Map<number, DeadlineQueue>();
   private readonly waiters: Array<() => void> = [];
   private reserved = 0;
 
@@ -47,8 +99,8 @@ export class CallbackRegistry {
   }
 
   /**
-   * Waits until a slot is free and reserves it. `register` or `release` must follow.
-   * Rejects if `signal` aborts while waiting.
+   * Reserves a slot, waiting while `maxPending` is reached (undefined: reserved at once).
+   * `register` or `release` must follow. Rejects if `signal` aborts while waiting.
    */
   acquire(messageType: string, signal?: AbortSignal): Promise<void> | undefined {
     if (this.pending.size + this.reserved < this.maxPending && this.waiters.length === 0) {
@@ -86,12 +138,10 @@ export class CallbackRegistry {
       );
     }
     this.reserved--;
+    entry.correlationId = correlationId;
+    entry.deadline = performance.now() + settings.timeoutMs;
     this.pending.set(correlationId, entry);
-    entry.timer = setTimeout(() => {
-      if (this.remove(correlationId) === entry) {
-        entry.fail(new RequestTimeoutError(entry.messageType, settings.timeoutMs, correlationId));
-      }
-    }, settings.timeoutMs);
+    this.scheduleTimeout(entry, settings.timeoutMs);
     const signal = settings.signal;
     if (signal) {
       entry.signal = signal;
@@ -106,9 +156,7 @@ export class CallbackRegistry {
 
   /** Removes and returns the entry for a reply's correlation id: the first reply wins. */
   take(correlationId: string): PendingRequest | undefined {
-    const entry = this.pending.get(correlationId);
-    if (entry !== undefined) this.remove(correlationId);
-    return entry;
+    return this.remove(correlationId);
   }
 
   /** Removes an entry without completing it (e.g. its dispatch failed). */
@@ -116,9 +164,9 @@ export class CallbackRegistry {
     const entry = this.pending.get(correlationId);
     if (entry === undefined) return undefined;
     this.pending.delete(correlationId);
-    clearTimeout(entry.timer);
     if (entry.onAbort) entry.signal?.removeEventListener('abort', entry.onAbort);
     this.wakeNext();
+    if (this.pending.size === 0) this.clearTimers();
     return entry;
   }
 
@@ -131,6 +179,49 @@ export class CallbackRegistry {
       this.remove(correlationId)?.fail(error);
     }
     while (this.waiters.length > 0) this.waiters.shift()?.();
+    this.clearTimers();
+  }
+
+  private scheduleTimeout(entry: PendingRequest, timeoutMs: number): void {
+    let queue = this.deadlines.get(timeoutMs);
+    if (queue === undefined) {
+      queue = new DeadlineQueue(timeoutMs);
+      this.deadlines.set(timeoutMs, queue);
+    }
+    queue.push(entry);
+    if (queue.timer === undefined) this.armTimer(queue);
+  }
+
+  private armTimer(queue: DeadlineQueue): void {
+    const first = queue.first;
+    if (first === undefined) return;
+    const delay = Math.max(0, Math.ceil(first.deadline - performance.now()));
+    queue.timer = setTimeout(() => {
+      queue.timer = undefined;
+      this.expire(queue);
+    }, delay);
+  }
+
+  private expire(queue: DeadlineQueue): void {
+    const now = performance.now();
+    for (let entry = queue.first; entry !== undefined; entry = queue.first) {
+      // Entries already answered, aborted or replaced are skipped: only live ones time out.
+      if (this.pending.get(entry.correlationId) !== entry) {
+        queue.shift();
+        continue;
+      }
+      if (entry.deadline > now) break;
+      queue.shift();
+      this.remove(entry.correlationId);
+      entry.fail(new RequestTimeoutError(entry.messageType, queue.timeoutMs, entry.correlationId));
+    }
+    this.armTimer(queue);
+  }
+
+  /** Nothing pending: drop the timers so an idle endpoint holds no handles. */
+  private clearTimers(): void {
+    for (const queue of this.deadlines.values()) clearTimeout(queue.timer);
+    this.deadlines.clear();
   }
 
   private wakeNext(): void {

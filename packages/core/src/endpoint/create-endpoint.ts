@@ -1,4 +1,4 @@
-import { CallbackRegistry } from '../callbacks/callback-registry.js';
+import { CallbackRegistry, PendingRequest } from '../callbacks/callback-registry.js';
 import type { Reply, ReplyExpectation } from '../callbacks/reply.js';
 import {
   ConfigurationError,
@@ -55,13 +55,14 @@ export function createSendOnlyEndpoint(options: Omit<EndpointOptions, 'sendOnly'
 
 /** A send whose dispatch waits one microtask, so `register` can still attach a callback. */
 interface PlannedSend {
-  intent: OutgoingIntent;
+  readonly intent: OutgoingIntent;
   dispatchStarted: boolean;
-  /** Set by `register`: runs before dispatch (waits for a registry slot and registers). */
-  beforeDispatch?: () => Promise<void>;
-  /** Set by `register`: undoes the registration when the dispatch fails. */
-  onDispatchFailed?: (error: unknown) => void;
+  /** Set by `register`: registers the callback, then dispatches (replaces the plain dispatch). */
+  request?: () => Promise<void>;
 }
+
+const unwrapReply = (reply: Reply, expect: ReplyExpectation): unknown =>
+  expect === 'any' ? reply : reply.kind === 'code' ? reply.code : reply.body;
 
 interface InFlightEntry {
   settle: (outcome: MessageOutcome) => void;
@@ -272,9 +273,24 @@ class TidingsEndpoint implements Endpoint, ProcessorHost {
         state?: S,
         registerOptions?: RegisterOptions,
       ): Promise<Awaited<R>> => {
+        if (this.options.sendOnly) {
+          throw new SendOnlyEndpointError(this.name, 'receive replies (register)');
+        }
+        if (planned.dispatchStarted || planned.request) {
+          throw new UsageError(
+            'register() must be called on the result of send() in the same expression, before the message is dispatched, e.g. endpoint.send(Msg, data).register(cb).',
+          );
+        }
+        const { result, run } = this.prepareRequest(
+          planned.intent,
+          registerOptions ?? {},
+          callback,
+          state as S,
+        );
+        planned.request = run;
         // The caller follows the callback's promise; the send's own rejection is reported there.
         dispatched.catch(() => {});
-        return this.registerCallback(planned, callback, state as S, registerOptions);
+        return result;
       },
     });
   }
@@ -318,19 +334,30 @@ class TidingsEndpoint implements Endpoint, ProcessorHost {
     payload: unknown,
     options: RequestOptions<MessageDefinition | 'code' | undefined> = {},
   ): Promise<unknown> {
-    if (this.options.sendOnly)
+    if (this.options.sendOnly) {
       throw new SendOnlyEndpointError(this.name, 'receive replies to requests');
-    this.assertCanSend();
-    const expect: ReplyExpectation = options.expect ?? 'any';
-    const unwrap = (reply: Reply): unknown =>
-      expect === 'any' ? reply : reply.kind === 'code' ? reply.code : reply.body;
-    const { expect: _expect, timeoutMs, signal, ...sendOptions } = options;
-    const callbackOptions: RegisterOptions = {
-      ...(options.expect !== undefined ? { expect: options.expect } : {}),
-      ...(timeoutMs !== undefined ? { timeoutMs } : {}),
-      ...(signal !== undefined ? { signal } : {}),
-    };
-    return this.send(definition, payload, sendOptions).register(unwrap, undefined, callbackOptions);
+    }
+    let intent: OutgoingIntent;
+    try {
+      this.assertCanSend();
+      this.checkOptions(options);
+      intent = {
+        intent: 'send',
+        messageType: definition.name,
+        payload,
+        destination: { kind: 'queue', queue: this.resolveRoute(definition.name, options.to) },
+        messageId: options.messageId,
+        userHeaders: options.headers,
+        delayMs: options.delayMs,
+      };
+    } catch (error) {
+      return Promise.reject(error);
+    }
+    const expect = options.expect ?? 'any';
+    const { result, run } = this.prepareRequest(intent, options, unwrapReply, expect);
+    // run's failures reach the caller through result.
+    run().catch(() => {});
+    return result;
   }
 
   // ProcessorHost and ContextHost
@@ -416,83 +443,77 @@ class TidingsEndpoint implements Endpoint, ProcessorHost {
 
   private async dispatchPlanned(planned: PlannedSend): Promise<void> {
     planned.dispatchStarted = true;
-    try {
-      if (planned.beforeDispatch) await planned.beforeDispatch();
-      const operation = await this.build(planned.intent);
-      await this.transportEndpoint.dispatch([operation]);
-    } catch (error) {
-      planned.onDispatchFailed?.(error);
-      throw error;
-    }
+    if (planned.request) return planned.request();
+    const operation = await this.build(planned.intent);
+    await this.transportEndpoint.dispatch([operation]);
   }
 
-  private registerCallback<S, R>(
-    planned: PlannedSend,
+  /**
+   * Prepares a request: `result` settles with the callback's outcome; `run` waits for a registry
+   * slot, registers (before dispatch, so no reply can race it) and dispatches. A failed dispatch
+   * fails `result` and removes the entry.
+   */
+  private prepareRequest<S, R>(
+    intent: OutgoingIntent,
+    options: CallbackOptions & { readonly expect?: MessageDefinition | 'code' | undefined },
     callback: (reply: Reply, state: S) => R | Promise<R>,
     state: S,
-    options: CallbackOptions & { expect?: MessageDefinition | 'code' } = {},
-  ): Promise<Awaited<R>> {
-    if (this.options.sendOnly)
-      throw new SendOnlyEndpointError(this.name, 'receive replies (register)');
-    if (planned.dispatchStarted || planned.beforeDispatch) {
-      throw new UsageError(
-        'register() must be called on the result of send() in the same expression, before the message is dispatched, e.g. endpoint.send(Msg, data).register(cb).',
-      );
-    }
+  ): { result: Promise<Awaited<R>>; run: () => Promise<void> } {
+    const messageType = intent.messageType as string;
     const timeoutMs = options.timeoutMs ?? this.options.requestTimeoutMs;
-    if (!Number.isInteger(timeoutMs) || timeoutMs <= 0) {
-      throw new UsageError(`timeoutMs must be a positive whole number, got ${timeoutMs}.`);
-    }
     const signal = options.signal;
-    const messageType = planned.intent.messageType as string;
-    // Replies to a callback go to this instance's queue, whoever else shares the endpoint's queue.
-    const messageId = planned.intent.messageId ?? newId();
-    planned.intent = {
-      ...planned.intent,
-      messageId,
-      correlationId: messageId,
-      replyTo: this.instanceQueue,
-    };
-    return new Promise<Awaited<R>>((resolve, reject) => {
-      if (signal?.aborted) {
+    let resolve: (value: Awaited<R>) => void = () => {};
+    let reject: (error: unknown) => void = () => {};
+    const result = new Promise<Awaited<R>>((res, rej) => {
+      resolve = res;
+      reject = rej;
+    });
+    const run = async () => {
+      let messageId: string;
+      try {
+        if (!Number.isInteger(timeoutMs) || timeoutMs <= 0) {
+          throw new UsageError(`timeoutMs must be a positive whole number, got ${timeoutMs}.`);
+        }
         // Aborted before the call: nothing is sent.
-        planned.beforeDispatch = () =>
-          Promise.reject(new RequestAbortedError(messageType, signal.reason));
-        planned.onDispatchFailed = () => {};
-        reject(new RequestAbortedError(messageType, signal.reason));
-        return;
-      }
-      let registered = false;
-      planned.beforeDispatch = async () => {
+        if (signal?.aborted) throw new RequestAbortedError(messageType, signal.reason);
         const waiting = this.registry.acquire(messageType, signal);
         if (waiting !== undefined) await waiting;
         if (this.currentState !== 'started') {
           this.registry.release();
           throw new EndpointStoppedError(this.name);
         }
+        messageId = intent.messageId ?? newId();
         this.registry.register(
           messageId,
-          {
+          new PendingRequest(
             messageType,
-            expect: options.expect ?? 'any',
-            complete: async (reply) => {
-              try {
-                resolve((await callback(reply, state)) as Awaited<R>);
-              } catch (error) {
-                reject(error);
-              }
-            },
-            fail: reject,
-          },
+            options.expect ?? 'any',
+            callback,
+            state,
+            resolve,
+            reject,
+          ) as unknown as PendingRequest,
           { timeoutMs, signal },
         );
-        registered = true;
-      };
-      planned.onDispatchFailed = (error) => {
-        if (registered) this.registry.remove(messageId);
+      } catch (error) {
         reject(error);
-      };
-    });
+        throw error;
+      }
+      try {
+        // Replies to a request go to this instance's queue, whoever else shares the endpoint's.
+        const operation = await this.build({
+          ...intent,
+          messageId,
+          correlationId: messageId,
+          replyTo: this.instanceQueue,
+        });
+        await this.transportEndpoint.dispatch([operation]);
+      } catch (error) {
+        this.registry.remove(messageId)?.fail(error as Error);
+        throw error;
+      }
+    };
+    return { result, run };
   }
 
   private assertConfigurable(operation: string): void {

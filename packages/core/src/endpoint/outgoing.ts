@@ -36,6 +36,18 @@ export interface OutgoingSettings {
 
 const emptyBody = new Uint8Array(0);
 
+// Formatting a date costs more than the rest of the headers; reuse it within the millisecond.
+let lastTime = 0;
+let lastTimeText = '';
+function timeSentNow(): string {
+  const now = Date.now();
+  if (now !== lastTime) {
+    lastTime = now;
+    lastTimeText = new Date(now).toISOString();
+  }
+  return lastTimeText;
+}
+
 export function checkUserHeaders(headers: Readonly<Record<string, string>> | undefined): void {
   if (headers === undefined) return;
   for (const [name, value] of Object.entries(headers)) {
@@ -68,7 +80,7 @@ export async function buildOperation(
   headers[Headers.CorrelationId] = intent.correlationId ?? messageId;
   headers[Headers.ConversationId] = intent.conversationId ?? messageId;
   headers[Headers.Intent] = intent.intent;
-  headers[Headers.TimeSent] = new Date().toISOString();
+  headers[Headers.TimeSent] = timeSentNow();
   headers[Headers.OriginatingEndpoint] = settings.endpointName;
   if (settings.instanceId !== undefined) headers[Headers.OriginatingInstance] = settings.instanceId;
   if (intent.replyTo !== undefined) headers[Headers.ReplyTo] = intent.replyTo;

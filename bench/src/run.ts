@@ -1,0 +1,35 @@
+import type { BenchRow, BenchSuite } from './report.js';
+import { inMemorySuite } from './suites/in-memory.js';
+
+const suites: BenchSuite[] = [inMemorySuite];
+
+const only = process.argv.slice(2);
+const fmt = (n: number | undefined, digits = 0) =>
+  n === undefined || Number.isNaN(n) ? '' : n.toFixed(digits);
+
+function print(rows: readonly BenchRow[]): void {
+  const baseline = new Map<string, BenchRow>();
+  for (const r of rows) if (r.impl !== 'tidings') baseline.set(r.scenario, r);
+  console.log('| scenario | impl | messages | per second | p50 ms | p99 ms | vs raw | note |');
+  console.log('|---|---|---:|---:|---:|---:|---:|---|');
+  for (const r of rows) {
+    const base = r.impl === 'tidings' ? baseline.get(r.scenario) : undefined;
+    const ratio =
+      base && !Number.isNaN(r.perSecond) ? `${(r.perSecond / base.perSecond).toFixed(2)}×` : '';
+    console.log(
+      `| ${r.scenario} | ${r.impl} | ${r.messages} | ${fmt(r.perSecond)} | ${fmt(r.p50Ms, 2)} | ${fmt(r.p99Ms, 2)} | ${ratio} | ${r.note ?? ''} |`,
+    );
+  }
+}
+
+console.log(`Tidings benchmarks — node ${process.version}, ${new Date().toISOString()}`);
+for (const suite of suites) {
+  if (only.length > 0 && !only.includes(suite.name)) continue;
+  const reason = await suite.unavailable?.();
+  console.log(`\n### ${suite.name}\n`);
+  if (reason !== undefined) {
+    console.log(`skipped: ${reason}`);
+    continue;
+  }
+  print(await suite.run());
+}
