@@ -1,0 +1,2 @@
+export { createLearningTransport, type LearningTransport } from './learning-transport.js';
+export { type LearningTransportOptions, learningTransportDefaults } from './options.js';

@@ -1,0 +1,267 @@
+import { resolve } from 'node:path';
+import {
+  DestinationNotFoundError,
+  type EndpointTopology,
+  type Logger,
+  TRANSPORT_SPI_VERSION,
+  type Transport,
+  type TransportCapabilities,
+  type TransportContext,
+  type TransportEndpoint,
+  type TransportOperation,
+} from '@tidings/core';
+import { newOwnerId } from './file-names.js';
+import { FileStore, type StagedMessage } from './file-store.js';
+import { type LearningTransportOptions, resolveOptions } from './options.js';
+import { Receiver } from './receiver.js';
+
+/** The learning transport, plus where it keeps its files. */
+export interface LearningTransport extends Transport {
+  /** The absolute root directory: one folder per queue. */
+  readonly rootDir: string;
+}
+
+function isProcessAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (error) {
+    // EPERM: the process exists but belongs to another user.
+    return (error as { code?: string }).code === 'EPERM';
+  }
+}
+
+/**
+ * A transport on the local file system, for development and demos: one folder per queue under
+ * `rootDir`, one file per message. Processes on one machine that share the folder talk to each
+ * other with no broker. Not for production: see the README.
+ */
+export function createLearningTransport(options: LearningTransportOptions = {}): LearningTransport {
+  const settings = resolveOptions(options);
+  const rootDir = resolve(settings.rootDir);
+  const store = new FileStore(rootDir, settings.fsync);
+  const capabilities: TransportCapabilities = {
+    delayedDelivery: true,
+    nativePublishSubscribe: true,
+    maxMessageSizeBytes: settings.maxMessageSizeBytes,
+    deliveryCount: true,
+    durable: true,
+  };
+  /** Names this transport's claims and heartbeat: the process id, and which transport in it. */
+  const owner = newOwnerId();
+  const receivers = new Set<Receiver>();
+  const instanceQueues = new Set<string>();
+  let prepared: Promise<void> | undefined;
+  let logger: Logger | undefined;
+
+  const housekeeping = {
+    timer: undefined as NodeJS.Timeout | undefined,
+    running: undefined as Promise<void> | undefined,
+    lastBeat: 0,
+    lastExpiry: 0,
+    reportedMissing: new Set<string>(),
+  };
+
+  const isAbandoned = async (claimOwner: string, pid: number, now: number): Promise<boolean> => {
+    if (pid !== process.pid && !isProcessAlive(pid)) return true;
+    const last = await store.lastHeartbeat(claimOwner);
+    return last === undefined || now - last > settings.leaseMs;
+  };
+
+  const housekeepOnce = async (): Promise<void> => {
+    const now = Date.now();
+    if (now - housekeeping.lastBeat >= settings.leaseMs / 3) {
+      housekeeping.lastBeat = now;
+      await store.heartbeat(owner);
+      for (const queue of instanceQueues) await store.touchInstanceQueue(queue);
+    }
+    await store.moveDue(now, (queue, file) => {
+      if (housekeeping.reportedMissing.has(file)) return;
+      housekeeping.reportedMissing.add(file);
+      logger?.warn(`A delayed message is due but its queue '${queue}' does not exist; it waits`, {
+        file,
+      });
+    });
+    const verdicts = new Map<string, Promise<boolean>>();
+    const queues = new Set([...receivers].flatMap((receiver) => receiver.queues));
+    for (const queue of queues) {
+      const reclaimed = await store.reclaim(queue, owner, (claimOwner, pid) => {
+        let verdict = verdicts.get(claimOwner);
+        if (verdict === undefined) {
+          verdict = isAbandoned(claimOwner, pid, now);
+          verdicts.set(claimOwner, verdict);
+        }
+        return verdict;
+      });
+      if (reclaimed > 0) {
+        logger?.warn(
+          `Took back ${reclaimed} message(s) from a receiver that stopped without settling them`,
+          { queue },
+        );
+        for (const receiver of receivers) if (receiver.queues.includes(queue)) receiver.wake(queue);
+      }
+    }
+    const expiryEvery = Math.min(60_000, settings.instanceQueueExpiryMs / 4);
+    if (now - housekeeping.lastExpiry >= expiryEvery) {
+      housekeeping.lastExpiry = now;
+      const deleted = await store.expire(now, settings.instanceQueueExpiryMs, instanceQueues);
+      if (deleted.length > 0) logger?.info('Deleted expired instance queues', { queues: deleted });
+    }
+  };
+
+  const tick = () => {
+    if (housekeeping.running !== undefined) return;
+    housekeeping.running = housekeepOnce()
+      .catch((error: unknown) => {
+        logger?.warn(`Learning transport housekeeping failed: ${(error as Error).message}`);
+      })
+      .finally(() => {
+        housekeeping.running = undefined;
+      });
+  };
+
+  const startHousekeeping = async () => {
+    if (housekeeping.timer !== undefined) return;
+    // The heartbeat exists before the first claim, so nobody mistakes our claims for abandoned ones.
+    await store.heartbeat(owner);
+    housekeeping.lastBeat = Date.now();
+    housekeeping.timer = setInterval(tick, settings.housekeepingIntervalMs);
+    housekeeping.timer.unref();
+    tick();
+  };
+
+  const stopHousekeeping = async () => {
+    clearInterval(housekeeping.timer);
+    housekeeping.timer = undefined;
+    await housekeeping.running;
+    await store.removeOwner(owner);
+  };
+
+  /** Resolves every operation to staged files; nothing is visible until all are staged. */
+  const stage = async (operations: readonly TransportOperation[]): Promise<StagedMessage[]> => {
+    const planned: Array<{ operation: TransportOperation; queues: string[] }> = [];
+    const checked = new Map<string, boolean>();
+    for (const operation of operations) {
+      const destination = operation.destination;
+      if (destination.kind === 'queue') {
+        let exists = checked.get(destination.queue);
+        if (exists === undefined) {
+          exists = await store.queueExists(destination.queue);
+          checked.set(destination.queue, exists);
+        }
+        // Check every destination first, so a batch with one bad destination sends nothing.
+        if (!exists) throw new DestinationNotFoundError(destination.queue);
+        planned.push({ operation, queues: [destination.queue] });
+      } else {
+        planned.push({ operation, queues: await store.subscribers(destination.messageType) });
+      }
+    }
+    const staged: StagedMessage[] = [];
+    try {
+      for (const { operation, queues } of planned) {
+        const dueAt =
+          operation.delayMs !== undefined && operation.delayMs > 0
+            ? Date.now() + operation.delayMs
+            : undefined;
+        for (const queue of queues) {
+          staged.push(await store.stage(operation.message, queue, dueAt));
+        }
+      }
+    } catch (error) {
+      await Promise.all(staged.map((file) => store.discard(file)));
+      throw error;
+    }
+    return staged;
+  };
+
+  return {
+    spiVersion: TRANSPORT_SPI_VERSION,
+    name: 'learning',
+    capabilities,
+    rootDir,
+
+    async openEndpoint(
+      topology: EndpointTopology,
+      context: TransportContext,
+    ): Promise<TransportEndpoint> {
+      logger ??= context.logger;
+      prepared ??= store.prepare();
+      try {
+        await prepared;
+      } catch (error) {
+        prepared = undefined;
+        throw error;
+      }
+      if (topology.inputQueue !== undefined) await store.ensureQueue(topology.inputQueue, false);
+      if (topology.instanceQueue !== undefined) {
+        await store.ensureQueue(topology.instanceQueue, true);
+      }
+      await store.ensureQueue(topology.errorQueue, false);
+      const inputQueue = topology.inputQueue;
+      if (inputQueue !== undefined) {
+        for (const messageType of topology.subscriptions) {
+          await store.subscribe(messageType, inputQueue);
+        }
+      }
+      const ownQueues = [topology.instanceQueue, topology.inputQueue].filter(
+        (queue): queue is string => queue !== undefined,
+      );
+      let receiver: Receiver | undefined;
+
+      return {
+        async dispatch(operations) {
+          const staged = await stage(operations);
+          for (const [index, file] of staged.entries()) {
+            try {
+              await store.commit(file);
+            } catch (error) {
+              await Promise.all(staged.slice(index + 1).map((rest) => store.discard(rest)));
+              throw error;
+            }
+          }
+        },
+
+        async startReceiving(receiveSettings) {
+          if (receiver?.isActive) return;
+          if (receiver !== undefined) await receiver.close();
+          if (topology.instanceQueue !== undefined) instanceQueues.add(topology.instanceQueue);
+          await startHousekeeping();
+          receiver = new Receiver(
+            {
+              store,
+              owner,
+              logger: context.logger,
+              pollIntervalMs: settings.pollIntervalMs,
+            },
+            ownQueues,
+            receiveSettings,
+          );
+          receivers.add(receiver);
+          receiver.start();
+        },
+
+        async stopReceiving() {
+          receiver?.stop();
+        },
+
+        async subscribe(messageType) {
+          if (inputQueue !== undefined) await store.subscribe(messageType, inputQueue);
+        },
+
+        async unsubscribe(messageType) {
+          if (inputQueue !== undefined) await store.unsubscribe(messageType, inputQueue);
+        },
+
+        async close() {
+          if (receiver === undefined) return;
+          const closing = receiver;
+          receiver = undefined;
+          await closing.close();
+          receivers.delete(closing);
+          if (topology.instanceQueue !== undefined) instanceQueues.delete(topology.instanceQueue);
+          if (receivers.size === 0) await stopHousekeeping();
+        },
+      };
+    },
+  };
+}
