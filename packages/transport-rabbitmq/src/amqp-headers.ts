@@ -1,0 +1,63 @@
+import { Headers } from '@tidings/core';
+
+/** Headers the broker adds (dead-lettering, quorum queues): not part of the message. */
+function isBrokerHeader(name: string): boolean {
+  return (
+    name === 'x-death' ||
+    name === 'x-delivery-count' ||
+    name === 'x-received-from' ||
+    name.startsWith('x-first-death-') ||
+    name.startsWith('x-last-death-')
+  );
+}
+
+/** The AMQP basic properties Tidings reads, as amqplib hands them over. */
+export interface NativeProperties {
+  readonly headers?: Record<string, unknown> | undefined;
+  readonly messageId?: unknown;
+  readonly correlationId?: unknown;
+  readonly replyTo?: unknown;
+  readonly contentType?: unknown;
+  readonly type?: unknown;
+}
+
+/**
+ * AMQP header table to Tidings headers (strings). Native properties fill bus headers that are
+ * missing, so a client that sets only `message_id`, `type` or `reply_to` is understood.
+ */
+export function headersFromAmqp(properties: NativeProperties): Record<string, string> {
+  const result: Record<string, string> = {};
+  const table = properties.headers;
+  if (table !== undefined && table !== null) {
+    for (const name of Object.keys(table)) {
+      if (name === '__proto__' || isBrokerHeader(name)) continue;
+      const value = table[name];
+      if (typeof value === 'string') result[name] = value;
+      else if (
+        typeof value === 'number' ||
+        typeof value === 'boolean' ||
+        typeof value === 'bigint'
+      ) {
+        result[name] = String(value);
+      } else if (Buffer.isBuffer(value)) result[name] = value.toString('utf8');
+    }
+  }
+  fill(result, Headers.MessageId, properties.messageId);
+  fill(result, Headers.CorrelationId, properties.correlationId);
+  fill(result, Headers.ReplyTo, properties.replyTo);
+  fill(result, Headers.ContentType, properties.contentType);
+  fill(result, Headers.MessageType, properties.type);
+  return result;
+}
+
+function fill(headers: Record<string, string>, name: string, value: unknown): void {
+  if (headers[name] === undefined && typeof value === 'string' && value !== '') {
+    headers[name] = value;
+  }
+}
+
+/** The quorum queue's count of earlier deliveries, as 1-based delivery count. */
+export function deliveryCountOf(properties: NativeProperties): number {
+  const previous = properties.headers?.['x-delivery-count'];
+  return typeof previous === 'number' && previous >= 0 ? previous + 1 : 1;
+}

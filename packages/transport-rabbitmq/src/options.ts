@@ -1,0 +1,103 @@
+/** TLS material for `amqps://` URLs. Plain data, so no broker SDK type leaks into the API. */
+export interface RabbitMqTlsOptions {
+  /** Certificate authorities to trust (PEM). @default the system's */
+  readonly ca?: string | Buffer | ReadonlyArray<string | Buffer>;
+  /** Client certificate (PEM), for mutual TLS. @default none */
+  readonly cert?: string | Buffer;
+  /** Client private key (PEM), for mutual TLS. @default none */
+  readonly key?: string | Buffer;
+  /** Passphrase of `key`. Never logged. @default none */
+  readonly passphrase?: string;
+  /** Host name to verify the certificate against. @default the URL's host */
+  readonly servername?: string;
+  /** Refuse brokers whose certificate does not verify. @default true */
+  readonly rejectUnauthorized?: boolean;
+}
+
+export type RabbitMqQueueType = 'quorum' | 'classic';
+
+export interface RabbitMqTransportOptions {
+  /**
+   * Broker URL, `amqp://user:pass@host:5672/vhost` or `amqps://...` for TLS. The password never
+   * appears in logs or errors.
+   */
+  readonly url: string;
+  /**
+   * Type of the endpoint and error queues. Quorum queues are replicated and report delivery
+   * counts; classic queues suit single-node brokers that must stay small.
+   * @default 'quorum'
+   */
+  readonly queueType?: RabbitMqQueueType;
+  /**
+   * An instance queue (where replies to this instance's requests arrive) is deleted by the broker
+   * once nobody has consumed it for this long (`x-expires`).
+   * @default 600_000 (10 minutes)
+   */
+  readonly instanceQueueExpiresMs?: number;
+  /**
+   * Largest message, body plus headers, in bytes; core refuses larger ones before sending.
+   * RabbitMQ itself accepts up to 128 MiB, but large messages stall every other message on the
+   * connection: send a reference instead.
+   * @default 4_194_304 (4 MiB)
+   */
+  readonly maxMessageSizeBytes?: number;
+  /**
+   * Delayed delivery (delayed retries, `delayMs` sends) through TTL and dead-letter delay levels.
+   * Off: the transport declares no delay capability and core moves failures straight on.
+   * @default true
+   */
+  readonly delayedDelivery?: boolean;
+  /**
+   * Unacknowledged messages the broker pushes to each consumer, as a multiple of the endpoint's
+   * concurrency (per consumer, never global). Above 1, the next message is already here when a
+   * handler finishes.
+   * @default 2
+   */
+  readonly prefetchMultiplier?: number;
+  /**
+   * AMQP heartbeat: a silent broker is taken as gone after about twice this.
+   * @default 10
+   */
+  readonly heartbeatSeconds?: number;
+  /**
+   * First wait before reconnecting after the connection or a channel is lost; doubles per
+   * failed attempt up to `reconnectMaxDelayMs`.
+   * @default 100
+   */
+  readonly reconnectInitialDelayMs?: number;
+  /** @default 5_000 */
+  readonly reconnectMaxDelayMs?: number;
+  /**
+   * How long a send waits for the broker (reconnecting, re-sending after a lost confirm) before it
+   * rejects with `TransportUnavailableError`.
+   * @default 30_000
+   */
+  readonly unavailableTimeoutMs?: number;
+  /** TLS settings for `amqps://` URLs. @default none (system CAs, verification on) */
+  readonly tls?: RabbitMqTlsOptions;
+  /**
+   * Shown in the broker's management UI as the connection name, followed by the endpoint name.
+   * @default 'tidings'
+   */
+  readonly connectionName?: string;
+}
+
+export const rabbitMqTransportDefaults = {
+  queueType: 'quorum',
+  instanceQueueExpiresMs: 600_000,
+  maxMessageSizeBytes: 4 * 1024 * 1024,
+  delayedDelivery: true,
+  prefetchMultiplier: 2,
+  heartbeatSeconds: 10,
+  reconnectInitialDelayMs: 100,
+  reconnectMaxDelayMs: 5_000,
+  unavailableTimeoutMs: 30_000,
+  connectionName: 'tidings',
+} as const satisfies Required<Omit<RabbitMqTransportOptions, 'url' | 'tls'>>;
+
+/** Options with defaults applied and checked. */
+export interface ResolvedRabbitMqOptions
+  extends Required<Omit<RabbitMqTransportOptions, 'tls' | 'queueType'>> {
+  readonly queueType: RabbitMqQueueType;
+  readonly tls: RabbitMqTlsOptions | undefined;
+}

@@ -1,0 +1,853 @@
+import {
+  DestinationNotFoundError,
+  type EndpointTopology,
+  type IncomingTransportMessage,
+  type Logger,
+  type MessageOutcome,
+  type ReceiveSettings,
+  type TransportEndpoint,
+  TransportError,
+  type TransportOperation,
+  TransportUnavailableError,
+} from '@tidings/core';
+import type { Channel, ChannelModel, ConfirmChannel, ConsumeMessage, Message } from 'amqplib';
+import * as amqp from 'amqplib';
+import { deliveryCountOf, headersFromAmqp } from './amqp-headers.js';
+import {
+  DELAY_DELIVERY_EXCHANGE,
+  delayLevelName,
+  delayRoutingKey,
+  delaySeconds,
+  delayTopology,
+  deliveryPattern,
+  firstDelayLevel,
+  MAX_DELAY_SECONDS,
+} from './delay-levels.js';
+import { AmqpCode, amqpCodeOf, isClosedError, mapRabbitMqError } from './errors.js';
+import type { ResolvedRabbitMqOptions } from './options.js';
+
+/** What every endpoint of one transport shares. */
+export interface TransportShared {
+  readonly options: ResolvedRabbitMqOptions;
+  /** The URL amqplib connects to (heartbeat added); holds the password: never log it. */
+  readonly connectUrl: string;
+  /** For logs and errors. */
+  readonly redactedUrl: string;
+  readonly secrets: readonly (string | undefined)[];
+  readonly socketOptions: Record<string, unknown>;
+  /** The delay levels, declared once per transport (they are durable and shared). */
+  delayTopology: Promise<void> | undefined;
+}
+
+/** A consumer channel and whether deliveries on it can still be settled. */
+class ConsumerChannel {
+  open = true;
+  cancelled = false;
+  tags: string[] = [];
+  constructor(readonly channel: Channel) {}
+}
+
+interface Waiting {
+  readonly consumer: ConsumerChannel;
+  readonly queue: string;
+  readonly message: ConsumeMessage;
+}
+
+/** A publish whose basic.return (unroutable) may still arrive before its confirm. */
+interface Mandatory {
+  returned: boolean;
+}
+
+/** The broker returned a mandatory message: nothing is bound to take it. */
+class ReturnedError extends Error {}
+
+const CLOSE_WAIT_MS = 5_000;
+/** A send gives up after this many lost confirms in a row, even within its deadline. */
+const MAX_SEND_ATTEMPTS = 20;
+
+/**
+ * One endpoint's connection: a confirm channel for sending, a channel for topology, and a
+ * consumer channel. Any of them (or the connection) may be lost; one recovery loop puts back
+ * whatever is missing, with backoff, and sends wait for it up to `unavailableTimeoutMs`.
+ */
+export class RabbitMqEndpoint implements TransportEndpoint {
+  private connection: ChannelModel | undefined;
+  private publisher: ConfirmChannel | undefined;
+  private topologyChannel: Channel | undefined;
+  private consumer: ConsumerChannel | undefined;
+  /** Consumer channels stopped but kept open so in-flight messages can still be settled. */
+  private retired: ConsumerChannel[] = [];
+  private topologyDeclared = false;
+  private closed = false;
+  private receiving: ReceiveSettings | undefined;
+  private recovering: Promise<void> | undefined;
+  private waiters: Array<() => void> = [];
+  private lastError: unknown;
+  private wasConnected = false;
+  private readonly declaredExchanges = new Set<string>();
+  private readonly boundForDelay = new Set<string>();
+  private readonly subscriptions: Set<string>;
+  private topologyLock: Promise<unknown> = Promise.resolve();
+  private drainWaiter: Promise<void> | undefined;
+  private readonly mandatory = new Map<string, Mandatory[]>();
+  private readonly ownQueues: string[];
+  private readonly sleeper = new AbortController();
+  private active = 0;
+  private waiting: Waiting[] = [];
+  private pendingSends = 0;
+  private idle: Array<() => void> = [];
+
+  constructor(
+    private readonly shared: TransportShared,
+    private readonly topology: EndpointTopology,
+    private readonly logger: Logger,
+  ) {
+    this.subscriptions = new Set(topology.subscriptions);
+    this.ownQueues = [topology.inputQueue, topology.instanceQueue].filter(
+      (queue): queue is string => queue !== undefined,
+    );
+  }
+
+  private get options(): ResolvedRabbitMqOptions {
+    return this.shared.options;
+  }
+
+  /** Connects and declares the topology; rejects (after releasing everything) if it cannot. */
+  async open(): Promise<void> {
+    try {
+      await this.establish();
+    } catch (error) {
+      this.closed = true;
+      await this.connection?.close().catch(() => {});
+      throw mapRabbitMqError(error, {
+        operation: `open endpoint '${this.topology.endpointName}' on ${this.shared.redactedUrl}`,
+        secrets: this.shared.secrets,
+      });
+    }
+  }
+
+  // sending
+
+  async dispatch(operations: readonly TransportOperation[]): Promise<void> {
+    if (operations.length === 1) return this.send(operations[0] as TransportOperation);
+    await Promise.all(operations.map((operation) => this.send(operation)));
+  }
+
+  private async send(operation: TransportOperation): Promise<void> {
+    const { destination, message } = operation;
+    const body = message.body;
+    const content = Buffer.isBuffer(body)
+      ? body
+      : Buffer.from(body.buffer, body.byteOffset, body.byteLength);
+    const contentType = message.headers['tidings.content-type'];
+    const properties = {
+      persistent: true,
+      messageId: message.messageId,
+      headers: message.headers,
+      ...(contentType !== undefined ? { contentType } : {}),
+    };
+    const seconds =
+      operation.delayMs !== undefined && operation.delayMs > 0
+        ? delaySeconds(operation.delayMs)
+        : 0;
+
+    if (destination.kind === 'publish') {
+      const exchange = destination.messageType;
+      if (seconds > 0) {
+        throw new TransportError(
+          `RabbitMQ: delayed publish of '${exchange}' is not supported; delay a send to a queue instead.`,
+        );
+      }
+      return this.publishReliably(exchange, '', content, properties, false, exchange, () =>
+        this.declaredExchanges.has(exchange) ? undefined : this.declareEventExchange(exchange),
+      );
+    }
+    const queue = destination.queue;
+    if (seconds === 0) {
+      return this.publishReliably('', queue, content, properties, true, queue);
+    }
+    if (seconds > MAX_DELAY_SECONDS) {
+      throw new TransportError(
+        `RabbitMQ: a delay of ${operation.delayMs} ms is longer than the longest supported, ${MAX_DELAY_SECONDS} s.`,
+      );
+    }
+    return this.publishReliably(
+      delayLevelName(firstDelayLevel(seconds)),
+      delayRoutingKey(seconds, queue),
+      content,
+      properties,
+      true,
+      queue,
+      () => (this.boundForDelay.has(queue) ? undefined : this.prepareDelay(queue)),
+    );
+  }
+
+  /**
+   * Publishes and waits for the confirm. A confirm lost with its channel or connection is sent
+   * again on the next one (at-least-once), until `unavailableTimeoutMs` has passed.
+   */
+  private async publishReliably(
+    exchange: string,
+    routingKey: string,
+    content: Buffer,
+    properties: amqp.Options.Publish,
+    mandatory: boolean,
+    destination: string,
+    prepare?: () => Promise<void> | undefined,
+  ): Promise<void> {
+    const deadline = Date.now() + this.options.unavailableTimeoutMs;
+    this.pendingSends++;
+    try {
+      for (let attempt = 1; ; attempt++) {
+        try {
+          const ready = prepare?.();
+          if (ready !== undefined) await ready;
+          if (this.drainWaiter !== undefined) await this.drainWaiter;
+          const channel = this.publisher ?? (await this.waitFor(() => this.publisher, deadline));
+          await this.publishOnce(channel, exchange, routingKey, content, properties, mandatory);
+          return;
+        } catch (error) {
+          if (error instanceof ReturnedError) throw new DestinationNotFoundError(destination);
+          if (
+            !this.closed &&
+            isClosedError(error) &&
+            attempt < MAX_SEND_ATTEMPTS &&
+            Date.now() < deadline
+          ) {
+            continue;
+          }
+          throw mapRabbitMqError(error, {
+            operation: `send to '${destination}'`,
+            destination,
+            secrets: this.shared.secrets,
+          });
+        }
+      }
+    } finally {
+      if (--this.pendingSends === 0) this.notifyIdle();
+    }
+  }
+
+  private publishOnce(
+    channel: ConfirmChannel,
+    exchange: string,
+    routingKey: string,
+    content: Buffer,
+    properties: amqp.Options.Publish,
+    mandatory: boolean,
+  ): Promise<void> {
+    return new Promise<void>((resolve, reject) => {
+      let entry: Mandatory | undefined;
+      let key = '';
+      if (mandatory) {
+        entry = { returned: false };
+        key = `${routingKey}\n${properties.messageId}`;
+        const list = this.mandatory.get(key);
+        if (list === undefined) this.mandatory.set(key, [entry]);
+        else list.push(entry);
+      }
+      const forget = () => {
+        if (entry === undefined) return;
+        const list = this.mandatory.get(key);
+        if (list === undefined) return;
+        const index = list.indexOf(entry);
+        if (index >= 0) list.splice(index, 1);
+        if (list.length === 0) this.mandatory.delete(key);
+      };
+      let writable: boolean;
+      try {
+        writable = channel.publish(
+          exchange,
+          routingKey,
+          content,
+          mandatory ? { ...properties, mandatory: true } : properties,
+          (error: unknown) => {
+            forget();
+            if (error) reject(error);
+            else if (entry?.returned) reject(new ReturnedError());
+            else resolve();
+          },
+        );
+      } catch (error) {
+        forget();
+        reject(error);
+        return;
+      }
+      // The socket buffer is full: hold later sends until it drains (backpressure).
+      if (!writable && this.drainWaiter === undefined) {
+        this.drainWaiter = new Promise<void>((release) => {
+          const done = () => {
+            channel.off('drain', done);
+            channel.off('close', done);
+            this.drainWaiter = undefined;
+            release();
+          };
+          channel.on('drain', done);
+          channel.on('close', done);
+        });
+      }
+    });
+  }
+
+  private onReturn(message: Message): void {
+    const key = `${message.fields.routingKey}\n${message.properties.messageId}`;
+    const entry = this.mandatory.get(key)?.find((candidate) => !candidate.returned);
+    if (entry !== undefined) entry.returned = true;
+  }
+
+  // receiving
+
+  async startReceiving(settings: ReceiveSettings): Promise<void> {
+    if (this.closed) throw new TransportUnavailableError('RabbitMQ: the endpoint is closed.');
+    if (this.receiving !== undefined || this.ownQueues.length === 0) return;
+    this.receiving = settings;
+    if (this.consumer !== undefined) {
+      this.retired.push(this.consumer);
+      this.consumer = undefined;
+    }
+    this.kick();
+    await this.waitFor(() => this.consumer, Date.now() + this.options.unavailableTimeoutMs);
+  }
+
+  async stopReceiving(): Promise<void> {
+    if (this.receiving === undefined) return;
+    this.receiving = undefined;
+    const consumer = this.consumer;
+    if (consumer?.open) {
+      consumer.cancelled = true;
+      const tags = consumer.tags;
+      consumer.tags = [];
+      await Promise.allSettled(tags.map((tag) => consumer.channel.cancel(tag)));
+    }
+    // Prefetched messages no handler has seen go back to the queue now.
+    const waiting = this.waiting;
+    this.waiting = [];
+    for (const item of waiting) this.settleNative(item.consumer, item.message, 'abandon');
+  }
+
+  private onDelivery(consumer: ConsumerChannel, queue: string, message: ConsumeMessage | null) {
+    if (message === null) {
+      // The broker cancelled the consumer (its queue was deleted): declare and consume again.
+      if (this.consumer === consumer && !this.closed) {
+        this.logger.warn(
+          `RabbitMQ: consumer of '${queue}' was cancelled by the broker; recreating it`,
+        );
+        this.topologyDeclared = false;
+        consumer.channel.close().catch(() => {});
+      }
+      return;
+    }
+    const settings = this.receiving;
+    if (settings === undefined || consumer.cancelled) {
+      this.settleNative(consumer, message, 'abandon');
+      return;
+    }
+    if (this.active < settings.concurrency) this.process(consumer, queue, message, settings);
+    else this.waiting.push({ consumer, queue, message });
+  }
+
+  private process(
+    consumer: ConsumerChannel,
+    queue: string,
+    message: ConsumeMessage,
+    settings: ReceiveSettings,
+  ): void {
+    this.active++;
+    const properties = message.properties;
+    const headers = headersFromAmqp(properties);
+    const incoming: IncomingTransportMessage = {
+      messageId:
+        headers['tidings.message-id'] ??
+        (typeof properties.messageId === 'string' && properties.messageId !== ''
+          ? properties.messageId
+          : `amqp-${queue}-${message.fields.deliveryTag}`),
+      headers,
+      body: message.content,
+      queue,
+      ...(this.options.queueType === 'quorum' && queue === this.topology.inputQueue
+        ? { deliveryCount: deliveryCountOf(properties) }
+        : {}),
+    };
+    let result: Promise<MessageOutcome>;
+    try {
+      result = settings.onMessage(incoming);
+    } catch {
+      result = Promise.resolve('abandon');
+    }
+    result.then(
+      (outcome) => this.finish(consumer, message, outcome),
+      () => this.finish(consumer, message, 'abandon'),
+    );
+  }
+
+  private finish(consumer: ConsumerChannel, message: ConsumeMessage, outcome: MessageOutcome) {
+    this.active--;
+    this.settleNative(consumer, message, outcome);
+    const settings = this.receiving;
+    while (settings !== undefined && this.active < settings.concurrency) {
+      const next = this.waiting.shift();
+      if (next === undefined) break;
+      if (next.consumer.open) this.process(next.consumer, next.queue, next.message, settings);
+    }
+    if (this.active === 0) this.notifyIdle();
+  }
+
+  /** Acks or requeues; on a channel that is gone there is nothing to do: the broker redelivers. */
+  private settleNative(
+    consumer: ConsumerChannel,
+    message: ConsumeMessage,
+    outcome: MessageOutcome,
+  ) {
+    if (!consumer.open) return;
+    try {
+      if (outcome === 'complete') consumer.channel.ack(message);
+      else consumer.channel.nack(message, false, true);
+    } catch {
+      // Closed under us: the message is redelivered.
+    }
+  }
+
+  // subscriptions
+
+  async subscribe(messageType: string): Promise<void> {
+    this.subscriptions.add(messageType);
+    const queue = this.topology.inputQueue;
+    if (queue === undefined) return;
+    await this.guard(`subscribe to '${messageType}'`, async () => {
+      await this.declareEventExchange(messageType);
+      await this.withTopology((channel) => channel.bindQueue(queue, messageType, ''));
+    });
+  }
+
+  async unsubscribe(messageType: string): Promise<void> {
+    this.subscriptions.delete(messageType);
+    const queue = this.topology.inputQueue;
+    if (queue === undefined) return;
+    await this.guard(`unsubscribe from '${messageType}'`, () =>
+      this.withTopology((channel) => channel.unbindQueue(queue, messageType, '')),
+    );
+  }
+
+  // closing
+
+  async close(): Promise<void> {
+    if (this.closed) return;
+    await this.stopReceiving();
+    if (this.active > 0 || this.pendingSends > 0) {
+      await new Promise<void>((resolve) => {
+        const timer = setTimeout(resolve, CLOSE_WAIT_MS);
+        this.idle.push(() => {
+          if (this.active === 0 && this.pendingSends === 0) {
+            clearTimeout(timer);
+            resolve();
+          }
+        });
+      });
+    }
+    this.closed = true;
+    this.sleeper.abort();
+    this.notify();
+    const connection = this.connection;
+    this.connection = undefined;
+    this.publisher = undefined;
+    this.topologyChannel = undefined;
+    this.consumer = undefined;
+    if (connection !== undefined) await connection.close().catch(() => {});
+    await this.recovering?.catch(() => {});
+  }
+
+  private notifyIdle(): void {
+    const idle = this.idle;
+    this.idle = [];
+    for (const check of idle) check();
+    // Waiters whose condition is not yet met registered again in their check.
+    if (this.active > 0 || this.pendingSends > 0) this.idle.push(...idle);
+  }
+
+  // recovery
+
+  private incomplete(): boolean {
+    return (
+      this.connection === undefined ||
+      !this.topologyDeclared ||
+      this.publisher === undefined ||
+      (this.receiving !== undefined && this.consumer === undefined)
+    );
+  }
+
+  /** Starts the recovery loop unless it runs already. */
+  private kick(): void {
+    if (this.closed || this.recovering !== undefined) return;
+    this.recovering = this.recover().finally(() => {
+      this.recovering = undefined;
+      if (!this.closed && this.incomplete()) this.kick();
+    });
+  }
+
+  private async recover(): Promise<void> {
+    let attempt = 0;
+    while (!this.closed && this.incomplete()) {
+      try {
+        await this.establish();
+        if (attempt > 0 || !this.wasConnected) {
+          this.logger.info(`RabbitMQ: endpoint '${this.topology.endpointName}' recovered`, {
+            url: this.shared.redactedUrl,
+            attempts: attempt + 1,
+          });
+        }
+        attempt = 0;
+      } catch (error) {
+        attempt++;
+        this.lastError = error;
+        const delay = Math.min(
+          this.options.reconnectMaxDelayMs,
+          this.options.reconnectInitialDelayMs * 2 ** (attempt - 1),
+        );
+        const mapped = mapRabbitMqError(error, {
+          operation: `recover endpoint '${this.topology.endpointName}' on ${this.shared.redactedUrl}`,
+          secrets: this.shared.secrets,
+        });
+        (attempt <= 3 ? this.logger.warn : this.logger.debug).call(
+          this.logger,
+          `${mapped.message} Retrying in ${Math.round(delay)} ms.`,
+          { attempt },
+        );
+        await this.sleep(delay * (0.8 + Math.random() * 0.4));
+      }
+    }
+    this.notify();
+  }
+
+  /** Puts back whatever is missing: connection, topology, publisher, consumer. */
+  private async establish(): Promise<void> {
+    if (this.connection === undefined) await this.connect();
+    if (!this.topologyDeclared) {
+      await this.declareTopology();
+      this.topologyDeclared = true;
+    }
+    if (this.publisher === undefined) await this.openPublisher();
+    const settings = this.receiving;
+    if (settings !== undefined && this.consumer === undefined) await this.openConsumer(settings);
+    this.wasConnected = true;
+    this.notify();
+  }
+
+  private async connect(): Promise<void> {
+    const connection = await amqp.connect(this.shared.connectUrl, {
+      ...this.shared.socketOptions,
+      clientProperties: {
+        connection_name: `${this.options.connectionName}:${this.topology.endpointName}`,
+      },
+    });
+    if (this.closed) {
+      await connection.close().catch(() => {});
+      throw new TransportUnavailableError('RabbitMQ: the endpoint is closed.');
+    }
+    connection.on('error', (error: Error) => {
+      this.logger.debug('RabbitMQ: connection error', {
+        error: mapRabbitMqError(error, {
+          operation: 'keep the connection',
+          secrets: this.shared.secrets,
+        }).message,
+      });
+    });
+    connection.on('blocked', (reason: string) => {
+      this.logger.warn(`RabbitMQ: the broker blocked publishing (${reason}); sends wait`);
+    });
+    connection.on('close', (error?: Error) => {
+      if (this.connection !== connection) return;
+      this.connection = undefined;
+      this.publisher = undefined;
+      this.topologyChannel = undefined;
+      if (this.consumer !== undefined) this.consumer.open = false;
+      this.consumer = undefined;
+      for (const retired of this.retired) retired.open = false;
+      this.retired = [];
+      this.waiting = [];
+      this.topologyDeclared = false;
+      if (this.closed) return;
+      this.logger.warn(
+        `RabbitMQ: connection of endpoint '${this.topology.endpointName}' lost; reconnecting`,
+        {
+          url: this.shared.redactedUrl,
+          ...(error
+            ? {
+                error: mapRabbitMqError(error, {
+                  operation: 'keep the connection',
+                  secrets: this.shared.secrets,
+                }).message,
+              }
+            : {}),
+        },
+      );
+      this.kick();
+    });
+    this.connection = connection;
+  }
+
+  private requireConnection(): ChannelModel {
+    const connection = this.connection;
+    if (connection === undefined) throw new Error('connection closed');
+    return connection;
+  }
+
+  private async openPublisher(): Promise<void> {
+    const channel = await this.requireConnection().createConfirmChannel();
+    channel.on('error', (error: Error) => this.onChannelError('send', error));
+    channel.on('return', (message: Message) => this.onReturn(message));
+    channel.on('close', () => {
+      if (this.publisher !== channel) return;
+      this.publisher = undefined;
+      this.kick();
+    });
+    this.publisher = channel;
+  }
+
+  private async openConsumer(settings: ReceiveSettings): Promise<void> {
+    const channel = await this.requireConnection().createChannel();
+    const consumer = new ConsumerChannel(channel);
+    channel.on('error', (error: Error) => this.onChannelError('receive', error));
+    channel.on('close', () => {
+      consumer.open = false;
+      this.waiting = this.waiting.filter((item) => item.consumer !== consumer);
+      if (this.consumer !== consumer) return;
+      this.consumer = undefined;
+      this.kick();
+    });
+    // Per consumer (global=false): each queue gets its own window, sized from concurrency.
+    const prefetch = Math.max(
+      1,
+      Math.round(settings.concurrency * this.options.prefetchMultiplier),
+    );
+    await channel.prefetch(prefetch, false);
+    for (const queue of this.ownQueues) {
+      const { consumerTag } = await channel.consume(
+        queue,
+        (message) => this.onDelivery(consumer, queue, message),
+        { noAck: false },
+      );
+      consumer.tags.push(consumerTag);
+    }
+    if (this.receiving !== settings) {
+      // Stopped while starting.
+      await channel.close().catch(() => {});
+      return;
+    }
+    this.consumer = consumer;
+  }
+
+  private onChannelError(purpose: string, error: Error): void {
+    const code = amqpCodeOf(error);
+    // A 404 on the send channel means an exchange went away: declare it again next time.
+    if (code === AmqpCode.NotFound) {
+      this.declaredExchanges.clear();
+      this.boundForDelay.clear();
+      this.topologyDeclared = false;
+    }
+    this.logger.warn(`RabbitMQ: ${purpose} channel closed by the broker; reopening it`, {
+      error: mapRabbitMqError(error, { operation: purpose, secrets: this.shared.secrets }).message,
+    });
+  }
+
+  // topology
+
+  private queueArguments(type: 'quorum' | 'classic'): Record<string, unknown> {
+    return { 'x-queue-type': type };
+  }
+
+  private async declareTopology(): Promise<void> {
+    const { inputQueue, instanceQueue, errorQueue } = this.topology;
+    const durableQueue = { durable: true, arguments: this.queueArguments(this.options.queueType) };
+    if (inputQueue !== undefined) await this.declareQueue(inputQueue, durableQueue);
+    if (errorQueue !== inputQueue) await this.declareQueue(errorQueue, durableQueue);
+    if (instanceQueue !== undefined) {
+      await this.declareQueue(instanceQueue, {
+        durable: true,
+        arguments: {
+          ...this.queueArguments('classic'),
+          'x-expires': this.options.instanceQueueExpiresMs,
+        },
+      });
+    }
+    if (inputQueue !== undefined) {
+      for (const messageType of this.subscriptions) {
+        await this.declareEventExchange(messageType);
+        await this.withTopology((channel) => channel.bindQueue(inputQueue, messageType, ''));
+      }
+    }
+  }
+
+  /**
+   * Declares a queue; one that already exists with other arguments (declared by another
+   * version, or with another queue type) is used as it is instead of failing with 406.
+   */
+  private async declareQueue(name: string, options: amqp.Options.AssertQueue): Promise<void> {
+    try {
+      await this.withTopology((channel) => channel.assertQueue(name, options));
+    } catch (error) {
+      if (amqpCodeOf(error) !== AmqpCode.PreconditionFailed) throw error;
+      await this.withTopology((channel) => channel.checkQueue(name));
+      this.logger.warn(`RabbitMQ: queue '${name}' exists with other settings; using it as it is`);
+    }
+  }
+
+  private async declareEventExchange(messageType: string): Promise<void> {
+    await this.withTopology((channel) =>
+      channel.assertExchange(messageType, 'fanout', { durable: true }),
+    );
+    this.declaredExchanges.add(messageType);
+  }
+
+  private async prepareDelay(queue: string): Promise<void> {
+    let declared = this.shared.delayTopology;
+    if (declared === undefined) {
+      declared = this.declareDelayTopology();
+      this.shared.delayTopology = declared;
+      declared.catch(() => {
+        if (this.shared.delayTopology === declared) this.shared.delayTopology = undefined;
+      });
+    }
+    await declared;
+    try {
+      await this.withTopology((channel) =>
+        channel.bindQueue(queue, DELAY_DELIVERY_EXCHANGE, deliveryPattern(queue)),
+      );
+    } catch (error) {
+      if (amqpCodeOf(error) === AmqpCode.NotFound) throw new DestinationNotFoundError(queue);
+      throw error;
+    }
+    this.boundForDelay.add(queue);
+  }
+
+  private async declareDelayTopology(): Promise<void> {
+    const plan = delayTopology();
+    for (const exchange of plan.exchanges) {
+      await this.withTopology((channel) =>
+        channel.assertExchange(exchange, 'topic', { durable: true }),
+      );
+    }
+    for (const queue of plan.queues) {
+      await this.declareQueue(queue.name, {
+        durable: true,
+        arguments: {
+          ...this.queueArguments('classic'),
+          'x-message-ttl': queue.ttlMs,
+          'x-dead-letter-exchange': queue.deadLetterExchange,
+        },
+      });
+    }
+    for (const binding of plan.queueBindings) {
+      await this.withTopology((channel) =>
+        channel.bindQueue(binding.queue, binding.exchange, binding.pattern),
+      );
+    }
+    for (const binding of plan.exchangeBindings) {
+      await this.withTopology((channel) =>
+        channel.bindExchange(binding.destination, binding.source, binding.pattern),
+      );
+    }
+  }
+
+  /**
+   * Runs one topology operation on the topology channel, one at a time: a refused operation
+   * closes its channel, and must not take the others down with it.
+   */
+  private withTopology<T>(operation: (channel: Channel) => Promise<T>): Promise<T> {
+    const run = this.topologyLock.then(async () => {
+      const channel = await this.topologyChannelFor();
+      try {
+        return await operation(channel);
+      } catch (error) {
+        if (amqpCodeOf(error) !== undefined && this.topologyChannel === channel) {
+          this.topologyChannel = undefined;
+        }
+        throw error;
+      }
+    });
+    this.topologyLock = run.catch(() => {});
+    return run;
+  }
+
+  private async topologyChannelFor(): Promise<Channel> {
+    if (this.topologyChannel !== undefined) return this.topologyChannel;
+    const channel = await this.requireConnection().createChannel();
+    channel.on('error', (error: Error) => {
+      this.logger.debug('RabbitMQ: topology operation refused', {
+        error: mapRabbitMqError(error, {
+          operation: 'change topology',
+          secrets: this.shared.secrets,
+        }).message,
+      });
+    });
+    channel.on('close', () => {
+      if (this.topologyChannel === channel) this.topologyChannel = undefined;
+    });
+    this.topologyChannel = channel;
+    return channel;
+  }
+
+  /** Runs a topology change, waiting for a lost connection to come back first. */
+  private async guard(operation: string, run: () => Promise<unknown>): Promise<void> {
+    const deadline = Date.now() + this.options.unavailableTimeoutMs;
+    for (let attempt = 1; ; attempt++) {
+      try {
+        if (this.connection === undefined) await this.waitFor(() => this.connection, deadline);
+        await run();
+        return;
+      } catch (error) {
+        if (!this.closed && isClosedError(error) && attempt < 5 && Date.now() < deadline) continue;
+        throw mapRabbitMqError(error, { operation, secrets: this.shared.secrets });
+      }
+    }
+  }
+
+  // waiting
+
+  private notify(): void {
+    const waiters = this.waiters;
+    this.waiters = [];
+    for (const wake of waiters) wake();
+  }
+
+  /** Waits until `get` returns something, the endpoint closes, or the deadline passes. */
+  private async waitFor<T>(get: () => T | undefined, deadline: number): Promise<T> {
+    for (;;) {
+      const value = get();
+      if (value !== undefined) return value;
+      if (this.closed) throw new TransportUnavailableError('RabbitMQ: the endpoint is closed.');
+      const remaining = deadline - Date.now();
+      if (remaining <= 0) {
+        const last =
+          this.lastError === undefined
+            ? ''
+            : ` Last error: ${mapRabbitMqError(this.lastError, { operation: 'connect', secrets: this.shared.secrets }).message}`;
+        throw new TransportUnavailableError(
+          `RabbitMQ: the broker at ${this.shared.redactedUrl} was unavailable for ${this.options.unavailableTimeoutMs} ms.${last}`,
+        );
+      }
+      this.kick();
+      await new Promise<void>((resolve) => {
+        const timer = setTimeout(wake, remaining);
+        function wake() {
+          clearTimeout(timer);
+          resolve();
+        }
+        this.waiters.push(wake);
+      });
+    }
+  }
+
+  private sleep(ms: number): Promise<void> {
+    return new Promise<void>((resolve) => {
+      if (this.sleeper.signal.aborted) return resolve();
+      const timer = setTimeout(done, ms);
+      const signal = this.sleeper.signal;
+      function done() {
+        clearTimeout(timer);
+        signal.removeEventListener('abort', done);
+        resolve();
+      }
+      signal.addEventListener('abort', done);
+    });
+  }
+}
