@@ -1,0 +1,210 @@
+import { afterEach, describe, expect, it } from 'vitest';
+import { CallbackRegistry, PendingRequest } from '../src/callbacks/callback-registry.ts';
+import {
+  defineMessage,
+  EndpointStoppedError,
+  RequestAbortedError,
+  RequestTimeoutError,
+  UsageError,
+} from '../src/index.ts';
+import { recordingLogger, sleep, world } from './helpers.ts';
+
+const Ping = defineMessage<{ n: number }>('t.Ping');
+const Pong = defineMessage<{ n: number }>('t.Pong');
+
+function entry(log: string[], name: string) {
+  return new PendingRequest(
+    't.Ping',
+    'any',
+    () => log.push(`${name}:ok`),
+    undefined,
+    () => {},
+    (error) => log.push(`${name}:${(error as Error).name}`),
+  ) as unknown as PendingRequest;
+}
+
+describe('CallbackRegistry', () => {
+  it('times out each request after its own timeout, in deadline order, and drains', async () => {
+    const log: string[] = [];
+    const registry = new CallbackRegistry(10);
+    for (const [id, ms] of [
+      ['slow', 120],
+      ['fast', 30],
+      ['fast2', 30],
+    ] as const) {
+      registry.acquire('t.Ping');
+      registry.register(id, entry(log, id), { timeoutMs: ms });
+    }
+    expect(registry.size).toBe(3);
+    await expect.poll(() => log.length).toBe(3);
+    expect(log).toEqual([
+      'fast:RequestTimeoutError',
+      'fast2:RequestTimeoutError',
+      'slow:RequestTimeoutError',
+    ]);
+    expect(registry.size).toBe(0);
+  });
+
+  it('a reply taken before the deadline never times out', async () => {
+    const log: string[] = [];
+    const registry = new CallbackRegistry(10);
+    registry.acquire('t.Ping');
+    registry.register('a', entry(log, 'a'), { timeoutMs: 20 });
+    const taken = registry.take('a');
+    taken?.complete({ kind: 'code', code: 0, headers: {} });
+    expect(registry.take('a')).toBeUndefined();
+    await sleep(40);
+    expect(log).toEqual(['a:ok']);
+  });
+
+  it('refuses a duplicate correlation id and gives the slot back', () => {
+    const registry = new CallbackRegistry(1);
+    registry.acquire('t.Ping');
+    registry.register('dup', entry([], 'x'), { timeoutMs: 1000 });
+    expect(registry.acquire('t.Ping')).toBeInstanceOf(Promise);
+    registry.remove('dup');
+    registry.acquire('t.Ping');
+    registry.register('dup', entry([], 'y'), { timeoutMs: 1000 });
+    registry.acquire('t.Ping')?.catch(() => {});
+    expect(() => registry.register('dup', entry([], 'z'), { timeoutMs: 1000 })).toThrow(UsageError);
+    registry.rejectAll(new EndpointStoppedError('x'));
+    expect(registry.size).toBe(0);
+  });
+
+  it('waiters get slots in order as entries leave; an aborted waiter leaves the line', async () => {
+    const registry = new CallbackRegistry(1);
+    registry.acquire('t.Ping');
+    registry.register('first', entry([], 'first'), { timeoutMs: 1000 });
+    const order: string[] = [];
+    const controller = new AbortController();
+    const a = registry.acquire('t.Ping', controller.signal)?.then(() => order.push('a'));
+    const b = registry.acquire('t.Ping')?.then(() => order.push('b'));
+    expect(registry.waiting).toBe(2);
+    controller.abort();
+    await expect(a).rejects.toBeInstanceOf(RequestAbortedError);
+    registry.remove('first');
+    await b;
+    expect(order).toEqual(['b']);
+    expect(registry.waiting).toBe(0);
+    registry.release();
+  });
+});
+
+describe('request and register on an endpoint', () => {
+  const w = world();
+  afterEach(() => w.stopAll());
+
+  async function pair(serverHandler?: Parameters<ReturnType<typeof w.endpoint>['handle']>[1]) {
+    const server = w.endpoint({ name: `S${Math.random().toString(36).slice(2, 7)}` });
+    server.handle(
+      Ping,
+      serverHandler ??
+        (async (p, ctx) => {
+          await ctx.reply(Pong, { n: p.n });
+        }),
+    );
+    await server.start();
+    const client = w.endpoint({
+      name: `C${Math.random().toString(36).slice(2, 7)}`,
+      routes: { [Ping.name]: server.name },
+      requestTimeoutMs: 150,
+    });
+    return { server, client };
+  }
+
+  it('uses the endpoint default timeout', async () => {
+    const { client } = await pair(async () => {});
+    await client.start();
+    const error = await client.request(Ping, { n: 1 }, { expect: Pong }).catch((e: unknown) => e);
+    expect(error).toBeInstanceOf(RequestTimeoutError);
+    expect(error).toMatchObject({
+      code: 'TIDINGS_REQUEST_TIMEOUT',
+      timeoutMs: 150,
+      isRetryable: true,
+    });
+    expect(client.stats.pendingRequests).toBe(0);
+  });
+
+  it('a matched callback completes before the endpoint handlers for the reply type run', async () => {
+    const order: string[] = [];
+    const { client } = await pair();
+    client.handle(Pong, () => void order.push('handler'));
+    await client.start();
+    await client.send(Ping, { n: 1 }).register(async () => {
+      await sleep(20);
+      order.push('callback');
+    });
+    await expect.poll(() => order).toEqual(['callback', 'handler']);
+  });
+
+  it('register() after the send was dispatched is a UsageError', async () => {
+    const { client } = await pair();
+    await client.start();
+    const sent = client.send(Ping, { n: 1 });
+    await sent;
+    expect(() => sent.register(() => {})).toThrow(UsageError);
+    expect(() => sent.register(() => {})).toThrow(/same expression/);
+  });
+
+  it('a failed dispatch rejects the callback and leaves no entry', async () => {
+    const client = w.endpoint({ name: 'Orphan' });
+    await client.start();
+    const sent = client.send(Ping, { n: 1 }, { to: 'NoSuchQueue' });
+    const result = sent.register(() => 'never');
+    await expect(result).rejects.toMatchObject({ code: 'TIDINGS_DESTINATION_NOT_FOUND' });
+    await expect(sent).rejects.toMatchObject({ code: 'TIDINGS_DESTINATION_NOT_FOUND' });
+    expect(client.stats.pendingRequests).toBe(0);
+  });
+
+  it('a callback that throws rejects its own promise, and the endpoint keeps going', async () => {
+    const { client } = await pair();
+    await client.start();
+    await expect(
+      client.send(Ping, { n: 1 }).register(() => {
+        throw new Error('in callback');
+      }),
+    ).rejects.toThrow('in callback');
+    await expect(client.request(Ping, { n: 2 }, { expect: Pong })).resolves.toEqual({ n: 2 });
+  });
+
+  it('requests waiting for a slot are released by stop() with EndpointStoppedError', async () => {
+    const { client } = await pair(async () => {});
+    const stopping = w.endpoint({
+      name: 'Cap',
+      routes: { [Ping.name]: 'Nobody' },
+      maxPendingRequests: 1,
+    });
+    void client;
+    await w.endpoint({ name: 'Nobody' }).start();
+    await stopping.start();
+    const first = stopping.request(Ping, { n: 1 }, { expect: Pong, timeoutMs: 10_000 });
+    const second = stopping.request(Ping, { n: 2 }, { expect: Pong, timeoutMs: 10_000 });
+    await expect.poll(() => stopping.stats.waitingRequests).toBe(1);
+    await stopping.stop();
+    await expect(first).rejects.toBeInstanceOf(EndpointStoppedError);
+    await expect(second).rejects.toBeInstanceOf(EndpointStoppedError);
+    expect(stopping.stats).toMatchObject({ pendingRequests: 0, waitingRequests: 0 });
+  });
+
+  it('an unmatched reply goes to the error queue when configured so', async () => {
+    const logger = recordingLogger();
+    const server = w.endpoint({ name: 'LateServer' });
+    server.handle(Ping, async (p, ctx) => {
+      await sleep(60);
+      await ctx.reply(Pong, { n: p.n });
+    });
+    await server.start();
+    const client = w.endpoint({
+      name: 'Strict',
+      logger,
+      routes: { [Ping.name]: 'LateServer' },
+      unmatchedReplies: 'error-queue',
+    });
+    await client.start();
+    await expect(client.request(Ping, { n: 1 }, { timeoutMs: 20 })).rejects.toThrow(
+      RequestTimeoutError,
+    );
+    await expect.poll(() => client.stats.movedToErrorQueue).toBe(1);
+    expect(client.stats.unmatchedReplies).toBe(1);
+  });
+});

@@ -1,0 +1,271 @@
+import { afterEach, describe, expect, it } from 'vitest';
+import {
+  ConfigurationError,
+  createEndpoint,
+  createInMemoryTransport,
+  createSendOnlyEndpoint,
+  DestinationNotFoundError,
+  defineMessage,
+  EndpointStateError,
+  Headers,
+  SendOnlyEndpointError,
+  type Serializer,
+  silentLogger,
+  UsageError,
+} from '../src/index.ts';
+import { recordingLogger, sleep, world } from './helpers.ts';
+
+const Ping = defineMessage<{ n: number }>('t.Ping');
+const Pong = defineMessage<{ n: number }>('t.Pong');
+
+describe('createEndpoint options', () => {
+  const transport = createInMemoryTransport();
+
+  it.each([
+    [{ name: '' }, /Endpoint name/],
+    [{ name: 'has space' }, /not a valid name/],
+    [{ name: 'ok', concurrency: 0 }, /concurrency must be a positive/],
+    [{ name: 'ok', requestTimeoutMs: -1 }, /requestTimeoutMs/],
+    [{ name: 'ok', maxPendingRequests: 1.5 }, /maxPendingRequests/],
+    [{ name: 'ok', instanceId: 'a b' }, /instanceId/],
+    [{ name: 'ok', routes: { 't.Ping': '' } }, /route for 't.Ping'/],
+    [{ name: 'ok', recoverability: { immediateRetries: -1 } }, /immediateRetries/],
+  ])('rejects %j with ConfigurationError', (options, message) => {
+    expect(() => createEndpoint({ transport, ...options })).toThrow(ConfigurationError);
+    expect(() => createEndpoint({ transport, ...options })).toThrow(message);
+  });
+
+  it('needs a transport, and one that speaks this SPI version', () => {
+    expect(() => createEndpoint({ name: 'x' } as never)).toThrow(/needs a transport/);
+    const future = { ...transport, spiVersion: 99 } as never;
+    expect(() => createEndpoint({ name: 'x', transport: future })).toThrow(/SPI version 99/);
+  });
+});
+
+describe('endpoint lifecycle', () => {
+  const w = world();
+  afterEach(() => w.stopAll());
+
+  it('logs a generated instance id at start and uses it for the instance queue', async () => {
+    const logger = recordingLogger();
+    const endpoint = w.endpoint({ name: 'Gen', logger });
+    await endpoint.start();
+    expect(endpoint.instanceId).toMatch(/^[0-9a-f]{8}$/);
+    expect(endpoint.instanceQueue).toBe(`Gen.${endpoint.instanceId}`);
+    const started = logger.lines.find((l) => l.message.includes("'Gen' started"));
+    expect(started?.fields).toMatchObject({
+      instanceId: endpoint.instanceId,
+      instanceIdGenerated: true,
+    });
+  });
+
+  it('refuses to send before start and after stop, and to configure after start', async () => {
+    const endpoint = w.endpoint({ name: 'States', routes: { [Ping.name]: 'States' } });
+    await expect(endpoint.send(Ping, { n: 1 })).rejects.toThrow(EndpointStateError);
+    await endpoint.start();
+    expect(() => endpoint.handle(Ping, () => {})).toThrow(/before start/);
+    expect(() => endpoint.useIncoming(async (_c, next) => next())).toThrow(EndpointStateError);
+    await expect(endpoint.start()).rejects.toThrow(/cannot start/);
+    await endpoint.stop();
+    await expect(endpoint.send(Ping, { n: 1 })).rejects.toThrow(/stopped/);
+    expect(endpoint.state).toBe('stopped');
+  });
+
+  it('stop() lets an in-flight handler finish before it resolves', async () => {
+    let finished = false;
+    const server = w.endpoint({ name: 'Graceful' });
+    server.handle(Ping, async () => {
+      await sleep(150);
+      finished = true;
+    });
+    await server.start();
+    const client = w.endpoint({ name: 'GracefulClient', sendOnly: true });
+    await client.start();
+    await client.send(Ping, { n: 1 }, { to: 'Graceful' });
+    await expect.poll(() => server.stats.inFlight).toBe(1);
+    await server.stop();
+    expect(finished).toBe(true);
+    expect(server.stats.handled).toBe(1);
+  });
+
+  it('stop() past its deadline abandons the message: the next instance receives it again', async () => {
+    const seen: string[] = [];
+    const first = w.endpoint({ name: 'Deadline', instanceId: 'one', stopTimeoutMs: 50 });
+    first.handle(Ping, async (_p, ctx) => {
+      seen.push(`one:${ctx.signal.aborted}`);
+      await new Promise<void>((resolve) => ctx.signal.addEventListener('abort', () => resolve()));
+      // Sent after the deadline: must not leave, the message is being abandoned.
+      await ctx.send(Pong, { n: 1 }, { to: 'Deadline' });
+    });
+    await first.start();
+    const client = w.endpoint({ name: 'DeadlineClient', sendOnly: true });
+    await client.start();
+    await client.send(Ping, { n: 1 }, { to: 'Deadline' });
+    await expect.poll(() => seen.length).toBe(1);
+    await first.stop();
+    expect(first.stats.handled).toBe(0);
+    const second = w.endpoint({ name: 'Deadline', instanceId: 'two' });
+    const pongs: number[] = [];
+    second.handle(Ping, () => void seen.push('two'));
+    second.handle(Pong, (p) => void pongs.push(p.n));
+    await second.start();
+    await expect.poll(() => seen).toEqual(['one:false', 'two']);
+    await sleep(50);
+    expect(pongs).toEqual([]);
+  });
+
+  it('a failed start can be retried and leaves nothing open', async () => {
+    const transport = createInMemoryTransport();
+    let fail = true;
+    const flaky = {
+      ...transport,
+      async openEndpoint(...args: Parameters<typeof transport.openEndpoint>) {
+        if (fail) throw new Error('broker down');
+        return transport.openEndpoint(...args);
+      },
+    };
+    const endpoint = w.endpoint({ name: 'Flaky', transport: flaky });
+    await expect(endpoint.start()).rejects.toThrow('broker down');
+    expect(endpoint.state).toBe('created');
+    fail = false;
+    await endpoint.start();
+    expect(endpoint.state).toBe('started');
+  });
+});
+
+describe('handlers and context', () => {
+  const w = world();
+  afterEach(() => w.stopAll());
+
+  it('runs several handlers for one type in registration order, sharing one context', async () => {
+    const order: string[] = [];
+    const server = w.endpoint({ name: 'Multi' });
+    server.handle(Ping, async (p, ctx) => {
+      await sleep(5);
+      order.push(`a${p.n}:${ctx.endpointName}`);
+    });
+    server.handle(Ping, (p) => void order.push(`b${p.n}`));
+    await server.start();
+    const client = w.endpoint({ name: 'MultiClient', routes: { [Ping.name]: 'Multi' } });
+    await client.start();
+    await client.send(Ping, { n: 1 });
+    await expect.poll(() => order).toEqual(['a1:Multi', 'b1']);
+  });
+
+  it('sends nothing from a failed attempt; the successful retry sends once', async () => {
+    let attempts = 0;
+    const pongs: number[] = [];
+    const server = w.endpoint({ name: 'Batch', recoverability: { immediateRetries: 2 } });
+    server.handle(Ping, async (p, ctx) => {
+      attempts++;
+      await ctx.send(Pong, { n: p.n }, { to: 'BatchSink' });
+      await ctx.publish(Pong, { n: p.n + 100 });
+      if (attempts < 3) throw new Error('transient');
+    });
+    const sink = w.endpoint({ name: 'BatchSink' });
+    sink.handle(Pong, (p) => void pongs.push(p.n));
+    await sink.start();
+    await server.start();
+    const client = w.endpoint({ name: 'BatchClient', sendOnly: true });
+    await client.start();
+    await client.send(Ping, { n: 1 }, { to: 'Batch' });
+    await expect.poll(() => pongs.length).toBe(2);
+    await sleep(30);
+    expect(pongs.sort()).toEqual([1, 101]);
+    expect(attempts).toBe(3);
+    expect(server.stats.immediateRetries).toBe(2);
+  });
+
+  it('refuses reserved headers and replying to a message without reply-to', async () => {
+    const errors: unknown[] = [];
+    const server = w.endpoint({
+      name: 'NoReplyTo',
+      recoverability: { immediateRetries: 0, delayedRetries: { count: 0 } },
+    });
+    server.handle(Ping, async (_p, ctx) => {
+      try {
+        await ctx.reply(Pong, { n: 1 });
+      } catch (error) {
+        errors.push(error);
+      }
+    });
+    await server.start();
+    const sendOnly = createSendOnlyEndpoint({
+      name: 'SO',
+      transport: w.transport,
+      logger: silentLogger,
+    });
+    await sendOnly.start();
+    await expect(
+      sendOnly.send(Ping, { n: 1 }, { to: 'NoReplyTo', headers: { 'tidings.message-id': 'x' } }),
+    ).rejects.toThrow(UsageError);
+    await sendOnly.send(Ping, { n: 1 }, { to: 'NoReplyTo' });
+    await expect.poll(() => errors.length).toBe(1);
+    expect(errors[0]).toBeInstanceOf(UsageError);
+    expect(String(errors[0])).toMatch(/no reply-to address/);
+    await sendOnly.stop();
+  });
+
+  it('a send to a queue that does not exist rejects with DestinationNotFoundError', async () => {
+    const client = w.endpoint({ name: 'Nowhere', sendOnly: true });
+    await client.start();
+    await expect(client.send(Ping, { n: 1 }, { to: 'DoesNotExist' })).rejects.toThrow(
+      DestinationNotFoundError,
+    );
+  });
+
+  it('send-only endpoints have no queues and say why they cannot receive', async () => {
+    const sendOnly = w.endpoint({ name: 'OnlySends', sendOnly: true });
+    expect(sendOnly.inputQueue).toBeUndefined();
+    expect(sendOnly.instanceId).toBeUndefined();
+    expect(() => sendOnly.handle(Ping, () => {})).toThrow(SendOnlyEndpointError);
+    expect(() => sendOnly.handle(Ping, () => {})).toThrow(/no input queue/);
+  });
+
+  it('uses a pluggable serializer and refuses content types it cannot read', async () => {
+    const reversed: Serializer = {
+      contentType: 'application/x-reversed-json',
+      serialize: (payload) => Buffer.from(JSON.stringify(payload).split('').reverse().join('')),
+      deserialize: (body) => JSON.parse(Buffer.from(body).toString().split('').reverse().join('')),
+    };
+    const got: Array<{ n: number; type: string | undefined }> = [];
+    const server = w.endpoint({ name: 'Custom', serializer: reversed });
+    server.handle(
+      Ping,
+      (p, ctx) => void got.push({ n: p.n, type: ctx.headers[Headers.ContentType] }),
+    );
+    await server.start();
+    const client = w.endpoint({ name: 'CustomClient', serializer: reversed, sendOnly: true });
+    const jsonClient = w.endpoint({ name: 'JsonClient', sendOnly: true });
+    await client.start();
+    await jsonClient.start();
+    await client.send(Ping, { n: 7 }, { to: 'Custom' });
+    await jsonClient.send(Ping, { n: 8 }, { to: 'Custom' });
+    await expect.poll(() => server.stats.movedToErrorQueue).toBe(1);
+    expect(got).toEqual([{ n: 7, type: 'application/x-reversed-json' }]);
+  });
+
+  it('delays a send when asked, and refuses delays on a transport that cannot', async () => {
+    const arrivals: number[] = [];
+    const server = w.endpoint({ name: 'Later' });
+    server.handle(Ping, () => void arrivals.push(Date.now()));
+    await server.start();
+    const client = w.endpoint({ name: 'LaterClient', sendOnly: true });
+    await client.start();
+    const t0 = Date.now();
+    await client.send(Ping, { n: 1 }, { to: 'Later', delayMs: 200 });
+    expect(w.transport.scheduledCount).toBe(1);
+    await expect.poll(() => arrivals.length).toBe(1);
+    expect((arrivals[0] as number) - t0).toBeGreaterThanOrEqual(190);
+
+    const noDelay = {
+      ...w.transport,
+      capabilities: { ...w.transport.capabilities, delayedDelivery: false },
+    };
+    const plain = w.endpoint({ name: 'Plain', transport: noDelay, sendOnly: true });
+    await plain.start();
+    await expect(plain.send(Ping, { n: 1 }, { to: 'Later', delayMs: 10 })).rejects.toThrow(
+      /cannot delay/,
+    );
+  });
+});

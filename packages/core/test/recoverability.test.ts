@@ -1,0 +1,174 @@
+import { afterEach, describe, expect, it } from 'vitest';
+import {
+  DeserializationError,
+  defineMessage,
+  Headers,
+  recoverabilityDefaults,
+} from '../src/index.ts';
+import { resolveRecoverability } from '../src/recoverability/recoverability.ts';
+import { readQueue, recordingLogger, world } from './helpers.ts';
+
+const Job = defineMessage<{ n: number }>('t.Job');
+
+const failure = (
+  immediateAttempts: number,
+  delayedRetries: number,
+  error: unknown = new Error('x'),
+) => ({
+  error,
+  messageId: 'm',
+  messageType: Job.name,
+  headers: {},
+  immediateAttempts,
+  delayedRetries,
+});
+
+describe('the default policy', () => {
+  const policy = resolveRecoverability();
+
+  it('retries 5 times at once, then 3 delayed rounds of 10, 20 and 30 s, then the error queue', () => {
+    expect(recoverabilityDefaults).toMatchObject({
+      immediateRetries: 5,
+      delayedRetriesCount: 3,
+      errorQueue: 'error',
+    });
+    expect(policy.decide(failure(5, 0), true)).toEqual({ kind: 'immediate-retry' });
+    expect(policy.decide(failure(6, 0), true)).toEqual({ kind: 'delayed-retry', delayMs: 10_000 });
+    expect(policy.decide(failure(6, 1), true)).toEqual({ kind: 'delayed-retry', delayMs: 20_000 });
+    expect(policy.decide(failure(6, 2), true)).toEqual({ kind: 'delayed-retry', delayMs: 30_000 });
+    expect(policy.decide(failure(6, 3), true)).toEqual({ kind: 'move-to-error' });
+  });
+
+  it('skips delayed retries where the transport cannot delay', () => {
+    expect(policy.decide(failure(6, 0), false)).toEqual({ kind: 'move-to-error' });
+  });
+
+  it('sends messages no retry can fix straight to the error queue', () => {
+    expect(policy.decide(failure(1, 0, new DeserializationError('bad')), true)).toEqual({
+      kind: 'move-to-error',
+    });
+  });
+
+  it('takes delay functions and a custom policy that sees the default action', () => {
+    const custom = resolveRecoverability({
+      delayedRetries: { count: 2, delayMs: (round) => round * 1000 + 1 },
+      policy: (info, action) =>
+        info.error instanceof RangeError ? { kind: 'discard', reason: 'range' } : action,
+    });
+    expect(custom.decide(failure(6, 1), true)).toEqual({ kind: 'delayed-retry', delayMs: 2001 });
+    expect(custom.decide(failure(1, 0, new RangeError('r')), true)).toEqual({
+      kind: 'discard',
+      reason: 'range',
+    });
+  });
+});
+
+describe('recoverability on an endpoint', () => {
+  const w = world();
+  afterEach(() => w.stopAll());
+
+  it('a delayed retry succeeds, carrying its round in a header', async () => {
+    const rounds: string[] = [];
+    const server = w.endpoint({
+      name: 'Delayed',
+      recoverability: { immediateRetries: 1, delayedRetries: { count: 2, delayMs: 30 } },
+    });
+    server.handle(Job, (_p, ctx) => {
+      rounds.push(ctx.headers[Headers.DelayedRetries] ?? '0');
+      if (rounds.length < 4) throw new Error('not yet');
+    });
+    await server.start();
+    const client = w.endpoint({ name: 'DelayedClient', sendOnly: true });
+    await client.start();
+    await client.send(Job, { n: 1 }, { to: 'Delayed' });
+    await expect.poll(() => server.stats.handled).toBe(1);
+    expect(rounds).toEqual(['0', '0', '1', '1']);
+    expect(server.stats).toMatchObject({
+      immediateRetries: 2,
+      delayedRetries: 1,
+      movedToErrorQueue: 0,
+    });
+  });
+
+  it('a custom policy can move an error straight to a queue of its choosing', async () => {
+    const server = w.endpoint({
+      name: 'Policy',
+      recoverability: { policy: () => ({ kind: 'move-to-error', errorQueue: 'poison' }) },
+    });
+    server.handle(Job, () => {
+      throw new Error('fatal');
+    });
+    await server.start();
+    const poison = await readQueue(w.transport, 'poison');
+    const client = w.endpoint({ name: 'PolicyClient', sendOnly: true });
+    await client.start();
+    await client.send(Job, { n: 1 }, { to: 'Policy' });
+    await expect.poll(() => poison.messages.length).toBe(1);
+    expect(poison.messages[0]?.headers[Headers.ExceptionMessage]).toBe('fatal');
+    expect(server.stats.immediateRetries).toBe(0);
+    await poison.close();
+  });
+
+  it('warns at start when delayed retries are configured but the transport cannot delay', async () => {
+    const logger = recordingLogger();
+    const noDelay = {
+      ...w.transport,
+      capabilities: { ...w.transport.capabilities, delayedDelivery: false },
+    };
+    const server = w.endpoint({ name: 'NoDelay', transport: noDelay, logger });
+    await server.start();
+    expect(
+      logger.lines.some((l) => l.level === 'warn' && /cannot delay delivery/.test(l.message)),
+    ).toBe(true);
+  });
+
+  it('nothing is lost when the error queue cannot be reached: the message comes back', async () => {
+    let attempts = 0;
+    let refuse = 1;
+    const deliveries: number[] = [];
+    // The real in-memory transport, with a fault injected into the move to the error queue.
+    const faulty = {
+      ...w.transport,
+      async openEndpoint(...args: Parameters<typeof w.transport.openEndpoint>) {
+        const connection = await w.transport.openEndpoint(...args);
+        return {
+          ...connection,
+          async dispatch(operations: Parameters<typeof connection.dispatch>[0]) {
+            const toErrorQueue = operations.some(
+              (o) => o.destination.kind === 'queue' && o.destination.queue === 'error',
+            );
+            if (toErrorQueue && refuse-- > 0) throw new Error('error queue unreachable');
+            return connection.dispatch(operations);
+          },
+          startReceiving: (settings: Parameters<typeof connection.startReceiving>[0]) =>
+            connection.startReceiving({
+              ...settings,
+              onMessage: (message) => {
+                deliveries.push(message.deliveryCount ?? 0);
+                return settings.onMessage(message);
+              },
+            }),
+        };
+      },
+    };
+    const server = w.endpoint({
+      name: 'Unreachable',
+      transport: faulty,
+      recoverability: { immediateRetries: 0, delayedRetries: { count: 0 } },
+    });
+    server.handle(Job, () => {
+      attempts++;
+      throw new Error('always');
+    });
+    await server.start();
+    const errors = await readQueue(w.transport, 'error');
+    const client = w.endpoint({ name: 'UnreachableClient', sendOnly: true });
+    await client.start();
+    await client.send(Job, { n: 1 }, { to: 'Unreachable' });
+    await expect.poll(() => errors.messages.length).toBe(1);
+    expect(attempts).toBe(2);
+    expect(deliveries).toEqual([1, 2]);
+    expect(server.stats.movedToErrorQueue).toBe(1);
+    await errors.close();
+  });
+});
