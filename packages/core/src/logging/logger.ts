@@ -12,6 +12,14 @@ export type LogLevel = 'debug' | 'info' | 'warn' | 'error' | 'silent';
 
 const levelRank: Record<LogLevel, number> = { debug: 0, info: 1, warn: 2, error: 3, silent: 4 };
 
+function safeJson(fields: LogFields): string {
+  try {
+    return JSON.stringify(fields);
+  } catch {
+    return '{"fields":"unserializable"}';
+  }
+}
+
 /** Logs to the console at or above `level`. The default logger of an endpoint, at `info`. */
 export function createConsoleLogger(level: LogLevel = 'info'): Logger {
   const rank = levelRank[level];
@@ -20,7 +28,7 @@ export function createConsoleLogger(level: LogLevel = 'info'): Logger {
     (message: string, fields?: LogFields) => {
       if (levelRank[at] < rank) return;
       if (fields === undefined) sink(`[tidings] ${at} ${message}`);
-      else sink(`[tidings] ${at} ${message}`, fields);
+      else sink(`[tidings] ${at} ${message} ${safeJson(fields)}`);
     };
   return {
     debug: write('debug', console.debug),

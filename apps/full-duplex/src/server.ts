@@ -1,0 +1,23 @@
+import { createEndpoint, type Endpoint, type Logger, type Transport } from '@tidings/core';
+import { OrderAccepted, PlaceOrder } from './messages.js';
+import { runUntilSignal } from './process.js';
+import { transportFromEnv } from './transport-from-env.js';
+
+/** Sales: accepts every order and replies. The reply goes wherever the sender asked. */
+export function createSalesEndpoint(transport: Transport, logger?: Logger): Endpoint {
+  const sales = createEndpoint({ name: 'Sales', transport, ...(logger ? { logger } : {}) });
+  sales.handle(PlaceOrder, async (order, ctx) => {
+    console.log(`[server] PlaceOrder ${order.orderId} (${order.amount}) → replying OrderAccepted`);
+    await ctx.reply(OrderAccepted, { orderId: order.orderId, total: order.amount * 1.2 });
+  });
+  return sales;
+}
+
+if (import.meta.url === `file://${process.argv[1]}`) {
+  const sales = createSalesEndpoint(await transportFromEnv());
+  await sales.start();
+  console.log('[server] Sales is running');
+  // Tell a launcher the queue exists, so its client does not send into nothing.
+  process.send?.('ready');
+  await runUntilSignal(() => sales.stop());
+}

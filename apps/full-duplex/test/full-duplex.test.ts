@@ -1,0 +1,53 @@
+import { execFile } from 'node:child_process';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { promisify } from 'node:util';
+import { describe, expect, it } from 'vitest';
+
+const run = promisify(execFile);
+const start = fileURLToPath(new URL('../dist/start.js', import.meta.url));
+
+async function launch(env: Record<string, string>) {
+  const cwd = await mkdtemp(join(tmpdir(), 'tidings-full-duplex-'));
+  try {
+    const { stdout } = await run(process.execPath, [start], {
+      cwd,
+      env: { ...process.env, ORDERS: '3', ...env },
+      timeout: 60_000,
+    });
+    return stdout;
+  } finally {
+    await rm(cwd, { recursive: true, force: true });
+  }
+}
+
+function expectRoundTrips(stdout: string) {
+  for (const i of [1, 2, 3]) {
+    expect(stdout).toContain(`[server] PlaceOrder order-${i} (${i * 10})`);
+    expect(stdout).toContain(`[client] reply handler: order order-${i} accepted, total ${i * 12}`);
+    expect(stdout).toContain(`[client] await request: order quote-${i} accepted, total ${i * 6}`);
+  }
+  expect(stdout).toContain('[client] done: 3 replies by handler, 3 by await request');
+}
+
+describe('the full-duplex sample', () => {
+  it('runs server and client as two processes on the learning transport and exits 0', async () => {
+    const stdout = await launch({ TIDINGS_TRANSPORT: 'learning' });
+    expectRoundTrips(stdout);
+    expect(stdout).toContain('[start] done (learning, two processes)');
+  });
+
+  it('runs in one process on the in-memory transport', async () => {
+    const stdout = await launch({ TIDINGS_TRANSPORT: 'in-memory' });
+    expectRoundTrips(stdout);
+  });
+
+  it('names the missing setting when a broker transport is chosen without it', async () => {
+    const failure = await launch({ TIDINGS_TRANSPORT: 'rabbitmq', RABBITMQ_URL: '' }).catch(
+      (error: { stderr: string }) => error,
+    );
+    expect(String((failure as { stderr: string }).stderr)).toMatch(/needs RABBITMQ_URL/);
+  });
+});
