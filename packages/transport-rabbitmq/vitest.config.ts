@@ -1,3 +1,5 @@
+import { defineConfig, mergeConfig } from 'vitest/config';
 import { sharedConfig } from '../../vitest.shared.ts';
 
-export default sharedConfig;
+// One file at a time: the broker-restart test stops the whole broker.
+export default mergeConfig(sharedConfig, defineConfig({ test: { fileParallelism: false } }));
