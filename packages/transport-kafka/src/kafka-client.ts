@@ -1,0 +1,443 @@
+/**
+ * The client seam: the only file that imports kafkajs. The transport speaks to Kafka through the
+ * small interface below, so moving to another client library means rewriting this file (and the
+ * error table in errors.ts), nothing else.
+ */
+import { connect as netConnect } from 'node:net';
+import { connect as tlsConnect } from 'node:tls';
+import {
+  type Consumer,
+  type EachBatchPayload,
+  type IHeaders,
+  Kafka,
+  type LogEntry,
+  logLevel,
+  Partitioners,
+  type Producer,
+  type SASLOptions,
+} from 'kafkajs';
+import type { KafkaBrokerAddress, KafkaSaslOptions } from './options.js';
+
+export type ClientLogLevel = 'debug' | 'info' | 'warn' | 'error';
+export type ClientLog = (
+  level: ClientLogLevel,
+  message: string,
+  fields: Record<string, unknown>,
+) => void;
+
+export interface ClientConfig {
+  readonly brokers: readonly string[];
+  readonly clientId: string;
+  readonly ssl: boolean | import('node:tls').ConnectionOptions;
+  readonly sasl: KafkaSaslOptions | undefined;
+  readonly mapBrokerAddress: ((advertised: KafkaBrokerAddress) => KafkaBrokerAddress) | undefined;
+  readonly connectionTimeoutMs: number;
+  readonly requestTimeoutMs: number;
+  readonly retries: number;
+  readonly log: ClientLog;
+}
+
+export interface OutgoingRecord {
+  readonly topic: string;
+  readonly key: string;
+  readonly value: Uint8Array;
+  readonly headers: Readonly<Record<string, string>>;
+}
+
+export interface IncomingRecord {
+  readonly offset: string;
+  readonly key: string | null;
+  readonly value: Uint8Array;
+  readonly headers: Record<string, string>;
+}
+
+export interface RecordBatch {
+  readonly topic: string;
+  readonly partition: number;
+  readonly records: readonly IncomingRecord[];
+}
+
+/** What a batch handler may do while it works. None of these reject. */
+export interface BatchControl {
+  /** False once the consumer stops or the group rebalances: take no more records from this batch. */
+  isActive(): boolean;
+  /** Keeps the group membership alive during a long batch; resolves false when the group rebalances. */
+  heartbeat(): Promise<boolean>;
+  /** Commits the partition's position (the offset of the next record to read); false on failure. */
+  commit(nextOffset: string): Promise<boolean>;
+}
+
+export interface TopicSubscription {
+  readonly topic: string;
+  /** Where a group with no committed position starts. */
+  readonly from: 'earliest' | 'latest';
+}
+
+export interface ConsumerConfig {
+  readonly groupId: string;
+  readonly topics: readonly TopicSubscription[];
+  /** Batches (partitions) handled at once. */
+  readonly partitionsConcurrently: number;
+  readonly maxWaitTimeInMs: number;
+  readonly maxBytesPerPartition: number;
+  readonly sessionTimeoutMs: number;
+  readonly rebalanceTimeoutMs: number;
+  readonly heartbeatIntervalMs: number;
+  /** Handles one partition's batch. The next batch of that partition waits for it. Must not reject. */
+  onBatch(batch: RecordBatch, control: BatchControl): Promise<void>;
+  /**
+   * Called after every group join with this member's partitions, before the first fetch.
+   * `seek` sets where a partition is read from next.
+   */
+  onAssigned?(
+    assignment: Readonly<Record<string, readonly number[]>>,
+    seek: (topic: string, partition: number, offset: string) => void,
+  ): void;
+}
+
+export interface ClientConsumer {
+  /** Connects and joins the group in the background; resolves once connected (not joined). */
+  start(): Promise<void>;
+  /** Stops fetching new batches; batches being handled finish. */
+  pause(): void;
+  /** Commits positions outside a batch (offset = next record to read). */
+  commit(
+    positions: ReadonlyArray<{ topic: string; partition: number; offset: string }>,
+  ): Promise<void>;
+  /** Waits for batches being handled, leaves the group, disconnects. */
+  stop(): Promise<void>;
+}
+
+export interface TopicSpec {
+  readonly topic: string;
+  readonly partitions: number;
+  readonly replicationFactor: number;
+  readonly config?: Readonly<Record<string, string>>;
+}
+
+export interface KafkaClient {
+  connect(): Promise<void>;
+  /** Produces with acks from all in-sync replicas; resolves once the cluster has them. */
+  produce(records: readonly OutgoingRecord[]): Promise<void>;
+  /** Creates missing topics (or has the cluster auto-create them where it cannot create them). */
+  ensureTopics(specs: readonly TopicSpec[]): Promise<void>;
+  /** Names of the topics that exist now. */
+  listTopics(): Promise<Set<string>>;
+  /** Offset of the next record to be written, per partition. */
+  endOffsets(topic: string): Promise<Map<number, string>>;
+  /** The group's committed position per partition; undefined where it has none. */
+  committedOffsets(groupId: string, topic: string): Promise<Map<number, string | undefined>>;
+  consumer(config: ConsumerConfig): ClientConsumer;
+  close(): Promise<void>;
+}
+
+const levelOf = (level: logLevel): ClientLogLevel =>
+  level === logLevel.ERROR
+    ? 'error'
+    : level === logLevel.WARN
+      ? 'warn'
+      : level === logLevel.INFO
+        ? 'info'
+        : 'debug';
+
+const saslOf = (sasl: KafkaSaslOptions): SASLOptions => ({
+  mechanism: sasl.mechanism,
+  username: sasl.username,
+  password: sasl.password,
+});
+
+function decodeHeaders(headers: IHeaders | undefined): Record<string, string> {
+  const decoded: Record<string, string> = {};
+  if (headers === undefined) return decoded;
+  for (const [name, raw] of Object.entries(headers)) {
+    // A repeated header arrives as an array: the last one wins, as in a map.
+    const value = Array.isArray(raw) ? raw[raw.length - 1] : raw;
+    if (value === undefined) continue;
+    decoded[name] = typeof value === 'string' ? value : value.toString('utf8');
+  }
+  return decoded;
+}
+
+const EMPTY = new Uint8Array(0);
+
+export function createKafkaClient(config: ClientConfig): KafkaClient {
+  const kafka = new Kafka({
+    clientId: config.clientId,
+    brokers: [...config.brokers],
+    ssl: config.ssl,
+    ...(config.sasl ? { sasl: saslOf(config.sasl) } : {}),
+    connectionTimeout: config.connectionTimeoutMs,
+    requestTimeout: config.requestTimeoutMs,
+    retry: { retries: config.retries, initialRetryTime: 100, maxRetryTime: 5_000 },
+    logLevel: logLevel.INFO,
+    logCreator:
+      () =>
+      ({ level, log }: LogEntry) => {
+        const { message, timestamp: _t, logger: _l, ...fields } = log;
+        config.log(levelOf(level), `kafkajs: ${message}`, fields);
+      },
+    // Our own sockets: Nagle off (each hop would otherwise wait for delayed ACKs), and an optional
+    // rewrite of advertised broker addresses.
+    socketFactory: ({ host, port, ssl, onConnect }) => {
+      const target = config.mapBrokerAddress?.({ host, port }) ?? { host, port };
+      const socket = ssl
+        ? tlsConnect({ host: target.host, port: target.port, servername: host, ...ssl }, onConnect)
+        : netConnect({ host: target.host, port: target.port, noDelay: true }, onConnect);
+      socket.setNoDelay(true);
+      socket.setKeepAlive(true, 60_000);
+      return socket;
+    },
+  });
+  let producer: Producer | undefined;
+  const admin = kafka.admin();
+  // librdkafka's mock cluster (and some managed offerings) cannot create topics through the admin
+  // API; after the first such failure, topics are auto-created through a metadata request.
+  let createTopicsUnavailable = false;
+
+  const autoCreate = async (topics: string[]) => {
+    await admin.fetchTopicMetadata({ topics });
+  };
+
+  return {
+    async connect() {
+      producer = kafka.producer({
+        createPartitioner: Partitioners.DefaultPartitioner,
+        allowAutoTopicCreation: false,
+        retry: { retries: config.retries, initialRetryTime: 100, maxRetryTime: 5_000 },
+      });
+      await Promise.all([producer.connect(), admin.connect()]);
+    },
+
+    async produce(records) {
+      if (producer === undefined) throw new Error('The Kafka client is not connected.');
+      const byTopic = new Map<string, Array<{ key: string; value: Buffer; headers: IHeaders }>>();
+      for (const record of records) {
+        let messages = byTopic.get(record.topic);
+        if (messages === undefined) {
+          messages = [];
+          byTopic.set(record.topic, messages);
+        }
+        messages.push({
+          key: record.key,
+          value: Buffer.from(record.value.buffer, record.value.byteOffset, record.value.byteLength),
+          headers: { ...record.headers },
+        });
+      }
+      await producer.sendBatch({
+        acks: -1,
+        topicMessages: [...byTopic].map(([topic, messages]) => ({ topic, messages })),
+      });
+    },
+
+    async ensureTopics(specs) {
+      if (specs.length === 0) return;
+      if (!createTopicsUnavailable) {
+        try {
+          await admin.createTopics({
+            waitForLeaders: true,
+            topics: specs.map((spec) => ({
+              topic: spec.topic,
+              numPartitions: spec.partitions,
+              replicationFactor: spec.replicationFactor,
+              ...(spec.config
+                ? {
+                    configEntries: Object.entries(spec.config).map(([name, value]) => ({
+                      name,
+                      value,
+                    })),
+                  }
+                : {}),
+            })),
+          });
+          return;
+        } catch (error) {
+          const message = error instanceof Error ? error.message : String(error);
+          if (
+            !/not found in the cached metadata|does not support|UNSUPPORTED_VERSION/i.test(message)
+          ) {
+            throw error;
+          }
+          createTopicsUnavailable = true;
+          config.log(
+            'info',
+            'The cluster cannot create topics through the admin API; relying on auto-creation',
+            {
+              reason: message,
+            },
+          );
+        }
+      }
+      await autoCreate(specs.map((spec) => spec.topic));
+    },
+
+    async listTopics() {
+      return new Set(await admin.listTopics());
+    },
+
+    async endOffsets(topic) {
+      const offsets = await admin.fetchTopicOffsets(topic);
+      return new Map(offsets.map((o) => [o.partition, o.offset]));
+    },
+
+    async committedOffsets(groupId, topic) {
+      const [entry] = await admin.fetchOffsets({ groupId, topics: [topic] });
+      return new Map(
+        (entry?.partitions ?? []).map((p) => [
+          p.partition,
+          p.offset === '-1' || p.offset === '' ? undefined : p.offset,
+        ]),
+      );
+    },
+
+    consumer(consumerConfig) {
+      return createConsumer(kafka, consumerConfig, config.log, config.retries);
+    },
+
+    async close() {
+      await Promise.allSettled([producer?.disconnect(), admin.disconnect()]);
+    },
+  };
+}
+
+function createConsumer(
+  kafka: Kafka,
+  config: ConsumerConfig,
+  log: ClientLog,
+  retries: number,
+): ClientConsumer {
+  const consumer: Consumer = kafka.consumer({
+    groupId: config.groupId,
+    maxWaitTimeInMs: config.maxWaitTimeInMs,
+    maxBytesPerPartition: config.maxBytesPerPartition,
+    sessionTimeout: config.sessionTimeoutMs,
+    rebalanceTimeout: config.rebalanceTimeoutMs,
+    heartbeatInterval: config.heartbeatIntervalMs,
+    allowAutoTopicCreation: false,
+    retry: {
+      retries,
+      initialRetryTime: 100,
+      maxRetryTime: 5_000,
+      // A consumer that lost the cluster for longer than its retries starts over rather than
+      // ending for good: an endpoint keeps receiving once the cluster is back.
+      restartOnFailure: async (error) => {
+        log('warn', 'The consumer failed; restarting it', {
+          groupId: config.groupId,
+          error: error.message,
+        });
+        return true;
+      },
+    },
+  });
+  let stopped = false;
+  let paused = false;
+  const topics = config.topics.map((t) => t.topic);
+
+  consumer.on(consumer.events.GROUP_JOIN, (event) => {
+    if (paused) consumer.pause(topics.map((topic) => ({ topic })));
+    config.onAssigned?.(event.payload.memberAssignment, (topic, partition, offset) =>
+      consumer.seek({ topic, partition, offset }),
+    );
+  });
+
+  const onBatch = async (payload: EachBatchPayload) => {
+    const { batch } = payload;
+    let rebalancing = false;
+    const records: IncomingRecord[] = batch.messages.map((m) => ({
+      offset: m.offset,
+      key: m.key === null ? null : m.key.toString('utf8'),
+      value: m.value ?? EMPTY,
+      headers: decodeHeaders(m.headers),
+    }));
+    const control: BatchControl = {
+      isActive: () => !stopped && !rebalancing && payload.isRunning() && !payload.isStale(),
+      heartbeat: async () => {
+        try {
+          await payload.heartbeat();
+          return true;
+        } catch {
+          rebalancing = true;
+          return false;
+        }
+      },
+      commit: async (nextOffset) => {
+        try {
+          // resolveOffset takes the last handled offset; the commit carries the one after it.
+          const last = (BigInt(nextOffset) - 1n).toString();
+          payload.resolveOffset(last);
+          await payload.commitOffsetsIfNecessary({
+            topics: [
+              {
+                topic: batch.topic,
+                partitions: [{ partition: batch.partition, offset: nextOffset }],
+              },
+            ],
+          });
+          return true;
+        } catch (error) {
+          log('warn', 'Could not commit the position; records after it will be received again', {
+            groupId: config.groupId,
+            topic: batch.topic,
+            partition: batch.partition,
+            error: error instanceof Error ? error.message : String(error),
+          });
+          return false;
+        }
+      },
+    };
+    try {
+      await config.onBatch({ topic: batch.topic, partition: batch.partition, records }, control);
+    } catch (error) {
+      // Never into kafkajs: it would retry the batch from its start after logging.
+      log('error', 'Batch handling failed unexpectedly', {
+        groupId: config.groupId,
+        error: error instanceof Error ? error.message : String(error),
+      });
+    }
+  };
+
+  return {
+    async start() {
+      await consumer.connect();
+      for (const subscription of config.topics) {
+        await consumer.subscribe({
+          topics: [subscription.topic],
+          fromBeginning: subscription.from === 'earliest',
+        });
+      }
+      // run() resolves only once the group is joined, which takes seconds on some clusters;
+      // records sent meanwhile wait in the topics, so nothing depends on it having joined.
+      consumer
+        .run({
+          autoCommit: false,
+          eachBatchAutoResolve: false,
+          partitionsConsumedConcurrently: config.partitionsConcurrently,
+          eachBatch: onBatch,
+        })
+        .catch((error: unknown) => {
+          if (!stopped) {
+            log('error', 'The consumer could not start', {
+              groupId: config.groupId,
+              error: error instanceof Error ? error.message : String(error),
+            });
+          }
+        });
+    },
+    pause() {
+      paused = true;
+      try {
+        consumer.pause(topics.map((topic) => ({ topic })));
+      } catch {
+        // Not running yet: the join handler pauses it.
+      }
+    },
+    async commit(positions) {
+      await consumer.commitOffsets(
+        positions.map((p) => ({ topic: p.topic, partition: p.partition, offset: p.offset })),
+      );
+    },
+    async stop() {
+      stopped = true;
+      await consumer.disconnect();
+    },
+  };
+}

@@ -1,0 +1,488 @@
+import {
+  ConfigurationError,
+  DestinationNotFoundError,
+  type EndpointTopology,
+  Headers,
+  type IncomingTransportMessage,
+  type Logger,
+  type ReceiveSettings,
+  redactSecrets,
+  silentLogger,
+  TRANSPORT_SPI_VERSION,
+  type Transport,
+  type TransportCapabilities,
+  type TransportContext,
+  type TransportEndpoint,
+  type TransportOperation,
+  UsageError,
+} from '@tidings/core';
+import { handleBatch } from './batch-handler.js';
+import { mapKafkaError } from './errors.js';
+import {
+  type ClientConsumer,
+  type ClientLogLevel,
+  createKafkaClient,
+  type IncomingRecord,
+  type KafkaClient,
+  type OutgoingRecord,
+  type RecordBatch,
+  type TopicSpec,
+} from './kafka-client.js';
+import { type KafkaTransportOptions, kafkaTransportDefaults } from './options.js';
+import { ProducerBatcher } from './producer-batcher.js';
+import { Semaphore } from './semaphore.js';
+import { toTopicName } from './topic-names.js';
+
+/** The Kafka transport, plus what tests and tools need to name its topics and release it. */
+export interface KafkaTransport extends Transport {
+  /** The topic a queue (input, instance or error queue) maps to. */
+  queueTopic(queue: string): string;
+  /** The topic events of a message type are published to. */
+  eventTopic(messageType: string): string;
+  /** Closes the shared producer and admin connections (endpoints close their own consumers). */
+  close(): Promise<void>;
+}
+
+type Resolved = Required<Omit<KafkaTransportOptions, 'sasl' | 'mapBrokerAddress'>> &
+  Pick<KafkaTransportOptions, 'sasl' | 'mapBrokerAddress'>;
+
+const REDELIVERY_DELAY_MS = 250;
+
+function validate(options: KafkaTransportOptions): Resolved {
+  if (options === undefined || options === null) {
+    throw new ConfigurationError('createKafkaTransport needs options: { brokers: ["host:9092"] }.');
+  }
+  const brokers = options.brokers;
+  if (
+    !Array.isArray(brokers) ||
+    brokers.length === 0 ||
+    brokers.some((b) => typeof b !== 'string' || !b.includes(':'))
+  ) {
+    throw new ConfigurationError(
+      'brokers must be a non-empty array of "host:port" strings, e.g. ["127.0.0.1:9092"].',
+    );
+  }
+  const resolved = { ...kafkaTransportDefaults, ...stripUndefined(options) } as Resolved;
+  const positive: Array<keyof typeof kafkaTransportDefaults> = [
+    'partitions',
+    'instanceTopicRetentionMs',
+    'maxWaitTimeInMs',
+    'maxBytesPerPartition',
+    'sessionTimeoutMs',
+    'rebalanceTimeoutMs',
+    'heartbeatIntervalMs',
+    'maxMessageSizeBytes',
+    'maxBatchRecords',
+    'connectionTimeoutMs',
+    'requestTimeoutMs',
+  ];
+  for (const key of positive) {
+    const value = resolved[key];
+    if (typeof value !== 'number' || !Number.isInteger(value) || value <= 0) {
+      throw new ConfigurationError(`${key} must be a positive integer, got ${String(value)}.`);
+    }
+  }
+  if (!Number.isInteger(resolved.retries) || resolved.retries < 0) {
+    throw new ConfigurationError(`retries must be an integer >= 0, got ${resolved.retries}.`);
+  }
+  if (
+    !Number.isInteger(resolved.replicationFactor) ||
+    resolved.replicationFactor === 0 ||
+    resolved.replicationFactor < -1
+  ) {
+    throw new ConfigurationError(
+      `replicationFactor must be -1 (broker default) or a positive integer, got ${resolved.replicationFactor}.`,
+    );
+  }
+  if (resolved.heartbeatIntervalMs >= resolved.sessionTimeoutMs) {
+    throw new ConfigurationError('heartbeatIntervalMs must be smaller than sessionTimeoutMs.');
+  }
+  return resolved;
+}
+
+function stripUndefined<T extends object>(value: T): Partial<T> {
+  return Object.fromEntries(Object.entries(value).filter(([, v]) => v !== undefined)) as Partial<T>;
+}
+
+/**
+ * Kafka through kafkajs. Each endpoint has an input topic read by a consumer group named after it
+ * (its instances compete in the group), an error topic, a topic per event type it handles (read
+ * by the same group) and, per instance, a reply topic read by a group of that instance alone.
+ */
+export function createKafkaTransport(options: KafkaTransportOptions): KafkaTransport {
+  const settings = validate(options);
+  const secrets = [settings.sasl?.password];
+  const capabilities: TransportCapabilities = {
+    delayedDelivery: false,
+    nativePublishSubscribe: true,
+    maxMessageSizeBytes: settings.maxMessageSizeBytes,
+    deliveryCount: false,
+    durable: true,
+  };
+  const queueTopic = (queue: string) => toTopicName(settings.topicPrefix, queue);
+  const eventTopic = (messageType: string) =>
+    toTopicName(`${settings.topicPrefix}${settings.eventTopicPrefix}`, messageType);
+
+  let logger: Logger = silentLogger;
+  const log = (level: ClientLogLevel, message: string, fields: Record<string, unknown>) => {
+    // kafkajs reports expected protocol answers (a rebalance in progress) as errors: they are
+    // warnings for us; its info chatter (joins, starts) is debug.
+    const text = redactSecrets(message, secrets);
+    if (level === 'error' || level === 'warn') logger.warn(text, fields);
+    else logger.debug(text, fields);
+  };
+
+  let client: KafkaClient | undefined;
+  let connecting: Promise<KafkaClient> | undefined;
+  let batcher: ProducerBatcher | undefined;
+  let openEndpoints = 0;
+  const ensured = new Set<string>();
+  const knownTopics = new Set<string>();
+  let refreshingTopics: Promise<void> | undefined;
+
+  const connect = (): Promise<KafkaClient> => {
+    if (client !== undefined) return Promise.resolve(client);
+    connecting ??= (async () => {
+      const fresh = createKafkaClient({
+        brokers: settings.brokers,
+        clientId: settings.clientId,
+        ssl: settings.ssl,
+        sasl: settings.sasl,
+        mapBrokerAddress: settings.mapBrokerAddress,
+        connectionTimeoutMs: settings.connectionTimeoutMs,
+        requestTimeoutMs: settings.requestTimeoutMs,
+        retries: settings.retries,
+        log,
+      });
+      try {
+        await fresh.connect();
+      } catch (error) {
+        await fresh.close();
+        throw mapKafkaError(error, { operation: 'connect', secrets });
+      } finally {
+        connecting = undefined;
+      }
+      client = fresh;
+      batcher = new ProducerBatcher((records) => fresh.produce(records), settings.maxBatchRecords);
+      return fresh;
+    })();
+    return connecting;
+  };
+
+  const release = async () => {
+    const closing = client;
+    client = undefined;
+    batcher = undefined;
+    ensured.clear();
+    await closing?.close();
+  };
+
+  const ensureTopics = async (kafka: KafkaClient, specs: TopicSpec[]) => {
+    const unique = new Map(specs.map((s) => [s.topic, s] as const));
+    const missing = [...unique.values()].filter((s) => !ensured.has(s.topic));
+    if (missing.length === 0) return;
+    try {
+      await kafka.ensureTopics(missing);
+    } catch (error) {
+      throw mapKafkaError(error, {
+        operation: `create topics ${missing.map((s) => s.topic).join(', ')}`,
+        secrets,
+      });
+    }
+    for (const spec of missing) {
+      ensured.add(spec.topic);
+      knownTopics.add(spec.topic);
+    }
+  };
+
+  const spec = (topic: string, config?: Record<string, string>): TopicSpec => ({
+    topic,
+    partitions: settings.partitions,
+    replicationFactor: settings.replicationFactor,
+    ...(config ? { config } : {}),
+  });
+
+  /** A queue's topic must exist: sending to a queue nobody created fails like on other brokers. */
+  const assertQueueExists = async (kafka: KafkaClient, queue: string, topic: string) => {
+    if (knownTopics.has(topic)) return;
+    refreshingTopics ??= kafka
+      .listTopics()
+      .then((topics) => {
+        for (const name of topics) knownTopics.add(name);
+      })
+      .finally(() => {
+        refreshingTopics = undefined;
+      });
+    try {
+      await refreshingTopics;
+    } catch (error) {
+      throw mapKafkaError(error, { operation: 'list topics', secrets });
+    }
+    if (!knownTopics.has(topic)) throw new DestinationNotFoundError(queue);
+  };
+
+  const toRecords = async (kafka: KafkaClient, operations: readonly TransportOperation[]) => {
+    const records: OutgoingRecord[] = [];
+    for (const operation of operations) {
+      if (operation.delayMs !== undefined && operation.delayMs > 0) {
+        throw new UsageError(
+          "The Kafka transport cannot delay delivery (capabilities.delayedDelivery is false); send without 'delayMs'.",
+        );
+      }
+      const { message, destination } = operation;
+      let topic: string;
+      if (destination.kind === 'queue') {
+        topic = queueTopic(destination.queue);
+        await assertQueueExists(kafka, destination.queue, topic);
+      } else {
+        topic = eventTopic(destination.messageType);
+        // Publishing with no subscriber yet must still work: the event topic is created on demand.
+        await ensureTopics(kafka, [spec(topic)]);
+      }
+      records.push({
+        topic,
+        key: message.headers[settings.orderingKeyHeader] ?? message.messageId,
+        value: message.body,
+        headers: message.headers,
+      });
+    }
+    return records;
+  };
+
+  const transport: KafkaTransport = {
+    spiVersion: TRANSPORT_SPI_VERSION,
+    name: 'kafka',
+    capabilities,
+    queueTopic,
+    eventTopic,
+    close: release,
+
+    async openEndpoint(
+      topology: EndpointTopology,
+      context: TransportContext,
+    ): Promise<TransportEndpoint> {
+      if (logger === silentLogger) logger = context.logger;
+      const kafka = await connect();
+      openEndpoints++;
+      try {
+        return await openKafkaEndpoint(topology, context, kafka);
+      } catch (error) {
+        if (--openEndpoints === 0) await release();
+        throw error;
+      }
+    },
+  };
+
+  async function openKafkaEndpoint(
+    topology: EndpointTopology,
+    context: TransportContext,
+    kafka: KafkaClient,
+  ): Promise<TransportEndpoint> {
+    const inputTopic =
+      topology.inputQueue !== undefined ? queueTopic(topology.inputQueue) : undefined;
+    const instanceTopic =
+      topology.instanceQueue !== undefined ? queueTopic(topology.instanceQueue) : undefined;
+    const errorTopic = queueTopic(topology.errorQueue);
+    const subscriptions = new Set(inputTopic !== undefined ? topology.subscriptions : []);
+    const specs = [spec(errorTopic)];
+    if (inputTopic !== undefined) specs.push(spec(inputTopic));
+    if (instanceTopic !== undefined) {
+      specs.push(
+        spec(instanceTopic, { 'retention.ms': String(settings.instanceTopicRetentionMs) }),
+      );
+    }
+    for (const type of subscriptions) specs.push(spec(eventTopic(type)));
+    await ensureTopics(kafka, specs);
+
+    // Where a new subscription starts: the end of the event topic now, so the endpoint gets every
+    // event published from here on, even before its group has joined (which takes seconds).
+    const anchors = new Map<string, Map<number, string>>();
+    const anchorSubscription = async (type: string) => {
+      if (inputTopic === undefined) return;
+      const topic = eventTopic(type);
+      try {
+        const committed = await kafka.committedOffsets(inputTopic, topic);
+        const ends = await kafka.endOffsets(topic);
+        const anchor = new Map<number, string>();
+        for (const [partition, end] of ends) {
+          if (committed.get(partition) === undefined) anchor.set(partition, end);
+        }
+        if (anchor.size > 0) anchors.set(topic, anchor);
+      } catch (error) {
+        throw mapKafkaError(error, { operation: `read positions of ${topic}`, secrets });
+      }
+    };
+    for (const type of subscriptions) await anchorSubscription(type);
+
+    const queueOfTopic = new Map<string, string>();
+    if (inputTopic !== undefined && topology.inputQueue !== undefined) {
+      queueOfTopic.set(inputTopic, topology.inputQueue);
+    }
+    if (instanceTopic !== undefined && topology.instanceQueue !== undefined) {
+      queueOfTopic.set(instanceTopic, topology.instanceQueue);
+    }
+
+    let receive: ReceiveSettings | undefined;
+    let slots: Semaphore | undefined;
+    let stopping = false;
+    let closed = false;
+    let mainConsumer: ClientConsumer | undefined;
+    let instanceConsumer: ClientConsumer | undefined;
+
+    const deliver = async (record: IncomingRecord, batch: RecordBatch) => {
+      const message: IncomingTransportMessage = {
+        messageId:
+          record.headers[Headers.MessageId] ?? `${batch.topic}/${batch.partition}/${record.offset}`,
+        headers: record.headers,
+        body: record.value,
+        // Events arrive on the endpoint's behalf: they count as received from its input queue.
+        queue: queueOfTopic.get(batch.topic) ?? topology.inputQueue ?? batch.topic,
+      };
+      try {
+        return await (receive as ReceiveSettings).onMessage(message);
+      } catch (error) {
+        context.logger.error('onMessage rejected; the record will be handled again', {
+          messageId: message.messageId,
+          error: error instanceof Error ? error.message : String(error),
+        });
+        return 'abandon' as const;
+      }
+    };
+
+    const consumerFor = (
+      groupId: string,
+      topics: Array<{ topic: string; from: 'earliest' | 'latest' }>,
+    ) =>
+      kafka.consumer({
+        groupId,
+        topics,
+        partitionsConcurrently: Math.max(1, Math.min(receive?.concurrency ?? 1, 64)),
+        maxWaitTimeInMs: settings.maxWaitTimeInMs,
+        maxBytesPerPartition: settings.maxBytesPerPartition,
+        sessionTimeoutMs: settings.sessionTimeoutMs,
+        rebalanceTimeoutMs: settings.rebalanceTimeoutMs,
+        heartbeatIntervalMs: settings.heartbeatIntervalMs,
+        onBatch: (batch, control) =>
+          handleBatch(batch, control, {
+            slots: slots as Semaphore,
+            deliver,
+            isStopping: () => stopping,
+            redeliveryDelayMs: REDELIVERY_DELAY_MS,
+          }),
+        onAssigned: (assignment, seek) => {
+          const positions: Array<{ topic: string; partition: number; offset: string }> = [];
+          for (const [topic, partitions] of Object.entries(assignment)) {
+            const anchor = anchors.get(topic);
+            if (anchor === undefined) continue;
+            for (const partition of partitions) {
+              const offset = anchor.get(partition);
+              if (offset === undefined) continue;
+              seek(topic, partition, offset);
+              positions.push({ topic, partition, offset });
+              anchor.delete(partition);
+            }
+          }
+          if (positions.length === 0) return;
+          // Make the starting point durable, so events published while this process is down are
+          // not skipped when it comes back before handling any.
+          void mainConsumer?.commit(positions).catch((error: unknown) => {
+            context.logger.warn('Could not record where a new subscription starts', {
+              error: error instanceof Error ? error.message : String(error),
+            });
+          });
+        },
+      });
+
+    const startMain = async () => {
+      if (inputTopic === undefined) return;
+      mainConsumer = consumerFor(inputTopic, [
+        { topic: inputTopic, from: 'earliest' },
+        ...[...subscriptions].map((type) => ({ topic: eventTopic(type), from: 'latest' as const })),
+      ]);
+      await mainConsumer.start();
+    };
+
+    const restartMain = async () => {
+      if (receive === undefined || stopping || closed) return;
+      const previous = mainConsumer;
+      mainConsumer = undefined;
+      await previous?.stop();
+      await startMain();
+    };
+
+    return {
+      async dispatch(operations) {
+        if (operations.length === 0) return;
+        if (batcher === undefined) {
+          throw mapKafkaError(new Error('The transport was closed.'), { operation: 'dispatch' });
+        }
+        const records = await toRecords(kafka, operations);
+        try {
+          await batcher.send(records);
+        } catch (error) {
+          const [first] = operations;
+          const destination =
+            operations.length === 1 && first?.destination.kind === 'queue'
+              ? first.destination.queue
+              : undefined;
+          throw mapKafkaError(error, {
+            operation: `produce ${records.length} record(s)`,
+            ...(destination !== undefined ? { destination } : {}),
+            secrets,
+          });
+        }
+      },
+
+      async startReceiving(receiveSettings) {
+        if (receive !== undefined) return;
+        if (closed) throw new UsageError('This Kafka endpoint connection is closed.');
+        receive = receiveSettings;
+        slots = new Semaphore(receiveSettings.concurrency);
+        stopping = false;
+        try {
+          await startMain();
+          if (instanceTopic !== undefined) {
+            instanceConsumer = consumerFor(instanceTopic, [
+              { topic: instanceTopic, from: 'earliest' },
+            ]);
+            await instanceConsumer.start();
+          }
+        } catch (error) {
+          throw mapKafkaError(error, { operation: 'start consumers', secrets });
+        }
+      },
+
+      async stopReceiving() {
+        // Handlers in flight finish and their records are committed at close; nothing new starts.
+        stopping = true;
+        mainConsumer?.pause();
+        instanceConsumer?.pause();
+      },
+
+      async subscribe(messageType) {
+        if (inputTopic === undefined || subscriptions.has(messageType)) return;
+        const topic = eventTopic(messageType);
+        await ensureTopics(kafka, [spec(topic)]);
+        subscriptions.add(messageType);
+        await anchorSubscription(messageType);
+        // kafkajs cannot change a running consumer's topics: rejoin with the new set.
+        await restartMain();
+      },
+
+      async unsubscribe(messageType) {
+        if (!subscriptions.delete(messageType)) return;
+        await restartMain();
+      },
+
+      async close() {
+        if (closed) return;
+        closed = true;
+        stopping = true;
+        await Promise.allSettled([mainConsumer?.stop(), instanceConsumer?.stop()]);
+        if (--openEndpoints === 0) await release();
+      },
+    };
+  }
+
+  return transport;
+}

@@ -1,0 +1,150 @@
+import type { ConnectionOptions } from 'node:tls';
+
+/** SASL credentials. Never logged; errors that mention the connection are redacted. */
+export interface KafkaSaslOptions {
+  readonly mechanism: 'plain' | 'scram-sha-256' | 'scram-sha-512';
+  readonly username: string;
+  readonly password: string;
+}
+
+/** A broker address as the cluster advertises it, or as the client should dial it. */
+export interface KafkaBrokerAddress {
+  readonly host: string;
+  readonly port: number;
+}
+
+export interface KafkaTransportOptions {
+  /** Bootstrap brokers, `host:port`. Required. */
+  readonly brokers: readonly string[];
+  /**
+   * Client id sent to the brokers (shows up in broker logs and quotas).
+   * @default 'tidings'
+   */
+  readonly clientId?: string;
+  /**
+   * TLS: `true` for the system CAs, or Node's TLS options.
+   * @default false
+   */
+  readonly ssl?: boolean | ConnectionOptions;
+  /**
+   * SASL authentication.
+   * @default undefined (none)
+   */
+  readonly sasl?: KafkaSaslOptions;
+  /**
+   * Rewrites the address the client dials for a broker. For clusters whose advertised listeners
+   * are not reachable from here (port forwarding, tunnels, proxies).
+   * @default undefined (dial the advertised address)
+   */
+  readonly mapBrokerAddress?: (advertised: KafkaBrokerAddress) => KafkaBrokerAddress;
+  /**
+   * Prefix of every topic and consumer group this transport creates or uses (a namespace on a
+   * shared cluster, e.g. `staging.`).
+   * @default ''
+   */
+  readonly topicPrefix?: string;
+  /**
+   * Prefix of event topics: events of type `T` go to topic `<topicPrefix><eventTopicPrefix>T`.
+   * @default 'event.'
+   */
+  readonly eventTopicPrefix?: string;
+  /**
+   * Partitions of the topics the transport creates (input, instance, error and event topics).
+   * Ordering holds per key within a partition; more partitions, more parallelism.
+   * Ignored when the cluster auto-creates topics with its own defaults.
+   * @default 6
+   */
+  readonly partitions?: number;
+  /**
+   * Replication factor of the topics the transport creates; -1 takes the broker's default.
+   * @default -1
+   */
+  readonly replicationFactor?: number;
+  /**
+   * How long records stay in an instance's reply topic (`retention.ms`). Instance topics of
+   * instances that are gone empty themselves after this; the topic itself stays until deleted.
+   * @default 86_400_000 (1 day)
+   */
+  readonly instanceTopicRetentionMs?: number;
+  /**
+   * Longest a fetch waits for data when there is none. Real brokers answer as soon as data
+   * arrives, so this bounds idle polling rather than latency there; brokers that wait the fetch
+   * out (librdkafka's mock cluster) add up to this much latency to every hop.
+   * @default 100
+   */
+  readonly maxWaitTimeInMs?: number;
+  /**
+   * Most bytes fetched per partition per request.
+   * @default 1_048_576
+   */
+  readonly maxBytesPerPartition?: number;
+  /**
+   * Consumer group session timeout: an instance that stops heartbeating this long loses its
+   * partitions to the others.
+   * @default 30_000
+   */
+  readonly sessionTimeoutMs?: number;
+  /**
+   * How long the group waits for members to rejoin during a rebalance.
+   * @default 60_000
+   */
+  readonly rebalanceTimeoutMs?: number;
+  /**
+   * Heartbeat interval; keep it well under a third of `sessionTimeoutMs`.
+   * @default 3_000
+   */
+  readonly heartbeatIntervalMs?: number;
+  /**
+   * Largest message (body plus headers) accepted; core refuses larger ones before sending.
+   * Keep it under the topic's `max.message.bytes` (1 MB by default on Kafka).
+   * @default 1_000_000
+   */
+  readonly maxMessageSizeBytes?: number;
+  /**
+   * Most records sent in one produce request; more wait for the next one.
+   * @default 2_000
+   */
+  readonly maxBatchRecords?: number;
+  /**
+   * Header whose value, when present, becomes the record key (records with one key keep their
+   * order). Without it the key is the message id.
+   * @default 'tidings.ordering-key'
+   */
+  readonly orderingKeyHeader?: string;
+  /**
+   * Connection timeout per broker.
+   * @default 3_000
+   */
+  readonly connectionTimeoutMs?: number;
+  /**
+   * Request timeout.
+   * @default 30_000
+   */
+  readonly requestTimeoutMs?: number;
+  /**
+   * Retries of a failed request (connection lost, leader moved) before it fails.
+   * @default 8
+   */
+  readonly retries?: number;
+}
+
+export const kafkaTransportDefaults = {
+  clientId: 'tidings',
+  ssl: false,
+  topicPrefix: '',
+  eventTopicPrefix: 'event.',
+  partitions: 6,
+  replicationFactor: -1,
+  instanceTopicRetentionMs: 86_400_000,
+  maxWaitTimeInMs: 100,
+  maxBytesPerPartition: 1_048_576,
+  sessionTimeoutMs: 30_000,
+  rebalanceTimeoutMs: 60_000,
+  heartbeatIntervalMs: 3_000,
+  maxMessageSizeBytes: 1_000_000,
+  maxBatchRecords: 2_000,
+  orderingKeyHeader: 'tidings.ordering-key',
+  connectionTimeoutMs: 3_000,
+  requestTimeoutMs: 30_000,
+  retries: 8,
+} as const satisfies Omit<Required<KafkaTransportOptions>, 'brokers' | 'sasl' | 'mapBrokerAddress'>;

@@ -1,0 +1,23 @@
+/** Bounds how many records are handled at once across all of an endpoint's partitions. */
+export class Semaphore {
+  private available: number;
+  private readonly waiting: Array<() => void> = [];
+
+  constructor(permits: number) {
+    this.available = permits;
+  }
+
+  acquire(): Promise<void> {
+    if (this.available > 0) {
+      this.available--;
+      return Promise.resolve();
+    }
+    return new Promise((resolve) => this.waiting.push(resolve));
+  }
+
+  release(): void {
+    const next = this.waiting.shift();
+    if (next) next();
+    else this.available++;
+  }
+}
