@@ -207,18 +207,29 @@ export function createLearningTransport(options: LearningTransportOptions = {}):
         (queue): queue is string => queue !== undefined,
       );
       let receiver: Receiver | undefined;
+      /** Dispatches under way: close waits for them, so none is cut off halfway. */
+      const inFlightDispatches = new Set<Promise<void>>();
 
       return {
-        async dispatch(operations) {
-          const staged = await stage(operations);
-          for (const [index, file] of staged.entries()) {
-            try {
-              await store.commit(file);
-            } catch (error) {
-              await Promise.all(staged.slice(index + 1).map((rest) => store.discard(rest)));
-              throw error;
+        dispatch(operations) {
+          const dispatching = (async () => {
+            const staged = await stage(operations);
+            for (const [index, file] of staged.entries()) {
+              try {
+                await store.commit(file);
+              } catch (error) {
+                await Promise.all(staged.slice(index + 1).map((rest) => store.discard(rest)));
+                throw error;
+              }
             }
-          }
+          })();
+          const tracked = dispatching.then(
+            () => {},
+            () => {},
+          );
+          inFlightDispatches.add(tracked);
+          void tracked.then(() => inFlightDispatches.delete(tracked));
+          return dispatching;
         },
 
         async startReceiving(receiveSettings) {
@@ -253,6 +264,7 @@ export function createLearningTransport(options: LearningTransportOptions = {}):
         },
 
         async close() {
+          await Promise.all(inFlightDispatches);
           if (receiver === undefined) return;
           const closing = receiver;
           receiver = undefined;
