@@ -61,13 +61,43 @@ export async function runClient(
   console.log(`[client] done: ${count} replies by handler, ${count} by await request`);
 }
 
+/** For the restart demo: send, start requests, tell the launcher, and wait to be killed. */
+async function sendAndDie(client: Endpoint, count: number): Promise<void> {
+  for (let i = 1; i <= count; i++) {
+    await client.send(PlaceOrder, { orderId: `order-${i}`, amount: i * 10 });
+    console.log(`[client] sent PlaceOrder order-${i} (reply handler will take the reply)`);
+  }
+  for (let i = 1; i <= count; i++) {
+    const orderId = `quote-${i}`;
+    // The callback form: `sent` resolves once the request is with the transport.
+    const sent = client.send(PlaceOrder, { orderId, amount: i * 5 });
+    sent.register((reply) => console.log(`[client] callback: ${orderId} answered (${reply.kind})`));
+    await sent;
+    console.log(`[client] callback for ${orderId} is waiting, in memory…`);
+  }
+  process.send?.('pending');
+  await new Promise(() => {});
+}
+
+/** For the restart demo: handle whatever replies are waiting, then stop. */
+async function listen(expected: number, seen: Set<string>): Promise<void> {
+  const deadline = Date.now() + 15_000;
+  while (seen.size < expected && Date.now() < deadline) {
+    await new Promise((resolve) => setTimeout(resolve, 20));
+  }
+  console.log(`[client] after restart: ${seen.size} replies handled by the reply handler`);
+}
+
 if (import.meta.url === `file://${process.argv[1]}`) {
   const count = Number(process.env.ORDERS ?? 3);
-  const durable = new Set<string>();
-  const client = createClientEndpoint(await transportFromEnv(), (id) => durable.add(id));
+  const mode = process.env.CLIENT_MODE ?? 'run';
+  const seen = new Set<string>();
+  const client = createClientEndpoint(await transportFromEnv(), (id) => seen.add(id));
   await client.start();
   try {
-    await runClient(client, count, durable);
+    if (mode === 'send-and-die') await sendAndDie(client, count);
+    else if (mode === 'listen') await listen(Number(process.env.EXPECT_REPLIES ?? count), seen);
+    else await runClient(client, count, seen);
   } finally {
     await client.stop();
   }

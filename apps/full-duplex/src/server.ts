@@ -6,9 +6,13 @@ import { transportFromEnv } from './transport-from-env.js';
 /** Sales: accepts every order and replies. The reply goes wherever the sender asked. */
 export function createSalesEndpoint(transport: Transport, logger?: Logger): Endpoint {
   const sales = createEndpoint({ name: 'Sales', transport, ...(logger ? { logger } : {}) });
+  const replyDelayMs = Number(process.env.REPLY_DELAY_MS ?? 0);
   sales.handle(PlaceOrder, async (order, ctx) => {
+    // The restart demo slows Sales down so the client can die with requests pending.
+    if (replyDelayMs > 0) await new Promise((resolve) => setTimeout(resolve, replyDelayMs));
     console.log(`[server] PlaceOrder ${order.orderId} (${order.amount}) → replying OrderAccepted`);
     await ctx.reply(OrderAccepted, { orderId: order.orderId, total: order.amount * 1.2 });
+    process.send?.('replied');
   });
   return sales;
 }

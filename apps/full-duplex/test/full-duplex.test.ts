@@ -51,3 +51,30 @@ describe('the full-duplex sample', () => {
     expect(String((failure as { stderr: string }).stderr)).toMatch(/needs RABBITMQ_URL/);
   });
 });
+
+describe('the restart demo', () => {
+  it('durable replies survive a killed client and reach its reply handler after restart', async () => {
+    const cwd = await mkdtemp(join(tmpdir(), 'tidings-restart-'));
+    try {
+      const { stdout } = await run(
+        process.execPath,
+        [fileURLToPath(new URL('../dist/restart-demo.js', import.meta.url))],
+        {
+          cwd,
+          env: { ...process.env, TIDINGS_TRANSPORT: 'learning', REPLY_DELAY_MS: '300' },
+          timeout: 60_000,
+        },
+      );
+      const [before, after] = stdout.split('starting the client again');
+      expect(before).toContain('[demo] killed the client');
+      expect(before).not.toContain('[client] callback: quote-1 answered');
+      for (const id of ['order-1', 'order-2', 'quote-1', 'quote-2']) {
+        expect(after).toContain(`[client] reply handler: order ${id} accepted`);
+      }
+      expect(after).toContain('[client] after restart: 4 replies handled by the reply handler');
+      expect(stdout).not.toContain('[client] callback:');
+    } finally {
+      await rm(cwd, { recursive: true, force: true });
+    }
+  });
+});
