@@ -108,7 +108,7 @@ export interface KafkaTransportOptions {
   /**
    * Header whose value, when present, becomes the record key (records with one key keep their
    * order). Without it the key is the message id.
-   * @default 'tidings.ordering-key'
+   * @default 'ordering-key'
    */
   readonly orderingKeyHeader?: string;
   /**
@@ -143,7 +143,7 @@ export const kafkaTransportDefaults = {
   heartbeatIntervalMs: 3_000,
   maxMessageSizeBytes: 1_000_000,
   maxBatchRecords: 2_000,
-  orderingKeyHeader: 'tidings.ordering-key',
+  orderingKeyHeader: 'ordering-key',
   connectionTimeoutMs: 3_000,
   requestTimeoutMs: 30_000,
   retries: 8,

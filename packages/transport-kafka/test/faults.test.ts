@@ -1,0 +1,177 @@
+import { defineMessage, Headers, type IncomingTransportMessage, silentLogger } from '@tidings/core';
+import { Kafka, logLevel } from 'kafkajs';
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { sleep, testWorld } from './helpers.ts';
+import { brokers } from './kafka-test-options.ts';
+import { proxyCluster } from './tcp-proxy.ts';
+
+const Work = defineMessage<{ n: number }>('faults.Work');
+const Ping = defineMessage<{ n: number }>('faults.Ping');
+const Pong = defineMessage<{ n: number }>('faults.Pong');
+const wait = { timeout: 45_000, interval: 50 };
+
+/** Reads a queue's topic through the SPI, recording every message. */
+async function readQueue(world: ReturnType<typeof testWorld>, queue: string) {
+  const messages: IncomingTransportMessage[] = [];
+  const connection = await world
+    .transport()
+    .openEndpoint(
+      { endpointName: queue, inputQueue: queue, errorQueue: world.errorQueue, subscriptions: [] },
+      { logger: silentLogger },
+    );
+  await connection.startReceiving({
+    concurrency: 4,
+    onMessage: async (message) => {
+      messages.push(message);
+      return 'complete';
+    },
+  });
+  return {
+    messages,
+    close: async () => {
+      await connection.stopReceiving();
+      await connection.close();
+    },
+  };
+}
+
+describe('faults', () => {
+  let world: ReturnType<typeof testWorld>;
+  const cleanups: Array<() => Promise<void>> = [];
+  beforeEach(() => {
+    world = testWorld();
+  });
+  afterEach(async () => {
+    await world.dispose();
+    for (const cleanup of cleanups.splice(0)) await cleanup();
+  });
+
+  it('connections cut during a stream and during in-flight requests: nothing is lost', async () => {
+    const proxy = await proxyCluster(brokers());
+    cleanups.push(() => proxy.close());
+    const viaProxy = () =>
+      world.transport({ brokers: proxy.brokers, mapBrokerAddress: proxy.mapBrokerAddress });
+    const seen = new Set<number>();
+    const server = world.endpoint('Server', { transport: viaProxy(), concurrency: 32 });
+    server.handle(Work, (p) => void seen.add(p.n));
+    server.handle(Ping, async (p, ctx) => ctx.reply(Pong, { n: p.n }));
+    await server.start();
+    const client = world.endpoint('Client', {
+      transport: viaProxy(),
+      routes: { [Work.name]: world.name('Server'), [Ping.name]: world.name('Server') },
+      requestTimeoutMs: 50_000,
+    });
+    await client.start();
+
+    // A stream of sends with cuts in the middle of it.
+    const total = 600;
+    let cutsDuringStream = 0;
+    for (let n = 0; n < total; n += 50) {
+      await Promise.all(Array.from({ length: 50 }, (_, i) => client.send(Work, { n: n + i })));
+      if (n === 200 || n === 400) cutsDuringStream += proxy.cutAll();
+    }
+    await expect.poll(() => seen.size, wait).toBe(total);
+    expect(cutsDuringStream).toBeGreaterThan(0);
+
+    // Requests in flight while every connection is cut, twice.
+    const requests = Array.from({ length: 200 }, (_, n) =>
+      client.request(Ping, { n }, { expect: Pong }),
+    );
+    await sleep(20);
+    const cutsDuringRequests = proxy.cutAll();
+    await sleep(300);
+    proxy.cutAll();
+    const replies = await Promise.all(requests);
+    expect(cutsDuringRequests).toBeGreaterThan(0);
+    expect(replies.map((r) => r.n)).toEqual(Array.from({ length: 200 }, (_, n) => n));
+    expect(client.stats.pendingRequests).toBe(0);
+  });
+
+  it('a handler that always throws: the record goes to the error topic with failure headers and the partition keeps moving', async () => {
+    const errors = await readQueue(world, world.errorQueue);
+    cleanups.push(errors.close);
+    const handled: number[] = [];
+    let attempts = 0;
+    const server = world.endpoint('Server', {
+      recoverability: { immediateRetries: 2, delayedRetries: { count: 0, delayMs: 0 } },
+    });
+    server.handle(Work, (p) => {
+      if (p.n === 0) {
+        attempts++;
+        throw new RangeError('poison');
+      }
+      handled.push(p.n);
+    });
+    await server.start();
+    const client = world.endpoint('Client', { routes: { [Work.name]: world.name('Server') } });
+    await client.start();
+    // One ordering key: every record lands on one partition, in order, the poison one first.
+    const sameKey = { headers: { 'ordering-key': 'one-partition' } };
+    await client.send(Work, { n: 0 }, { ...sameKey, messageId: `${world.id}-poison` });
+    for (let n = 1; n <= 20; n++) await client.send(Work, { n }, sameKey);
+
+    await expect.poll(() => handled.length, wait).toBe(20);
+    expect(handled).toEqual(Array.from({ length: 20 }, (_, i) => i + 1));
+    await expect.poll(() => errors.messages.length, wait).toBe(1);
+    expect(attempts).toBe(3);
+    const h = errors.messages[0]?.headers ?? {};
+    expect(h[Headers.MessageId]).toBe(`${world.id}-poison`);
+    expect(h[Headers.ExceptionType]).toBe('RangeError');
+    expect(h[Headers.ExceptionMessage]).toBe('poison');
+    expect(h[Headers.FailedQueue]).toBe(world.name('Server'));
+    expect(server.stats.movedToErrorQueue).toBe(1);
+  });
+
+  it('malformed records produced with raw kafkajs go to the error topic; the endpoint keeps going', async () => {
+    const errors = await readQueue(world, world.errorQueue);
+    cleanups.push(errors.close);
+    const handled: number[] = [];
+    const server = world.endpoint('Server');
+    server.handle(Work, (p) => void handled.push(p.n));
+    await server.start();
+
+    const kafka = new Kafka({ clientId: 'raw', brokers: brokers(), logLevel: logLevel.NOTHING });
+    const producer = kafka.producer({ allowAutoTopicCreation: false });
+    await producer.connect();
+    cleanups.push(() => producer.disconnect());
+    const topic = world.name('Server');
+    const typed = { [Headers.MessageType]: Work.name, [Headers.ContentType]: 'application/json' };
+    await producer.send({
+      topic,
+      acks: -1,
+      messages: [
+        // No headers at all, not even a message id.
+        { key: 'a', value: 'just some bytes' },
+        // A tombstone: no value.
+        { key: 'b', value: null, headers: { ...typed, [Headers.MessageId]: `${world.id}-null` } },
+        // Not JSON.
+        {
+          key: 'c',
+          value: '{"n": ',
+          headers: { ...typed, [Headers.MessageId]: `${world.id}-bad` },
+        },
+        // Binary garbage in a header value and body.
+        {
+          key: 'd',
+          value: Buffer.from([0xff, 0xfe, 0x00, 0x01]),
+          headers: { ...typed, [Headers.MessageId]: Buffer.from([0xc3, 0x28]) },
+        },
+        {
+          key: 'e',
+          value: '{"n":7}',
+          headers: { ...typed, [Headers.MessageId]: `${world.id}-good` },
+        },
+      ],
+    });
+    await expect.poll(() => handled, wait).toEqual([7]);
+    await expect.poll(() => errors.messages.length, wait).toBe(4);
+    const codes = errors.messages.map((m) => m.headers[Headers.ExceptionCode]).sort();
+    expect(codes).toEqual([
+      'TIDINGS_DESERIALIZATION',
+      'TIDINGS_DESERIALIZATION',
+      'TIDINGS_DESERIALIZATION',
+      'TIDINGS_MALFORMED_MESSAGE',
+    ]);
+    expect(server.stats.movedToErrorQueue).toBe(4);
+  });
+});

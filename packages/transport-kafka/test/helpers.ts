@@ -1,0 +1,46 @@
+import { randomBytes } from 'node:crypto';
+import { createEndpoint, type Endpoint, type EndpointOptions, silentLogger } from '@tidings/core';
+import {
+  createKafkaTransport,
+  type KafkaTransport,
+  type KafkaTransportOptions,
+} from '../src/index.ts';
+import { testOptions } from './kafka-test-options.ts';
+
+/** A test's own names, and everything it starts, stopped at the end. */
+export function testWorld() {
+  const id = `kt${randomBytes(3).toString('hex')}`;
+  const endpoints: Endpoint[] = [];
+  const transports: KafkaTransport[] = [];
+  return {
+    id,
+    name: (suffix: string) => `${id}-${suffix}`,
+    errorQueue: `${id}-error`,
+    transport(overrides: Partial<KafkaTransportOptions> = {}) {
+      const transport = createKafkaTransport(testOptions(overrides));
+      transports.push(transport);
+      return transport;
+    },
+    endpoint(
+      suffix: string,
+      options: Omit<EndpointOptions, 'name' | 'transport'> & { transport?: KafkaTransport } = {},
+    ): Endpoint {
+      const { transport, ...rest } = options;
+      const endpoint = createEndpoint({
+        logger: silentLogger,
+        ...rest,
+        recoverability: { errorQueue: `${id}-error`, ...rest.recoverability },
+        name: `${id}-${suffix}`,
+        transport: transport ?? this.transport(),
+      });
+      endpoints.push(endpoint);
+      return endpoint;
+    },
+    async dispose() {
+      await Promise.allSettled(endpoints.map((e) => e.stop()));
+      await Promise.allSettled(transports.map((t) => t.close()));
+    },
+  };
+}
+
+export const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
