@@ -1,0 +1,373 @@
+import { randomUUID } from 'node:crypto';
+import {
+  type Endpoint,
+  type EndpointState,
+  EndpointStateError,
+  type EndpointStats,
+  type Handler,
+  type IncomingMiddleware,
+  type MessageDefinition,
+  NoRouteError,
+  type OutgoingMiddleware,
+  type PublishOptions,
+  type RegisterOptions,
+  type Reply,
+  RequestAbortedError,
+  type RequestOptions,
+  SendOnlyEndpointError,
+  type SendOptions,
+  type SendResult,
+  UsageError,
+} from '@tidings/core';
+import { type CannedReply, type CannedRequest, toReply, unwrapReply } from './canned-reply.js';
+import { checkHeaders } from './check-headers.js';
+import { describePayload, matchesPayload, type PayloadMatcher } from './payload-matcher.js';
+import { ofType, type RecordedPublish, type RecordedSend } from './recorded.js';
+
+/** A send that waited for a reply (`request`, `send(...).register`). */
+export interface RecordedRequest<T = unknown> extends RecordedSend<T> {
+  /** What the caller expected: a message type, `'code'`, or `'any'`. */
+  readonly expect: MessageDefinition | 'code' | 'any';
+}
+
+/** `request` (or `register`) found no canned reply for its message. */
+export class NoCannedReplyError extends UsageError {
+  readonly messageType: string;
+  readonly payload: unknown;
+  constructor(messageType: string, payload: unknown, registered: number) {
+    super(
+      `No canned reply for a request '${messageType}' with payload ${describePayload(payload)}: ${
+        registered === 0
+          ? `no reply is registered for '${messageType}'`
+          : `none of the ${registered} replies registered for '${messageType}' matches`
+      }. Add one with endpoint.when(Definition, matcher, reply).`,
+    );
+    this.messageType = messageType;
+    this.payload = payload;
+  }
+}
+
+export interface TestEndpointOptions {
+  /** @default 'TestEndpoint' */
+  readonly name?: string;
+  /** @default 'test' (undefined when `sendOnly`) */
+  readonly instanceId?: string;
+  /**
+   * Behave as a send-only endpoint: `request`, `register` and `handle` throw `SendOnlyEndpointError`.
+   * @default false
+   */
+  readonly sendOnly?: boolean;
+  /**
+   * Message type → destination. Given, a send with neither `to` nor a route fails with
+   * `NoRouteError` as on a real endpoint; omitted, any send is accepted.
+   */
+  readonly routes?: Readonly<Record<string, string>>;
+}
+
+/**
+ * An `Endpoint` with no transport, for unit tests of code that sends, publishes and requests:
+ * it records what goes out and answers requests with canned replies.
+ */
+export interface TestEndpoint extends Endpoint {
+  /** Answers every request for `definition` with `reply` (registered in order; the first match wins). */
+  when<T>(definition: MessageDefinition<T>, reply: CannedReply<T>): this;
+  /** Answers requests for `definition` whose payload `matcher` accepts with `reply`. */
+  when<T>(
+    definition: MessageDefinition<T>,
+    matcher: PayloadMatcher<T>,
+    reply: CannedReply<T>,
+  ): this;
+  /** Every message sent, requests included, in order. */
+  readonly sent: readonly RecordedSend[];
+  /** Every event published, in order. */
+  readonly published: readonly RecordedPublish[];
+  /** The sends that waited for a reply, in order. */
+  readonly requests: readonly RecordedRequest[];
+  /** The sends of one message type, payloads typed. */
+  sentOf<T>(definition: MessageDefinition<T>): RecordedSend<T>[];
+  publishedOf<T>(definition: MessageDefinition<T>): RecordedPublish<T>[];
+  requestsOf<T>(definition: MessageDefinition<T>): RecordedRequest<T>[];
+  /** Forgets what was recorded; canned replies stay. */
+  clear(): void;
+}
+
+interface Registration {
+  readonly messageType: string;
+  readonly matcher: PayloadMatcher<unknown> | undefined;
+  readonly reply: CannedReply<unknown>;
+}
+
+const noop = () => {};
+
+class TestEndpointImpl implements TestEndpoint {
+  readonly name: string;
+  readonly instanceId: string | undefined;
+  readonly sendOnly: boolean;
+  readonly inputQueue: string | undefined;
+  readonly instanceQueue: string | undefined;
+  readonly sent: RecordedSend[] = [];
+  readonly published: RecordedPublish[] = [];
+  readonly requests: RecordedRequest[] = [];
+  private currentState: EndpointState = 'started';
+  private pending = 0;
+  private readonly registrations: Registration[] = [];
+  private readonly routes: ReadonlyMap<string, string> | undefined;
+
+  constructor(options: TestEndpointOptions) {
+    this.name = options.name ?? 'TestEndpoint';
+    this.sendOnly = options.sendOnly ?? false;
+    this.instanceId = this.sendOnly ? undefined : (options.instanceId ?? 'test');
+    this.inputQueue = this.sendOnly ? undefined : this.name;
+    this.instanceQueue = this.sendOnly ? undefined : `${this.name}.${this.instanceId}`;
+    this.routes = options.routes ? new Map(Object.entries(options.routes)) : undefined;
+  }
+
+  get state(): EndpointState {
+    return this.currentState;
+  }
+
+  get stats(): EndpointStats {
+    return {
+      pendingRequests: this.pending,
+      waitingRequests: 0,
+      inFlight: 0,
+      handled: 0,
+      immediateRetries: 0,
+      delayedRetries: 0,
+      movedToErrorQueue: 0,
+      unmatchedReplies: 0,
+    };
+  }
+
+  when<T>(definition: MessageDefinition<T>, reply: CannedReply<T>): this;
+  when<T>(
+    definition: MessageDefinition<T>,
+    matcher: PayloadMatcher<T>,
+    reply: CannedReply<T>,
+  ): this;
+  when(definition: MessageDefinition, ...args: unknown[]): this {
+    if (typeof definition?.name !== 'string') {
+      throw new UsageError(
+        'when() needs a message definition first, e.g. when(PlaceOrder, reply).',
+      );
+    }
+    const [matcher, reply] = args.length >= 2 ? args : [undefined, args[0]];
+    if (reply === undefined) {
+      throw new UsageError(`when(${definition.name}, ...) needs a reply.`);
+    }
+    this.registrations.push({
+      messageType: definition.name,
+      matcher: matcher as PayloadMatcher<unknown> | undefined,
+      reply: reply as CannedReply<unknown>,
+    });
+    return this;
+  }
+
+  sentOf<T>(definition: MessageDefinition<T>): RecordedSend<T>[] {
+    return ofType(this.sent, definition) as RecordedSend<T>[];
+  }
+  publishedOf<T>(definition: MessageDefinition<T>): RecordedPublish<T>[] {
+    return ofType(this.published, definition) as RecordedPublish<T>[];
+  }
+  requestsOf<T>(definition: MessageDefinition<T>): RecordedRequest<T>[] {
+    return ofType(this.requests, definition) as RecordedRequest<T>[];
+  }
+  clear(): void {
+    this.sent.length = 0;
+    this.published.length = 0;
+    this.requests.length = 0;
+  }
+
+  // A test endpoint receives nothing: handlers and middleware are accepted and never run.
+  // Test handlers by calling them with createTestContext().
+  handle<T>(_definition: MessageDefinition<T>, _handler: Handler<T>): this {
+    if (this.sendOnly) throw new SendOnlyEndpointError(this.name, 'handle messages');
+    return this;
+  }
+  useIncoming(_middleware: IncomingMiddleware): this {
+    return this;
+  }
+  useOutgoing(_middleware: OutgoingMiddleware): this {
+    return this;
+  }
+
+  /** It starts started: code under test usually gets an endpoint that is already running. */
+  async start(): Promise<void> {
+    if (this.currentState === 'stopped') {
+      throw new EndpointStateError(`Endpoint '${this.name}' is stopped; create a new one.`);
+    }
+    this.currentState = 'started';
+  }
+
+  async stop(): Promise<void> {
+    this.currentState = 'stopped';
+  }
+
+  send<T>(definition: MessageDefinition<T>, payload: T, options: SendOptions = {}): SendResult {
+    let record: RecordedSend<T>;
+    try {
+      record = this.recordSend(definition, payload, options);
+    } catch (error) {
+      const failed = Promise.reject(error) as Promise<void>;
+      failed.catch(noop);
+      return Object.assign(failed, {
+        register: <R>(): Promise<Awaited<R>> => failed as unknown as Promise<Awaited<R>>,
+      });
+    }
+    // As on a real endpoint, register() must come in the same expression, before dispatch.
+    let dispatched = false;
+    let registered = false;
+    const sent = Promise.resolve().then(() => {
+      dispatched = true;
+    });
+    return Object.assign(sent, {
+      register: <S, R>(
+        callback: (reply: Reply, state: S) => R | Promise<R>,
+        state?: S,
+        registerOptions: RegisterOptions = {},
+      ): Promise<Awaited<R>> => {
+        if (this.sendOnly) throw new SendOnlyEndpointError(this.name, 'receive replies (register)');
+        if (dispatched || registered) {
+          throw new UsageError(
+            'register() must be called on the result of send() in the same expression, before the message is dispatched, e.g. endpoint.send(Msg, data).register(cb).',
+          );
+        }
+        registered = true;
+        return this.answer(record, registerOptions.expect).then(
+          async (reply): Promise<Awaited<R>> => {
+            const expect = registerOptions.expect;
+            const value = await unwrapReply(reply, expect);
+            // The callback sees the body as the expected definition's schema parsed it.
+            const seen =
+              reply.kind === 'message' && typeof expect === 'object'
+                ? { ...reply, body: value }
+                : reply;
+            return await callback(seen, state as S);
+          },
+        );
+      },
+    });
+  }
+
+  async publish<T>(
+    definition: MessageDefinition<T>,
+    payload: T,
+    options: PublishOptions = {},
+  ): Promise<void> {
+    this.assertCanSend();
+    checkHeaders(options.headers);
+    this.published.push({
+      intent: 'publish',
+      definition,
+      messageType: definition.name,
+      payload,
+      options,
+      messageId: options.messageId ?? randomUUID(),
+    });
+  }
+
+  request<T, R>(
+    definition: MessageDefinition<T>,
+    payload: T,
+    options: RequestOptions<MessageDefinition<R>> & { readonly expect: MessageDefinition<R> },
+  ): Promise<R>;
+  request<T>(
+    definition: MessageDefinition<T>,
+    payload: T,
+    options: RequestOptions<'code'> & { readonly expect: 'code' },
+  ): Promise<number>;
+  request<T>(
+    definition: MessageDefinition<T>,
+    payload: T,
+    options?: RequestOptions<undefined>,
+  ): Promise<Reply>;
+  request(
+    definition: MessageDefinition,
+    payload: unknown,
+    options: RequestOptions<MessageDefinition | 'code' | undefined> = {},
+  ): Promise<unknown> {
+    if (this.sendOnly) throw new SendOnlyEndpointError(this.name, 'receive replies to requests');
+    const { expect, timeoutMs: _timeoutMs, signal, ...sendOptions } = options;
+    if (signal?.aborted) {
+      // Aborted before the call: nothing is sent, as on a real endpoint.
+      return Promise.reject(new RequestAbortedError(definition.name, signal.reason));
+    }
+    let record: RecordedSend;
+    try {
+      record = this.recordSend(definition, payload, sendOptions);
+    } catch (error) {
+      return Promise.reject(error);
+    }
+    return this.answer(record, expect).then((reply) => unwrapReply(reply, expect));
+  }
+
+  private recordSend<T>(
+    definition: MessageDefinition<T>,
+    payload: T,
+    options: SendOptions,
+  ): RecordedSend<T> {
+    this.assertCanSend();
+    checkHeaders(options.headers);
+    let destination = options.to;
+    if (destination === undefined && this.routes !== undefined) {
+      destination = this.routes.get(definition.name);
+      if (destination === undefined) throw new NoRouteError(definition.name);
+    }
+    const record: RecordedSend<T> = {
+      intent: 'send',
+      definition,
+      messageType: definition.name,
+      payload,
+      options,
+      destination,
+      messageId: options.messageId ?? randomUUID(),
+    };
+    this.sent.push(record);
+    return record;
+  }
+
+  /** Finds the first matching canned reply and turns it into the reply a callback would see. */
+  private async answer(
+    record: RecordedSend,
+    expect: MessageDefinition | 'code' | undefined,
+  ): Promise<Reply> {
+    this.requests.push({ ...record, expect: expect ?? 'any' });
+    this.pending++;
+    try {
+      const candidates = this.registrations.filter((r) => r.messageType === record.messageType);
+      const match = candidates.find(
+        (r) => r.matcher === undefined || matchesPayload(r.matcher, record.payload),
+      );
+      if (match === undefined) {
+        throw new NoCannedReplyError(record.messageType, record.payload, candidates.length);
+      }
+      const request: CannedRequest<unknown> = {
+        payload: record.payload,
+        messageType: record.messageType,
+        messageId: record.messageId,
+        options: record.options as Readonly<Record<string, unknown>>,
+      };
+      const answer =
+        typeof match.reply === 'function'
+          ? await match.reply(record.payload, request)
+          : match.reply;
+      return toReply(answer, record.messageType, record.messageId);
+    } finally {
+      this.pending--;
+    }
+  }
+
+  private assertCanSend(): void {
+    if (this.currentState === 'stopped') {
+      throw new EndpointStateError(`Endpoint '${this.name}' is stopped: do not send after stop().`);
+    }
+  }
+}
+
+/**
+ * Creates a test endpoint: pass it where your code expects an `Endpoint`, script replies with
+ * `when`, then assert on `sent`, `published` and `requests`.
+ */
+export function createTestEndpoint(options: TestEndpointOptions = {}): TestEndpoint {
+  return new TestEndpointImpl(options);
+}
