@@ -1,0 +1,123 @@
+import type { ServerResponse } from 'node:http';
+import {
+  type Endpoint,
+  type MessageDefinition,
+  type Reply,
+  type RequestOptions,
+  ValidationError,
+} from '@tidings/core';
+import { withHttpStatus } from './http-status.js';
+
+/** The response of the HTTP request being answered: node's, Fastify's `reply.raw`, Express's `res`. */
+export type HttpResponseLike = Pick<ServerResponse, 'once' | 'off' | 'writableFinished'> & {
+  readonly destroyed: boolean;
+};
+
+export interface HttpRequestOptions<E> extends RequestOptions<E> {
+  /**
+   * The response this request answers. If its connection closes before the response is sent
+   * (the client went away), the request is aborted at once: its registry entry is removed and a
+   * late reply goes to the endpoint's handlers, or is discarded.
+   */
+  readonly response: HttpResponseLike;
+  /**
+   * Check the payload with the message's schema (if it has one) before sending, so bad HTTP
+   * input fails with `ValidationError` (400) instead of reaching the error queue on the far side.
+   * The schema's output is what is sent.
+   * @default true
+   */
+  readonly validate?: boolean;
+}
+
+/** Why a request was aborted when its HTTP client disconnected (the `cause` of the `RequestAbortedError`). */
+export class ClientDisconnectedError extends Error {
+  constructor() {
+    super('The HTTP client disconnected before the reply arrived.');
+    this.name = 'ClientDisconnectedError';
+  }
+}
+
+/**
+ * An `AbortSignal` that aborts when `response`'s connection closes before the response was
+ * sent. `dispose` removes the listener once the request is over (keep-alive sockets live on).
+ */
+export function abortOnDisconnect(response: HttpResponseLike): {
+  readonly signal: AbortSignal;
+  dispose(): void;
+} {
+  const controller = new AbortController();
+  const onClose = () => {
+    if (!response.writableFinished) controller.abort(new ClientDisconnectedError());
+  };
+  if (response.destroyed) onClose();
+  else response.once('close', onClose);
+  return { signal: controller.signal, dispose: () => response.off('close', onClose) };
+}
+
+async function validated(definition: MessageDefinition, payload: unknown): Promise<unknown> {
+  const schema = definition.schema;
+  if (schema === undefined) return payload;
+  let result = schema['~standard'].validate(payload);
+  if (result instanceof Promise) result = await result;
+  if (result.issues) {
+    throw new ValidationError(
+      definition.name,
+      result.issues.map((issue) => ({
+        message: issue.message,
+        ...(issue.path
+          ? {
+              path: issue.path.map((p) =>
+                typeof p === 'object' && p !== null && 'key' in p ? p.key : p,
+              ),
+            }
+          : {}),
+      })),
+    );
+  }
+  return result.value;
+}
+
+/**
+ * `endpoint.request` for code that answers an HTTP request: the wait is aborted the moment the
+ * HTTP client disconnects, the payload is checked against the message's schema first, and a
+ * failure carries the HTTP `statusCode` for it (see `httpStatusFor`), keeping its Tidings class.
+ */
+export function requestForHttp<T, R>(
+  endpoint: Endpoint,
+  definition: MessageDefinition<T>,
+  payload: T,
+  options: HttpRequestOptions<MessageDefinition<R>> & { readonly expect: MessageDefinition<R> },
+): Promise<R>;
+export function requestForHttp<T>(
+  endpoint: Endpoint,
+  definition: MessageDefinition<T>,
+  payload: T,
+  options: HttpRequestOptions<'code'> & { readonly expect: 'code' },
+): Promise<number>;
+export function requestForHttp<T>(
+  endpoint: Endpoint,
+  definition: MessageDefinition<T>,
+  payload: T,
+  options: HttpRequestOptions<undefined>,
+): Promise<Reply>;
+export async function requestForHttp(
+  endpoint: Endpoint,
+  definition: MessageDefinition,
+  payload: unknown,
+  options: HttpRequestOptions<MessageDefinition | 'code' | undefined>,
+): Promise<unknown> {
+  const { response, validate = true, signal, ...requestOptions } = options;
+  const disconnect = abortOnDisconnect(response);
+  try {
+    const checked = validate ? await validated(definition, payload) : payload;
+    return await endpoint.request(definition, checked, {
+      ...requestOptions,
+      signal:
+        signal === undefined ? disconnect.signal : AbortSignal.any([signal, disconnect.signal]),
+    } as RequestOptions<undefined>);
+  } catch (error) {
+    throw withHttpStatus(error);
+  } finally {
+    disconnect.dispose();
+  }
+}

@@ -1,0 +1,82 @@
+import {
+  createEndpoint,
+  createInMemoryTransport,
+  defineMessage,
+  type Endpoint,
+  type EndpointOptions,
+  type InMemoryTransport,
+  silentLogger,
+} from '@tidings/core';
+import { z } from 'zod';
+
+export enum Outcome {
+  Ok = 0,
+  Failed = 1,
+}
+
+/** Replies `Quoted` with twice the amount; `silent` gets no reply; `slowMs` delays the reply. */
+export const Quote = defineMessage<{
+  sku: string;
+  amount: number;
+  silent?: boolean;
+  slowMs?: number;
+}>('test.Quote');
+export const Quoted = defineMessage<{ sku: string; price: number }>('test.Quoted');
+/** Replies a return code: `Outcome.Failed` for even ids. */
+export const Check = defineMessage(
+  'test.Check',
+  z.object({ id: z.coerce.number().int().positive() }),
+);
+/** Nobody routes it. */
+export const Unrouted = defineMessage<{ id: number }>('test.Unrouted');
+
+export interface Bus {
+  readonly transport: InMemoryTransport;
+  readonly backend: Endpoint;
+  /** A started backend and a web endpoint (not started: the plugin starts it). */
+  web(options?: Partial<EndpointOptions>): Endpoint;
+  stop(): Promise<void>;
+}
+
+export async function startBus(): Promise<Bus> {
+  const transport = createInMemoryTransport();
+  const backend = createEndpoint({ name: 'Backend', transport, logger: silentLogger });
+  backend.handle(Quote, async (quote, ctx) => {
+    if (quote.silent) return;
+    if (quote.slowMs) await new Promise((resolve) => setTimeout(resolve, quote.slowMs));
+    await ctx.reply(Quoted, { sku: quote.sku, price: quote.amount * 2 });
+  });
+  backend.handle(Check, async (check, ctx) => {
+    await ctx.reply(check.id % 2 === 0 ? Outcome.Failed : Outcome.Ok);
+  });
+  await backend.start();
+  const webs: Endpoint[] = [];
+  return {
+    transport,
+    backend,
+    web(options = {}) {
+      const web = createEndpoint({
+        name: 'Web',
+        transport,
+        logger: silentLogger,
+        routes: { [Quote.name]: 'Backend', [Check.name]: 'Backend' },
+        ...options,
+      });
+      webs.push(web);
+      return web;
+    },
+    async stop() {
+      for (const web of webs) await web.stop();
+      await backend.stop();
+    },
+  };
+}
+
+/** Polls until `condition` holds (or fails the test after `timeoutMs`). */
+export async function eventually(condition: () => boolean, timeoutMs = 5000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!condition()) {
+    if (Date.now() > deadline) throw new Error(`Condition not met within ${timeoutMs} ms`);
+    await new Promise((resolve) => setTimeout(resolve, 5));
+  }
+}
