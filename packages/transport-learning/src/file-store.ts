@@ -163,9 +163,13 @@ export class FileStore {
     }
   }
 
-  /** Puts a claimed message back at the front of its queue, its delivery counted. */
-  async release(claim: Claim): Promise<boolean> {
-    const target = join(this.queueDir(claim.queue), readyName(claim.id, claim.delivery));
+  /**
+   * Puts a claimed message back at the front of its queue, its delivery counted unless it was
+   * never handed to anyone (`counted: false`).
+   */
+  async release(claim: Claim, counted = true): Promise<boolean> {
+    const deliveries = counted ? claim.delivery : claim.delivery - 1;
+    const target = join(this.queueDir(claim.queue), readyName(claim.id, deliveries));
     try {
       await rename(claim.path, target);
       return true;

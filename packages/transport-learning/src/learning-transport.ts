@@ -51,6 +51,7 @@ export function createLearningTransport(options: LearningTransportOptions = {}):
   const owner = newOwnerId();
   const receivers = new Set<Receiver>();
   const instanceQueues = new Set<string>();
+  const knownQueues = new Set<string>();
   let prepared: Promise<void> | undefined;
   let logger: Logger | undefined;
 
@@ -140,17 +141,17 @@ export function createLearningTransport(options: LearningTransportOptions = {}):
   /** Resolves every operation to staged files; nothing is visible until all are staged. */
   const stage = async (operations: readonly TransportOperation[]): Promise<StagedMessage[]> => {
     const planned: Array<{ operation: TransportOperation; queues: string[] }> = [];
-    const checked = new Map<string, boolean>();
     for (const operation of operations) {
       const destination = operation.destination;
       if (destination.kind === 'queue') {
-        let exists = checked.get(destination.queue);
-        if (exists === undefined) {
-          exists = await store.queueExists(destination.queue);
-          checked.set(destination.queue, exists);
-        }
         // Check every destination first, so a batch with one bad destination sends nothing.
-        if (!exists) throw new DestinationNotFoundError(destination.queue);
+        // Queues seen once are remembered: one deleted since still fails at the rename.
+        if (!knownQueues.has(destination.queue)) {
+          if (!(await store.queueExists(destination.queue))) {
+            throw new DestinationNotFoundError(destination.queue);
+          }
+          knownQueues.add(destination.queue);
+        }
         planned.push({ operation, queues: [destination.queue] });
       } else {
         planned.push({ operation, queues: await store.subscribers(destination.messageType) });
@@ -207,6 +208,7 @@ export function createLearningTransport(options: LearningTransportOptions = {}):
         (queue): queue is string => queue !== undefined,
       );
       let receiver: Receiver | undefined;
+      const retired: Receiver[] = [];
       /** Dispatches under way: close waits for them, so none is cut off halfway. */
       const inFlightDispatches = new Set<Promise<void>>();
 
@@ -218,6 +220,7 @@ export function createLearningTransport(options: LearningTransportOptions = {}):
               try {
                 await store.commit(file);
               } catch (error) {
+                if (error instanceof DestinationNotFoundError) knownQueues.delete(file.queue);
                 await Promise.all(staged.slice(index + 1).map((rest) => store.discard(rest)));
                 throw error;
               }
@@ -234,7 +237,8 @@ export function createLearningTransport(options: LearningTransportOptions = {}):
 
         async startReceiving(receiveSettings) {
           if (receiver?.isActive) return;
-          if (receiver !== undefined) await receiver.close();
+          // A stopped receiver may still be settling messages: keep it until close.
+          if (receiver !== undefined) retired.push(receiver);
           if (topology.instanceQueue !== undefined) instanceQueues.add(topology.instanceQueue);
           await startHousekeeping();
           receiver = new Receiver(
@@ -266,10 +270,10 @@ export function createLearningTransport(options: LearningTransportOptions = {}):
         async close() {
           await Promise.all(inFlightDispatches);
           if (receiver === undefined) return;
-          const closing = receiver;
+          const closing = [...retired.splice(0), receiver];
           receiver = undefined;
-          await closing.close();
-          receivers.delete(closing);
+          await Promise.all(closing.map((r) => r.close()));
+          for (const closed of closing) receivers.delete(closed);
           if (topology.instanceQueue !== undefined) instanceQueues.delete(topology.instanceQueue);
           if (receivers.size === 0) await stopHousekeeping();
         },

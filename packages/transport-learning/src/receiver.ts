@@ -32,7 +32,7 @@ export class Receiver {
   private readonly candidates = new Map<string, string[]>();
   /** Queues that may have new files since they were last listed. */
   private readonly dirty = new Set<string>();
-  private pumping = false;
+  private pumping: Promise<void> | undefined;
   private pumpAgain = false;
   private nextQueue = 0;
   private lastError = '';
@@ -91,6 +91,7 @@ export class Receiver {
    */
   async close(): Promise<void> {
     this.stop();
+    await this.pumping;
     const waits: Promise<unknown>[] = [];
     for (const entry of this.inFlight) {
       if (entry.answered) {
@@ -105,18 +106,29 @@ export class Receiver {
     await Promise.all(waits);
   }
 
-  private async pump(): Promise<void> {
-    if (this.pumping) {
+  private pump(): Promise<void> {
+    if (this.pumping !== undefined) {
       this.pumpAgain = true;
-      return;
+      return this.pumping;
     }
-    this.pumping = true;
+    this.pumping = this.pumpLoop().finally(() => {
+      this.pumping = undefined;
+    });
+    return this.pumping;
+  }
+
+  private async pumpLoop(): Promise<void> {
     try {
       do {
         this.pumpAgain = false;
         while (this.active && this.inFlight.size < this.settings.concurrency) {
           const claim = await this.claimNext();
           if (claim === undefined) break;
+          if (!this.active) {
+            // Stopped while claiming: put it back untouched, this delivery never happened.
+            await this.host.store.release(claim, false);
+            break;
+          }
           this.deliver(claim);
         }
       } while (this.pumpAgain && this.active);
@@ -124,8 +136,6 @@ export class Receiver {
     } catch (error) {
       // The next poll tries again; say so once, not on every tick.
       this.warn('receive', error);
-    } finally {
-      this.pumping = false;
     }
   }
 

@@ -1,4 +1,4 @@
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, readdirSync, rmSync } from 'node:fs';
 import { rename } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -94,6 +94,29 @@ describe('errors from the transport', () => {
     expect(error).toBeInstanceOf(DestinationNotFoundError);
     expect((error as DestinationNotFoundError).destination).toBe('Nobody');
     await connection.close();
+  });
+
+  it('a queue deleted after a first send fails the next send with DestinationNotFoundError', async () => {
+    const transport = createLearningTransport({ rootDir });
+    const receiver = await transport.openEndpoint(
+      { endpointName: 'Gone', inputQueue: 'Gone', errorQueue: 'error', subscriptions: [] },
+      { logger: silentLogger },
+    );
+    const sender = await createLearningTransport({ rootDir }).openEndpoint(
+      { endpointName: 'Sender', errorQueue: 'error', subscriptions: [] },
+      { logger: silentLogger },
+    );
+    const operation = {
+      message: { messageId: 'm1', headers: {}, body: new Uint8Array(0) },
+      destination: { kind: 'queue', queue: 'Gone' },
+    } as const;
+    await sender.dispatch([operation]);
+    await receiver.close();
+    rmSync(join(rootDir, 'Gone'), { recursive: true, force: true });
+    await expect(sender.dispatch([operation])).rejects.toBeInstanceOf(DestinationNotFoundError);
+    await expect(sender.dispatch([operation])).rejects.toBeInstanceOf(DestinationNotFoundError);
+    expect(readdirSync(join(rootDir, '.tmp'))).toEqual([]);
+    await sender.close();
   });
 
   it('a root directory that cannot be created fails openEndpoint with a TidingsError', async () => {

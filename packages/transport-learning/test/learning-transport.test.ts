@@ -225,6 +225,19 @@ describe('learning transport on disk', () => {
     await expect.poll(() => again.map((m) => m.deliveryCount), wait).toEqual([2]);
   });
 
+  it('stopReceiving stops taking messages; startReceiving again resumes', async () => {
+    const receiver = await open('Q');
+    const got = await receive(receiver);
+    const sender = await open(undefined);
+    await receiver.stopReceiving();
+    await sender.dispatch([{ message: message('while-stopped'), destination: toQueue('Q') }]);
+    await sleep(200);
+    expect(got).toEqual([]);
+    expect(msgFiles(join(rootDir, 'Q'))).toHaveLength(1);
+    const again = await receive(receiver);
+    await expect.poll(() => again.map((m) => m.messageId), wait).toEqual(['while-stopped']);
+  });
+
   describe('taking back claims of receivers that are gone', () => {
     let planted = 0;
     const plantClaim = (owner: string) => {
