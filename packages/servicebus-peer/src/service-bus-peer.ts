@@ -1,0 +1,807 @@
+import type { AddressInfo, Server, Socket } from 'node:net';
+import rhea, {
+  type Connection,
+  type Delivery,
+  type EventContext,
+  type Message,
+  type Receiver,
+  type Sender,
+} from 'rhea';
+import { type EntityOptions, MessageEntity, type StoredMessage } from './entities.js';
+import { amqpMessage, formatOf, internals } from './rhea-internals.js';
+import { verifySasToken } from './sas.js';
+
+export interface ServiceBusPeerOptions {
+  /** Port to listen on (127.0.0.1). @default 0 (any free port) */
+  readonly port?: number;
+  /** `max_message_size` advertised on links the client sends on. @default 262_144 (Standard tier) */
+  readonly maxMessageSizeBytes?: number;
+  /** Accepted SAS key name. @default 'RootManageSharedAccessKey' */
+  readonly keyName?: string;
+  /** Accepted SAS key. @default 'peer-key' */
+  readonly key?: string;
+}
+
+export interface PeerMessage {
+  readonly sequenceNumber: number;
+  readonly messageId: string | undefined;
+  readonly applicationProperties: Readonly<Record<string, unknown>>;
+  readonly body: unknown;
+  readonly deliveryCount: number;
+}
+
+export interface PeerStats {
+  readonly connections: number;
+  readonly deliveries: number;
+  readonly completed: number;
+  readonly abandoned: number;
+  readonly deadLettered: number;
+  readonly scheduled: number;
+  readonly duplicatesDropped: number;
+}
+
+/** The peer's in-process API: entities, inspection and fault injection for tests. */
+export interface ServiceBusPeer {
+  readonly port: number;
+  /** `Endpoint=sb://127.0.0.1:PORT;...;UseDevelopmentEmulator=true`: plain AMQP, no TLS. */
+  readonly connectionString: string;
+  readonly stats: PeerStats;
+  createQueue(name: string, options?: EntityOptions): void;
+  deleteQueue(name: string): boolean;
+  queueExists(name: string): boolean;
+  queueOptions(name: string): EntityOptions | undefined;
+  createTopic(name: string): void;
+  deleteTopic(name: string): boolean;
+  topicExists(name: string): boolean;
+  createSubscription(topic: string, name: string, options?: EntityOptions): void;
+  deleteSubscription(topic: string, name: string): boolean;
+  subscriptionExists(topic: string, name: string): boolean;
+  subscriptionOptions(topic: string, name: string): EntityOptions | undefined;
+  /** Names of queues, topics and subscriptions (`topic/Subscriptions/name`). */
+  entities(): string[];
+  /** Messages waiting (not locked, not scheduled) in a queue or `queue/$DeadLetterQueue`. */
+  messages(path: string): PeerMessage[];
+  /** Messages locked by a receiver and not yet settled. */
+  lockedCount(path: string): number;
+  /** Receive links attached to a queue or subscription. */
+  receiverCount(path: string): number;
+  scheduledCount(path: string): number;
+  /** Fault: destroys every client socket at once, as a network cut would. Returns how many. */
+  dropConnections(): number;
+  /** Fault: detaches receive links (on `path`, or all) with `amqp:link:detach-forced`. */
+  detachLinks(path?: string): number;
+  /** Fault: the next `count` settlements fail with `com.microsoft:message-lock-lost`. */
+  failNextSettlements(count?: number): void;
+  close(): Promise<void>;
+}
+
+export const serviceBusPeerDefaults = {
+  port: 0,
+  maxMessageSizeBytes: 256 * 1024,
+  keyName: 'RootManageSharedAccessKey',
+  key: 'peer-key',
+} as const;
+
+/** Batch transfers use this message format (sdk/servicebus/service-bus/src/serviceBusMessageBatch.ts). */
+const BATCH_FORMAT = 0x80013700;
+const DEAD_LETTER_SUFFIX = '/$deadletterqueue';
+const MANAGEMENT_SUFFIX = '/$management';
+
+class Topic {
+  readonly subscriptions = new Map<string, MessageEntity>();
+  readonly scheduled = new Map<number, NodeJS.Timeout>();
+  private nextSequence = 1;
+  constructor(readonly path: string) {}
+  enqueue(message: Message): boolean {
+    for (const subscription of this.subscriptions.values()) subscription.enqueue({ ...message });
+    return true;
+  }
+  schedule(message: Message, at: Date): number {
+    const sequenceNumber = 1_000_000_000 + this.nextSequence++;
+    const timer = setTimeout(
+      () => {
+        this.scheduled.delete(sequenceNumber);
+        this.enqueue(message);
+      },
+      Math.max(0, at.getTime() - Date.now()),
+    );
+    this.scheduled.set(sequenceNumber, timer);
+    return sequenceNumber;
+  }
+  cancelScheduled(sequenceNumber: number): void {
+    clearTimeout(this.scheduled.get(sequenceNumber));
+    this.scheduled.delete(sequenceNumber);
+  }
+  dispose(): void {
+    for (const timer of this.scheduled.values()) clearTimeout(timer);
+    for (const subscription of this.subscriptions.values()) subscription.dispose();
+  }
+}
+
+type SendTarget = MessageEntity | Topic;
+
+/** Entity paths are case-insensitive in Service Bus; clients may send the full `sb://host/path`. */
+function normalise(address: string | undefined): string {
+  let path = String(address ?? '');
+  const scheme = path.indexOf('://');
+  if (scheme >= 0) {
+    const slash = path.indexOf('/', scheme + 3);
+    path = slash >= 0 ? path.slice(slash + 1) : '';
+  }
+  return path.replace(/^\/+|\/+$/g, '').toLowerCase();
+}
+
+function toNumber(value: unknown): number {
+  if (typeof value === 'number') return value;
+  if (typeof value === 'bigint') return Number(value);
+  if (Buffer.isBuffer(value) && value.length === 8) return Number(value.readBigInt64BE());
+  return Number(value);
+}
+
+/**
+ * A lock token from a $management request (an AMQP uuid, RFC byte order) as the delivery tag
+ * it came from. Delivery tags carry the GUID in .NET byte order; the SDK swaps the first three
+ * groups when it turns a tag into a lock token (sdk/servicebus/service-bus/src/util/utils.ts,
+ * reorderLockToken), so the same swap maps it back.
+ */
+function tokenOf(value: unknown): string {
+  const bytes = Buffer.isBuffer(value)
+    ? Buffer.from(value)
+    : Buffer.from(String(value).replace(/-/g, ''), 'hex');
+  if (bytes.length !== 16) return '';
+  return Buffer.concat([
+    bytes.subarray(0, 4).reverse(),
+    bytes.subarray(4, 6).reverse(),
+    bytes.subarray(6, 8).reverse(),
+    bytes.subarray(8),
+  ]).toString('hex');
+}
+
+/**
+ * Starts an AMQP 1.0 peer that plays Azure Service Bus well enough for @azure/service-bus 7.9
+ * to send, receive, settle, schedule and manage locks against it. It is not Service Bus: see the
+ * package README for what it cannot prove.
+ */
+export async function startServiceBusPeer(
+  options: ServiceBusPeerOptions = {},
+): Promise<ServiceBusPeer> {
+  const settings = { ...serviceBusPeerDefaults, ...options };
+  const keys = new Map([[settings.keyName, settings.key]]);
+  const queues = new Map<string, MessageEntity>();
+  const topics = new Map<string, Topic>();
+  const sockets = new Set<Socket>();
+  const consumerLinks = new Map<Connection, Map<Sender, MessageEntity>>();
+  const replyLinks = new Map<Connection, Map<string, Sender>>();
+  const deliveryLocks = new WeakMap<Delivery, { entity: MessageEntity; token: string }>();
+  const counters = {
+    deliveries: 0,
+    completed: 0,
+    abandoned: 0,
+    deadLettered: 0,
+    scheduled: 0,
+    duplicatesDropped: 0,
+  };
+  let failSettlements = 0;
+
+  const deliver = (
+    entity: MessageEntity,
+    link: Sender,
+    stored: StoredMessage,
+    token: string,
+  ): void => {
+    const lockedUntil = entity.locks.get(token)?.lockedUntil ?? Date.now();
+    // What a received message carries: sdk/servicebus/service-bus/src/serviceBusMessage.ts
+    // (fromRheaMessage) reads the lock token from the delivery tag (16 bytes, a GUID),
+    // deliveryCount from the header's delivery_count, and sequence number, enqueued time and
+    // locked-until from these message annotations.
+    const message: Message = {
+      ...stored.message,
+      delivery_count: stored.deliveryCount,
+      message_annotations: {
+        ...stored.message.message_annotations,
+        'x-opt-sequence-number': rhea.types.wrap_long(stored.sequenceNumber),
+        'x-opt-enqueued-time': stored.enqueuedAt,
+        'x-opt-locked-until': new Date(lockedUntil),
+      },
+    };
+    const delivery = link.send(message, Buffer.from(token, 'hex'));
+    deliveryLocks.set(delivery, { entity, token });
+    counters.deliveries++;
+  };
+
+  const newEntity = (path: string, entityOptions: EntityOptions): MessageEntity => {
+    const forwardTo = entityOptions.forwardTo;
+    const entity = new MessageEntity(
+      path,
+      entityOptions,
+      (consumer, stored, token) => deliver(entity, consumer.link, stored, token),
+      forwardTo === undefined
+        ? undefined
+        : (message) => {
+            // Auto-forwarding (forwardTo) moves the message into the target queue as a new send.
+            const target = queues.get(normalise(forwardTo));
+            if (target === undefined) entity.deadLetter?.enqueue(message);
+            else target.enqueue(message);
+          },
+    );
+    entity.deadLetter = new MessageEntity(`${path}/$DeadLetterQueue`, {}, (consumer, s, t) =>
+      deliver(entity.deadLetter as MessageEntity, consumer.link, s, t),
+    );
+    return entity;
+  };
+
+  /** Where a client may receive from: a queue, a subscription, or either's dead-letter queue. */
+  const receivable = (address: string): MessageEntity | undefined => {
+    let path = normalise(address);
+    const deadLetter = path.endsWith(DEAD_LETTER_SUFFIX);
+    if (deadLetter) path = path.slice(0, -DEAD_LETTER_SUFFIX.length);
+    let entity = queues.get(path);
+    const parts = path.split('/');
+    if (entity === undefined && parts.length === 3 && parts[1] === 'subscriptions') {
+      entity = topics.get(parts[0] as string)?.subscriptions.get(parts[2] as string);
+    }
+    return deadLetter ? entity?.deadLetter : entity;
+  };
+
+  const sendable = (address: string): SendTarget | undefined => {
+    const path = normalise(address);
+    return queues.get(path) ?? topics.get(path);
+  };
+
+  const notFound = (address: string) => ({
+    // Service Bus refuses the attach with amqp:not-found; the SDK maps it to
+    // MessagingEntityNotFound (sdk/servicebus/service-bus/src/serviceBusError.ts).
+    condition: 'amqp:not-found',
+    description: `The messaging entity '${normalise(address)}' could not be found.`,
+  });
+
+  const reply = (
+    connection: Connection,
+    request: Message,
+    status: number,
+    body: unknown,
+    error?: { condition: string; description: string },
+  ): void => {
+    const links = replyLinks.get(connection);
+    const link = links?.get(String(request.reply_to)) ?? links?.get(normalise(request.reply_to));
+    if (link === undefined || !link.is_open()) return;
+    // Management responses: statusCode / statusDescription / error-condition application
+    // properties, correlated by the request's message id (@azure/core-amqp
+    // src/requestResponseLink.ts, onMessageReceived and getCodeDescriptionAndError).
+    link.send({
+      correlation_id: request.message_id as string,
+      application_properties: {
+        statusCode: status,
+        statusDescription: error?.description ?? (status < 300 ? 'OK' : 'Error'),
+        ...(error ? { 'error-condition': error.condition } : {}),
+      },
+      body,
+    });
+  };
+
+  const handleCbs = (connection: Connection, request: Message): void => {
+    // CBS put-token (@azure/core-amqp src/cbs.ts, negotiateClaim): answer on the link named by
+    // reply_to with status-code 202 and the request's message id as correlation id.
+    const token = typeof request.body === 'string' ? request.body : '';
+    const verdict = verifySasToken(token, keys);
+    const links = replyLinks.get(connection);
+    const link = links?.get(String(request.reply_to));
+    if (link === undefined) return;
+    link.send({
+      correlation_id: request.message_id as string,
+      body: undefined,
+      application_properties:
+        verdict === 'ok'
+          ? { 'status-code': 202, 'status-description': 'Accepted' }
+          : {
+              'status-code': 401,
+              'status-description': `InvalidSignature: the token ${verdict === 'expired' ? 'has expired' : 'has an invalid signature'}.`,
+              'error-condition': 'amqp:unauthorized-access',
+            },
+    });
+  };
+
+  const handleManagement = (connection: Connection, path: string, request: Message): void => {
+    const operation = String(request.application_properties?.operation ?? '');
+    const body = (request.body ?? {}) as Record<string, unknown>;
+    const lockLost = {
+      condition: 'com.microsoft:message-lock-lost',
+      description:
+        'The lock supplied is invalid. Either the lock expired, or the message has already been removed from the queue.',
+    };
+    const target = sendable(path);
+    const source = receivable(path);
+    if (target === undefined && source === undefined) {
+      reply(connection, request, 404, undefined, {
+        condition: 'com.microsoft:entity-not-found',
+        description: notFound(path).description,
+      });
+      return;
+    }
+    // Operation names and body keys: @azure/core-amqp src/util/constants.ts and
+    // sdk/servicebus/service-bus/src/core/managementClient.ts.
+    switch (operation) {
+      case 'com.microsoft:schedule-message': {
+        const entries = (body.messages ?? []) as Array<Record<string, unknown>>;
+        const sequenceNumbers = entries.map((entry) => {
+          const message = amqpMessage.decode(entry.message as Buffer);
+          const at = message.message_annotations?.['x-opt-scheduled-enqueue-time'];
+          counters.scheduled++;
+          return (target as SendTarget).schedule(
+            message,
+            at instanceof Date ? at : new Date(Number(at ?? Date.now())),
+          );
+        });
+        reply(connection, request, 200, {
+          'sequence-numbers': rhea.types.wrap_array(
+            sequenceNumbers.map((n) => {
+              const buffer = Buffer.alloc(8);
+              buffer.writeBigInt64BE(BigInt(n));
+              return buffer;
+            }),
+            0x81,
+            undefined,
+          ),
+        });
+        return;
+      }
+      case 'com.microsoft:cancel-scheduled-message': {
+        for (const n of (body['sequence-numbers'] ?? []) as unknown[]) {
+          target?.cancelScheduled(toNumber(n));
+        }
+        reply(connection, request, 200, {});
+        return;
+      }
+      case 'com.microsoft:renew-lock': {
+        const expirations: Date[] = [];
+        for (const token of (body['lock-tokens'] ?? []) as unknown[]) {
+          const until = source?.renew(tokenOf(token));
+          if (until === undefined) {
+            reply(connection, request, 410, undefined, lockLost);
+            return;
+          }
+          expirations.push(until);
+        }
+        reply(connection, request, 200, { expirations });
+        return;
+      }
+      case 'com.microsoft:peek-message': {
+        const from = toNumber(body['from-sequence-number'] ?? 0);
+        const count = toNumber(body['message-count'] ?? 1);
+        const found = source?.peek(from, count) ?? [];
+        if (found.length === 0) {
+          reply(connection, request, 204, undefined);
+          return;
+        }
+        reply(connection, request, 200, {
+          messages: found.map((stored) => ({
+            message: amqpMessage.encode({
+              ...stored.message,
+              delivery_count: stored.deliveryCount,
+              message_annotations: {
+                ...stored.message.message_annotations,
+                'x-opt-sequence-number': rhea.types.wrap_long(stored.sequenceNumber),
+                'x-opt-enqueued-time': stored.enqueuedAt,
+              },
+            }),
+          })),
+        });
+        return;
+      }
+      case 'com.microsoft:update-disposition': {
+        // Settlement by lock token, used when the receive link is gone
+        // (sdk/servicebus/service-bus/src/receivers/receiverCommon.ts, settleMessageOperation).
+        const status = String(body['disposition-status'] ?? '');
+        const outcome =
+          status === 'completed'
+            ? 'complete'
+            : status === 'abandoned'
+              ? 'abandon'
+              : status === 'suspended'
+                ? 'deadletter'
+                : 'defer';
+        for (const token of (body['lock-tokens'] ?? []) as unknown[]) {
+          if (failSettlements > 0 || source === undefined) {
+            if (failSettlements > 0) failSettlements--;
+            reply(connection, request, 410, undefined, lockLost);
+            return;
+          }
+          const done = source.unlock(tokenOf(token), outcome, {
+            ...(body['deadletter-reason'] !== undefined
+              ? { reason: String(body['deadletter-reason']) }
+              : {}),
+            ...(body['deadletter-description'] !== undefined
+              ? { description: String(body['deadletter-description']) }
+              : {}),
+          });
+          if (!done) {
+            reply(connection, request, 410, undefined, lockLost);
+            return;
+          }
+          count(outcome);
+        }
+        reply(connection, request, 200, {});
+        return;
+      }
+      default:
+        reply(connection, request, 501, undefined, {
+          condition: 'amqp:not-implemented',
+          description: `The peer does not implement '${operation}'.`,
+        });
+    }
+  };
+
+  const count = (outcome: string): void => {
+    if (outcome === 'complete') counters.completed++;
+    else if (outcome === 'deadletter') counters.deadLettered++;
+    else if (outcome === 'abandon' || outcome === 'release') counters.abandoned++;
+  };
+
+  /** Decodes a batch transfer: an envelope whose data sections are each an encoded message. */
+  const decodeTransfer = (context: EventContext): Message[] => {
+    const raw = context.message as unknown;
+    if (formatOf(context) !== BATCH_FORMAT) {
+      return [Buffer.isBuffer(raw) ? amqpMessage.decode(raw) : (raw as Message)];
+    }
+    // rhea hands non-zero formats over undecoded (rhea lib/session.js, Incoming.on_transfer); the
+    // SDK builds the envelope in sdk/servicebus/service-bus/src/serviceBusMessageBatch.ts.
+    const envelope = amqpMessage.decode(raw as Buffer);
+    const section = envelope.body as { content: Buffer | Buffer[]; multiple?: boolean };
+    const parts = section.multiple ? (section.content as Buffer[]) : [section.content as Buffer];
+    return parts.map((part) => amqpMessage.decode(part));
+  };
+
+  const accept = (address: string, message: Message): void => {
+    const target = sendable(address);
+    if (target === undefined) return;
+    // The SDK's lock renewer and settlement logs key on message_id; Service Bus always has one.
+    if (message.message_id === undefined || message.message_id === null) {
+      message.message_id = rhea.generate_uuid();
+    }
+    const at = message.message_annotations?.['x-opt-scheduled-enqueue-time'];
+    if (at instanceof Date && at.getTime() > Date.now()) {
+      // scheduledEnqueueTimeUtc on a plain send (sdk/servicebus/service-bus/src/serviceBusMessage.ts,
+      // toRheaMessage) schedules the message like the $management schedule request does.
+      counters.scheduled++;
+      target.schedule(message, at);
+      return;
+    }
+    if (!target.enqueue(message)) counters.duplicatesDropped++;
+  };
+
+  const container = rhea.create_container({ id: 'servicebus-peer' });
+
+  container.on('receiver_open', (context: EventContext) => {
+    // The client sends on this link: to an entity, to $cbs or to an entity's $management.
+    const link = context.receiver as Receiver;
+    const address = String(internals(link).remote.attach?.target?.address ?? '');
+    link.set_target({ address });
+    // Echo the client's terminus: a null one would mean the attach was refused (AMQP 1.0, 2.6.3).
+    link.set_source((internals(link).remote.attach?.source ?? {}) as { address: string });
+    // Senders read the batch limit from the attach's max_message_size
+    // (sdk/servicebus/service-bus/src/core/messageSender.ts, getMaxMessageSize).
+    (internals(link).local.attach as { max_message_size?: unknown }).max_message_size =
+      settings.maxMessageSizeBytes;
+    const path = normalise(address);
+    if (path === '$cbs') return;
+    if (path.endsWith(MANAGEMENT_SUFFIX)) return;
+    if (sendable(address) === undefined) link.close(notFound(address));
+  });
+
+  container.on('sender_open', (context: EventContext) => {
+    // The client receives on this link: from an entity, or replies for $cbs / $management.
+    const link = context.sender as Sender;
+    const connection = context.connection;
+    const source = internals(link).remote.attach?.source;
+    const target = internals(link).remote.attach?.target;
+    link.set_source((source ?? {}) as { address: string });
+    link.set_target((target ?? {}) as { address: string });
+    const address = String(source?.address ?? '');
+    const path = normalise(address);
+    if (path === '$cbs' || path.endsWith(MANAGEMENT_SUFFIX)) {
+      let links = replyLinks.get(connection);
+      if (links === undefined) {
+        links = new Map();
+        replyLinks.set(connection, links);
+      }
+      links.set(link.name, link);
+      if (target?.address) links.set(String(target.address), link);
+      return;
+    }
+    const entity = receivable(address);
+    if (entity === undefined) {
+      link.close(notFound(address));
+      return;
+    }
+    let links = consumerLinks.get(connection);
+    if (links === undefined) {
+      links = new Map();
+      consumerLinks.set(connection, links);
+    }
+    links.set(link, entity);
+    entity.addConsumer({ link });
+  });
+
+  const entityOfLink = (context: EventContext): MessageEntity | undefined =>
+    consumerLinks.get(context.connection)?.get(context.sender as Sender);
+
+  container.on('sendable', (context: EventContext) => entityOfLink(context)?.pump());
+
+  container.on('sender_draining', (context: EventContext) => {
+    // A drain asks for what is there now and then the credit back (receiveMessages' batching
+    // receiver drains at the end of its wait: sdk/servicebus/service-bus/src/core/batchingReceiver.ts).
+    entityOfLink(context)?.pump();
+    // Synchronously, inside rhea's frame handling, so the answering flow goes out with it.
+    (context.sender as Sender).set_drained(true);
+  });
+
+  container.on('message', (context: EventContext) => {
+    const link = context.receiver as Receiver;
+    const address = String(internals(link).remote.attach?.target?.address ?? '');
+    const path = normalise(address);
+    if (path === '$cbs') {
+      handleCbs(context.connection, context.message as Message);
+      return;
+    }
+    if (path.endsWith(MANAGEMENT_SUFFIX)) {
+      handleManagement(
+        context.connection,
+        path.slice(0, -MANAGEMENT_SUFFIX.length),
+        context.message as Message,
+      );
+      return;
+    }
+    for (const message of decodeTransfer(context)) accept(address, message);
+  });
+
+  /**
+   * Dispositions from a receiver in peek-lock mode. The SDK settles by accepted (complete),
+   * modified with undeliverable_here false (abandon) or true (defer), and rejected with
+   * com.microsoft:dead-letter (sdk/servicebus/service-bus/src/core/messageReceiver.ts,
+   * settleMessage), then waits for the peer to settle with a state that carries no error
+   * (src/core/shared.ts, onMessageSettled).
+   */
+  const settle = (
+    context: EventContext,
+    kind: 'accepted' | 'released' | 'modified' | 'rejected',
+  ) => {
+    const delivery = context.delivery as Delivery;
+    const lock = deliveryLocks.get(delivery);
+    if (lock === undefined) {
+      delivery.update(true, amqpMessage.accepted().described());
+      return;
+    }
+    deliveryLocks.delete(delivery);
+    const state = delivery.remote_state as
+      | { undeliverable_here?: boolean; error?: { info?: Record<string, unknown> } }
+      | undefined;
+    if (failSettlements > 0) {
+      failSettlements--;
+      lock.entity.unlock(lock.token, 'abandon');
+      delivery.update(
+        true,
+        amqpMessage
+          .rejected({
+            error: {
+              condition: 'com.microsoft:message-lock-lost',
+              description: 'The lock supplied is invalid (injected by the test peer).',
+            },
+          })
+          .described(),
+      );
+      return;
+    }
+    const outcome =
+      kind === 'accepted'
+        ? 'complete'
+        : kind === 'released'
+          ? 'release'
+          : kind === 'rejected'
+            ? 'deadletter'
+            : state?.undeliverable_here
+              ? 'defer'
+              : 'abandon';
+    const info = state?.error?.info ?? {};
+    const done = lock.entity.unlock(lock.token, outcome, {
+      ...(info.DeadLetterReason !== undefined ? { reason: String(info.DeadLetterReason) } : {}),
+      ...(info.DeadLetterErrorDescription !== undefined
+        ? { description: String(info.DeadLetterErrorDescription) }
+        : {}),
+    });
+    if (!done) {
+      delivery.update(
+        true,
+        amqpMessage
+          .rejected({
+            error: {
+              condition: 'com.microsoft:message-lock-lost',
+              description: 'The lock supplied is invalid: it expired or the link was closed.',
+            },
+          })
+          .described(),
+      );
+      return;
+    }
+    count(outcome);
+    delivery.update(true, amqpMessage.accepted().described());
+  };
+  container.on('accepted', (context: EventContext) => settle(context, 'accepted'));
+  container.on('released', (context: EventContext) => settle(context, 'released'));
+  container.on('modified', (context: EventContext) => settle(context, 'modified'));
+  container.on('rejected', (context: EventContext) => settle(context, 'rejected'));
+
+  const forget = (connection: Connection, link?: Sender): void => {
+    const links = consumerLinks.get(connection);
+    if (links === undefined) return;
+    for (const [sender, entity] of [...links]) {
+      if (link !== undefined && sender !== link) continue;
+      links.delete(sender);
+      entity.removeConsumer(sender);
+    }
+    if (link === undefined) {
+      consumerLinks.delete(connection);
+      replyLinks.delete(connection);
+    }
+  };
+  container.on('sender_close', (context: EventContext) =>
+    forget(context.connection, context.sender as Sender),
+  );
+  container.on('disconnected', (context: EventContext) => forget(context.connection));
+  container.on('connection_close', (context: EventContext) => forget(context.connection));
+  // Errors on one client's connection must not take the peer down.
+  container.on('error', () => {});
+  container.on('connection_error', () => {});
+  container.on('sender_error', () => {});
+  container.on('receiver_error', () => {});
+  container.on('session_error', () => {});
+
+  const server = container.listen({
+    port: settings.port,
+    host: '127.0.0.1',
+    treat_modified_as_released: false,
+  } as never) as unknown as Server;
+  server.on('connection', (socket: Socket) => {
+    sockets.add(socket);
+    socket.setNoDelay(true);
+    socket.on('close', () => {
+      sockets.delete(socket);
+      // rhea only notices 'end' and 'error'; a socket this side destroyed emits neither.
+      for (const connection of new Set([...consumerLinks.keys(), ...replyLinks.keys()])) {
+        if ((connection as unknown as { socket?: Socket }).socket === socket) forget(connection);
+      }
+    });
+  });
+  await new Promise<void>((resolve, reject) => {
+    if (server.listening) resolve();
+    else {
+      server.once('listening', () => resolve());
+      server.once('error', reject);
+    }
+  });
+  const port = (server.address() as AddressInfo).port;
+
+  const sweep = setInterval(() => {
+    const now = Date.now();
+    const all = [...queues.values()];
+    for (const topic of topics.values()) all.push(...topic.subscriptions.values());
+    for (const entity of all) {
+      entity.expireLocks(now);
+      entity.deadLetter?.expireLocks(now);
+    }
+    for (const [name, queue] of queues) {
+      const idle = queue.options.autoDeleteOnIdleMs;
+      if (idle !== undefined && queue.consumers.length === 0 && now - queue.lastActivity > idle) {
+        queue.dispose();
+        queues.delete(name);
+      }
+    }
+  }, 1000);
+  sweep.unref();
+
+  const entityAt = (path: string): MessageEntity | undefined => receivable(path);
+
+  return {
+    port,
+    connectionString: `Endpoint=sb://127.0.0.1:${port};SharedAccessKeyName=${settings.keyName};SharedAccessKey=${settings.key};UseDevelopmentEmulator=true`,
+    get stats(): PeerStats {
+      return { connections: sockets.size, ...counters };
+    },
+    createQueue(name, entityOptions = {}) {
+      const path = normalise(name);
+      if (!queues.has(path)) queues.set(path, newEntity(name, entityOptions));
+    },
+    deleteQueue(name) {
+      const path = normalise(name);
+      const queue = queues.get(path);
+      queue?.dispose();
+      return queues.delete(path);
+    },
+    queueExists: (name) => queues.has(normalise(name)),
+    queueOptions: (name) => queues.get(normalise(name))?.options,
+    createTopic(name) {
+      const path = normalise(name);
+      if (!topics.has(path)) topics.set(path, new Topic(name));
+    },
+    deleteTopic(name) {
+      const path = normalise(name);
+      topics.get(path)?.dispose();
+      return topics.delete(path);
+    },
+    topicExists: (name) => topics.has(normalise(name)),
+    createSubscription(topic, name, entityOptions = {}) {
+      const parent = topics.get(normalise(topic));
+      if (parent === undefined) throw new Error(`Topic '${topic}' does not exist.`);
+      const key = normalise(name);
+      if (!parent.subscriptions.has(key)) {
+        parent.subscriptions.set(key, newEntity(`${topic}/Subscriptions/${name}`, entityOptions));
+      }
+    },
+    deleteSubscription(topic, name) {
+      const parent = topics.get(normalise(topic));
+      const subscription = parent?.subscriptions.get(normalise(name));
+      subscription?.dispose();
+      return parent?.subscriptions.delete(normalise(name)) ?? false;
+    },
+    subscriptionExists: (topic, name) =>
+      topics.get(normalise(topic))?.subscriptions.has(normalise(name)) ?? false,
+    subscriptionOptions: (topic, name) =>
+      topics.get(normalise(topic))?.subscriptions.get(normalise(name))?.options,
+    entities() {
+      const names = [...queues.values()].map((q) => q.path);
+      for (const topic of topics.values()) {
+        names.push(topic.path);
+        for (const subscription of topic.subscriptions.values()) names.push(subscription.path);
+      }
+      return names;
+    },
+    messages(path) {
+      return (entityAt(path)?.available ?? []).map((stored) => ({
+        sequenceNumber: stored.sequenceNumber,
+        messageId:
+          stored.message.message_id === undefined ? undefined : String(stored.message.message_id),
+        applicationProperties: { ...stored.message.application_properties },
+        body: stored.message.body,
+        deliveryCount: stored.deliveryCount,
+      }));
+    },
+    lockedCount: (path) => entityAt(path)?.locks.size ?? 0,
+    receiverCount: (path) => entityAt(path)?.consumers.length ?? 0,
+    scheduledCount(path) {
+      const target = sendable(path);
+      return target === undefined ? 0 : target.scheduled.size;
+    },
+    dropConnections() {
+      const count = sockets.size;
+      // A reset, not a FIN: the client learns of the cut at once, as with a broken network path.
+      for (const socket of sockets) socket.resetAndDestroy();
+      return count;
+    },
+    detachLinks(path) {
+      let detached = 0;
+      for (const [connection, links] of consumerLinks) {
+        for (const [link, entity] of [...links]) {
+          if (path !== undefined && normalise(entity.path) !== normalise(path)) continue;
+          link.close({
+            condition: 'amqp:link:detach-forced',
+            description: 'The link was detached by the test peer.',
+          });
+          forget(connection, link);
+          detached++;
+        }
+      }
+      return detached;
+    },
+    failNextSettlements(n = 1) {
+      failSettlements += n;
+    },
+    async close() {
+      clearInterval(sweep);
+      for (const socket of sockets) socket.destroy();
+      for (const queue of queues.values()) queue.dispose();
+      for (const topic of topics.values()) topic.dispose();
+      queues.clear();
+      topics.clear();
+      await new Promise<void>((resolve) => server.close(() => resolve()));
+    },
+  };
+}
