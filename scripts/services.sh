@@ -50,3 +50,11 @@ else
   log "installing kcat"
   apt_install kcat || log "could not install kcat: the Kafka tests will fail"
 fi
+
+# chromium, for the web-callback sample's browser test (playwright-core drives /usr/bin/chromium)
+if [ -x /usr/bin/chromium ]; then
+  log "chromium is installed"
+else
+  log "installing chromium"
+  apt_install chromium || log "could not install chromium: the web-callback browser test will fail"
+fi
