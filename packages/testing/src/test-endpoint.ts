@@ -28,6 +28,10 @@ import { ofType, type RecordedPublish, type RecordedSend } from './recorded.js';
 export interface RecordedRequest<T = unknown> extends RecordedSend<T> {
   /** What the caller expected: a message type, `'code'`, or `'any'`. */
   readonly expect: MessageDefinition | 'code' | 'any';
+  /** The canned reply it got, once answered; undefined if none fitted. */
+  readonly reply: Reply | undefined;
+  /** Why it failed (no canned reply, a mismatch, a throwing reply function); undefined if it did not. */
+  readonly error: unknown;
 }
 
 /** `request` (or `register`) found no canned reply for its message. */
@@ -233,18 +237,15 @@ class TestEndpointImpl implements TestEndpoint {
           );
         }
         registered = true;
-        return this.answer(record, registerOptions.expect).then(
-          async (reply): Promise<Awaited<R>> => {
-            const expect = registerOptions.expect;
-            const value = await unwrapReply(reply, expect);
-            // The callback sees the body as the expected definition's schema parsed it.
-            const seen =
-              reply.kind === 'message' && typeof expect === 'object'
-                ? { ...reply, body: value }
-                : reply;
-            return await callback(seen, state as S);
-          },
-        );
+        const expect = registerOptions.expect;
+        return this.answer(record, expect).then(async ({ reply, value }): Promise<Awaited<R>> => {
+          // The callback sees the body as the expected definition's schema parsed it.
+          const seen =
+            reply.kind === 'message' && typeof expect === 'object'
+              ? { ...reply, body: value }
+              : reply;
+          return await callback(seen, state as S);
+        });
       },
     });
   }
@@ -298,7 +299,7 @@ class TestEndpointImpl implements TestEndpoint {
     } catch (error) {
       return Promise.reject(error);
     }
-    return this.answer(record, expect).then((reply) => unwrapReply(reply, expect));
+    return this.answer(record, expect).then(({ value }) => value);
   }
 
   private recordSend<T>(
@@ -327,34 +328,51 @@ class TestEndpointImpl implements TestEndpoint {
   }
 
   /** Finds the first matching canned reply and turns it into the reply a callback would see. */
+  /**
+   * Answers a request: the reply it gets and what `request` resolves with (the payload, the code
+   * or the reply), checked against `expect` as a real endpoint checks it.
+   */
   private async answer(
     record: RecordedSend,
     expect: MessageDefinition | 'code' | undefined,
-  ): Promise<Reply> {
-    this.requests.push({ ...record, expect: expect ?? 'any' });
+  ): Promise<{ reply: Reply; value: unknown }> {
+    const request: { -readonly [K in keyof RecordedRequest]: RecordedRequest[K] } = {
+      ...record,
+      expect: expect ?? 'any',
+      reply: undefined,
+      error: undefined,
+    };
+    this.requests.push(request);
     this.pending++;
     try {
-      const candidates = this.registrations.filter((r) => r.messageType === record.messageType);
-      const match = candidates.find(
-        (r) => r.matcher === undefined || matchesPayload(r.matcher, record.payload),
-      );
-      if (match === undefined) {
-        throw new NoCannedReplyError(record.messageType, record.payload, candidates.length);
-      }
-      const request: CannedRequest<unknown> = {
-        payload: record.payload,
-        messageType: record.messageType,
-        messageId: record.messageId,
-        options: record.options as Readonly<Record<string, unknown>>,
-      };
-      const answer =
-        typeof match.reply === 'function'
-          ? await match.reply(record.payload, request)
-          : match.reply;
-      return toReply(answer, record.messageType, record.messageId);
+      const reply = await this.cannedReply(record);
+      request.reply = reply;
+      return { reply, value: await unwrapReply(reply, expect) };
+    } catch (error) {
+      request.error = error;
+      throw error;
     } finally {
       this.pending--;
     }
+  }
+
+  private async cannedReply(record: RecordedSend): Promise<Reply> {
+    const candidates = this.registrations.filter((r) => r.messageType === record.messageType);
+    const match = candidates.find(
+      (r) => r.matcher === undefined || matchesPayload(r.matcher, record.payload),
+    );
+    if (match === undefined) {
+      throw new NoCannedReplyError(record.messageType, record.payload, candidates.length);
+    }
+    const request: CannedRequest<unknown> = {
+      payload: record.payload,
+      messageType: record.messageType,
+      messageId: record.messageId,
+      options: record.options as Readonly<Record<string, unknown>>,
+    };
+    const answer =
+      typeof match.reply === 'function' ? await match.reply(record.payload, request) : match.reply;
+    return toReply(answer, record.messageType, record.messageId);
   }
 
   private assertCanSend(): void {

@@ -306,6 +306,27 @@ describe('createTestEndpoint', () => {
     ).rejects.toThrow("Header 'tidings.message-id' is reserved");
   });
 
+  it('records the reply each request got, or why it failed', async () => {
+    const bus = createTestEndpoint()
+      .when(PlaceOrder, { orderId: 'ok' }, replyMessage(OrderAccepted, { orderId: 'ok' }))
+      .when(PlaceOrder, { orderId: 'code' }, Status.Rejected);
+    await bus.request(PlaceOrder, { orderId: 'ok', amount: 1 }, { expect: OrderAccepted });
+    await bus
+      .request(PlaceOrder, { orderId: 'code', amount: 1 }, { expect: OrderAccepted })
+      .catch(() => {});
+    await bus.request(PlaceOrder, { orderId: 'none', amount: 1 }).catch(() => {});
+    const [ok, mismatch, unmatched] = bus.requestsOf(PlaceOrder);
+    expect(ok).toMatchObject({
+      expect: OrderAccepted,
+      reply: { kind: 'message', messageType: 'sales.OrderAccepted', body: { orderId: 'ok' } },
+      error: undefined,
+    });
+    expect(mismatch?.reply).toMatchObject({ kind: 'code', code: Status.Rejected });
+    expect(mismatch?.error).toBeInstanceOf(ReplyMismatchError);
+    expect(unmatched?.reply).toBeUndefined();
+    expect(unmatched?.error).toBeInstanceOf(NoCannedReplyError);
+  });
+
   it('clear() forgets the records and keeps the canned replies', async () => {
     const bus = createTestEndpoint().when(PlaceOrder, Status.Ok);
     await bus.request(PlaceOrder, { orderId: 'a', amount: 1 });
