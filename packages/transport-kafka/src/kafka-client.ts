@@ -125,6 +125,15 @@ export interface KafkaClient {
   listTopics(): Promise<Set<string>>;
   /** Offset of the next record to be written, per partition. */
   endOffsets(topic: string): Promise<Map<number, string>>;
+  /**
+   * Sets a group's positions from outside it. Only works while the group has no members, and not
+   * on every cluster; callers treat a failure as "not done".
+   */
+  setGroupOffsets(
+    groupId: string,
+    topic: string,
+    positions: ReadonlyMap<number, string>,
+  ): Promise<void>;
   /** The group's committed position per partition; undefined where it has none. */
   committedOffsets(groupId: string, topic: string): Promise<Map<number, string | undefined>>;
   consumer(config: ConsumerConfig): ClientConsumer;
@@ -279,6 +288,14 @@ export function createKafkaClient(config: ClientConfig): KafkaClient {
       return new Map(offsets.map((o) => [o.partition, o.offset]));
     },
 
+    async setGroupOffsets(groupId, topic, positions) {
+      await admin.setOffsets({
+        groupId,
+        topic,
+        partitions: [...positions].map(([partition, offset]) => ({ partition, offset })),
+      });
+    },
+
     async committedOffsets(groupId, topic) {
       const [entry] = await admin.fetchOffsets({ groupId, topics: [topic] });
       return new Map(
@@ -330,6 +347,7 @@ function createConsumer(
   });
   let stopped = false;
   let paused = false;
+  let running: Promise<void> | undefined;
   const topics = config.topics.map((t) => t.topic);
 
   consumer.on(consumer.events.GROUP_JOIN, (event) => {
@@ -406,7 +424,7 @@ function createConsumer(
       }
       // run() resolves only once the group is joined, which takes seconds on some clusters;
       // records sent meanwhile wait in the topics, so nothing depends on it having joined.
-      consumer
+      running = consumer
         .run({
           autoCommit: false,
           eachBatchAutoResolve: false,
@@ -431,12 +449,18 @@ function createConsumer(
       }
     },
     async commit(positions) {
+      // kafkajs ignores commits until its runner is marked running, which happens just after the
+      // join event: called from onAssigned, this must wait a turn.
+      await new Promise((resolve) => setImmediate(resolve));
       await consumer.commitOffsets(
         positions.map((p) => ({ topic: p.topic, partition: p.partition, offset: p.offset })),
       );
     },
     async stop() {
       stopped = true;
+      // A disconnect while the group join is still pending does not abort the join: the member
+      // would join anyway and linger. Let the join finish, then leave.
+      await running;
       await consumer.disconnect();
     },
   };

@@ -307,7 +307,14 @@ export function createKafkaTransport(options: KafkaTransportOptions): KafkaTrans
         for (const [partition, end] of ends) {
           if (committed.get(partition) === undefined) anchor.set(partition, end);
         }
-        if (anchor.size > 0) anchors.set(topic, anchor);
+        if (anchor.size === 0) return;
+        // Recorded for the group right away where the cluster allows it (no member running yet);
+        // otherwise at this consumer's first join (onAssigned below).
+        const recorded = await kafka.setGroupOffsets(inputTopic, topic, anchor).then(
+          () => true,
+          () => false,
+        );
+        if (!recorded) anchors.set(topic, anchor);
       } catch (error) {
         throw mapKafkaError(error, { operation: `read positions of ${topic}`, secrets });
       }

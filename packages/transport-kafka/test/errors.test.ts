@@ -1,0 +1,124 @@
+import {
+  DestinationNotFoundError,
+  TransportError,
+  TransportUnavailableError,
+  UsageError,
+} from '@tidings/core';
+import {
+  KafkaJSConnectionError,
+  KafkaJSNonRetriableError,
+  KafkaJSNumberOfRetriesExceeded,
+  KafkaJSProtocolError,
+  KafkaJSRequestTimeoutError,
+  KafkaJSSASLAuthenticationError,
+} from 'kafkajs';
+import { describe, expect, it } from 'vitest';
+import { createKafkaTransport, mapKafkaError } from '../src/index.ts';
+
+// kafkajs's typings declare fewer constructor arguments than its classes take.
+type Native = new (...args: unknown[]) => Error;
+const protocolError = (type: string, retriable: boolean) =>
+  new (KafkaJSProtocolError as unknown as Native)({
+    message: `broker said ${type}`,
+    type,
+    code: 1,
+    retriable,
+  });
+
+describe('mapKafkaError', () => {
+  it('maps an unknown topic on a queue send to DestinationNotFoundError', () => {
+    const error = mapKafkaError(protocolError('UNKNOWN_TOPIC_OR_PARTITION', true), {
+      operation: 'produce',
+      destination: 'Sales',
+    });
+    expect(error).toBeInstanceOf(DestinationNotFoundError);
+    expect((error as DestinationNotFoundError).destination).toBe('Sales');
+  });
+
+  it('follows "retries exceeded" down to the connection error and calls it unavailable', () => {
+    const connection = new KafkaJSConnectionError(
+      'Connection error: connect ECONNREFUSED 127.0.0.1:1',
+    );
+    const exceeded = new KafkaJSNumberOfRetriesExceeded(connection, {
+      retryCount: 5,
+      retryTime: 100,
+    });
+    const error = mapKafkaError(exceeded, { operation: 'connect' });
+    expect(error).toBeInstanceOf(TransportUnavailableError);
+    expect(error.isRetryable).toBe(true);
+    expect(error.message).toContain('ECONNREFUSED');
+    expect(error.cause).toBe(exceeded);
+  });
+
+  it('calls request timeouts unavailable (retryable)', () => {
+    const error = mapKafkaError(new KafkaJSRequestTimeoutError('Request Produce timed out'), {
+      operation: 'produce',
+    });
+    expect(error).toBeInstanceOf(TransportUnavailableError);
+  });
+
+  it('size and authorization failures are not retryable', () => {
+    const large = mapKafkaError(protocolError('MESSAGE_TOO_LARGE', false), {
+      operation: 'produce',
+    });
+    expect(large).toBeInstanceOf(TransportError);
+    expect(large.isRetryable).toBe(false);
+    expect(large.message).toContain('max.message.bytes');
+    const denied = mapKafkaError(protocolError('TOPIC_AUTHORIZATION_FAILED', false), {
+      operation: 'produce',
+    });
+    expect(denied).toBeInstanceOf(TransportError);
+    expect(denied.isRetryable).toBe(false);
+  });
+
+  it('a retriable broker error (leader moved) is unavailable; a non-retriable one is not', () => {
+    expect(
+      mapKafkaError(protocolError('NOT_LEADER_FOR_PARTITION', true), { operation: 'produce' }),
+    ).toBeInstanceOf(TransportUnavailableError);
+    const other = mapKafkaError(
+      new (KafkaJSNonRetriableError as unknown as Native)('Invalid topic'),
+      { operation: 'x' },
+    );
+    expect(other).toBeInstanceOf(TransportError);
+    expect(other.isRetryable).toBe(false);
+  });
+
+  it('keeps secrets out of messages', () => {
+    const error = mapKafkaError(
+      new (KafkaJSSASLAuthenticationError as unknown as Native)(
+        'SASL PLAIN authentication failed for s3cr3t-pass',
+      ),
+      { operation: 'connect', secrets: ['s3cr3t-pass'] },
+    );
+    expect(error).toBeInstanceOf(TransportError);
+    expect(error.isRetryable).toBe(false);
+    expect(error.message).not.toContain('s3cr3t-pass');
+    expect(error.message).toContain('***');
+  });
+
+  it('passes Tidings errors through and wraps anything else', () => {
+    const own = new UsageError('mine');
+    expect(mapKafkaError(own, { operation: 'x' })).toBe(own);
+    const odd = mapKafkaError('a string', { operation: 'x' });
+    expect(odd).toBeInstanceOf(TransportError);
+    expect(odd.message).toContain('a string');
+  });
+});
+
+describe('errors from a real connection', () => {
+  it('an unreachable cluster fails openEndpoint with TransportUnavailableError, the password redacted', async () => {
+    const transport = createKafkaTransport({
+      brokers: ['127.0.0.1:1'],
+      retries: 0,
+      connectionTimeoutMs: 500,
+      sasl: { mechanism: 'plain', username: 'u', password: 'hunter2-secret' },
+    });
+    const opening = transport.openEndpoint(
+      { endpointName: 'x', errorQueue: 'x-error', subscriptions: [] },
+      { logger: { debug() {}, info() {}, warn() {}, error() {} } },
+    );
+    await expect(opening).rejects.toBeInstanceOf(TransportUnavailableError);
+    await expect(opening).rejects.not.toThrow('hunter2-secret');
+    await transport.close();
+  });
+});

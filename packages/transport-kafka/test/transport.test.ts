@@ -1,0 +1,168 @@
+import {
+  ConfigurationError,
+  DestinationNotFoundError,
+  defineMessage,
+  Headers,
+  type IncomingTransportMessage,
+  silentLogger,
+  UsageError,
+} from '@tidings/core';
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { createKafkaTransport } from '../src/index.ts';
+import { sleep, testWorld } from './helpers.ts';
+import { brokers } from './kafka-test-options.ts';
+
+const Step = defineMessage<{ key: string; n: number }>('kafka.Step');
+const Noticed = defineMessage<{ n: number }>('kafka.Noticed');
+const wait = { timeout: 30_000, interval: 50 };
+
+describe('options', () => {
+  it('refuses missing or malformed settings with ConfigurationError', () => {
+    expect(() => createKafkaTransport({ brokers: [] })).toThrow(ConfigurationError);
+    expect(() => createKafkaTransport({ brokers: ['no-port'] })).toThrow(ConfigurationError);
+    expect(() => createKafkaTransport({ brokers: brokers(), partitions: 0 })).toThrow(
+      ConfigurationError,
+    );
+    expect(() =>
+      createKafkaTransport({
+        brokers: brokers(),
+        heartbeatIntervalMs: 5_000,
+        sessionTimeoutMs: 3_000,
+      }),
+    ).toThrow(/heartbeatIntervalMs/);
+    expect(() => createKafkaTransport({ brokers: brokers(), replicationFactor: 0 })).toThrow(
+      ConfigurationError,
+    );
+  });
+
+  it('names topics from queues and event types, with the prefixes, in Kafka-legal characters', () => {
+    const transport = createKafkaTransport({ brokers: brokers(), topicPrefix: 'staging.' });
+    expect(transport.queueTopic('Sales')).toBe('staging.Sales');
+    expect(transport.queueTopic('Sales.web 1/a')).toBe('staging.Sales.web_1_a');
+    expect(transport.eventTopic('sales.OrderPlaced')).toBe('staging.event.sales.OrderPlaced');
+    expect(() => transport.queueTopic('x'.repeat(300))).toThrow(ConfigurationError);
+  });
+});
+
+describe('kafka transport', () => {
+  let world: ReturnType<typeof testWorld>;
+  beforeEach(() => {
+    world = testWorld();
+  });
+  afterEach(async () => {
+    await world.dispose();
+  });
+
+  it('a send to a queue nobody created fails with DestinationNotFoundError; a delayed send is refused', async () => {
+    const connection = await world
+      .transport()
+      .openEndpoint(
+        { endpointName: world.name('Raw'), errorQueue: world.errorQueue, subscriptions: [] },
+        { logger: silentLogger },
+      );
+    const message = {
+      messageId: 'm',
+      headers: { [Headers.MessageId]: 'm' },
+      body: Buffer.from('{}'),
+    };
+    await expect(
+      connection.dispatch([
+        { message, destination: { kind: 'queue', queue: world.name('Nobody') } },
+      ]),
+    ).rejects.toBeInstanceOf(DestinationNotFoundError);
+    await expect(
+      connection.dispatch([
+        { message, destination: { kind: 'queue', queue: world.errorQueue }, delayMs: 1_000 },
+      ]),
+    ).rejects.toBeInstanceOf(UsageError);
+    await connection.close();
+  });
+
+  it('records with one ordering key are handled in order while other keys run alongside', async () => {
+    const byKey = new Map<string, number[]>();
+    let active = 0;
+    let peak = 0;
+    const server = world.endpoint('Server', { concurrency: 16 });
+    server.handle(Step, async (p) => {
+      active++;
+      peak = Math.max(peak, active);
+      await sleep(Math.floor(Math.random() * 8));
+      byKey.set(p.key, [...(byKey.get(p.key) ?? []), p.n]);
+      active--;
+    });
+    await server.start();
+    const client = world.endpoint('Client', { routes: { [Step.name]: world.name('Server') } });
+    await client.start();
+    const keys = ['a', 'b', 'c', 'd', 'e', 'f'];
+    const sends = [];
+    for (let n = 0; n < 40; n++) {
+      for (const key of keys) {
+        sends.push(client.send(Step, { key, n }, { headers: { 'ordering-key': key } }));
+      }
+    }
+    await Promise.all(sends);
+    await expect
+      .poll(() => [...byKey.values()].reduce((sum, l) => sum + l.length, 0), wait)
+      .toBe(240);
+    for (const key of keys) {
+      expect(byKey.get(key)).toEqual(Array.from({ length: 40 }, (_, n) => n));
+    }
+    expect(peak).toBeGreaterThan(1);
+  });
+
+  it('a subscription starts when first made and survives a restart', async () => {
+    const got: number[] = [];
+    const publisher = world.endpoint('Publisher', { sendOnly: true });
+    await publisher.start();
+    // Published before any subscriber existed: not for this endpoint.
+    await publisher.publish(Noticed, { n: 0 });
+    const first = world.endpoint('Subscriber', { instanceId: 'one' });
+    first.handle(Noticed, (p) => void got.push(p.n));
+    await first.start();
+    // Published right after start, before the group has joined.
+    await publisher.publish(Noticed, { n: 1 });
+    await expect.poll(() => got, wait).toEqual([1]);
+    await first.stop();
+    // Published while no instance runs: waits for the subscription.
+    await publisher.publish(Noticed, { n: 2 });
+    const second = world.endpoint('Subscriber', { instanceId: 'two' });
+    second.handle(Noticed, (p) => void got.push(p.n));
+    await second.start();
+    await expect.poll(() => got, wait).toEqual([1, 2]);
+  });
+
+  it('subscribe and unsubscribe on a receiving connection', async () => {
+    const queue = world.name('Raw');
+    const received: IncomingTransportMessage[] = [];
+    const transport = world.transport();
+    const connection = await transport.openEndpoint(
+      { endpointName: queue, inputQueue: queue, errorQueue: world.errorQueue, subscriptions: [] },
+      { logger: silentLogger },
+    );
+    await connection.startReceiving({
+      concurrency: 4,
+      onMessage: async (message) => {
+        received.push(message);
+        return 'complete';
+      },
+    });
+    const type = `${world.id}.Changed`;
+    await connection.subscribe(type);
+    const publish = (id: string) =>
+      connection.dispatch([
+        {
+          message: { messageId: id, headers: { [Headers.MessageId]: id }, body: Buffer.from('{}') },
+          destination: { kind: 'publish', messageType: type },
+        },
+      ]);
+    await publish('after-subscribe');
+    await expect.poll(() => received.map((m) => m.messageId), wait).toEqual(['after-subscribe']);
+    expect(received[0]?.queue).toBe(queue);
+    await connection.unsubscribe(type);
+    await publish('after-unsubscribe');
+    await sleep(1_500);
+    expect(received.map((m) => m.messageId)).toEqual(['after-subscribe']);
+    await connection.stopReceiving();
+    await connection.close();
+  });
+});
