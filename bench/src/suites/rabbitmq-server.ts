@@ -1,0 +1,72 @@
+// The server side of the RabbitMQ benchmark, in its own process: Tidings or raw amqplib doing the
+// same work (ack after the reply is confirmed). Driven over IPC by suites/rabbitmq.ts.
+import { createEndpoint, defineMessage, silentLogger } from '@tidings/core';
+import { createRabbitMqTransport } from '@tidings/transport-rabbitmq';
+import * as amqp from 'amqplib';
+
+const Order = defineMessage<{ id: number; sku: string }>('bench.Order');
+const Ack = defineMessage<{ id: number }>('bench.Ack');
+
+const [impl, queue, url] = process.argv.slice(2) as [string, string, string];
+/** Handlers in flight (Tidings) = unacked messages (raw prefetch): the same window for both. */
+const concurrency = 128;
+let handled = 0;
+let expected = Number.POSITIVE_INFINITY;
+
+function count(): void {
+  handled++;
+  if (handled === expected) process.send?.({ kind: 'done' });
+}
+
+process.on('message', (message: { kind: string; n?: number }) => {
+  if (message.kind === 'expect') {
+    handled = 0;
+    expected = message.n ?? 0;
+  } else if (message.kind === 'stop') {
+    void stop().then(() => process.disconnect());
+  }
+});
+
+let stop: () => Promise<void>;
+
+if (impl === 'tidings') {
+  const server = createEndpoint({
+    name: queue,
+    transport: createRabbitMqTransport({ url }),
+    logger: silentLogger,
+    concurrency,
+  });
+  server.handle(Order, async (order, ctx) => {
+    if (ctx.headers['bench-reply'] === '1') await ctx.reply(Ack, { id: order.id });
+    count();
+  });
+  await server.start();
+  stop = () => server.stop();
+} else {
+  const connection = await amqp.connect(url, { noDelay: true });
+  const channel = await connection.createConfirmChannel();
+  await channel.assertQueue(queue, { durable: true, arguments: { 'x-queue-type': 'quorum' } });
+  // The same broker-side window as Tidings (prefetch = 2 × concurrency by default).
+  await channel.prefetch(concurrency * 2, false);
+  await channel.consume(queue, (message) => {
+    if (message === null) return;
+    const order = JSON.parse(message.content.toString('utf8')) as { id: number };
+    const { replyTo, correlationId } = message.properties;
+    if (replyTo) {
+      const reply = Buffer.from(JSON.stringify({ id: order.id }));
+      channel.sendToQueue(replyTo, reply, { correlationId, persistent: true }, (error) => {
+        if (error) channel.nack(message);
+        else channel.ack(message);
+        count();
+      });
+    } else {
+      channel.ack(message);
+      count();
+    }
+  });
+  stop = async () => {
+    await channel.deleteQueue(queue);
+    await connection.close();
+  };
+}
+process.send?.({ kind: 'ready' });

@@ -1,0 +1,240 @@
+import { type ChildProcess, fork } from 'node:child_process';
+import { randomBytes, randomUUID } from 'node:crypto';
+import { connect as tcpConnect } from 'node:net';
+import { fileURLToPath } from 'node:url';
+import { createEndpoint, defineMessage, silentLogger } from '@tidings/core';
+import { createRabbitMqTransport } from '@tidings/transport-rabbitmq';
+import * as amqp from 'amqplib';
+import { type BenchRow, type BenchSuite, percentile, runConcurrent } from '../report.js';
+
+const Order = defineMessage<{ id: number; sku: string }>('bench.Order');
+const Ack = defineMessage<{ id: number }>('bench.Ack');
+
+const url = process.env.RABBITMQ_URL ?? 'amqp://guest:guest@127.0.0.1:5672';
+const transportName = 'rabbitmq';
+const total = 20_000;
+const latencyCount = 2_000;
+/** Raw and Tidings alternate this many times; each figure is the median round (shared machines are noisy). */
+const rounds = 3;
+/** Sends in flight at once in the one-way scenario (confirms outstanding). */
+const oneWayWindow = 500;
+const serverScript = fileURLToPath(new URL('./rabbitmq-server.js', import.meta.url));
+
+/** The server side in a process of its own. */
+class ServerProcess {
+  private readonly child: ChildProcess;
+  private listeners: Array<(message: { kind: string }) => void> = [];
+  constructor(
+    impl: 'tidings' | 'raw',
+    readonly queue: string,
+  ) {
+    this.child = fork(serverScript, [impl, queue, url], { execArgv: [], stdio: 'inherit' });
+    this.child.on('message', (message: { kind: string }) => {
+      for (const listener of this.listeners.splice(0)) listener(message);
+    });
+  }
+  next(kind: string): Promise<void> {
+    return new Promise((resolve, reject) => {
+      const exit = () => reject(new Error(`benchmark server exited before '${kind}'`));
+      this.child.once('exit', exit);
+      const listen = (message: { kind: string }) => {
+        if (message.kind === kind) {
+          this.child.off('exit', exit);
+          resolve();
+        } else this.listeners.push(listen);
+      };
+      this.listeners.push(listen);
+    });
+  }
+  /** Resolves once the server has handled `n` more messages. */
+  expect(n: number): Promise<void> {
+    const done = this.next('done');
+    this.child.send({ kind: 'expect', n });
+    return done;
+  }
+  async stop(): Promise<void> {
+    const exited = new Promise((resolve) => this.child.once('exit', resolve));
+    this.child.send({ kind: 'stop' });
+    await exited;
+  }
+}
+
+async function withServer<T>(
+  impl: 'tidings' | 'raw',
+  run: (server: ServerProcess) => Promise<T>,
+): Promise<T> {
+  const server = new ServerProcess(impl, `bench-${impl}-${randomBytes(3).toString('hex')}`);
+  await server.next('ready');
+  try {
+    return await run(server);
+  } finally {
+    await server.stop();
+  }
+}
+
+function row(
+  scenario: string,
+  impl: string,
+  messages: number,
+  elapsedMs: number,
+  latenciesMs?: number[],
+): BenchRow {
+  return {
+    transport: transportName,
+    scenario,
+    impl,
+    messages,
+    perSecond: (messages / elapsedMs) * 1000,
+    ...(latenciesMs
+      ? { p50Ms: percentile(latenciesMs, 50), p99Ms: percentile(latenciesMs, 99) }
+      : {}),
+  };
+}
+
+const payload = (id: number) => ({ id, sku: 'sku-1' });
+
+async function tidings(): Promise<BenchRow[]> {
+  return withServer('tidings', async (server) => {
+    const client = createEndpoint({
+      name: `${server.queue}-client`,
+      transport: createRabbitMqTransport({ url }),
+      logger: silentLogger,
+      routes: { [Order.name]: server.queue },
+      maxPendingRequests: 1_000,
+      concurrency: 128,
+    });
+    await client.start();
+    const rows: BenchRow[] = [];
+    try {
+      // one-way: persistent, confirmed sends; timed until the server has handled all.
+      const handled = server.expect(total);
+      const started = performance.now();
+      await runConcurrent(total, oneWayWindow, (id) => client.send(Order, payload(id)));
+      await handled;
+      rows.push(row('one-way', 'tidings', total, performance.now() - started));
+
+      const options = { expect: Ack, headers: { 'bench-reply': '1' } } as const;
+      for (const [concurrency, count] of [
+        [1, latencyCount],
+        [100, total],
+      ] as const) {
+        const { elapsedMs, latenciesMs } = await runConcurrent(count, concurrency, async (id) => {
+          await client.request(Order, payload(id), options);
+        });
+        rows.push(row(`request/reply c=${concurrency}`, 'tidings', count, elapsedMs, latenciesMs));
+      }
+    } finally {
+      await client.stop();
+    }
+    return rows;
+  });
+}
+
+async function raw(): Promise<BenchRow[]> {
+  return withServer('raw', async (server) => {
+    const connection = await amqp.connect(url, { noDelay: true });
+    const rows: BenchRow[] = [];
+    try {
+      const channel = await connection.createConfirmChannel();
+      const send = (id: number, properties: amqp.Options.Publish = {}) =>
+        new Promise<void>((resolve, reject) => {
+          const body = Buffer.from(JSON.stringify(payload(id)));
+          channel.sendToQueue(
+            server.queue,
+            body,
+            { persistent: true, mandatory: true, messageId: randomUUID(), ...properties },
+            (error) => (error ? reject(error) : resolve()),
+          );
+        });
+
+      const handled = server.expect(total);
+      const started = performance.now();
+      await runConcurrent(total, oneWayWindow, (id) => send(id));
+      await handled;
+      rows.push(row('one-way', 'raw amqplib', total, performance.now() - started));
+
+      // request/reply: a reply queue of our own, correlation ids, replies acked after handling.
+      const replies = await channel.assertQueue('', { exclusive: true, autoDelete: true });
+      const pending = new Map<string, () => void>();
+      await channel.prefetch(256, false);
+      await channel.consume(replies.queue, (message) => {
+        if (message === null) return;
+        JSON.parse(message.content.toString('utf8'));
+        const done = pending.get(message.properties.correlationId as string);
+        pending.delete(message.properties.correlationId as string);
+        channel.ack(message);
+        done?.();
+      });
+      for (const [concurrency, count] of [
+        [1, latencyCount],
+        [100, total],
+      ] as const) {
+        const { elapsedMs, latenciesMs } = await runConcurrent(count, concurrency, (id) => {
+          const correlationId = randomUUID();
+          const replied = new Promise<void>((resolve) => pending.set(correlationId, resolve));
+          return send(id, { replyTo: replies.queue, correlationId }).then(() => replied);
+        });
+        rows.push(
+          row(`request/reply c=${concurrency}`, 'raw amqplib', count, elapsedMs, latenciesMs),
+        );
+      }
+    } finally {
+      await connection.close();
+    }
+    return rows;
+  });
+}
+
+function brokerReachable(): Promise<boolean> {
+  const target = new URL(url);
+  return new Promise((resolve) => {
+    const socket = tcpConnect({ host: target.hostname, port: Number(target.port || 5672) });
+    socket.setTimeout(2_000);
+    socket.once('connect', () => {
+      socket.destroy();
+      resolve(true);
+    });
+    socket.once('error', () => resolve(false));
+    socket.once('timeout', () => {
+      socket.destroy();
+      resolve(false);
+    });
+  });
+}
+
+/**
+ * RabbitMQ: the server in a separate process, the client here; Tidings and raw amqplib doing the
+ * same work (persistent, confirmed, quorum queue; replies to a reply queue by correlation id).
+ */
+export const rabbitMqSuite: BenchSuite = {
+  name: transportName,
+  async unavailable() {
+    return (await brokerReachable())
+      ? undefined
+      : `no RabbitMQ broker at ${new URL(url).host} (set RABBITMQ_URL)`;
+  },
+  async run() {
+    const runs: BenchRow[][] = [];
+    for (let round = 0; round < rounds; round++) {
+      runs.push(await raw());
+      runs.push(await tidings());
+    }
+    const rows: BenchRow[] = [];
+    for (const scenario of ['one-way', 'request/reply c=1', 'request/reply c=100']) {
+      for (const impl of ['raw amqplib', 'tidings']) {
+        const all = runs
+          .flat()
+          .filter((r) => r.scenario === scenario && r.impl === impl)
+          .sort((a, b) => a.perSecond - b.perSecond);
+        const median = all[Math.floor(all.length / 2)];
+        if (median) {
+          rows.push({
+            ...median,
+            note: `median of ${all.length} alternating rounds (${all.map((r) => Math.round(r.perSecond)).join(', ')}/s)`,
+          });
+        }
+      }
+    }
+    return rows;
+  },
+};
