@@ -292,8 +292,8 @@ export class FileStore {
   }
 
   /**
-   * Deletes instance queues unused for `expiryMs` and leftovers in `.tmp` (from a process that died
-   * mid-write) older than that. Returns the deleted queues.
+   * Deletes instance queues unused for `expiryMs`, and files in `.tmp` and `.owners` older than
+   * that. Returns the deleted queues.
    */
   async expire(now: number, expiryMs: number, keep: ReadonlySet<string>): Promise<string[]> {
     const deleted: string[] = [];
@@ -311,14 +311,16 @@ export class FileStore {
       await rm(join(this.root, entry.name), { recursive: true, force: true });
       deleted.push(entry.name);
     }
-    const tmp = join(this.root, dirs.tmp);
-    for (const name of await readdir(tmp).catch(() => [] as string[])) {
-      const path = join(tmp, name);
-      const written = await stat(path).then(
-        (s) => s.mtimeMs,
-        () => now,
-      );
-      if (now - written >= expiryMs) await unlink(path).catch(() => {});
+    // Half-written files of processes that died mid-write, and heartbeats of dead receivers.
+    for (const dir of [join(this.root, dirs.tmp), join(this.root, dirs.owners)]) {
+      for (const name of await readdir(dir).catch(() => [] as string[])) {
+        const path = join(dir, name);
+        const written = await stat(path).then(
+          (s) => s.mtimeMs,
+          () => now,
+        );
+        if (now - written >= expiryMs) await unlink(path).catch(() => {});
+      }
     }
     return deleted;
   }

@@ -309,5 +309,15 @@ describe('learning transport on disk', () => {
     // The live instance touches its queue, so it outlives the expiry.
     await sleep(1_500);
     expect(readdirSync(rootDir)).toContain('Svc.live');
+    // Old heartbeats (of processes long gone) and half-written files are swept too.
+    for (const [dir, name] of [
+      ['.owners', '424242-gone'],
+      ['.tmp', 'half-written.tmp'],
+    ] as const) {
+      writeFileSync(join(rootDir, dir, name), '');
+      utimesSync(join(rootDir, dir, name), old, old);
+    }
+    await expect.poll(() => readdirSync(join(rootDir, '.tmp')), wait).toEqual([]);
+    expect(readdirSync(join(rootDir, '.owners'))).not.toContain('424242-gone');
   });
 });
