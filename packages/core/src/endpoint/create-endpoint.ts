@@ -273,6 +273,9 @@ class TidingsEndpoint implements Endpoint, ProcessorHost {
         state?: S,
         registerOptions?: RegisterOptions,
       ): Promise<Awaited<R>> => {
+        // The caller follows the callback's promise (or the error thrown here); the send's own
+        // rejection is reported there, so it must not also surface as unhandled.
+        dispatched.catch(() => {});
         if (this.options.sendOnly) {
           throw new SendOnlyEndpointError(this.name, 'receive replies (register)');
         }
@@ -288,8 +291,6 @@ class TidingsEndpoint implements Endpoint, ProcessorHost {
           state as S,
         );
         planned.request = run;
-        // The caller follows the callback's promise; the send's own rejection is reported there.
-        dispatched.catch(() => {});
         return result;
       },
     });
