@@ -1,0 +1,417 @@
+import {
+  ServiceBusClient,
+  type ServiceBusClientOptions,
+  type ServiceBusReceivedMessage,
+  type ServiceBusReceiver,
+  type ServiceBusSender,
+} from '@azure/service-bus';
+import {
+  ConfigurationError,
+  type EndpointTopology,
+  Headers,
+  type IncomingTransportMessage,
+  type Logger,
+  type MessageOutcome,
+  MessageTooLargeError,
+  type ReceiveSettings,
+  redactSecrets,
+  TRANSPORT_SPI_VERSION,
+  type Transport,
+  type TransportCapabilities,
+  type TransportContext,
+  type TransportEndpoint,
+  type TransportOperation,
+} from '@tidings/core';
+import { mapServiceBusError } from './errors.js';
+import { createAdministrationInstaller, type TopologyInstaller } from './installer.js';
+import { toIncomingMessage, toServiceBusMessage } from './message-mapping.js';
+import { subscriptionName, topicName } from './naming.js';
+import {
+  type AzureServiceBusTransportOptions,
+  azureServiceBusTransportDefaults,
+} from './options.js';
+
+const TRANSPORT_NAME = 'azure-service-bus';
+
+/** Counts of what happened on the wire, for tests and monitoring. */
+export interface AzureServiceBusTransportStats {
+  /** Settlements that failed (lock lost, link gone): the message is delivered again. */
+  readonly settlementFailures: number;
+  /** Errors the SDK reported while receiving (it reconnects by itself). */
+  readonly receiveErrors: number;
+}
+
+export interface AzureServiceBusTransport extends Transport {
+  readonly stats: AzureServiceBusTransportStats;
+}
+
+/** Bounds `onMessage` calls across all of an endpoint's receivers. */
+class Slots {
+  private active = 0;
+  private readonly waiting: Array<() => void> = [];
+  constructor(private readonly limit: number) {}
+  acquire(): Promise<void> {
+    if (this.active < this.limit) {
+      this.active++;
+      return Promise.resolve();
+    }
+    return new Promise((resolve) => this.waiting.push(resolve));
+  }
+  release(): void {
+    const next = this.waiting.shift();
+    if (next) next();
+    else this.active--;
+  }
+}
+
+function secretsOf(options: AzureServiceBusTransportOptions): string[] {
+  if (!('connectionString' in options)) return [];
+  const key = /SharedAccessKey=([^;]+)/i.exec(options.connectionString)?.[1];
+  const signature = /SharedAccessSignature=([^;]+)/i.exec(options.connectionString)?.[1];
+  return [options.connectionString, key, signature].filter((s): s is string => Boolean(s));
+}
+
+function positive(name: string, value: number): number {
+  if (!Number.isFinite(value) || value <= 0) {
+    throw new ConfigurationError(`${name} must be a positive number, got ${value}.`);
+  }
+  return value;
+}
+
+/**
+ * Azure Service Bus through @azure/service-bus: a queue per endpoint, an instance queue that
+ * deletes itself when idle, a topic per event type with a forwarding subscription per
+ * subscribing endpoint, peek-lock receiving with explicit settlement, scheduled messages for
+ * delays.
+ */
+export function createAzureServiceBusTransport(
+  options: AzureServiceBusTransportOptions,
+): AzureServiceBusTransport {
+  const hasConnectionString =
+    'connectionString' in options && typeof options.connectionString === 'string';
+  const hasCredential =
+    'fullyQualifiedNamespace' in options &&
+    typeof options.fullyQualifiedNamespace === 'string' &&
+    'credential' in options &&
+    typeof options.credential?.getToken === 'function';
+  if (!hasConnectionString && !hasCredential) {
+    throw new ConfigurationError(
+      'createAzureServiceBusTransport needs { connectionString } or { fullyQualifiedNamespace, credential }.',
+    );
+  }
+  const secrets = secretsOf(options);
+  const settings = {
+    maxMessageSizeBytes: positive(
+      'maxMessageSizeBytes',
+      options.maxMessageSizeBytes ?? azureServiceBusTransportDefaults.maxMessageSizeBytes,
+    ),
+    instanceQueueAutoDeleteOnIdleMs: positive(
+      'instanceQueueAutoDeleteOnIdleMs',
+      options.instanceQueueAutoDeleteOnIdleMs ??
+        azureServiceBusTransportDefaults.instanceQueueAutoDeleteOnIdleMs,
+    ),
+    maxDeliveryCount: positive(
+      'maxDeliveryCount',
+      options.maxDeliveryCount ?? azureServiceBusTransportDefaults.maxDeliveryCount,
+    ),
+    maxAutoLockRenewalDurationMs:
+      options.maxAutoLockRenewalDurationMs ??
+      azureServiceBusTransportDefaults.maxAutoLockRenewalDurationMs,
+    operationTimeoutMs: positive(
+      'operationTimeoutMs',
+      options.operationTimeoutMs ?? azureServiceBusTransportDefaults.operationTimeoutMs,
+    ),
+    maxRetries: options.maxRetries ?? azureServiceBusTransportDefaults.maxRetries,
+  };
+  const duplicateDetection =
+    options.duplicateDetectionWindowMs === undefined
+      ? {}
+      : {
+          duplicateDetectionWindowMs: positive(
+            'duplicateDetectionWindowMs',
+            options.duplicateDetectionWindowMs,
+          ),
+        };
+  const installer: TopologyInstaller =
+    options.installer ??
+    createAdministrationInstaller(
+      hasConnectionString
+        ? { connectionString: (options as { connectionString: string }).connectionString }
+        : (options as { fullyQualifiedNamespace: string; credential: never }),
+    );
+  const capabilities: TransportCapabilities = {
+    delayedDelivery: true,
+    nativePublishSubscribe: true,
+    maxMessageSizeBytes: settings.maxMessageSizeBytes,
+    deliveryCount: true,
+    durable: true,
+  };
+  const counters = { settlementFailures: 0, receiveErrors: 0 };
+  const clientOptions: ServiceBusClientOptions = {
+    retryOptions: {
+      maxRetries: settings.maxRetries,
+      timeoutInMs: settings.operationTimeoutMs,
+    },
+  };
+  const newClient = (): ServiceBusClient =>
+    'connectionString' in options
+      ? new ServiceBusClient(options.connectionString, clientOptions)
+      : new ServiceBusClient(
+          options.fullyQualifiedNamespace,
+          options.credential as never,
+          clientOptions,
+        );
+  const fail = (error: unknown, operation: string, destination?: string) =>
+    mapServiceBusError(error, {
+      operation,
+      ...(destination !== undefined ? { destination } : {}),
+      secrets,
+    });
+
+  return {
+    spiVersion: TRANSPORT_SPI_VERSION,
+    name: TRANSPORT_NAME,
+    capabilities,
+    get stats() {
+      return { ...counters };
+    },
+
+    async openEndpoint(
+      topology: EndpointTopology,
+      context: TransportContext,
+    ): Promise<TransportEndpoint> {
+      const logger: Logger = context.logger;
+      try {
+        await installer.ensureQueue(topology.errorQueue, {});
+        if (topology.inputQueue !== undefined) {
+          await installer.ensureQueue(topology.inputQueue, {
+            maxDeliveryCount: settings.maxDeliveryCount,
+            ...duplicateDetection,
+          });
+        }
+        if (topology.instanceQueue !== undefined) {
+          await installer.ensureQueue(topology.instanceQueue, {
+            maxDeliveryCount: settings.maxDeliveryCount,
+            autoDeleteOnIdleMs: settings.instanceQueueAutoDeleteOnIdleMs,
+          });
+        }
+      } catch (error) {
+        throw fail(error, 'creating queues');
+      }
+      // One client (one AMQP connection) per endpoint; senders cached per destination.
+      const client = newClient();
+      const senders = new Map<string, ServiceBusSender>();
+      const senderFor = (entity: string): ServiceBusSender => {
+        let sender = senders.get(entity);
+        if (sender === undefined) {
+          sender = client.createSender(entity);
+          senders.set(entity, sender);
+        }
+        return sender;
+      };
+      const dropSender = (entity: string) => {
+        const sender = senders.get(entity);
+        senders.delete(entity);
+        sender?.close().catch(() => {});
+      };
+
+      const subscribe = async (messageType: string) => {
+        if (topology.inputQueue === undefined) return;
+        const topic = topicName(messageType);
+        try {
+          await installer.ensureTopic(topic);
+          // The subscription forwards into the endpoint's queue: one receiver per endpoint,
+          // and the queue's concurrency, settlement and dead-lettering cover events too.
+          await installer.ensureSubscription(topic, subscriptionName(topology.inputQueue), {
+            forwardTo: topology.inputQueue,
+            maxDeliveryCount: settings.maxDeliveryCount,
+          });
+        } catch (error) {
+          throw fail(error, `subscribing to '${messageType}'`, topic);
+        }
+      };
+      try {
+        for (const messageType of topology.subscriptions) await subscribe(messageType);
+      } catch (error) {
+        await client.close().catch(() => {});
+        throw error;
+      }
+
+      /** Sends one destination's messages in as few batches as fit; a message that fits in none is refused. */
+      const sendTo = async (entity: string, operations: readonly TransportOperation[]) => {
+        const sender = senderFor(entity);
+        let batch = await sender.createMessageBatch();
+        for (const operation of operations) {
+          const message = toServiceBusMessage(operation.message, operation.delayMs);
+          if (batch.tryAddMessage(message)) continue;
+          if (batch.count === 0) {
+            throw new MessageTooLargeError(
+              operation.message.headers[Headers.MessageType] ?? operation.message.messageId,
+              operation.message.body.byteLength,
+              batch.maxSizeInBytes,
+              TRANSPORT_NAME,
+            );
+          }
+          await sender.sendMessages(batch);
+          batch = await sender.createMessageBatch();
+          if (!batch.tryAddMessage(message)) {
+            throw new MessageTooLargeError(
+              operation.message.headers[Headers.MessageType] ?? operation.message.messageId,
+              operation.message.body.byteLength,
+              batch.maxSizeInBytes,
+              TRANSPORT_NAME,
+            );
+          }
+        }
+        if (batch.count > 0) await sender.sendMessages(batch);
+      };
+
+      const dispatch = async (operations: readonly TransportOperation[]) => {
+        const byEntity = new Map<string, { publish: boolean; operations: TransportOperation[] }>();
+        for (const operation of operations) {
+          const destination = operation.destination;
+          const entity =
+            destination.kind === 'queue' ? destination.queue : topicName(destination.messageType);
+          let group = byEntity.get(entity);
+          if (group === undefined) {
+            group = { publish: destination.kind === 'publish', operations: [] };
+            byEntity.set(entity, group);
+          }
+          group.operations.push(operation);
+        }
+        await Promise.all(
+          [...byEntity].map(async ([entity, group]) => {
+            try {
+              await sendTo(entity, group.operations);
+            } catch (error) {
+              const mapped = fail(error, `send to '${entity}'`, entity);
+              if (mapped.code === 'TIDINGS_DESTINATION_NOT_FOUND') {
+                dropSender(entity);
+                // No topic means no subscriber has ever subscribed: nobody to deliver to.
+                if (group.publish) {
+                  logger.debug(`No subscribers for '${entity}' (topic does not exist)`);
+                  return;
+                }
+              }
+              throw mapped;
+            }
+          }),
+        );
+      };
+
+      // Receiving.
+      let receivers: Array<{ receiver: ServiceBusReceiver; close(): Promise<void> }> = [];
+      let accepting = false;
+      // Settlements under way; close waits for them (not for handlers, which may never return).
+      const settling = new Set<Promise<void>>();
+
+      const settle = async (
+        receiver: ServiceBusReceiver,
+        message: ServiceBusReceivedMessage,
+        outcome: MessageOutcome,
+        queue: string,
+      ) => {
+        const work = (
+          outcome === 'complete'
+            ? receiver.completeMessage(message)
+            : receiver.abandonMessage(message)
+        ).finally(() => settling.delete(work));
+        settling.add(work);
+        try {
+          await work;
+        } catch (error) {
+          // Lock lost or link gone: Service Bus delivers the message again (at least once).
+          counters.settlementFailures++;
+          logger.warn(`Could not ${outcome} a message on '${queue}'; it will be delivered again`, {
+            messageId: String(message.messageId ?? ''),
+            error: redactSecrets(String((error as Error)?.message ?? error), secrets),
+          });
+        }
+      };
+
+      const startReceiving = async (receive: ReceiveSettings) => {
+        if (accepting) return;
+        accepting = true;
+        const slots = new Slots(receive.concurrency);
+        const queues = [topology.inputQueue, topology.instanceQueue].filter(
+          (queue): queue is string => queue !== undefined,
+        );
+        receivers = queues.map((queue) => {
+          const receiver = client.createReceiver(queue, {
+            receiveMode: 'peekLock',
+            maxAutoLockRenewalDurationInMs: settings.maxAutoLockRenewalDurationMs,
+            skipParsingBodyAsJson: true,
+          });
+          const handle = async (message: ServiceBusReceivedMessage) => {
+            if (!accepting) {
+              // Stopping: hand it back at once for another instance.
+              await settle(receiver, message, 'abandon', queue);
+              return;
+            }
+            await slots.acquire();
+            try {
+              let incoming: IncomingTransportMessage;
+              let outcome: MessageOutcome;
+              try {
+                incoming = toIncomingMessage(message, queue);
+                outcome = await receive.onMessage(incoming);
+              } catch {
+                outcome = 'abandon';
+              }
+              await settle(receiver, message, outcome, queue);
+            } finally {
+              slots.release();
+            }
+          };
+          const subscription = receiver.subscribe(
+            {
+              processMessage: handle,
+              processError: async (args) => {
+                counters.receiveErrors++;
+                logger.warn(`Receiving from '${queue}' failed; the SDK retries`, {
+                  error: redactSecrets(String(args.error?.message ?? args.error), secrets),
+                });
+              },
+            },
+            { autoCompleteMessages: false, maxConcurrentCalls: receive.concurrency },
+          );
+          return { receiver, close: () => subscription.close() };
+        });
+      };
+
+      const stopReceiving = async () => {
+        if (!accepting) return;
+        accepting = false;
+        // Stops new deliveries; links stay open so in-flight messages can still be settled.
+        await Promise.allSettled(receivers.map((r) => r.close()));
+      };
+
+      return {
+        dispatch,
+        startReceiving,
+        stopReceiving,
+        subscribe,
+        async unsubscribe(messageType) {
+          if (topology.inputQueue === undefined) return;
+          try {
+            await installer.deleteSubscription(
+              topicName(messageType),
+              subscriptionName(topology.inputQueue),
+            );
+          } catch (error) {
+            throw fail(error, `unsubscribing from '${messageType}'`);
+          }
+        },
+        async close() {
+          await stopReceiving();
+          await Promise.allSettled([...settling]);
+          await Promise.allSettled(receivers.map((r) => r.receiver.close()));
+          receivers = [];
+          await Promise.allSettled([...senders.values()].map((s) => s.close()));
+          senders.clear();
+          await client.close().catch(() => {});
+        },
+      };
+    },
+  };
+}

@@ -1,0 +1,19 @@
+export {
+  type AzureServiceBusTransport,
+  type AzureServiceBusTransportStats,
+  createAzureServiceBusTransport,
+} from './azure-service-bus-transport.js';
+export {
+  createAdministrationInstaller,
+  type EntitySettings,
+  type TopologyInstaller,
+} from './installer.js';
+export { subscriptionName, topicName } from './naming.js';
+export {
+  type AzureServiceBusTransportOptions,
+  type AzureServiceBusTransportSettings,
+  type AzureTokenCredential,
+  azureServiceBusTransportDefaults,
+  type ConnectionStringConnection,
+  type CredentialConnection,
+} from './options.js';

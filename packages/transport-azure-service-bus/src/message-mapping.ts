@@ -1,0 +1,82 @@
+import type { ServiceBusMessage, ServiceBusReceivedMessage } from '@azure/service-bus';
+import {
+  Headers,
+  type IncomingTransportMessage,
+  type OutgoingTransportMessage,
+} from '@tidings/core';
+
+/**
+ * Outgoing: every bus header travels as an application property (lossless, the wire contract),
+ * and the ones Service Bus has a native property for are set there too, so tools and services
+ * in other languages see them: messageId, correlationId, replyTo, contentType, subject (type).
+ */
+export function toServiceBusMessage(
+  message: OutgoingTransportMessage,
+  delayMs: number | undefined,
+): ServiceBusMessage {
+  const h = message.headers;
+  const correlationId = h[Headers.CorrelationId];
+  const replyTo = h[Headers.ReplyTo];
+  const contentType = h[Headers.ContentType];
+  const subject = h[Headers.MessageType];
+  return {
+    // A Buffer body goes out as one AMQP data section, bytes unchanged.
+    body: Buffer.from(message.body.buffer, message.body.byteOffset, message.body.byteLength),
+    messageId: message.messageId,
+    ...(correlationId !== undefined ? { correlationId } : {}),
+    ...(replyTo !== undefined ? { replyTo } : {}),
+    ...(contentType !== undefined ? { contentType } : {}),
+    ...(subject !== undefined ? { subject } : {}),
+    applicationProperties: { ...h },
+    ...(delayMs !== undefined && delayMs > 0
+      ? { scheduledEnqueueTimeUtc: new Date(Date.now() + delayMs) }
+      : {}),
+  };
+}
+
+function bodyBytes(body: unknown): Uint8Array {
+  if (body === undefined || body === null) return new Uint8Array(0);
+  if (body instanceof Uint8Array) return body;
+  if (typeof body === 'string') return Buffer.from(body, 'utf8');
+  // An AMQP value or sequence body from another client: hand it on as JSON so core can judge it.
+  try {
+    return Buffer.from(JSON.stringify(body) ?? '', 'utf8');
+  } catch {
+    return new Uint8Array(0);
+  }
+}
+
+/**
+ * Incoming: application properties become headers (strings); native properties fill the bus
+ * headers they stand for when a sender set only those. Never throws: core judges what is missing.
+ */
+export function toIncomingMessage(
+  message: ServiceBusReceivedMessage,
+  queue: string,
+): IncomingTransportMessage {
+  const headers: Record<string, string> = Object.create(null);
+  for (const [name, value] of Object.entries(message.applicationProperties ?? {})) {
+    if (value === undefined || value === null) continue;
+    headers[name] = value instanceof Date ? value.toISOString() : String(value);
+  }
+  const fill = (name: string, value: unknown) => {
+    if (headers[name] === undefined && value !== undefined && value !== null && value !== '') {
+      headers[name] = String(value);
+    }
+  };
+  fill(Headers.CorrelationId, message.correlationId);
+  fill(Headers.ReplyTo, message.replyTo);
+  fill(Headers.ContentType, message.contentType);
+  const nativeId =
+    message.messageId === undefined || message.messageId === null
+      ? undefined
+      : String(message.messageId);
+  return {
+    messageId: headers[Headers.MessageId] ?? nativeId ?? '',
+    headers: { ...headers },
+    body: bodyBytes(message.body),
+    queue,
+    // Service Bus counts earlier deliveries (0 on the first); Tidings counts this one too.
+    deliveryCount: (message.deliveryCount ?? 0) + 1,
+  };
+}

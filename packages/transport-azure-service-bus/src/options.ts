@@ -1,0 +1,86 @@
+import type { TopologyInstaller } from './installer.js';
+
+/**
+ * A Microsoft Entra ID credential, e.g. `new DefaultAzureCredential()` from `@azure/identity`.
+ * Declared structurally so this package's API does not expose the SDK's types.
+ */
+export interface AzureTokenCredential {
+  getToken(
+    scopes: string | string[],
+    options?: object,
+  ): Promise<{ token: string; expiresOnTimestamp: number } | null>;
+}
+
+/** Connect with a connection string (SAS key), e.g. from the portal's "Shared access policies". */
+export interface ConnectionStringConnection {
+  readonly connectionString: string;
+}
+
+/** Connect with Entra ID: the namespace host name and a credential. */
+export interface CredentialConnection {
+  /** e.g. `my-namespace.servicebus.windows.net` */
+  readonly fullyQualifiedNamespace: string;
+  readonly credential: AzureTokenCredential;
+}
+
+export interface AzureServiceBusTransportSettings {
+  /**
+   * Creates queues, topics and subscriptions. The default uses ServiceBusAdministrationClient
+   * (needs the Manage claim); pass your own to create topology elsewhere (IaC) or in tests.
+   * @default createAdministrationInstaller(connection)
+   */
+  readonly installer?: TopologyInstaller;
+  /**
+   * Largest message accepted, body plus headers, in bytes. Standard tier allows 256 KiB;
+   * Premium up to 100 MiB (set the entity's limit too).
+   * @default 262_144
+   */
+  readonly maxMessageSizeBytes?: number;
+  /**
+   * Idle time after which Service Bus deletes an instance queue (replies to one instance).
+   * Service Bus's minimum is 5 minutes.
+   * @default 3_600_000 (1 hour)
+   */
+  readonly instanceQueueAutoDeleteOnIdleMs?: number;
+  /**
+   * Deliveries after which Service Bus dead-letters a message on queues this transport creates.
+   * Core's recoverability decides retries; this only bounds abandon loops (crashes, shutdowns).
+   * @default 10
+   */
+  readonly maxDeliveryCount?: number;
+  /**
+   * Duplicate detection window on queues this transport creates (by message id); off when unset.
+   * Turns the at-least-once redelivery of an already-sent message into effectively-once.
+   * @default undefined
+   */
+  readonly duplicateDetectionWindowMs?: number;
+  /**
+   * How long the SDK keeps renewing a message's lock while its handler runs.
+   * @default 300_000 (5 minutes)
+   */
+  readonly maxAutoLockRenewalDurationMs?: number;
+  /**
+   * Timeout of one SDK operation (send, settle, link open); after it the SDK retries.
+   * @default 30_000
+   */
+  readonly operationTimeoutMs?: number;
+  /**
+   * Retries of a failed SDK operation before it reaches Tidings as an error.
+   * @default 3
+   */
+  readonly maxRetries?: number;
+}
+
+export type AzureServiceBusTransportOptions = (ConnectionStringConnection | CredentialConnection) &
+  AzureServiceBusTransportSettings;
+
+export const azureServiceBusTransportDefaults = {
+  maxMessageSizeBytes: 256 * 1024,
+  instanceQueueAutoDeleteOnIdleMs: 60 * 60 * 1000,
+  maxDeliveryCount: 10,
+  maxAutoLockRenewalDurationMs: 5 * 60 * 1000,
+  operationTimeoutMs: 30_000,
+  maxRetries: 3,
+} as const satisfies Required<
+  Omit<AzureServiceBusTransportSettings, 'installer' | 'duplicateDetectionWindowMs'>
+>;

@@ -1,0 +1,77 @@
+import { ServiceBusError, type ServiceBusErrorCode } from '@azure/service-bus';
+import {
+  DestinationNotFoundError,
+  MessageTooLargeError,
+  TransportError,
+  TransportUnavailableError,
+} from '@tidings/core';
+import { describe, expect, it } from 'vitest';
+import { mapServiceBusError } from '../src/errors.ts';
+
+const KEY = 'c2VjcmV0LWtleS12YWx1ZQ==';
+const CONNECTION = `Endpoint=sb://ns.servicebus.windows.net/;SharedAccessKeyName=Root;SharedAccessKey=${KEY}`;
+const context = {
+  operation: "send to 'orders'",
+  destination: 'orders',
+  secrets: [CONNECTION, KEY],
+};
+const native = (code: ServiceBusErrorCode, message = `${code} happened`) =>
+  new ServiceBusError(message, code);
+
+describe('mapServiceBusError', () => {
+  it.each([
+    ['ServiceBusy', TransportUnavailableError, true],
+    ['ServiceTimeout', TransportUnavailableError, true],
+    ['ServiceCommunicationProblem', TransportUnavailableError, true],
+    ['MessageLockLost', TransportError, true],
+    ['SessionLockLost', TransportError, true],
+    ['QuotaExceeded', TransportError, true],
+    ['UnauthorizedAccess', TransportError, false],
+    ['MessagingEntityDisabled', TransportError, false],
+    ['MessageSizeExceeded', TransportError, false],
+  ] as const)('%s → %s, retryable %s', (code, type, retryable) => {
+    const mapped = mapServiceBusError(native(code), context);
+    expect(mapped).toBeInstanceOf(type);
+    expect(mapped.isRetryable).toBe(retryable);
+    expect(mapped.message).toContain(code);
+    expect(mapped.cause).toBeInstanceOf(ServiceBusError);
+  });
+
+  it('maps MessagingEntityNotFound to DestinationNotFoundError naming the destination', () => {
+    const mapped = mapServiceBusError(native('MessagingEntityNotFound'), context);
+    expect(mapped).toBeInstanceOf(DestinationNotFoundError);
+    expect((mapped as DestinationNotFoundError).destination).toBe('orders');
+    expect(mapped.isRetryable).toBe(false);
+  });
+
+  it('keeps the retryable flag of a general error', () => {
+    const retryable = native('GeneralError');
+    retryable.retryable = true;
+    expect(mapServiceBusError(retryable, context).isRetryable).toBe(true);
+    const final = native('GeneralError');
+    final.retryable = false;
+    expect(mapServiceBusError(final, context).isRetryable).toBe(false);
+  });
+
+  it('maps network errors to TransportUnavailableError', () => {
+    const refused = Object.assign(new Error('connect ECONNREFUSED 127.0.0.1:5672'), {
+      code: 'ECONNREFUSED',
+    });
+    const mapped = mapServiceBusError(refused, context);
+    expect(mapped).toBeInstanceOf(TransportUnavailableError);
+    expect(mapped.isRetryable).toBe(true);
+  });
+
+  it('never puts the connection string or key in the message', () => {
+    const leaky = native('UnauthorizedAccess', `bad token for ${CONNECTION} (key ${KEY})`);
+    const mapped = mapServiceBusError(leaky, context);
+    expect(mapped.message).not.toContain(KEY);
+    expect(mapped.message).not.toContain(CONNECTION);
+    expect(mapped.message).toContain('***');
+  });
+
+  it('passes Tidings errors through unchanged', () => {
+    const tooLarge = new MessageTooLargeError('x', 10, 5, 'azure-service-bus');
+    expect(mapServiceBusError(tooLarge, context)).toBe(tooLarge);
+  });
+});
