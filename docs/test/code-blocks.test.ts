@@ -39,6 +39,12 @@ interface Block {
   readonly code: string;
 }
 
+/**
+ * A page whose examples build on each other says so with this marker: its blocks then compile as
+ * one module, in order. Otherwise every block stands alone.
+ */
+const oneModuleMarker = '<!-- docs-check: one-module -->';
+
 function blocksOf(source: string, text: string): Block[] {
   const blocks: Block[] = [];
   const fence = /^```(ts|typescript)\s*$([\s\S]*?)^```\s*$/gm;
@@ -46,7 +52,45 @@ function blocksOf(source: string, text: string): Block[] {
     const line = text.slice(0, match.index).split('\n').length;
     blocks.push({ source, line, code: match[2] ?? '' });
   }
-  return blocks;
+  if (!text.includes(oneModuleMarker) || blocks.length < 2) return blocks;
+  // One module: imports first, then every block's body, each line mapped back to its block.
+  const imports: string[] = [];
+  const body: string[] = [];
+  for (const block of blocks) {
+    for (const line of block.code.split('\n')) {
+      (/^import\s/.test(line) ? imports : body).push(line);
+    }
+  }
+  return [
+    { source, line: blocks[0]?.line ?? 0, code: [...mergeImports(imports), ...body].join('\n') },
+  ];
+}
+
+/** Merges `import { a, type B } from 'x'` lines by module, so blocks may import the same names. */
+function mergeImports(lines: readonly string[]): string[] {
+  const named = new Map<string, Set<string>>();
+  const other = new Set<string>();
+  for (const line of lines) {
+    const match = /^import\s+\{([^}]*)\}\s+from\s+('[^']+');?\s*$/.exec(line);
+    if (match === null) {
+      other.add(line);
+      continue;
+    }
+    const names = named.get(match[2] as string) ?? new Set<string>();
+    for (const name of (match[1] as string).split(',')) if (name.trim()) names.add(name.trim());
+    named.set(match[2] as string, names);
+  }
+  return [
+    ...[...named].map(([from, names]) => `import { ${[...names].join(', ')} } from ${from};`),
+    ...other,
+  ];
+}
+
+/** Examples written as tests use vitest's `expect` without importing it. */
+function withTestGlobals(code: string): string {
+  return /\bexpect\(/.test(code) && !/from 'vitest'/.test(code)
+    ? `import { expect } from 'vitest';\n${code}`
+    : code;
 }
 
 describe('documentation code blocks', () => {
@@ -64,7 +108,7 @@ describe('documentation code blocks', () => {
     for (const [index, block] of blocks.entries()) {
       const name = join(scratch, `${block.source.replace(/[^A-Za-z0-9]+/g, '-')}-${index}.ts`);
       // Each block is its own module (top-level await, no clashes between blocks).
-      await writeFile(name, `${block.code}\nexport {};\n`);
+      await writeFile(name, `${withTestGlobals(block.code)}\nexport {};\n`);
       origin.set(name, block);
       fileNames.push(name);
     }
