@@ -1,17 +1,29 @@
-import { createEndpoint, type Endpoint, type Logger, type Transport } from '@tidings/core';
+import {
+  createEndpoint,
+  type Endpoint,
+  type Handler,
+  type Logger,
+  type PayloadOf,
+  type Transport,
+} from '@tidings/core';
 import { OrderAccepted, PlaceOrder } from './messages.js';
 import { runUntilSignal } from './process.js';
 import { transportFromEnv } from './transport-from-env.js';
 
-/** Sales: accepts every order and replies. The reply goes wherever the sender asked. */
+/** Accepts every order and replies with its total. The reply goes wherever the sender asked. */
+export const placeOrder: Handler<PayloadOf<typeof PlaceOrder>> = async (order, ctx) => {
+  console.log(`[server] PlaceOrder ${order.orderId} (${order.amount}) → replying OrderAccepted`);
+  await ctx.reply(OrderAccepted, { orderId: order.orderId, total: order.amount * 1.2 });
+};
+
+/** Sales: handles PlaceOrder. */
 export function createSalesEndpoint(transport: Transport, logger?: Logger): Endpoint {
   const sales = createEndpoint({ name: 'Sales', transport, ...(logger ? { logger } : {}) });
   const replyDelayMs = Number(process.env.REPLY_DELAY_MS ?? 0);
   sales.handle(PlaceOrder, async (order, ctx) => {
     // The restart demo slows Sales down so the client can die with requests pending.
     if (replyDelayMs > 0) await new Promise((resolve) => setTimeout(resolve, replyDelayMs));
-    console.log(`[server] PlaceOrder ${order.orderId} (${order.amount}) → replying OrderAccepted`);
-    await ctx.reply(OrderAccepted, { orderId: order.orderId, total: order.amount * 1.2 });
+    await placeOrder(order, ctx);
     process.send?.('replied');
   });
   return sales;
