@@ -1,7 +1,8 @@
-import type { Endpoint, MessageDefinition } from '@tidings/core';
+import { type Endpoint, type MessageDefinition, UsageError } from '@tidings/core';
 import type { FastifyPluginAsync, FastifyRequest } from 'fastify';
 import fp from 'fastify-plugin';
 import type { AwaitReply, AwaitReplyOptions } from './await-reply.js';
+import { withHttpStatus } from './http-status.js';
 import {
   checkTimeout,
   resolvePluginOptions,
@@ -57,7 +58,13 @@ const plugin: FastifyPluginAsync<TidingsPluginOptions> = async (fastify, options
   ): Promise<unknown> {
     const response = (this as unknown as WithResponse)[responseOf];
     if (response === null) {
-      return Promise.reject(new Error('awaitReply needs a request that went through onRequest.'));
+      return Promise.reject(
+        withHttpStatus(
+          new UsageError(
+            "request.awaitReply() was called on a request the Tidings plugin did not see (its onRequest hook did not run): register tidingsPlugin in this route's context, before the route.",
+          ),
+        ),
+      );
     }
     const timeoutMs =
       requestOptions.timeoutMs ??
