@@ -11,6 +11,8 @@ import { transportFromEnv } from './transport-from-env.js';
 
 export interface BackendOptions {
   readonly logger?: Logger;
+  /** Stable, so restarts reuse one instance queue instead of leaving one behind each time. */
+  readonly instanceId?: string;
   /** Simulated work per command, in milliseconds (waiting, not blocking the event loop). */
   readonly workMs?: number;
   /** Commands handled at once. */
@@ -27,6 +29,7 @@ export function createBackendEndpoint(
 ): Endpoint {
   const backend = createEndpoint({
     name: backendName,
+    instanceId: options.instanceId ?? 'backend-1',
     transport,
     ...(options.logger ? { logger: options.logger } : {}),
     ...(options.concurrency ? { concurrency: options.concurrency } : {}),
@@ -48,6 +51,7 @@ export function createBackendEndpoint(
 if (import.meta.url === `file://${process.argv[1]}`) {
   const backend = createBackendEndpoint(await transportFromEnv(), {
     workMs: Number(process.env.BACKEND_WORK_MS ?? 0),
+    instanceId: process.env.BACKEND_INSTANCE_ID ?? 'backend-1',
   });
   await backend.start();
   console.log('[backend] running');

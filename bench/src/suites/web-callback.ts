@@ -4,6 +4,7 @@ import { connect as tcpConnect } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import * as amqp from 'amqplib';
 import autocannon from 'autocannon';
 import type { BenchRow, BenchSuite } from '../report.js';
 
@@ -132,6 +133,27 @@ async function measure(transport: string): Promise<BenchRow[]> {
   }
 }
 
+/**
+ * The sample's queues on the broker: emptied before a run (leftovers would be handled and
+ * discarded during it) and deleted after (an aborted request's late reply stays in them).
+ */
+async function deleteSampleQueues(): Promise<void> {
+  const connection = await amqp.connect(rabbitMqUrl, { noDelay: true });
+  try {
+    const channel = await connection.createChannel();
+    for (const queue of [
+      'Callbacks.Backend',
+      'Callbacks.Backend.backend-1',
+      'Callbacks.Web',
+      'Callbacks.Web.web-1',
+    ]) {
+      await channel.deleteQueue(queue);
+    }
+  } finally {
+    await connection.close();
+  }
+}
+
 function brokerReachable(): Promise<boolean> {
   const { hostname, port } = new URL(rabbitMqUrl);
   return new Promise((resolve) => {
@@ -158,8 +180,14 @@ export const webCallbackSuite: BenchSuite = {
   },
   async run() {
     const rows = await measure('in-memory');
-    if (await brokerReachable()) rows.push(...(await measure('rabbitmq')));
-    else console.log(`(rabbitmq rows skipped: no broker at ${new URL(rabbitMqUrl).host})`);
+    if (await brokerReachable()) {
+      await deleteSampleQueues();
+      try {
+        rows.push(...(await measure('rabbitmq')));
+      } finally {
+        await deleteSampleQueues();
+      }
+    } else console.log(`(rabbitmq rows skipped: no broker at ${new URL(rabbitMqUrl).host})`);
     return rows;
   },
 };
