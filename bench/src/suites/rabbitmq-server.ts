@@ -12,22 +12,36 @@ const [impl, queue, url] = process.argv.slice(2) as [string, string, string];
 const concurrency = 128;
 let handled = 0;
 let expected = Number.POSITIVE_INFINITY;
+let cpuAtStart = process.cpuUsage();
 
 function count(): void {
   handled++;
-  if (handled === expected) process.send?.({ kind: 'done' });
+  if (handled === expected) {
+    const cpu = process.cpuUsage(cpuAtStart);
+    process.send?.({ kind: 'done', cpuMicros: cpu.user + cpu.system });
+  }
 }
 
 process.on('message', (message: { kind: string; n?: number }) => {
   if (message.kind === 'expect') {
     handled = 0;
     expected = message.n ?? 0;
+    cpuAtStart = process.cpuUsage();
+    process.send?.({ kind: 'expecting' });
   } else if (message.kind === 'stop') {
     void stop().then(() => process.disconnect());
   }
 });
 
 let stop: () => Promise<void>;
+
+/** Leaves the broker as it was. */
+async function deleteQueues(queues: string[]): Promise<void> {
+  const connection = await amqp.connect(url, { noDelay: true });
+  const channel = await connection.createChannel();
+  for (const name of queues) if (name !== '') await channel.deleteQueue(name);
+  await connection.close();
+}
 
 if (impl === 'tidings') {
   const server = createEndpoint({
@@ -41,7 +55,10 @@ if (impl === 'tidings') {
     count();
   });
   await server.start();
-  stop = () => server.stop();
+  stop = async () => {
+    await server.stop();
+    await deleteQueues([queue, server.instanceQueue ?? '']);
+  };
 } else {
   const connection = await amqp.connect(url, { noDelay: true });
   const channel = await connection.createConfirmChannel();

@@ -23,34 +23,38 @@ const serverScript = fileURLToPath(new URL('./rabbitmq-server.js', import.meta.u
 /** The server side in a process of its own. */
 class ServerProcess {
   private readonly child: ChildProcess;
-  private listeners: Array<(message: { kind: string }) => void> = [];
+  private listeners: Array<(message: { kind: string; cpuMicros?: number }) => void> = [];
   constructor(
     impl: 'tidings' | 'raw',
     readonly queue: string,
   ) {
     this.child = fork(serverScript, [impl, queue, url], { execArgv: [], stdio: 'inherit' });
-    this.child.on('message', (message: { kind: string }) => {
+    this.child.on('message', (message: { kind: string; cpuMicros?: number }) => {
       for (const listener of this.listeners.splice(0)) listener(message);
     });
   }
-  next(kind: string): Promise<void> {
+  next(kind: string): Promise<number> {
     return new Promise((resolve, reject) => {
       const exit = () => reject(new Error(`benchmark server exited before '${kind}'`));
       this.child.once('exit', exit);
-      const listen = (message: { kind: string }) => {
+      const listen = (message: { kind: string; cpuMicros?: number }) => {
         if (message.kind === kind) {
           this.child.off('exit', exit);
-          resolve();
+          resolve(message.cpuMicros ?? 0);
         } else this.listeners.push(listen);
       };
       this.listeners.push(listen);
     });
   }
-  /** Resolves once the server has handled `n` more messages. */
-  expect(n: number): Promise<void> {
-    const done = this.next('done');
+  /**
+   * Arms the server's counter (resolves once it is armed); the returned `done` resolves once it
+   * has handled `n` messages, with the CPU time it spent (µs).
+   */
+  async expect(n: number): Promise<{ done: Promise<number> }> {
+    const armed = this.next('expecting');
     this.child.send({ kind: 'expect', n });
-    return done;
+    await armed;
+    return { done: this.next('done') };
   }
   async stop(): Promise<void> {
     const exited = new Promise((resolve) => this.child.once('exit', resolve));
@@ -72,18 +76,38 @@ async function withServer<T>(
   }
 }
 
+/** CPU of both processes per message: steadier than throughput on a shared machine. */
+interface Measured extends BenchRow {
+  readonly cpuMicrosPerMessage: number;
+}
+
+/** Measures one scenario: elapsed time, and client plus server CPU. */
+async function measure(
+  server: ServerProcess,
+  count: number,
+  work: () => Promise<{ elapsedMs: number; latenciesMs?: number[] }>,
+): Promise<{ elapsedMs: number; latenciesMs?: number[]; cpuMicrosPerMessage: number }> {
+  const { done } = await server.expect(count);
+  const clientCpu = process.cpuUsage();
+  const result = await work();
+  const serverMicros = await done;
+  const client = process.cpuUsage(clientCpu);
+  return { ...result, cpuMicrosPerMessage: (client.user + client.system + serverMicros) / count };
+}
+
 function row(
   scenario: string,
   impl: string,
   messages: number,
-  elapsedMs: number,
-  latenciesMs?: number[],
-): BenchRow {
+  measured: { elapsedMs: number; latenciesMs?: number[]; cpuMicrosPerMessage: number },
+): Measured {
+  const { elapsedMs, latenciesMs } = measured;
   return {
     transport: transportName,
     scenario,
     impl,
     messages,
+    cpuMicrosPerMessage: measured.cpuMicrosPerMessage,
     perSecond: (messages / elapsedMs) * 1000,
     ...(latenciesMs
       ? { p50Ms: percentile(latenciesMs, 50), p99Ms: percentile(latenciesMs, 99) }
@@ -93,7 +117,7 @@ function row(
 
 const payload = (id: number) => ({ id, sku: 'sku-1' });
 
-async function tidings(): Promise<BenchRow[]> {
+async function tidings(): Promise<Measured[]> {
   return withServer('tidings', async (server) => {
     const client = createEndpoint({
       name: `${server.queue}-client`,
@@ -104,36 +128,44 @@ async function tidings(): Promise<BenchRow[]> {
       concurrency: 128,
     });
     await client.start();
-    const rows: BenchRow[] = [];
+    const rows: Measured[] = [];
     try {
       // one-way: persistent, confirmed sends; timed until the server has handled all.
-      const handled = server.expect(total);
-      const started = performance.now();
-      await runConcurrent(total, oneWayWindow, (id) => client.send(Order, payload(id)));
-      await handled;
-      rows.push(row('one-way', 'tidings', total, performance.now() - started));
+      const oneWay = await measure(server, total, async () => {
+        const started = performance.now();
+        await runConcurrent(total, oneWayWindow, (id) => client.send(Order, payload(id)));
+        return { elapsedMs: performance.now() - started };
+      });
+      rows.push(row('one-way', 'tidings', total, oneWay));
 
       const options = { expect: Ack, headers: { 'bench-reply': '1' } } as const;
       for (const [concurrency, count] of [
         [1, latencyCount],
         [100, total],
       ] as const) {
-        const { elapsedMs, latenciesMs } = await runConcurrent(count, concurrency, async (id) => {
-          await client.request(Order, payload(id), options);
-        });
-        rows.push(row(`request/reply c=${concurrency}`, 'tidings', count, elapsedMs, latenciesMs));
+        const measured = await measure(server, count, () =>
+          runConcurrent(count, concurrency, async (id) => {
+            await client.request(Order, payload(id), options);
+          }),
+        );
+        rows.push(row(`request/reply c=${concurrency}`, 'tidings', count, measured));
       }
     } finally {
       await client.stop();
+      const cleanup = await amqp.connect(url, { noDelay: true });
+      const channel = await cleanup.createChannel();
+      await channel.deleteQueue(`${server.queue}-client`);
+      if (client.instanceQueue) await channel.deleteQueue(client.instanceQueue);
+      await cleanup.close();
     }
     return rows;
   });
 }
 
-async function raw(): Promise<BenchRow[]> {
+async function raw(): Promise<Measured[]> {
   return withServer('raw', async (server) => {
     const connection = await amqp.connect(url, { noDelay: true });
-    const rows: BenchRow[] = [];
+    const rows: Measured[] = [];
     try {
       const channel = await connection.createConfirmChannel();
       const send = (id: number, properties: amqp.Options.Publish = {}) =>
@@ -147,11 +179,12 @@ async function raw(): Promise<BenchRow[]> {
           );
         });
 
-      const handled = server.expect(total);
-      const started = performance.now();
-      await runConcurrent(total, oneWayWindow, (id) => send(id));
-      await handled;
-      rows.push(row('one-way', 'raw amqplib', total, performance.now() - started));
+      const oneWay = await measure(server, total, async () => {
+        const started = performance.now();
+        await runConcurrent(total, oneWayWindow, (id) => send(id));
+        return { elapsedMs: performance.now() - started };
+      });
+      rows.push(row('one-way', 'raw amqplib', total, oneWay));
 
       // request/reply: a reply queue of our own, correlation ids, replies acked after handling.
       const replies = await channel.assertQueue('', { exclusive: true, autoDelete: true });
@@ -169,14 +202,14 @@ async function raw(): Promise<BenchRow[]> {
         [1, latencyCount],
         [100, total],
       ] as const) {
-        const { elapsedMs, latenciesMs } = await runConcurrent(count, concurrency, (id) => {
-          const correlationId = randomUUID();
-          const replied = new Promise<void>((resolve) => pending.set(correlationId, resolve));
-          return send(id, { replyTo: replies.queue, correlationId }).then(() => replied);
-        });
-        rows.push(
-          row(`request/reply c=${concurrency}`, 'raw amqplib', count, elapsedMs, latenciesMs),
+        const measured = await measure(server, count, () =>
+          runConcurrent(count, concurrency, (id) => {
+            const correlationId = randomUUID();
+            const replied = new Promise<void>((resolve) => pending.set(correlationId, resolve));
+            return send(id, { replyTo: replies.queue, correlationId }).then(() => replied);
+          }),
         );
+        rows.push(row(`request/reply c=${concurrency}`, 'raw amqplib', count, measured));
       }
     } finally {
       await connection.close();
@@ -214,7 +247,7 @@ export const rabbitMqSuite: BenchSuite = {
       : `no RabbitMQ broker at ${new URL(url).host} (set RABBITMQ_URL)`;
   },
   async run() {
-    const runs: BenchRow[][] = [];
+    const runs: Measured[][] = [];
     for (let round = 0; round < rounds; round++) {
       runs.push(await raw());
       runs.push(await tidings());
@@ -228,9 +261,11 @@ export const rabbitMqSuite: BenchSuite = {
           .sort((a, b) => a.perSecond - b.perSecond);
         const median = all[Math.floor(all.length / 2)];
         if (median) {
+          const { cpuMicrosPerMessage, ...figures } = median;
+          const cpu = all.map((r) => r.cpuMicrosPerMessage).sort((a, b) => a - b);
           rows.push({
-            ...median,
-            note: `median of ${all.length} alternating rounds (${all.map((r) => Math.round(r.perSecond)).join(', ')}/s)`,
+            ...figures,
+            note: `median of ${all.length} alternating rounds (${all.map((r) => Math.round(r.perSecond)).join(', ')}/s); client+server CPU ${Math.round(cpu[Math.floor(cpu.length / 2)] ?? 0)} µs/msg`,
           });
         }
       }

@@ -2,6 +2,7 @@ import type { Socket } from 'node:net';
 import {
   DestinationNotFoundError,
   type EndpointTopology,
+  Headers,
   type IncomingTransportMessage,
   type Logger,
   type MessageOutcome,
@@ -164,13 +165,20 @@ export class RabbitMqEndpoint implements TransportEndpoint {
     const content = Buffer.isBuffer(body)
       ? body
       : Buffer.from(body.buffer, body.byteOffset, body.byteLength);
-    const contentType = message.headers['tidings.content-type'];
-    const properties = {
+    const headers = message.headers;
+    // Headers carry the whole contract; the native properties repeat what AMQP tools look at.
+    const properties: amqp.Options.Publish = {
       persistent: true,
+      mandatory: destination.kind === 'queue',
       messageId: message.messageId,
-      headers: message.headers,
-      ...(contentType !== undefined ? { contentType } : {}),
+      headers,
     };
+    const contentType = headers[Headers.ContentType];
+    if (contentType !== undefined) properties.contentType = contentType;
+    const correlationId = headers[Headers.CorrelationId];
+    if (correlationId !== undefined) properties.correlationId = correlationId;
+    const replyTo = headers[Headers.ReplyTo];
+    if (replyTo !== undefined) properties.replyTo = replyTo;
     const seconds =
       operation.delayMs !== undefined && operation.delayMs > 0
         ? delaySeconds(operation.delayMs)
@@ -183,13 +191,13 @@ export class RabbitMqEndpoint implements TransportEndpoint {
           `RabbitMQ: delayed publish of '${exchange}' is not supported; delay a send to a queue instead.`,
         );
       }
-      return this.publishReliably(exchange, '', content, properties, false, exchange, () =>
+      return this.publishReliably(exchange, '', content, properties, exchange, () =>
         this.declaredExchanges.has(exchange) ? undefined : this.declareEventExchange(exchange),
       );
     }
     const queue = destination.queue;
     if (seconds === 0) {
-      return this.publishReliably('', queue, content, properties, true, queue);
+      return this.publishReliably('', queue, content, properties, queue);
     }
     if (seconds > MAX_DELAY_SECONDS) {
       throw new TransportError(
@@ -201,7 +209,6 @@ export class RabbitMqEndpoint implements TransportEndpoint {
       delayRoutingKey(seconds, queue),
       content,
       properties,
-      true,
       queue,
       () => (this.boundForDelay.has(queue) ? undefined : this.prepareDelay(queue)),
     );
@@ -216,7 +223,6 @@ export class RabbitMqEndpoint implements TransportEndpoint {
     routingKey: string,
     content: Buffer,
     properties: amqp.Options.Publish,
-    mandatory: boolean,
     destination: string,
     prepare?: () => Promise<void> | undefined,
   ): Promise<void> {
@@ -229,7 +235,7 @@ export class RabbitMqEndpoint implements TransportEndpoint {
           if (ready !== undefined) await ready;
           if (this.drainWaiter !== undefined) await this.drainWaiter;
           const channel = this.publisher ?? (await this.waitFor(() => this.publisher, deadline));
-          await this.publishOnce(channel, exchange, routingKey, content, properties, mandatory);
+          await this.publishOnce(channel, exchange, routingKey, content, properties);
           return;
         } catch (error) {
           if (error instanceof ReturnedError) throw new DestinationNotFoundError(destination);
@@ -259,12 +265,11 @@ export class RabbitMqEndpoint implements TransportEndpoint {
     routingKey: string,
     content: Buffer,
     properties: amqp.Options.Publish,
-    mandatory: boolean,
   ): Promise<void> {
     return new Promise<void>((resolve, reject) => {
       let entry: Mandatory | undefined;
       let key = '';
-      if (mandatory) {
+      if (properties.mandatory === true) {
         entry = { returned: false };
         key = `${routingKey}\n${properties.messageId}`;
         const list = this.mandatory.get(key);
@@ -281,18 +286,12 @@ export class RabbitMqEndpoint implements TransportEndpoint {
       };
       let writable: boolean;
       try {
-        writable = channel.publish(
-          exchange,
-          routingKey,
-          content,
-          mandatory ? { ...properties, mandatory: true } : properties,
-          (error: unknown) => {
-            forget();
-            if (error) reject(error);
-            else if (entry?.returned) reject(new ReturnedError());
-            else resolve();
-          },
-        );
+        writable = channel.publish(exchange, routingKey, content, properties, (error: unknown) => {
+          forget();
+          if (error) reject(error);
+          else if (entry?.returned) reject(new ReturnedError());
+          else resolve();
+        });
       } catch (error) {
         forget();
         reject(error);
@@ -382,7 +381,7 @@ export class RabbitMqEndpoint implements TransportEndpoint {
     const headers = headersFromAmqp(properties);
     const incoming: IncomingTransportMessage = {
       messageId:
-        headers['tidings.message-id'] ??
+        headers[Headers.MessageId] ??
         (typeof properties.messageId === 'string' && properties.messageId !== ''
           ? properties.messageId
           : `amqp-${queue}-${message.fields.deliveryTag}`),

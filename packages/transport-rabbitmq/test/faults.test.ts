@@ -128,6 +128,52 @@ describe('rabbitmq faults', () => {
     console.info(`in-flight cut: ${total} replies, ${duplicates} requests handled twice`);
   });
 
+  it('an outage longer than unavailableTimeoutMs rejects sends with TransportUnavailableError; they work again after', async () => {
+    proxy = await startTcpProxy(brokerUrl);
+    const prefix = uniquePrefix('outage');
+    const errorQueue = `${prefix}-error`;
+    queues.push(errorQueue);
+    const got: number[] = [];
+    await start(`${prefix}-Server`, brokerUrl, { recoverability: { errorQueue } }, (e) =>
+      e.handle(Work, (p) => void got.push(p.n)),
+    );
+    const sender = createEndpoint({
+      name: `${prefix}-Client`,
+      transport: createRabbitMqTransport({
+        url: proxy.url,
+        reconnectInitialDelayMs: 50,
+        reconnectMaxDelayMs: 200,
+        unavailableTimeoutMs: 1_000,
+      }),
+      logger: silentLogger,
+      sendOnly: true,
+      routes: { [Work.name]: `${prefix}-Server` },
+      recoverability: { errorQueue },
+    });
+    endpoints.push(sender);
+    await sender.start();
+    await sender.send(Work, { n: 1 });
+    proxy.pause();
+    proxy.cut();
+    await expect(sender.send(Work, { n: 2 })).rejects.toMatchObject({
+      code: 'TIDINGS_TRANSPORT_UNAVAILABLE',
+      isRetryable: true,
+    });
+    proxy.resume();
+    await expect
+      .poll(
+        async () =>
+          sender.send(Work, { n: 3 }).then(
+            () => true,
+            () => false,
+          ),
+        wait,
+      )
+      .toBe(true);
+    await expect.poll(() => got.includes(3), wait).toBe(true);
+    expect(got).not.toContain(2);
+  });
+
   it('a handler that always throws: the message ends in the error queue with failure headers', async () => {
     const prefix = uniquePrefix('throws');
     const errorQueue = `${prefix}-error`;

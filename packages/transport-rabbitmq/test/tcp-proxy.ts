@@ -8,6 +8,9 @@ export interface TcpProxy {
   readonly connections: number;
   /** Destroys every open connection (both sides); new ones are still accepted. */
   cut(): void;
+  /** Refuses (closes at once) every new connection until `resume`: the broker is "down". */
+  pause(): void;
+  resume(): void;
   close(): Promise<void>;
 }
 
@@ -16,7 +19,12 @@ export async function startTcpProxy(brokerUrl: string): Promise<TcpProxy> {
   const targetHost = target.hostname;
   const targetPort = Number(target.port || 5672);
   const pairs = new Set<[Socket, Socket]>();
+  let paused = false;
   const server: Server = createServer((client) => {
+    if (paused) {
+      client.destroy();
+      return;
+    }
     const upstream = tcpConnect({ host: targetHost, port: targetPort });
     const pair: [Socket, Socket] = [client, upstream];
     pairs.add(pair);
@@ -51,6 +59,12 @@ export async function startTcpProxy(brokerUrl: string): Promise<TcpProxy> {
       return pairs.size;
     },
     cut,
+    pause() {
+      paused = true;
+    },
+    resume() {
+      paused = false;
+    },
     async close() {
       cut();
       await new Promise<void>((resolve) => server.close(() => resolve()));
