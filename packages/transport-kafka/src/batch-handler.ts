@@ -68,5 +68,8 @@ export async function handleBatch(
   let prefix = 0;
   while (prefix < records.length && done[prefix]) prefix++;
   const last = records[prefix - 1];
-  if (last !== undefined) await control.commit((BigInt(last.offset) + 1n).toString());
+  // Stopping or rebalancing: commit now, while this member still owns the partition.
+  if (last !== undefined) {
+    await control.commit((BigInt(last.offset) + 1n).toString(), !canContinue());
+  }
 }

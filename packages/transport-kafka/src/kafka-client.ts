@@ -63,8 +63,12 @@ export interface BatchControl {
   isActive(): boolean;
   /** Keeps the group membership alive during a long batch; resolves false when the group rebalances. */
   heartbeat(): Promise<boolean>;
-  /** Commits the partition's position (the offset of the next record to read); false on failure. */
-  commit(nextOffset: string): Promise<boolean>;
+  /**
+   * Records the partition's position (the offset of the next record to read). It is committed
+   * with the next periodic commit, or at once with `now` (stopping, rebalancing). False when an
+   * immediate commit failed.
+   */
+  commit(nextOffset: string, now: boolean): Promise<boolean>;
 }
 
 export interface TopicSubscription {
@@ -83,6 +87,8 @@ export interface ConsumerConfig {
   readonly sessionTimeoutMs: number;
   readonly rebalanceTimeoutMs: number;
   readonly heartbeatIntervalMs: number;
+  /** Positions are committed at most this often (and at stop); 0 commits after every batch. */
+  readonly commitIntervalMs: number;
   /** Handles one partition's batch. The next batch of that partition waits for it. Must not reject. */
   onBatch(batch: RecordBatch, control: BatchControl): Promise<void>;
   /**
@@ -349,6 +355,35 @@ function createConsumer(
   let paused = false;
   let running: Promise<void> | undefined;
   const topics = config.topics.map((t) => t.topic);
+  // Positions recorded but not committed yet, by topic and partition; committed together.
+  const pending = new Map<string, { topic: string; partition: number; offset: string }>();
+  let flushTimer: NodeJS.Timeout | undefined;
+  let flushing: Promise<boolean> = Promise.resolve(true);
+
+  const warnCommit = (error: unknown) =>
+    log('warn', 'Could not commit positions; records after them will be received again', {
+      groupId: config.groupId,
+      error: error instanceof Error ? error.message : String(error),
+    });
+
+  /** Commits what is pending, one commit at a time so positions never go backwards. */
+  const flush = (): Promise<boolean> => {
+    clearTimeout(flushTimer);
+    flushTimer = undefined;
+    flushing = flushing.then(async () => {
+      if (pending.size === 0) return true;
+      const positions = [...pending.values()];
+      pending.clear();
+      try {
+        await consumer.commitOffsets(positions);
+        return true;
+      } catch (error) {
+        warnCommit(error);
+        return false;
+      }
+    });
+    return flushing;
+  };
 
   consumer.on(consumer.events.GROUP_JOIN, (event) => {
     if (paused) consumer.pause(topics.map((topic) => ({ topic })));
@@ -373,33 +408,39 @@ function createConsumer(
           await payload.heartbeat();
           return true;
         } catch {
+          // Commit what is done while this generation of the group still owns the partitions.
           rebalancing = true;
+          void flush();
           return false;
         }
       },
-      commit: async (nextOffset) => {
-        try {
-          // resolveOffset takes the last handled offset; the commit carries the one after it.
-          const last = (BigInt(nextOffset) - 1n).toString();
-          payload.resolveOffset(last);
-          await payload.commitOffsetsIfNecessary({
-            topics: [
-              {
-                topic: batch.topic,
-                partitions: [{ partition: batch.partition, offset: nextOffset }],
-              },
-            ],
-          });
-          return true;
-        } catch (error) {
-          log('warn', 'Could not commit the position; records after it will be received again', {
-            groupId: config.groupId,
-            topic: batch.topic,
-            partition: batch.partition,
-            error: error instanceof Error ? error.message : String(error),
-          });
-          return false;
+      commit: async (nextOffset, now) => {
+        // resolveOffset takes the last handled offset; the commit carries the one after it.
+        payload.resolveOffset((BigInt(nextOffset) - 1n).toString());
+        pending.set(`${batch.topic}|${batch.partition}`, {
+          topic: batch.topic,
+          partition: batch.partition,
+          offset: nextOffset,
+        });
+        if (now || config.commitIntervalMs === 0) {
+          // Inside the batch, through kafkajs's batch API: it works while the consumer stops.
+          const positions = [...pending.values()];
+          pending.clear();
+          try {
+            await payload.commitOffsetsIfNecessary({
+              topics: positions.map((p) => ({
+                topic: p.topic,
+                partitions: [{ partition: p.partition, offset: p.offset }],
+              })),
+            });
+            return true;
+          } catch (error) {
+            warnCommit(error);
+            return false;
+          }
         }
+        flushTimer ??= setTimeout(() => void flush(), config.commitIntervalMs);
+        return true;
       },
     };
     try {
@@ -461,7 +502,9 @@ function createConsumer(
       // A disconnect while the group join is still pending does not abort the join: the member
       // would join anyway and linger. Let the join finish, then leave.
       await running;
+      await flush();
       await consumer.disconnect();
+      clearTimeout(flushTimer);
     },
   };
 }

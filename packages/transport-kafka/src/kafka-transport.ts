@@ -82,6 +82,11 @@ function validate(options: KafkaTransportOptions): Resolved {
       throw new ConfigurationError(`${key} must be a positive integer, got ${String(value)}.`);
     }
   }
+  if (!Number.isInteger(resolved.commitIntervalMs) || resolved.commitIntervalMs < 0) {
+    throw new ConfigurationError(
+      `commitIntervalMs must be an integer >= 0, got ${resolved.commitIntervalMs}.`,
+    );
+  }
   if (!Number.isInteger(resolved.retries) || resolved.retries < 0) {
     throw new ConfigurationError(`retries must be an integer >= 0, got ${resolved.retries}.`);
   }
@@ -369,6 +374,7 @@ export function createKafkaTransport(options: KafkaTransportOptions): KafkaTrans
         sessionTimeoutMs: settings.sessionTimeoutMs,
         rebalanceTimeoutMs: settings.rebalanceTimeoutMs,
         heartbeatIntervalMs: settings.heartbeatIntervalMs,
+        commitIntervalMs: settings.commitIntervalMs,
         onBatch: (batch, control) =>
           handleBatch(batch, control, {
             slots: slots as Semaphore,

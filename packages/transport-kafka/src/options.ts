@@ -95,6 +95,12 @@ export interface KafkaTransportOptions {
    */
   readonly heartbeatIntervalMs?: number;
   /**
+   * Handled positions are committed at most this often, and always when the endpoint stops or
+   * its group rebalances; 0 commits after every batch. A crash replays at most this window.
+   * @default 200
+   */
+  readonly commitIntervalMs?: number;
+  /**
    * Largest message (body plus headers) accepted; core refuses larger ones before sending.
    * Keep it under the topic's `max.message.bytes` (1 MB by default on Kafka).
    * @default 1_000_000
@@ -141,6 +147,7 @@ export const kafkaTransportDefaults = {
   sessionTimeoutMs: 30_000,
   rebalanceTimeoutMs: 60_000,
   heartbeatIntervalMs: 3_000,
+  commitIntervalMs: 200,
   maxMessageSizeBytes: 1_000_000,
   maxBatchRecords: 2_000,
   orderingKeyHeader: 'ordering-key',

@@ -1,0 +1,328 @@
+import { type ChildProcess, spawn, spawnSync } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import { createEndpoint, defineMessage, type Endpoint, silentLogger } from '@tidings/core';
+import { createKafkaTransport, type KafkaTransport } from '@tidings/transport-kafka';
+import { type Consumer, Kafka, logLevel, Partitioners, type Producer } from 'kafkajs';
+import { type BenchRow, type BenchSuite, percentile, runConcurrent } from '../report.js';
+
+/**
+ * Kafka on librdkafka's mock cluster (started here through kcat), or on KAFKA_BROKERS. The mock
+ * answers a fetch only when its wait is over and keeps everything in one process: its figures
+ * compare Tidings with raw kafkajs in the same run; they are no reference for a real cluster.
+ */
+const transportName = 'kafka (mock cluster)';
+const oneWayCount = 20_000;
+const requestsAtOne = 300;
+const requestsAtHundred = 3_000;
+/** The same fetch settings for both: the mock makes every hop wait this long at most. */
+const maxWaitTimeInMs = 10;
+
+const Order = defineMessage<{ id: number; sku: string }>('bench.Order');
+const Ack = defineMessage<{ id: number }>('bench.Ack');
+
+let brokers: string[] = [];
+let mock: ChildProcess | undefined;
+
+async function startCluster(): Promise<void> {
+  if (process.env.KAFKA_BROKERS) {
+    brokers = process.env.KAFKA_BROKERS.split(',');
+    return;
+  }
+  const child = spawn(
+    'kcat',
+    ['-X', 'test.mock.num.brokers=3', '-C', '-t', '_tidings', '-b', 'unused:9092'],
+    { stdio: ['ignore', 'ignore', 'pipe'] },
+  );
+  mock = child;
+  const found = await new Promise<string>((resolve, reject) => {
+    let seen = '';
+    const timer = setTimeout(() => reject(new Error('kcat printed no bootstrap servers')), 10_000);
+    child.once('error', reject);
+    child.stderr?.on('data', (chunk: Buffer) => {
+      seen += chunk.toString();
+      const match = /(?:bootstrap\.servers=|replaced with )(\S+:\d+(?:,\S+:\d+)*)/.exec(seen);
+      if (match?.[1]) {
+        clearTimeout(timer);
+        resolve(match[1]);
+      }
+    });
+  });
+  child.stderr?.resume();
+  brokers = found.split(',');
+}
+
+function stopCluster(): void {
+  mock?.kill('SIGTERM');
+  mock = undefined;
+}
+
+const runId = () => `bench${randomBytes(3).toString('hex')}`;
+
+function row(
+  scenario: string,
+  impl: string,
+  messages: number,
+  elapsedMs: number,
+  latenciesMs?: number[],
+): BenchRow {
+  return {
+    transport: transportName,
+    scenario,
+    impl,
+    messages,
+    perSecond: (messages / elapsedMs) * 1000,
+    ...(latenciesMs
+      ? { p50Ms: percentile(latenciesMs, 50), p99Ms: percentile(latenciesMs, 99) }
+      : {}),
+  };
+}
+
+async function waitFor(condition: () => boolean, timeoutMs = 120_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!condition()) {
+    if (Date.now() > deadline) throw new Error('benchmark timed out waiting');
+    await new Promise((resolve) => setTimeout(resolve, 2));
+  }
+}
+
+// Tidings
+
+async function tidingsEndpoints(): Promise<{
+  server: Endpoint;
+  client: Endpoint;
+  handled: () => number;
+  close: () => Promise<void>;
+}> {
+  const id = runId();
+  const transports: KafkaTransport[] = [];
+  const transport = () => {
+    const made = createKafkaTransport({ brokers, clientId: 'bench', maxWaitTimeInMs });
+    transports.push(made);
+    return made;
+  };
+  let handled = 0;
+  const server = createEndpoint({
+    name: `${id}-Server`,
+    transport: transport(),
+    logger: silentLogger,
+    concurrency: 128,
+  });
+  server.handle(Order, async (order, ctx) => {
+    handled++;
+    if (ctx.headers['bench-reply'] === '1') await ctx.reply(Ack, { id: order.id });
+  });
+  const client = createEndpoint({
+    name: `${id}-Client`,
+    instanceId: 'c1',
+    transport: transport(),
+    logger: silentLogger,
+    routes: { [Order.name]: `${id}-Server` },
+    maxPendingRequests: 10_000,
+    concurrency: 128,
+  });
+  await server.start();
+  await client.start();
+  // Warm up: both groups joined and every partition's leader known before measuring.
+  await Promise.all(
+    Array.from({ length: 20 }, (_, i) =>
+      client.request(
+        Order,
+        { id: -i, sku: 'warm' },
+        { expect: Ack, headers: { 'bench-reply': '1' } },
+      ),
+    ),
+  );
+  handled = 0;
+  return {
+    server,
+    client,
+    handled: () => handled,
+    close: async () => {
+      await client.stop();
+      await server.stop();
+      await Promise.all(transports.map((t) => t.close()));
+    },
+  };
+}
+
+async function tidingsOneWay(): Promise<BenchRow> {
+  const { client, handled, close } = await tidingsEndpoints();
+  const started = performance.now();
+  for (let i = 0; i < oneWayCount; i += 1000) {
+    const sends: Promise<void>[] = [];
+    for (let j = i; j < i + 1000; j++) sends.push(client.send(Order, { id: j, sku: 'sku-1' }));
+    await Promise.all(sends);
+  }
+  await waitFor(() => handled() >= oneWayCount);
+  const elapsed = performance.now() - started;
+  await close();
+  return row('one-way', 'tidings', oneWayCount, elapsed);
+}
+
+async function tidingsRequestReply(concurrency: number, total: number): Promise<BenchRow> {
+  const { client, close } = await tidingsEndpoints();
+  const options = { expect: Ack, headers: { 'bench-reply': '1' } } as const;
+  const { elapsedMs, latenciesMs } = await runConcurrent(total, concurrency, async (id) => {
+    await client.request(Order, { id, sku: 'sku-1' }, options);
+  });
+  await close();
+  return row(`request/reply c=${concurrency}`, 'tidings', total, elapsedMs, latenciesMs);
+}
+
+// Raw kafkajs: the same work written directly, with the same fetch settings.
+
+interface Raw {
+  kafka: Kafka;
+  producer: Producer;
+  consumers: Consumer[];
+}
+
+async function raw(): Promise<Raw> {
+  const kafka = new Kafka({ clientId: 'bench-raw', brokers, logLevel: logLevel.NOTHING });
+  const producer = kafka.producer({ createPartitioner: Partitioners.DefaultPartitioner });
+  await producer.connect();
+  return { kafka, producer, consumers: [] };
+}
+
+async function rawConsumer(
+  r: Raw,
+  groupId: string,
+  topic: string,
+  onMessage: (value: Buffer, headers: Record<string, string>) => Promise<void> | void,
+): Promise<void> {
+  const consumer = r.kafka.consumer({ groupId, maxWaitTimeInMs });
+  r.consumers.push(consumer);
+  await consumer.connect();
+  await consumer.subscribe({ topics: [topic], fromBeginning: true });
+  await consumer.run({
+    eachMessage: async ({ message }) => {
+      const headers: Record<string, string> = {};
+      for (const [k, v] of Object.entries(message.headers ?? {})) {
+        if (v !== undefined) headers[k] = v.toString();
+      }
+      await onMessage(message.value ?? Buffer.alloc(0), headers);
+    },
+  });
+}
+
+async function closeRaw(r: Raw): Promise<void> {
+  await Promise.all(r.consumers.map((c) => c.disconnect()));
+  await r.producer.disconnect();
+}
+
+async function ensureTopics(r: Raw, topics: string[]): Promise<void> {
+  const admin = r.kafka.admin();
+  await admin.connect();
+  // The mock cannot create topics through the admin API; a metadata request auto-creates them.
+  await admin.fetchTopicMetadata({ topics });
+  await admin.disconnect();
+}
+
+async function rawOneWay(): Promise<BenchRow> {
+  const r = await raw();
+  const topic = `${runId()}-raw-oneway`;
+  await ensureTopics(r, [topic]);
+  let handled = 0;
+  await rawConsumer(r, topic, topic, (value) => {
+    JSON.parse(value.toString('utf8'));
+    handled++;
+  });
+  await r.producer.send({ topic, acks: -1, messages: [{ key: 'warm', value: '{"id":-1}' }] });
+  await waitFor(() => handled >= 1);
+  handled = 0;
+  const started = performance.now();
+  for (let i = 0; i < oneWayCount; i += 1000) {
+    const messages = [];
+    for (let j = i; j < i + 1000; j++) {
+      messages.push({ key: String(j), value: JSON.stringify({ id: j, sku: 'sku-1' }) });
+    }
+    await r.producer.send({ topic, acks: -1, messages });
+  }
+  await waitFor(() => handled >= oneWayCount);
+  const elapsed = performance.now() - started;
+  await closeRaw(r);
+  return row('one-way', 'raw kafkajs', oneWayCount, elapsed);
+}
+
+async function rawRequestReply(concurrency: number, total: number): Promise<BenchRow> {
+  const r = await raw();
+  const id = runId();
+  const requests = `${id}-raw-requests`;
+  const replies = `${id}-raw-replies-c1`;
+  await ensureTopics(r, [requests, replies]);
+  // Server: one produce per reply, to the reply topic named in the request.
+  await rawConsumer(r, requests, requests, async (value, headers) => {
+    const request = JSON.parse(value.toString('utf8')) as { id: number };
+    await r.producer.send({
+      topic: headers['reply-to'] as string,
+      acks: -1,
+      messages: [
+        {
+          key: headers['correlation-id'] as string,
+          value: JSON.stringify({ id: request.id }),
+          headers: { 'correlation-id': headers['correlation-id'] as string },
+        },
+      ],
+    });
+  });
+  // Client: a reply topic per instance, read by a group of one.
+  const pending = new Map<string, () => void>();
+  await rawConsumer(r, replies, replies, (value, headers) => {
+    JSON.parse(value.toString('utf8'));
+    const cid = headers['correlation-id'] as string;
+    pending.get(cid)?.();
+    pending.delete(cid);
+  });
+  const ask = (n: number) =>
+    new Promise<void>((resolve, reject) => {
+      const cid = `${id}-${n}`;
+      pending.set(cid, resolve);
+      r.producer
+        .send({
+          topic: requests,
+          acks: -1,
+          messages: [
+            {
+              key: cid,
+              value: JSON.stringify({ id: n, sku: 'sku-1' }),
+              headers: { 'reply-to': replies, 'correlation-id': cid },
+            },
+          ],
+        })
+        .catch(reject);
+    });
+  await Promise.all(Array.from({ length: 20 }, (_, i) => ask(-1 - i)));
+  const { elapsedMs, latenciesMs } = await runConcurrent(total, concurrency, ask);
+  await closeRaw(r);
+  return row(`request/reply c=${concurrency}`, 'raw kafkajs', total, elapsedMs, latenciesMs);
+}
+
+export const kafkaSuite: BenchSuite = {
+  name: 'kafka',
+  async unavailable() {
+    if (process.env.KAFKA_BROKERS) return undefined;
+    const probe = spawnSync('kcat', ['-V'], { stdio: 'ignore' });
+    return probe.error
+      ? 'kcat is not installed (apt-get install kcat), and KAFKA_BROKERS is not set'
+      : undefined;
+  },
+  async run() {
+    await startCluster();
+    try {
+      const rows = [
+        await rawOneWay(),
+        await tidingsOneWay(),
+        await rawRequestReply(1, requestsAtOne),
+        await tidingsRequestReply(1, requestsAtOne),
+        await rawRequestReply(100, requestsAtHundred),
+        await tidingsRequestReply(100, requestsAtHundred),
+      ];
+      return rows.map((r) => ({
+        ...r,
+        note: r.note ?? (mock ? 'mock cluster: compare the ratio, not the figures' : ''),
+      }));
+    } finally {
+      stopCluster();
+    }
+  },
+};
