@@ -208,3 +208,24 @@ describe('request and register on an endpoint', () => {
     expect(client.stats.unmatchedReplies).toBe(1);
   });
 });
+
+describe('waiting for a slot', () => {
+  const w = world();
+  afterEach(() => w.stopAll());
+
+  it('counts against the request timeout', async () => {
+    await w.endpoint({ name: 'Mute' }).start();
+    const client = w.endpoint({
+      name: 'Full',
+      routes: { [Ping.name]: 'Mute' },
+      maxPendingRequests: 1,
+    });
+    await client.start();
+    const first = client.request(Ping, { n: 1 }, { timeoutMs: 5_000 });
+    const second = client.request(Ping, { n: 2 }, { timeoutMs: 100 });
+    await expect(second).rejects.toBeInstanceOf(RequestTimeoutError);
+    expect(client.stats).toMatchObject({ pendingRequests: 1, waitingRequests: 0 });
+    await client.stop();
+    await expect(first).rejects.toBeInstanceOf(EndpointStoppedError);
+  });
+});

@@ -100,24 +100,41 @@ export class CallbackRegistry {
 
   /**
    * Reserves a slot, waiting while `maxPending` is reached (undefined: reserved at once).
-   * `register` or `release` must follow. Rejects if `signal` aborts while waiting.
+   * `register` or `release` must follow. The wait counts against the request's timeout, and
+   * rejects if `signal` aborts while waiting.
    */
-  acquire(messageType: string, signal?: AbortSignal): Promise<void> | undefined {
+  acquire(
+    messageType: string,
+    signal?: AbortSignal,
+    timeoutMs?: number,
+  ): Promise<void> | undefined {
     if (this.pending.size + this.reserved < this.maxPending && this.waiters.length === 0) {
       this.reserved++;
       return undefined;
     }
     return new Promise<void>((resolve, reject) => {
-      const onAbort = () => {
+      let timer: NodeJS.Timeout | undefined;
+      const leave = () => {
         const index = this.waiters.indexOf(wake);
         if (index >= 0) this.waiters.splice(index, 1);
+        signal?.removeEventListener('abort', onAbort);
+        clearTimeout(timer);
+      };
+      const onAbort = () => {
+        leave();
         reject(new RequestAbortedError(messageType, signal?.reason));
       };
       const wake = () => {
-        signal?.removeEventListener('abort', onAbort);
+        leave();
         this.reserved++;
         resolve();
       };
+      if (timeoutMs !== undefined) {
+        timer = setTimeout(() => {
+          leave();
+          reject(new RequestTimeoutError(messageType, timeoutMs, '(not sent: no free slot)'));
+        }, timeoutMs);
+      }
       signal?.addEventListener('abort', onAbort, { once: true });
       this.waiters.push(wake);
     });

@@ -477,8 +477,11 @@ class TidingsEndpoint implements Endpoint, ProcessorHost {
         }
         // Aborted before the call: nothing is sent.
         if (signal?.aborted) throw new RequestAbortedError(messageType, signal.reason);
-        const waiting = this.registry.acquire(messageType, signal);
+        const askedAt = performance.now();
+        const waiting = this.registry.acquire(messageType, signal, timeoutMs);
         if (waiting !== undefined) await waiting;
+        // Time spent waiting for a slot counts against the request's timeout.
+        const remainingMs = Math.max(1, Math.round(timeoutMs - (performance.now() - askedAt)));
         if (this.currentState !== 'started') {
           this.registry.release();
           throw new EndpointStoppedError(this.name);
@@ -494,7 +497,7 @@ class TidingsEndpoint implements Endpoint, ProcessorHost {
             resolve,
             reject,
           ) as unknown as PendingRequest,
-          { timeoutMs, signal },
+          { timeoutMs: remainingMs, signal },
         );
       } catch (error) {
         reject(error);
