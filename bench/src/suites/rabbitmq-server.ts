@@ -1,5 +1,7 @@
 // The server side of the RabbitMQ benchmark, in its own process: Tidings or raw amqplib doing the
 // same work (ack after the reply is confirmed). Driven over IPC by suites/rabbitmq.ts.
+
+import { randomUUID } from 'node:crypto';
 import { createEndpoint, defineMessage, silentLogger } from '@tidings/core';
 import { createRabbitMqTransport } from '@tidings/transport-rabbitmq';
 import * as amqp from 'amqplib';
@@ -35,6 +37,21 @@ process.on('message', (message: { kind: string; n?: number }) => {
 
 let stop: () => Promise<void>;
 
+/** Reply headers shaped like Tidings' (for the "raw amqplib + bus headers" row). */
+function replyHeaders(correlationId: string): Record<string, string> {
+  return {
+    'tidings.message-id': randomUUID(),
+    'tidings.correlation-id': correlationId,
+    'tidings.conversation-id': correlationId,
+    'tidings.message-type': 'bench.Ack',
+    'tidings.content-type': 'application/json',
+    'tidings.time-sent': new Date().toISOString(),
+    'tidings.intent': 'reply',
+    'tidings.originating-endpoint': queue,
+    'tidings.originating-instance': 'e5f6a7b8',
+  };
+}
+
 /** Leaves the broker as it was. */
 async function deleteQueues(queues: string[]): Promise<void> {
   const connection = await amqp.connect(url, { noDelay: true });
@@ -49,6 +66,7 @@ if (impl === 'tidings') {
     transport: createRabbitMqTransport({ url }),
     logger: silentLogger,
     concurrency,
+    recoverability: { errorQueue: `${queue}-error` },
   });
   server.handle(Order, async (order, ctx) => {
     if (ctx.headers['bench-reply'] === '1') await ctx.reply(Ack, { id: order.id });
@@ -57,7 +75,7 @@ if (impl === 'tidings') {
   await server.start();
   stop = async () => {
     await server.stop();
-    await deleteQueues([queue, server.instanceQueue ?? '']);
+    await deleteQueues([queue, `${queue}-error`, server.instanceQueue ?? '']);
   };
 } else {
   const connection = await amqp.connect(url, { noDelay: true });
@@ -71,7 +89,9 @@ if (impl === 'tidings') {
     const { replyTo, correlationId } = message.properties;
     if (replyTo) {
       const reply = Buffer.from(JSON.stringify({ id: order.id }));
-      channel.sendToQueue(replyTo, reply, { correlationId, persistent: true }, (error) => {
+      const headers = impl === 'raw-headers' ? replyHeaders(correlationId) : undefined;
+      const properties = { correlationId, persistent: true, ...(headers ? { headers } : {}) };
+      channel.sendToQueue(replyTo, reply, properties, (error) => {
         if (error) channel.nack(message);
         else channel.ack(message);
         count();

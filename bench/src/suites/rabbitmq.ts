@@ -18,6 +18,7 @@ const latencyCount = 2_000;
 const rounds = 3;
 /** Sends in flight at once in the one-way scenario (confirms outstanding). */
 const oneWayWindow = 500;
+const rawWithHeaders = 'raw amqplib + bus headers';
 const serverScript = fileURLToPath(new URL('./rabbitmq-server.js', import.meta.url));
 
 /** The server side in a process of its own. */
@@ -25,7 +26,7 @@ class ServerProcess {
   private readonly child: ChildProcess;
   private listeners: Array<(message: { kind: string; cpuMicros?: number }) => void> = [];
   constructor(
-    impl: 'tidings' | 'raw',
+    impl: 'tidings' | 'raw' | 'raw-headers',
     readonly queue: string,
   ) {
     this.child = fork(serverScript, [impl, queue, url], { execArgv: [], stdio: 'inherit' });
@@ -64,7 +65,7 @@ class ServerProcess {
 }
 
 async function withServer<T>(
-  impl: 'tidings' | 'raw',
+  impl: 'tidings' | 'raw' | 'raw-headers',
   run: (server: ServerProcess) => Promise<T>,
 ): Promise<T> {
   const server = new ServerProcess(impl, `bench-${impl}-${randomBytes(3).toString('hex')}`);
@@ -126,6 +127,7 @@ async function tidings(): Promise<Measured[]> {
       routes: { [Order.name]: server.queue },
       maxPendingRequests: 1_000,
       concurrency: 128,
+      recoverability: { errorQueue: `${server.queue}-error` },
     });
     await client.start();
     const rows: Measured[] = [];
@@ -162,8 +164,29 @@ async function tidings(): Promise<Measured[]> {
   });
 }
 
-async function raw(): Promise<Measured[]> {
-  return withServer('raw', async (server) => {
+/**
+ * Ten header strings shaped like Tidings' wire headers (names and typical values), for the
+ * "raw amqplib + bus headers" row: what the header contract alone costs raw amqplib.
+ */
+function busLikeHeaders(queue: string): Record<string, string> {
+  const id = randomUUID();
+  return {
+    'tidings.message-id': id,
+    'tidings.correlation-id': id,
+    'tidings.conversation-id': randomUUID(),
+    'tidings.message-type': 'bench.Order',
+    'tidings.content-type': 'application/json',
+    'tidings.time-sent': new Date().toISOString(),
+    'tidings.intent': 'send',
+    'tidings.reply-to': `${queue}-client`,
+    'tidings.originating-endpoint': `${queue}-client`,
+    'tidings.originating-instance': 'a1b2c3d4',
+  };
+}
+
+async function raw(withHeaders = false): Promise<Measured[]> {
+  const impl = withHeaders ? rawWithHeaders : 'raw amqplib';
+  return withServer(withHeaders ? 'raw-headers' : 'raw', async (server) => {
     const connection = await amqp.connect(url, { noDelay: true });
     const rows: Measured[] = [];
     try {
@@ -174,7 +197,13 @@ async function raw(): Promise<Measured[]> {
           channel.sendToQueue(
             server.queue,
             body,
-            { persistent: true, mandatory: true, messageId: randomUUID(), ...properties },
+            {
+              persistent: true,
+              mandatory: true,
+              messageId: randomUUID(),
+              ...(withHeaders ? { headers: busLikeHeaders(server.queue) } : {}),
+              ...properties,
+            },
             (error) => (error ? reject(error) : resolve()),
           );
         });
@@ -184,7 +213,7 @@ async function raw(): Promise<Measured[]> {
         await runConcurrent(total, oneWayWindow, (id) => send(id));
         return { elapsedMs: performance.now() - started };
       });
-      rows.push(row('one-way', 'raw amqplib', total, oneWay));
+      rows.push(row('one-way', impl, total, oneWay));
 
       // request/reply: a reply queue of our own, correlation ids, replies acked after handling.
       const replies = await channel.assertQueue('', { exclusive: true, autoDelete: true });
@@ -209,7 +238,7 @@ async function raw(): Promise<Measured[]> {
             return send(id, { replyTo: replies.queue, correlationId }).then(() => replied);
           }),
         );
-        rows.push(row(`request/reply c=${concurrency}`, 'raw amqplib', count, measured));
+        rows.push(row(`request/reply c=${concurrency}`, impl, count, measured));
       }
     } finally {
       await connection.close();
@@ -250,11 +279,13 @@ export const rabbitMqSuite: BenchSuite = {
     const runs: Measured[][] = [];
     for (let round = 0; round < rounds; round++) {
       runs.push(await raw());
+      runs.push(await raw(true));
       runs.push(await tidings());
     }
     const rows: BenchRow[] = [];
     for (const scenario of ['one-way', 'request/reply c=1', 'request/reply c=100']) {
-      for (const impl of ['raw amqplib', 'tidings']) {
+      // The plain raw row comes last before Tidings: it is the baseline ratios are taken against.
+      for (const impl of [rawWithHeaders, 'raw amqplib', 'tidings']) {
         const all = runs
           .flat()
           .filter((r) => r.scenario === scenario && r.impl === impl)

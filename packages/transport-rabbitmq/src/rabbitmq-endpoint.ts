@@ -79,11 +79,6 @@ interface Waiting {
   readonly message: ConsumeMessage;
 }
 
-/** A publish whose basic.return (unroutable) may still arrive before its confirm. */
-interface Mandatory {
-  returned: boolean;
-}
-
 /** The broker returned a mandatory message: nothing is bound to take it. */
 class ReturnedError extends Error {}
 
@@ -115,7 +110,8 @@ export class RabbitMqEndpoint implements TransportEndpoint {
   private readonly subscriptions: Set<string>;
   private topologyLock: Promise<unknown> = Promise.resolve();
   private drainWaiter: Promise<void> | undefined;
-  private readonly mandatory = new Map<string, Mandatory[]>();
+  /** Returned (unroutable) messages whose confirm has not arrived yet, by routing key and id. */
+  private readonly returned = new Map<string, number>();
   private readonly ownQueues: string[];
   private readonly sleeper = new AbortController();
   private active = 0;
@@ -267,33 +263,15 @@ export class RabbitMqEndpoint implements TransportEndpoint {
     properties: amqp.Options.Publish,
   ): Promise<void> {
     return new Promise<void>((resolve, reject) => {
-      let entry: Mandatory | undefined;
-      let key = '';
-      if (properties.mandatory === true) {
-        entry = { returned: false };
-        key = `${routingKey}\n${properties.messageId}`;
-        const list = this.mandatory.get(key);
-        if (list === undefined) this.mandatory.set(key, [entry]);
-        else list.push(entry);
-      }
-      const forget = () => {
-        if (entry === undefined) return;
-        const list = this.mandatory.get(key);
-        if (list === undefined) return;
-        const index = list.indexOf(entry);
-        if (index >= 0) list.splice(index, 1);
-        if (list.length === 0) this.mandatory.delete(key);
-      };
       let writable: boolean;
       try {
         writable = channel.publish(exchange, routingKey, content, properties, (error: unknown) => {
-          forget();
           if (error) reject(error);
-          else if (entry?.returned) reject(new ReturnedError());
-          else resolve();
+          else if (this.returned.size > 0 && this.takeReturned(routingKey, properties.messageId)) {
+            reject(new ReturnedError());
+          } else resolve();
         });
       } catch (error) {
-        forget();
         reject(error);
         return;
       }
@@ -313,10 +291,22 @@ export class RabbitMqEndpoint implements TransportEndpoint {
     });
   }
 
+  /**
+   * The broker sends basic.return before the confirm of the same message, on the same channel:
+   * remember returned messages until their confirm arrives (nothing to track while none is).
+   */
   private onReturn(message: Message): void {
     const key = `${message.fields.routingKey}\n${message.properties.messageId}`;
-    const entry = this.mandatory.get(key)?.find((candidate) => !candidate.returned);
-    if (entry !== undefined) entry.returned = true;
+    this.returned.set(key, (this.returned.get(key) ?? 0) + 1);
+  }
+
+  private takeReturned(routingKey: string, messageId: unknown): boolean {
+    const key = `${routingKey}\n${messageId}`;
+    const count = this.returned.get(key);
+    if (count === undefined) return false;
+    if (count <= 1) this.returned.delete(key);
+    else this.returned.set(key, count - 1);
+    return true;
   }
 
   // receiving
@@ -623,6 +613,7 @@ export class RabbitMqEndpoint implements TransportEndpoint {
     channel.on('close', () => {
       if (this.publisher !== channel) return;
       this.publisher = undefined;
+      this.returned.clear();
       this.kick();
     });
     this.publisher = channel;

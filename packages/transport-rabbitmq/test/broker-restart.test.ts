@@ -24,13 +24,14 @@ const rabbitmqctl = (...args: string[]) =>
 // This disrupts the whole broker: the package's vitest config runs files one at a time.
 describe.skipIf(!canRestartBroker())('rabbitmq broker restart', () => {
   const endpoints: Endpoint[] = [];
+  const queues: string[] = [];
   afterEach(async () => {
     // Whatever happened, leave the broker running.
     try {
       rabbitmqctl('start_app');
       rabbitmqctl('await_startup');
     } catch {}
-    await disposeEndpoints(endpoints.splice(0));
+    await disposeEndpoints(endpoints.splice(0), queues.splice(0));
   });
 
   it('stop_app / start_app during a stream: every message is handled', {
@@ -38,6 +39,7 @@ describe.skipIf(!canRestartBroker())('rabbitmq broker restart', () => {
   }, async () => {
     const prefix = uniquePrefix('restart');
     const errorQueue = `${prefix}-error`;
+    queues.push(errorQueue);
     const seen = new Map<number, number>();
     const transport = () =>
       createRabbitMqTransport({
