@@ -1,0 +1,136 @@
+import {
+  type IncomingTransportMessage,
+  silentLogger,
+  TidingsError,
+  type TransportEndpoint,
+} from '@tidings/core';
+import { afterEach, describe, expect, it } from 'vitest';
+import { createRabbitMqTransport } from '../src/index.ts';
+import { brokerUrl, deleteTopology, rawConnection } from './broker.ts';
+import { uniquePrefix } from './helpers.ts';
+
+const wait = { timeout: 20_000, interval: 20 };
+
+describe('rabbitmq transport SPI', () => {
+  const opened: TransportEndpoint[] = [];
+  const queues: string[] = [];
+  afterEach(async () => {
+    for (const endpoint of opened.splice(0)) await endpoint.close();
+    await deleteTopology(queues.splice(0));
+  });
+
+  const open = async (queue: string, queueType: 'quorum' | 'classic' = 'quorum') => {
+    queues.push(queue, `${queue}-error`);
+    const endpoint = await createRabbitMqTransport({ url: brokerUrl, queueType }).openEndpoint(
+      { endpointName: queue, inputQueue: queue, errorQueue: `${queue}-error`, subscriptions: [] },
+      { logger: silentLogger },
+    );
+    opened.push(endpoint);
+    return endpoint;
+  };
+
+  const message = (id: string) => ({
+    messageId: id,
+    headers: { 'tidings.message-id': id, 'tidings.message-type': 'spi.Test' },
+    body: Buffer.from('{}'),
+  });
+
+  it('counts deliveries on quorum queues: an abandoned message comes back with deliveryCount 2', async () => {
+    const queue = uniquePrefix('count');
+    const endpoint = await open(queue);
+    const seen: IncomingTransportMessage[] = [];
+    await endpoint.startReceiving({
+      concurrency: 1,
+      onMessage: async (incoming) => {
+        seen.push(incoming);
+        return seen.length === 1 ? 'abandon' : 'complete';
+      },
+    });
+    await endpoint.dispatch([
+      { message: message(`${queue}-m`), destination: { kind: 'queue', queue } },
+    ]);
+    await expect.poll(() => seen.length, wait).toBe(2);
+    expect(seen.map((m) => m.deliveryCount)).toEqual([1, 2]);
+    expect(seen[1]?.messageId).toBe(`${queue}-m`);
+    // Broker-added headers are not passed on as bus headers.
+    expect(seen[1]?.headers['x-delivery-count']).toBeUndefined();
+  });
+
+  it('classic queues report no delivery count', async () => {
+    const queue = uniquePrefix('classic');
+    const endpoint = await open(queue, 'classic');
+    const seen: IncomingTransportMessage[] = [];
+    await endpoint.startReceiving({
+      concurrency: 1,
+      onMessage: async (incoming) => {
+        seen.push(incoming);
+        return 'complete';
+      },
+    });
+    await endpoint.dispatch([
+      { message: message(`${queue}-m`), destination: { kind: 'queue', queue } },
+    ]);
+    await expect.poll(() => seen.length, wait).toBe(1);
+    expect(seen[0]?.deliveryCount).toBeUndefined();
+  });
+
+  it('fills missing bus headers from native AMQP properties', async () => {
+    const queue = uniquePrefix('native');
+    const endpoint = await open(queue);
+    const seen: IncomingTransportMessage[] = [];
+    await endpoint.startReceiving({
+      concurrency: 1,
+      onMessage: async (incoming) => {
+        seen.push(incoming);
+        return 'complete';
+      },
+    });
+    const connection = await rawConnection();
+    try {
+      const channel = await connection.createConfirmChannel();
+      channel.sendToQueue(queue, Buffer.from('{}'), {
+        messageId: 'native-1',
+        correlationId: 'corr-1',
+        replyTo: 'somewhere',
+        contentType: 'application/json',
+        type: 'spi.Native',
+        headers: { 'x-tenant': 'acme', count: 3 },
+      });
+      await channel.waitForConfirms();
+    } finally {
+      await connection.close();
+    }
+    await expect.poll(() => seen.length, wait).toBe(1);
+    expect(seen[0]?.messageId).toBe('native-1');
+    expect(seen[0]?.headers).toEqual({
+      'tidings.message-id': 'native-1',
+      'tidings.correlation-id': 'corr-1',
+      'tidings.reply-to': 'somewhere',
+      'tidings.content-type': 'application/json',
+      'tidings.message-type': 'spi.Native',
+      'x-tenant': 'acme',
+      count: '3',
+    });
+  });
+
+  it('an amqps:// URL speaks TLS: against a plain AMQP port it fails cleanly, without the password', async () => {
+    const url = new URL(brokerUrl);
+    url.protocol = 'amqps:';
+    url.password = 'tls-secret-pw';
+    const transport = createRabbitMqTransport({
+      url: url.toString(),
+      tls: { rejectUnauthorized: true },
+    });
+    const error = await transport
+      .openEndpoint(
+        { endpointName: 'never', errorQueue: 'never-error', subscriptions: [] },
+        { logger: silentLogger },
+      )
+      .then(
+        () => undefined,
+        (e: unknown) => e,
+      );
+    expect(error).toBeInstanceOf(TidingsError);
+    expect(String((error as Error).message)).not.toContain('tls-secret-pw');
+  });
+});
