@@ -1,8 +1,8 @@
 import { execFileSync } from 'node:child_process';
 import { createEndpoint, defineMessage, type Endpoint, silentLogger } from '@tidings/core';
-import { afterEach, describe, expect, it } from 'vitest';
+import { afterAll, afterEach, describe, expect, it } from 'vitest';
 import { createRabbitMqTransport } from '../src/index.ts';
-import { brokerUrl } from './broker.ts';
+import { brokerUrl, deleteTopology } from './broker.ts';
 import { disposeEndpoints, pool, sleep, uniquePrefix } from './helpers.ts';
 
 const Work = defineMessage<{ n: number }>('rmqrestart.Work');
@@ -33,6 +33,7 @@ describe.skipIf(!canRestartBroker())('rabbitmq broker restart', () => {
     } catch {}
     await disposeEndpoints(endpoints.splice(0), queues.splice(0));
   });
+  afterAll(() => deleteTopology([], [Work.name]));
 
   it('stop_app / start_app during a stream: every message is handled', {
     timeout: 150_000,

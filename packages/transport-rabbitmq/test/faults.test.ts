@@ -6,7 +6,7 @@ import {
   Headers,
   silentLogger,
 } from '@tidings/core';
-import { afterEach, describe, expect, it } from 'vitest';
+import { afterAll, afterEach, describe, expect, it } from 'vitest';
 import { createRabbitMqTransport } from '../src/index.ts';
 import { brokerUrl, deleteTopology, rawConnection } from './broker.ts';
 import { disposeEndpoints, pool, recordingLogger, sleep, uniquePrefix } from './helpers.ts';
@@ -29,6 +29,8 @@ describe('rabbitmq faults', () => {
     await proxy?.close();
     proxy = undefined;
   });
+  // Every handled type got a fanout exchange.
+  afterAll(() => deleteTopology([], [Work.name, Ping.name, Pong.name, Noted.name]));
 
   const transportVia = (url: string) =>
     createRabbitMqTransport({ url, reconnectInitialDelayMs: 50, reconnectMaxDelayMs: 1_000 });

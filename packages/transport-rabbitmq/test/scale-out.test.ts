@@ -72,7 +72,7 @@ describe('rabbitmq scale-out (separate processes)', () => {
 
   afterAll(async () => {
     for (const child of children) if (child.exitCode === null) child.kill();
-    await deleteTopology(queues);
+    await deleteTopology(queues, ['scaleout.Ping', 'scaleout.Pong']);
   });
 
   it('two client processes and two server processes: 1,000 requests each, every reply at the instance that asked', {
