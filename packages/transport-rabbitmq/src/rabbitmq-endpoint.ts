@@ -15,6 +15,7 @@ import {
 import type { Channel, ChannelModel, ConfirmChannel, ConsumeMessage, Message } from 'amqplib';
 import * as amqp from 'amqplib';
 import { deliveryCountOf, headersFromAmqp } from './amqp-headers.js';
+import { ConsumerChannel } from './consumer-channel.js';
 import {
   DELAY_DELIVERY_EXCHANGE,
   delayLevelName,
@@ -63,14 +64,6 @@ function coalesceWrites(connection: ChannelModel): void {
     }
     return write.apply(this, args);
   } as Socket['write'];
-}
-
-/** A consumer channel and whether deliveries on it can still be settled. */
-class ConsumerChannel {
-  open = true;
-  cancelled = false;
-  tags: string[] = [];
-  constructor(readonly channel: Channel) {}
 }
 
 interface Waiting {
@@ -329,8 +322,8 @@ export class RabbitMqEndpoint implements TransportEndpoint {
     const consumer = this.consumer;
     if (consumer?.open) {
       consumer.cancelled = true;
-      const tags = consumer.tags;
-      consumer.tags = [];
+      const tags = consumer.consumerTags;
+      consumer.consumerTags = [];
       await Promise.allSettled(tags.map((tag) => consumer.channel.cancel(tag)));
     }
     // Prefetched messages no handler has seen go back to the queue now.
@@ -351,6 +344,7 @@ export class RabbitMqEndpoint implements TransportEndpoint {
       }
       return;
     }
+    consumer.delivered(message);
     const settings = this.receiving;
     if (settings === undefined || consumer.cancelled) {
       this.settleNative(consumer, message, 'abandon');
@@ -412,13 +406,8 @@ export class RabbitMqEndpoint implements TransportEndpoint {
     message: ConsumeMessage,
     outcome: MessageOutcome,
   ) {
-    if (!consumer.open) return;
-    try {
-      if (outcome === 'complete') consumer.channel.ack(message);
-      else consumer.channel.nack(message, false, true);
-    } catch {
-      // Closed under us: the message is redelivered.
-    }
+    if (outcome === 'complete') consumer.complete(message);
+    else consumer.requeue(message);
   }
 
   // subscriptions
@@ -458,6 +447,9 @@ export class RabbitMqEndpoint implements TransportEndpoint {
         });
       });
     }
+    // Coalesced acks still waiting for their pass go out before the connection closes.
+    this.consumer?.flush();
+    for (const retired of this.retired) retired.flush();
     this.closed = true;
     this.sleeper.abort();
     this.notify();
@@ -642,7 +634,7 @@ export class RabbitMqEndpoint implements TransportEndpoint {
         (message) => this.onDelivery(consumer, queue, message),
         { noAck: false },
       );
-      consumer.tags.push(consumerTag);
+      consumer.consumerTags.push(consumerTag);
     }
     if (this.receiving !== settings) {
       // Stopped while starting.

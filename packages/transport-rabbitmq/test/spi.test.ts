@@ -6,7 +6,7 @@ import {
 } from '@tidings/core';
 import { afterEach, describe, expect, it } from 'vitest';
 import { createRabbitMqTransport } from '../src/index.ts';
-import { brokerUrl, deleteTopology, rawConnection } from './broker.ts';
+import { brokerUrl, deleteTopology, queueDepth, rawConnection } from './broker.ts';
 import { uniquePrefix } from './helpers.ts';
 
 const wait = { timeout: 20_000, interval: 20 };
@@ -54,6 +54,42 @@ describe('rabbitmq transport SPI', () => {
     expect(seen[1]?.messageId).toBe(`${queue}-m`);
     // Broker-added headers are not passed on as bus headers.
     expect(seen[1]?.headers['x-delivery-count']).toBeUndefined();
+  });
+
+  it('coalesced acks: out-of-order completions and requeues settle every message exactly once', async () => {
+    const queue = uniquePrefix('acks');
+    const endpoint = await open(queue);
+    const completed = new Map<string, number>();
+    const abandoned = new Set<string>();
+    await endpoint.startReceiving({
+      concurrency: 8,
+      onMessage: async (incoming) => {
+        await new Promise((resolve) => setTimeout(resolve, Math.random() * 10));
+        const id = incoming.messageId;
+        // Every seventh message is requeued once, in the middle of acked neighbours.
+        if (Number(id.split('-').pop()) % 7 === 0 && !abandoned.has(id)) {
+          abandoned.add(id);
+          return 'abandon';
+        }
+        completed.set(id, (completed.get(id) ?? 0) + 1);
+        return 'complete';
+      },
+    });
+    const total = 200;
+    await endpoint.dispatch(
+      Array.from({ length: total }, (_, n) => ({
+        message: message(`${queue}-${n}`),
+        destination: { kind: 'queue' as const, queue },
+      })),
+    );
+    await expect.poll(() => completed.size, wait).toBe(total);
+    expect([...completed.values()].every((times) => times === 1)).toBe(true);
+    expect(abandoned.size).toBe(Math.ceil(total / 7));
+    await endpoint.stopReceiving();
+    await endpoint.close();
+    opened.splice(opened.indexOf(endpoint), 1);
+    // Nothing left unacknowledged: after the connection closed, no message went back to the queue.
+    expect(await queueDepth(queue)).toBe(0);
   });
 
   it('classic queues report no delivery count', async () => {
