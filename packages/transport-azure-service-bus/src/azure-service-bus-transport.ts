@@ -1,4 +1,5 @@
 import {
+  RetryMode,
   ServiceBusClient,
   type ServiceBusClientOptions,
   type ServiceBusReceivedMessage,
@@ -122,6 +123,10 @@ export function createAzureServiceBusTransport(
       options.operationTimeoutMs ?? azureServiceBusTransportDefaults.operationTimeoutMs,
     ),
     maxRetries: options.maxRetries ?? azureServiceBusTransportDefaults.maxRetries,
+    retryDelayMs: positive(
+      'retryDelayMs',
+      options.retryDelayMs ?? azureServiceBusTransportDefaults.retryDelayMs,
+    ),
   };
   const duplicateDetection =
     options.duplicateDetectionWindowMs === undefined
@@ -151,6 +156,9 @@ export function createAzureServiceBusTransport(
     retryOptions: {
       maxRetries: settings.maxRetries,
       timeoutInMs: settings.operationTimeoutMs,
+      mode: RetryMode.Exponential,
+      retryDelayInMs: settings.retryDelayMs,
+      maxRetryDelayInMs: 30_000,
     },
   };
   const newClient = (): ServiceBusClient =>
@@ -311,11 +319,24 @@ export function createAzureServiceBusTransport(
         outcome: MessageOutcome,
         queue: string,
       ) => {
-        const work = (
+        // After a reconnect the SDK may settle a message from the old link on a delivery that
+        // can no longer reach the broker and wait 60 s for an answer; bound the wait so a slot is
+        // not held for it. The broker redelivers the message once its lock is gone.
+        let timer: NodeJS.Timeout | undefined;
+        const work = Promise.race([
           outcome === 'complete'
             ? receiver.completeMessage(message)
-            : receiver.abandonMessage(message)
-        ).finally(() => settling.delete(work));
+            : receiver.abandonMessage(message),
+          new Promise<never>((_, reject) => {
+            timer = setTimeout(
+              () => reject(new Error(`no answer within ${settings.operationTimeoutMs} ms`)),
+              settings.operationTimeoutMs,
+            );
+          }),
+        ]).finally(() => {
+          clearTimeout(timer);
+          settling.delete(work);
+        });
         settling.add(work);
         try {
           await work;

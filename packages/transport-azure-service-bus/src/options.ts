@@ -69,6 +69,12 @@ export interface AzureServiceBusTransportSettings {
    * @default 3
    */
   readonly maxRetries?: number;
+  /**
+   * First delay before the SDK retries a failed operation (reconnects included); it doubles up to
+   * 30 s. The SDK's own default waits 30 s every time, too long for a message bus.
+   * @default 500
+   */
+  readonly retryDelayMs?: number;
 }
 
 export type AzureServiceBusTransportOptions = (ConnectionStringConnection | CredentialConnection) &
@@ -81,6 +87,7 @@ export const azureServiceBusTransportDefaults = {
   maxAutoLockRenewalDurationMs: 5 * 60 * 1000,
   operationTimeoutMs: 30_000,
   maxRetries: 3,
+  retryDelayMs: 500,
 } as const satisfies Required<
   Omit<AzureServiceBusTransportSettings, 'installer' | 'duplicateDetectionWindowMs'>
 >;

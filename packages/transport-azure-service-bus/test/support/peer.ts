@@ -30,7 +30,11 @@ export function cleanPeer(peer: ServiceBusPeer, prefix: string): void {
 }
 
 /** Short timeouts so a send cut off mid-flight is retried within a test's patience. */
-export const testSettings = { operationTimeoutMs: 5_000, maxRetries: 5 } as const;
+export const testSettings = {
+  operationTimeoutMs: 5_000,
+  maxRetries: 5,
+  retryDelayMs: 100,
+} as const;
 
 export function peerTransport(
   peer: ServiceBusPeer,

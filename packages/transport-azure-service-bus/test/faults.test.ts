@@ -1,0 +1,192 @@
+import { randomBytes } from 'node:crypto';
+import { ServiceBusClient } from '@azure/service-bus';
+import { createEndpoint, defineMessage, type Endpoint, Headers, silentLogger } from '@tidings/core';
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import type { AzureServiceBusTransport } from '../src/index.ts';
+import {
+  cleanPeer,
+  peerTransport,
+  type ServiceBusPeer,
+  startServiceBusPeer,
+} from './support/peer.ts';
+
+const Work = defineMessage<{ n: number }>('faults.Work');
+const Ping = defineMessage<{ n: number }>('faults.Ping');
+const Pong = defineMessage<{ n: number }>('faults.Pong');
+const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+const wait = { timeout: 40_000, interval: 20 };
+
+let peer: ServiceBusPeer;
+let prefix: string;
+let endpoints: Endpoint[] = [];
+let transports: AzureServiceBusTransport[] = [];
+
+beforeAll(async () => {
+  peer = await startServiceBusPeer();
+});
+afterAll(() => peer.close());
+afterEach(async () => {
+  await Promise.allSettled(endpoints.map((e) => e.stop()));
+  cleanPeer(peer, prefix);
+  endpoints = [];
+  transports = [];
+});
+
+const name = (suffix: string) => `${prefix}-${suffix}`;
+const errorQueue = () => name('error');
+
+/** An endpoint on a transport of its own, as a separate process would have. */
+async function start(
+  suffix: string,
+  setup: (e: Endpoint) => void,
+  options: Record<string, unknown> = {},
+): Promise<{ endpoint: Endpoint; transport: AzureServiceBusTransport }> {
+  const transport = peerTransport(peer);
+  transports.push(transport);
+  const endpoint = createEndpoint({
+    name: name(suffix),
+    transport,
+    logger: silentLogger,
+    recoverability: { errorQueue: errorQueue(), immediateRetries: 0, delayedRetries: { count: 0 } },
+    routes: { [Work.name]: name('Server'), [Ping.name]: name('Server') },
+    ...options,
+  });
+  setup(endpoint);
+  await endpoint.start();
+  endpoints.push(endpoint);
+  return { endpoint, transport };
+}
+
+/** Counts handlings per message number: nothing lost means every number seen; repeats are duplicates. */
+function tally() {
+  const seen = new Map<number, number>();
+  return {
+    seen,
+    add: (n: number) => void seen.set(n, (seen.get(n) ?? 0) + 1),
+    duplicates: () => [...seen.values()].reduce((sum, times) => sum + times - 1, 0),
+  };
+}
+
+describe('faults against the test peer', () => {
+  it.each([
+    ['the peer drops every connection', () => peer.dropConnections()],
+    ['a receive link is detached by force', () => peer.detachLinks()],
+  ])('during a stream, %s: nothing is lost, duplicates are counted', async (_label, fault) => {
+    prefix = `f${randomBytes(3).toString('hex')}`;
+    const count = tally();
+    const server = await start(
+      'Server',
+      (e) =>
+        e.handle(Work, async (p) => {
+          await sleep(2);
+          count.add(p.n);
+        }),
+      { concurrency: 8 },
+    );
+    const { endpoint: sender } = await start('Client', () => {}, { sendOnly: true });
+    const total = 300;
+    await Promise.all(Array.from({ length: total }, (_, n) => sender.send(Work, { n })));
+    await expect.poll(() => count.seen.size, wait).toBeGreaterThan(30);
+    expect(fault()).toBeGreaterThan(0);
+    await expect.poll(() => count.seen.size, wait).toBe(total);
+    // Redeliveries come from settlements the cut interrupted; none are expected otherwise.
+    expect(count.duplicates()).toBeLessThanOrEqual(server.transport.stats.settlementFailures + 16);
+    expect(server.endpoint.stats.movedToErrorQueue).toBe(0);
+  });
+
+  it('the peer drops connections while requests are in flight: every request gets its reply', async () => {
+    prefix = `f${randomBytes(3).toString('hex')}`;
+    await start('Server', (e) =>
+      e.handle(Ping, async (p, ctx) => {
+        await sleep(5);
+        await ctx.reply(Pong, { n: p.n });
+      }),
+    );
+    const { endpoint: client } = await start('Client', () => {}, { instanceId: 'c1' });
+    // Links up first: the cut hits requests in flight, not the SDK's first connection (see README).
+    await client.request(Ping, { n: -1 }, { expect: Pong });
+    const total = 200;
+    const replies = Promise.all(
+      Array.from({ length: total }, (_, n) => client.request(Ping, { n }, { expect: Pong })),
+    );
+    await sleep(50);
+    expect(peer.dropConnections()).toBeGreaterThan(0);
+    const got = await replies;
+    expect(got.map((r) => r.n)).toEqual(Array.from({ length: total }, (_, n) => n));
+    expect(client.stats.pendingRequests).toBe(0);
+  });
+
+  it('settlements that fail with lock lost: the messages come again, nothing is lost', async () => {
+    prefix = `f${randomBytes(3).toString('hex')}`;
+    const count = tally();
+    const server = await start('Server', (e) => e.handle(Work, (p) => count.add(p.n)));
+    const { endpoint: sender } = await start('Client', () => {}, { sendOnly: true });
+    peer.failNextSettlements(3);
+    await Promise.all(Array.from({ length: 20 }, (_, n) => sender.send(Work, { n })));
+    await expect.poll(() => count.seen.size, wait).toBe(20);
+    await expect.poll(() => count.duplicates(), wait).toBe(3);
+    expect(server.transport.stats.settlementFailures).toBe(3);
+  });
+
+  it('a handler that always throws sends the message to the error queue; the endpoint keeps going', async () => {
+    prefix = `f${randomBytes(3).toString('hex')}`;
+    const handled: number[] = [];
+    const server = await start('Server', (e) =>
+      e.handle(Work, (p) => {
+        if (p.n === 1) throw new Error('always fails');
+        handled.push(p.n);
+      }),
+    );
+    const { endpoint: sender } = await start('Client', () => {}, { sendOnly: true });
+    await sender.send(Work, { n: 1 });
+    await sender.send(Work, { n: 2 });
+    await expect.poll(() => peer.messages(errorQueue()).length, wait).toBe(1);
+    await expect.poll(() => handled, wait).toEqual([2]);
+    const [failed] = peer.messages(errorQueue());
+    expect(failed?.applicationProperties[Headers.ExceptionMessage]).toBe('always fails');
+    expect(failed?.applicationProperties[Headers.FailedQueue]).toBe(name('Server'));
+    expect(server.endpoint.stats.movedToErrorQueue).toBe(1);
+  });
+
+  it('messages sent with the raw SDK: malformed ones reach the error queue, a well-formed one is handled', async () => {
+    prefix = `f${randomBytes(3).toString('hex')}`;
+    const handled: Array<{ n: number; correlationId: string }> = [];
+    await start('Server', (e) =>
+      e.handle(Work, (p, ctx) => void handled.push({ n: p.n, correlationId: ctx.correlationId })),
+    );
+    const raw = new ServiceBusClient(peer.connectionString);
+    try {
+      await raw.createSender(name('Server')).sendMessages([
+        // Not JSON.
+        {
+          body: Buffer.from('{"n": '),
+          messageId: 'bad-json',
+          applicationProperties: { [Headers.MessageType]: Work.name },
+        },
+        // No message type at all: a message from something that is not a Tidings sender.
+        { body: { n: 2 }, messageId: 'no-type' },
+        // Another language's service: type and content type as properties, the rest native.
+        {
+          body: Buffer.from('{"n":3}'),
+          messageId: 'interop',
+          correlationId: 'from-elsewhere',
+          contentType: 'application/json',
+          applicationProperties: { [Headers.MessageType]: Work.name },
+        },
+      ]);
+    } finally {
+      await raw.close();
+    }
+    await expect.poll(() => peer.messages(errorQueue()).length, wait).toBe(2);
+    await expect.poll(() => handled, wait).toEqual([{ n: 3, correlationId: 'from-elsewhere' }]);
+    const codes = Object.fromEntries(
+      peer
+        .messages(errorQueue())
+        .map((m) => [m.messageId, m.applicationProperties[Headers.ExceptionCode]]),
+    );
+    expect(codes).toEqual({
+      'bad-json': 'TIDINGS_DESERIALIZATION',
+      'no-type': 'TIDINGS_MALFORMED_MESSAGE',
+    });
+  });
+});
