@@ -1,0 +1,129 @@
+import {
+  createEndpoint,
+  DestinationNotFoundError,
+  defineMessage,
+  silentLogger,
+  TransportError,
+} from '@tidings/core';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { createAzureServiceBusTransport, subscriptionName, topicName } from '../src/index.ts';
+import {
+  peerInstaller,
+  peerTransport,
+  type ServiceBusPeer,
+  startServiceBusPeer,
+} from './support/peer.ts';
+
+const Happened = defineMessage<{ n: number }>('topology.Happened');
+let peer: ServiceBusPeer;
+beforeAll(async () => {
+  peer = await startServiceBusPeer();
+});
+afterAll(() => peer.close());
+
+describe('topology through the installer seam', () => {
+  it('creates the endpoint queue, an instance queue that expires when idle, the error queue, and a forwarding subscription per event type', async () => {
+    const endpoint = createEndpoint({
+      name: 'topo-Billing',
+      instanceId: 'b1',
+      transport: peerTransport(peer, {
+        instanceQueueAutoDeleteOnIdleMs: 600_000,
+        duplicateDetectionWindowMs: 60_000,
+      }),
+      logger: silentLogger,
+      recoverability: { errorQueue: 'topo-error' },
+    });
+    const got: number[] = [];
+    endpoint.handle(Happened, (p) => void got.push(p.n));
+    await endpoint.start();
+    try {
+      expect(peer.queueExists('topo-Billing')).toBe(true);
+      expect(peer.queueOptions('topo-Billing')?.duplicateDetectionWindowMs).toBe(60_000);
+      expect(peer.queueOptions('topo-Billing.b1')?.autoDeleteOnIdleMs).toBe(600_000);
+      expect(peer.queueExists('topo-error')).toBe(true);
+      const topic = topicName(Happened.name);
+      const subscription = subscriptionName('topo-Billing');
+      expect(peer.subscriptionOptions(topic, subscription)?.forwardTo).toBe('topo-Billing');
+
+      const publisher = createEndpoint({
+        name: 'topo-Pub',
+        transport: peerTransport(peer),
+        logger: silentLogger,
+        sendOnly: true,
+        recoverability: { errorQueue: 'topo-error' },
+      });
+      await publisher.start();
+      await publisher.publish(Happened, { n: 1 });
+      await expect.poll(() => got).toEqual([1]);
+
+      // Unsubscribing removes the subscription; later events do not arrive.
+      const connection = await peerTransport(peer).openEndpoint(
+        {
+          endpointName: 'topo-Billing',
+          inputQueue: 'topo-Billing',
+          errorQueue: 'topo-error',
+          subscriptions: [],
+        },
+        { logger: silentLogger },
+      );
+      await connection.unsubscribe(Happened.name);
+      await connection.close();
+      expect(peer.subscriptionExists(topic, subscription)).toBe(false);
+      await publisher.publish(Happened, { n: 2 });
+      await publisher.stop();
+    } finally {
+      await endpoint.stop();
+    }
+    expect(got).toEqual([1]);
+  });
+
+  it('publishing an event nobody subscribed to succeeds; sending to a missing queue fails with DestinationNotFoundError', async () => {
+    const sender = createEndpoint({
+      name: 'topo-Sender',
+      transport: peerTransport(peer),
+      logger: silentLogger,
+      sendOnly: true,
+      recoverability: { errorQueue: 'topo-error' },
+    });
+    await sender.start();
+    try {
+      await sender.publish(defineMessage<{ n: number }>('topology.Unheard'), { n: 1 });
+      const error = await sender.send(Happened, { n: 1 }, { to: 'topo-Nowhere' }).catch((e) => e);
+      expect(error).toBeInstanceOf(DestinationNotFoundError);
+      expect(error.destination).toBe('topo-Nowhere');
+    } finally {
+      await sender.stop();
+    }
+  });
+
+  it('a wrong key fails with a typed error that does not contain the key', async () => {
+    const wrongKey = 'd3Jvbmcta2V5LXZhbHVl';
+    const transport = createAzureServiceBusTransport({
+      connectionString: peer.connectionString.replace('peer-key', wrongKey),
+      installer: peerInstaller(peer),
+      operationTimeoutMs: 5_000,
+      maxRetries: 0,
+    });
+    const sender = createEndpoint({
+      name: 'topo-Denied',
+      transport,
+      logger: silentLogger,
+      sendOnly: true,
+      recoverability: { errorQueue: 'topo-error' },
+    });
+    await sender.start();
+    try {
+      const error = await sender.send(Happened, { n: 1 }, { to: 'topo-error' }).catch((e) => e);
+      expect(error).toBeInstanceOf(TransportError);
+      expect(error.message).toContain('UnauthorizedAccess');
+      expect(error.message).not.toContain(wrongKey);
+      expect(error.isRetryable).toBe(false);
+    } finally {
+      await sender.stop();
+    }
+  });
+
+  it('refuses options without a connection', () => {
+    expect(() => createAzureServiceBusTransport({} as never)).toThrow(/connectionString/);
+  });
+});
