@@ -270,6 +270,7 @@ export class RabbitMqEndpoint implements TransportEndpoint {
       }
       // The socket buffer is full: hold later sends until it drains (backpressure).
       if (!writable && this.drainWaiter === undefined) {
+        this.logger.debug('RabbitMQ: write buffer full; sends wait for it to drain');
         this.drainWaiter = new Promise<void>((release) => {
           const done = () => {
             channel.off('drain', done);

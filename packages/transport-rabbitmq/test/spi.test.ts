@@ -7,7 +7,7 @@ import {
 import { afterEach, describe, expect, it } from 'vitest';
 import { createRabbitMqTransport } from '../src/index.ts';
 import { brokerUrl, deleteTopology, queueDepth, rawConnection } from './broker.ts';
-import { uniquePrefix } from './helpers.ts';
+import { recordingLogger, uniquePrefix } from './helpers.ts';
 
 const wait = { timeout: 20_000, interval: 20 };
 
@@ -90,6 +90,35 @@ describe('rabbitmq transport SPI', () => {
     opened.splice(opened.indexOf(endpoint), 1);
     // Nothing left unacknowledged: after the connection closed, no message went back to the queue.
     expect(await queueDepth(queue)).toBe(0);
+  });
+
+  it('honours write backpressure: a burst larger than the write buffer waits for drain and loses nothing', async () => {
+    const queue = uniquePrefix('burst');
+    queues.push(queue, `${queue}-error`);
+    const logger = recordingLogger();
+    const endpoint = await createRabbitMqTransport({ url: brokerUrl }).openEndpoint(
+      { endpointName: queue, inputQueue: queue, errorQueue: `${queue}-error`, subscriptions: [] },
+      { logger },
+    );
+    opened.push(endpoint);
+    const received = new Set<string>();
+    await endpoint.startReceiving({
+      concurrency: 32,
+      onMessage: async (incoming) => {
+        received.add(incoming.messageId);
+        return 'complete';
+      },
+    });
+    const total = 3_000;
+    // One dispatch: every publish is written in the same tick, past amqplib's buffer mark.
+    await endpoint.dispatch(
+      Array.from({ length: total }, (_, n) => ({
+        message: message(`${queue}-${n}`),
+        destination: { kind: 'queue' as const, queue },
+      })),
+    );
+    expect(logger.lines.some((line) => line.includes('sends wait for it to drain'))).toBe(true);
+    await expect.poll(() => received.size, wait).toBe(total);
   });
 
   it('classic queues report no delivery count', async () => {
