@@ -506,6 +506,8 @@ export class RabbitMqEndpoint implements TransportEndpoint {
       } catch (error) {
         attempt++;
         this.lastError = error;
+        // A queue or exchange vanished under a consume or bind: declare the topology again.
+        if (amqpCodeOf(error) === AmqpCode.NotFound) this.topologyDeclared = false;
         const delay = Math.min(
           this.options.reconnectMaxDelayMs,
           this.options.reconnectInitialDelayMs * 2 ** (attempt - 1),
