@@ -8,68 +8,133 @@ export interface BatchHandlerDeps {
   deliver(record: IncomingRecord, batch: RecordBatch): Promise<MessageOutcome>;
   /** True once the endpoint stops receiving: records not yet handed over stay for the next owner. */
   isStopping(): boolean;
+  /** Records the partition's position: every record before `nextOffset` has a durable outcome. */
+  recordPosition(topic: string, partition: number, nextOffset: string): void;
   /** Wait before handing an abandoned record over again. */
   readonly redeliveryDelayMs: number;
+  /** Most records of one partition taken in and not yet done; more wait (and so does the fetch). */
+  readonly maxBufferedPerPartition: number;
+}
+
+interface Entry {
+  readonly offset: bigint;
+  done: boolean;
 }
 
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
 /**
- * Handles one partition's batch. Records run concurrently (bounded by the shared slots), except
- * records with the same key, which run one after another in offset order. The position committed
- * at the end is just past the longest prefix of records whose outcome is durable, so nothing is
- * committed before it is handled, retried or moved to the error topic.
+ * One partition as this consumer currently owns it: the records taken in, in offset order, and
+ * the last record of each key, which the next one with that key waits for.
  */
-export async function handleBatch(
-  batch: RecordBatch,
-  control: BatchControl,
-  deps: BatchHandlerDeps,
-): Promise<void> {
-  const records = batch.records;
-  const done = new Array<boolean>(records.length).fill(false);
-  const tails = new Map<string | null, Promise<boolean>>();
-  const canContinue = () => control.isActive() && !deps.isStopping();
+export class PartitionState {
+  /** Records taken in and not yet part of the recorded position, in offset order. */
+  private readonly entries: Entry[] = [];
+  private readonly tails = new Map<string | null, Promise<boolean>>();
+  /** Highest offset taken in: a fetch that replays older records (after a rebalance) skips them. */
+  private highest = -1n;
+  private progressed: (() => void) | undefined;
+  /** Set when the partition is no longer ours: records still running record nothing. */
+  revoked = false;
 
-  const run = async (
-    index: number,
+  constructor(
+    readonly topic: string,
+    readonly partition: number,
+    private readonly deps: BatchHandlerDeps,
+  ) {}
+
+  /** Records started and not finished (done, or given up because the endpoint stops). */
+  private running = 0;
+
+  get inFlight(): number {
+    return this.running;
+  }
+
+  /**
+   * Takes a batch in: starts every record (bounded by the shared slots and by the partition's
+   * buffer) and returns once all are started, so the next fetch overlaps the handling. Records
+   * with one key run one after another in offset order; other keys run concurrently.
+   */
+  async take(batch: RecordBatch, control: BatchControl): Promise<void> {
+    const canContinue = () => !this.revoked && control.isActive() && !this.deps.isStopping();
+    for (const record of batch.records) {
+      const offset = BigInt(record.offset);
+      if (offset <= this.highest) {
+        // Taken before (a rebalance replays from the committed position): only move the fetch on.
+        control.markFetched(record.offset);
+        continue;
+      }
+      while (canContinue() && this.entries.length >= this.deps.maxBufferedPerPartition) {
+        await this.nextProgress(100);
+        void control.heartbeat();
+      }
+      if (!canContinue()) return;
+      this.highest = offset;
+      // The fetch position moves on now; the committed position only as records finish.
+      control.markFetched(record.offset);
+      const entry: Entry = { offset, done: false };
+      this.entries.push(entry);
+      const previous = this.tails.get(record.key);
+      this.running++;
+      const task = this.run(entry, record, batch, previous, control);
+      this.tails.set(record.key, task);
+      void task.then(() => {
+        this.running--;
+        if (this.tails.get(record.key) === task) this.tails.delete(record.key);
+      });
+    }
+  }
+
+  private async run(
+    entry: Entry,
     record: IncomingRecord,
+    batch: RecordBatch,
     previous: Promise<boolean> | undefined,
-  ) => {
+    control: BatchControl,
+  ): Promise<boolean> {
     // A record waits for the one before it with its key; if that one is left for later, so is this.
     if (previous !== undefined && !(await previous)) return false;
     for (;;) {
-      if (!canContinue()) return false;
-      await deps.slots.acquire();
+      if (this.revoked || this.deps.isStopping()) return false;
+      await this.deps.slots.acquire();
       let outcome: MessageOutcome;
       try {
-        if (!canContinue()) return false;
-        outcome = await deps.deliver(record, batch);
+        if (this.revoked || this.deps.isStopping()) return false;
+        outcome = await this.deps.deliver(record, batch);
       } finally {
-        deps.slots.release();
+        this.deps.slots.release();
       }
       if (outcome === 'complete') {
-        done[index] = true;
+        entry.done = true;
+        this.advance();
         void control.heartbeat();
         return true;
       }
-      // Abandoned while still running (its outcome could not be made durable): try it again here
-      // rather than rewinding the partition and replaying everything after it.
-      await sleep(deps.redeliveryDelayMs);
+      // Abandoned while still running (its outcome could not be made durable): hand it over
+      // again here rather than rewinding the partition and replaying everything after it.
+      await sleep(this.deps.redeliveryDelayMs);
     }
-  };
+  }
 
-  const tasks = records.map((record, index) => {
-    const task = run(index, record, tails.get(record.key));
-    tails.set(record.key, task);
-    return task;
-  });
-  await Promise.all(tasks);
+  /** Moves the recorded position past the records at the head that are done. */
+  private advance(): void {
+    let last: Entry | undefined;
+    while (this.entries[0]?.done) last = this.entries.shift();
+    if (last !== undefined && !this.revoked) {
+      this.deps.recordPosition(this.topic, this.partition, (last.offset + 1n).toString());
+    }
+    const wake = this.progressed;
+    this.progressed = undefined;
+    wake?.();
+  }
 
-  let prefix = 0;
-  while (prefix < records.length && done[prefix]) prefix++;
-  const last = records[prefix - 1];
-  // Stopping or rebalancing: commit now, while this member still owns the partition.
-  if (last !== undefined) {
-    await control.commit((BigInt(last.offset) + 1n).toString(), !canContinue());
+  private nextProgress(timeoutMs: number): Promise<void> {
+    return new Promise((resolve) => {
+      const timer = setTimeout(resolve, timeoutMs);
+      this.progressed = () => {
+        clearTimeout(timer);
+        resolve();
+      };
+    });
   }
 }

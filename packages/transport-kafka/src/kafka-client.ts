@@ -63,12 +63,8 @@ export interface BatchControl {
   isActive(): boolean;
   /** Keeps the group membership alive during a long batch; resolves false when the group rebalances. */
   heartbeat(): Promise<boolean>;
-  /**
-   * Records the partition's position (the offset of the next record to read). It is committed
-   * with the next periodic commit, or at once with `now` (stopping, rebalancing). False when an
-   * immediate commit failed.
-   */
-  commit(nextOffset: string, now: boolean): Promise<boolean>;
+  /** The next fetch of this partition starts after this offset (nothing is committed by it). */
+  markFetched(offset: string): void;
 }
 
 export interface TopicSubscription {
@@ -110,7 +106,11 @@ export interface ClientConsumer {
   commit(
     positions: ReadonlyArray<{ topic: string; partition: number; offset: string }>,
   ): Promise<void>;
-  /** Waits for batches being handled, leaves the group, disconnects. */
+  /** Records a position, committed with the next periodic commit (`commitIntervalMs`) or at stop. */
+  recordPosition(topic: string, partition: number, nextOffset: string): void;
+  /** Commits the recorded positions now; false if that failed. */
+  flush(): Promise<boolean>;
+  /** Waits for batches being handled, commits the recorded positions, leaves the group. */
   stop(): Promise<void>;
 }
 
@@ -387,6 +387,10 @@ function createConsumer(
 
   consumer.on(consumer.events.GROUP_JOIN, (event) => {
     if (paused) consumer.pause(topics.map((topic) => ({ topic })));
+    const assigned = event.payload.memberAssignment;
+    for (const [key, position] of pending) {
+      if (!assigned[position.topic]?.includes(position.partition)) pending.delete(key);
+    }
     config.onAssigned?.(event.payload.memberAssignment, (topic, partition, offset) =>
       consumer.seek({ topic, partition, offset }),
     );
@@ -414,34 +418,7 @@ function createConsumer(
           return false;
         }
       },
-      commit: async (nextOffset, now) => {
-        // resolveOffset takes the last handled offset; the commit carries the one after it.
-        payload.resolveOffset((BigInt(nextOffset) - 1n).toString());
-        pending.set(`${batch.topic}|${batch.partition}`, {
-          topic: batch.topic,
-          partition: batch.partition,
-          offset: nextOffset,
-        });
-        if (now || config.commitIntervalMs === 0) {
-          // Inside the batch, through kafkajs's batch API: it works while the consumer stops.
-          const positions = [...pending.values()];
-          pending.clear();
-          try {
-            await payload.commitOffsetsIfNecessary({
-              topics: positions.map((p) => ({
-                topic: p.topic,
-                partitions: [{ partition: p.partition, offset: p.offset }],
-              })),
-            });
-            return true;
-          } catch (error) {
-            warnCommit(error);
-            return false;
-          }
-        }
-        flushTimer ??= setTimeout(() => void flush(), config.commitIntervalMs);
-        return true;
-      },
+      markFetched: (offset) => payload.resolveOffset(offset),
     };
     try {
       await config.onBatch({ topic: batch.topic, partition: batch.partition, records }, control);
@@ -497,6 +474,12 @@ function createConsumer(
         positions.map((p) => ({ topic: p.topic, partition: p.partition, offset: p.offset })),
       );
     },
+    recordPosition(topic, partition, nextOffset) {
+      pending.set(`${topic}|${partition}`, { topic, partition, offset: nextOffset });
+      if (config.commitIntervalMs === 0) void flush();
+      else flushTimer ??= setTimeout(() => void flush(), config.commitIntervalMs);
+    },
+    flush,
     async stop() {
       stopped = true;
       // A disconnect while the group join is still pending does not abort the join: the member

@@ -16,7 +16,7 @@ import {
   type TransportOperation,
   UsageError,
 } from '@tidings/core';
-import { handleBatch } from './batch-handler.js';
+import { PartitionState } from './batch-handler.js';
 import { mapKafkaError } from './errors.js';
 import {
   type ClientConsumer,
@@ -338,8 +338,8 @@ export function createKafkaTransport(options: KafkaTransportOptions): KafkaTrans
     let slots: Semaphore | undefined;
     let stopping = false;
     let closed = false;
-    let mainConsumer: ClientConsumer | undefined;
-    let instanceConsumer: ClientConsumer | undefined;
+    let mainReceiver: Receiver | undefined;
+    let instanceReceiver: Receiver | undefined;
 
     const deliver = async (record: IncomingRecord, batch: RecordBatch) => {
       const message: IncomingTransportMessage = {
@@ -361,11 +361,27 @@ export function createKafkaTransport(options: KafkaTransportOptions): KafkaTrans
       }
     };
 
-    const consumerFor = (
+    interface Receiver {
+      readonly consumer: ClientConsumer;
+      /** Records taken in and not done, across the consumer's partitions. */
+      inFlight(): number;
+    }
+
+    const receiverFor = (
       groupId: string,
       topics: Array<{ topic: string; from: 'earliest' | 'latest' }>,
-    ) =>
-      kafka.consumer({
+    ): Receiver => {
+      const partitions = new Map<string, PartitionState>();
+      const deps = {
+        slots: slots as Semaphore,
+        deliver,
+        isStopping: () => stopping,
+        recordPosition: (topic: string, partition: number, nextOffset: string) =>
+          consumer.recordPosition(topic, partition, nextOffset),
+        redeliveryDelayMs: REDELIVERY_DELAY_MS,
+        maxBufferedPerPartition: Math.max(256, 2 * (receive?.concurrency ?? 1)),
+      };
+      const consumer: ClientConsumer = kafka.consumer({
         groupId,
         topics,
         partitionsConcurrently: Math.max(1, Math.min(receive?.concurrency ?? 1, 64)),
@@ -375,19 +391,29 @@ export function createKafkaTransport(options: KafkaTransportOptions): KafkaTrans
         rebalanceTimeoutMs: settings.rebalanceTimeoutMs,
         heartbeatIntervalMs: settings.heartbeatIntervalMs,
         commitIntervalMs: settings.commitIntervalMs,
-        onBatch: (batch, control) =>
-          handleBatch(batch, control, {
-            slots: slots as Semaphore,
-            deliver,
-            isStopping: () => stopping,
-            redeliveryDelayMs: REDELIVERY_DELAY_MS,
-          }),
+        onBatch: async (batch, control) => {
+          const key = `${batch.topic}|${batch.partition}`;
+          let state = partitions.get(key);
+          if (state === undefined) {
+            state = new PartitionState(batch.topic, batch.partition, deps);
+            partitions.set(key, state);
+          }
+          await state.take(batch, control);
+        },
         onAssigned: (assignment, seek) => {
+          // Partitions that went to another member: records still running there record nothing;
+          // the new owner starts from the committed position.
+          for (const [key, state] of partitions) {
+            if (!assignment[state.topic]?.includes(state.partition)) {
+              state.revoked = true;
+              partitions.delete(key);
+            }
+          }
           const positions: Array<{ topic: string; partition: number; offset: string }> = [];
-          for (const [topic, partitions] of Object.entries(assignment)) {
+          for (const [topic, assigned] of Object.entries(assignment)) {
             const anchor = anchors.get(topic);
             if (anchor === undefined) continue;
-            for (const partition of partitions) {
+            for (const partition of assigned) {
               const offset = anchor.get(partition);
               if (offset === undefined) continue;
               seek(topic, partition, offset);
@@ -398,28 +424,44 @@ export function createKafkaTransport(options: KafkaTransportOptions): KafkaTrans
           if (positions.length === 0) return;
           // Make the starting point durable, so events published while this process is down are
           // not skipped when it comes back before handling any.
-          void mainConsumer?.commit(positions).catch((error: unknown) => {
+          void consumer.commit(positions).catch((error: unknown) => {
             context.logger.warn('Could not record where a new subscription starts', {
               error: error instanceof Error ? error.message : String(error),
             });
           });
         },
       });
+      return {
+        consumer,
+        inFlight: () => [...partitions.values()].reduce((sum, p) => sum + p.inFlight, 0),
+      };
+    };
+
+    /** Stops a receiver once the records it took in are done (or after a bound). */
+    const stopReceiver = async (receiver: Receiver | undefined) => {
+      if (receiver === undefined) return;
+      receiver.consumer.pause();
+      const deadline = Date.now() + 30_000;
+      while (receiver.inFlight() > 0 && Date.now() < deadline) {
+        await new Promise((resolve) => setTimeout(resolve, 10));
+      }
+      await receiver.consumer.stop();
+    };
 
     const startMain = async () => {
       if (inputTopic === undefined) return;
-      mainConsumer = consumerFor(inputTopic, [
+      mainReceiver = receiverFor(inputTopic, [
         { topic: inputTopic, from: 'earliest' },
         ...[...subscriptions].map((type) => ({ topic: eventTopic(type), from: 'latest' as const })),
       ]);
-      await mainConsumer.start();
+      await mainReceiver.consumer.start();
     };
 
     const restartMain = async () => {
       if (receive === undefined || stopping || closed) return;
-      const previous = mainConsumer;
-      mainConsumer = undefined;
-      await previous?.stop();
+      const previous = mainReceiver;
+      mainReceiver = undefined;
+      await stopReceiver(previous);
       await startMain();
     };
 
@@ -455,10 +497,10 @@ export function createKafkaTransport(options: KafkaTransportOptions): KafkaTrans
         try {
           await startMain();
           if (instanceTopic !== undefined) {
-            instanceConsumer = consumerFor(instanceTopic, [
+            instanceReceiver = receiverFor(instanceTopic, [
               { topic: instanceTopic, from: 'earliest' },
             ]);
-            await instanceConsumer.start();
+            await instanceReceiver.consumer.start();
           }
         } catch (error) {
           throw mapKafkaError(error, { operation: 'start consumers', secrets });
@@ -468,8 +510,8 @@ export function createKafkaTransport(options: KafkaTransportOptions): KafkaTrans
       async stopReceiving() {
         // Handlers in flight finish and their records are committed at close; nothing new starts.
         stopping = true;
-        mainConsumer?.pause();
-        instanceConsumer?.pause();
+        mainReceiver?.consumer.pause();
+        instanceReceiver?.consumer.pause();
       },
 
       async subscribe(messageType) {
@@ -491,7 +533,7 @@ export function createKafkaTransport(options: KafkaTransportOptions): KafkaTrans
         if (closed) return;
         closed = true;
         stopping = true;
-        await Promise.allSettled([mainConsumer?.stop(), instanceConsumer?.stop()]);
+        await Promise.allSettled([stopReceiver(mainReceiver), stopReceiver(instanceReceiver)]);
         if (--openEndpoints === 0) await release();
       },
     };

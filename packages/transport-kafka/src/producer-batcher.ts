@@ -7,13 +7,15 @@ interface Pending {
 }
 
 /**
- * Coalesces concurrent dispatches into one produce request: while one request is in flight, the
- * next dispatches wait and then go together. A lone dispatch goes at once, so batching adds no
- * latency; one request at a time also keeps records with one key in the order they were sent.
+ * Coalesces concurrent dispatches into one produce request: those made in one turn of the event
+ * loop go together, and while one request is in flight the next dispatches wait and then go
+ * together. A lone dispatch waits only for the end of the current turn; one request at a time
+ * also keeps records with one key in the order they were sent.
  */
 export class ProducerBatcher {
   private readonly queue: Pending[] = [];
   private sending = false;
+  private scheduled = false;
 
   constructor(
     private readonly produce: (records: readonly OutgoingRecord[]) => Promise<void>,
@@ -24,7 +26,14 @@ export class ProducerBatcher {
     if (records.length === 0) return Promise.resolve();
     return new Promise<void>((resolve, reject) => {
       this.queue.push({ records, resolve, reject });
-      this.pump();
+      // Wait for the end of this turn of the event loop: dispatches made together go together.
+      if (!this.scheduled && !this.sending) {
+        this.scheduled = true;
+        setImmediate(() => {
+          this.scheduled = false;
+          this.pump();
+        });
+      }
     });
   }
 
