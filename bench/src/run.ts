@@ -1,8 +1,21 @@
 import type { BenchRow, BenchSuite } from './report.js';
+import { azureServiceBusSuite } from './suites/azure-service-bus.js';
 import { inMemorySuite } from './suites/in-memory.js';
+import { kafkaSuite } from './suites/kafka.js';
+import { learningSuite } from './suites/learning.js';
+import { rabbitMqSuite } from './suites/rabbitmq.js';
+import { webCallbackSuite } from './suites/web-callback.js';
 
-const suites: BenchSuite[] = [inMemorySuite];
+const suites: BenchSuite[] = [
+  inMemorySuite,
+  learningSuite,
+  rabbitMqSuite,
+  kafkaSuite,
+  azureServiceBusSuite,
+  webCallbackSuite,
+];
 
+/** `npm run bench -- rabbitmq kafka` runs only those suites. */
 const only = process.argv.slice(2);
 const fmt = (n: number | undefined, digits = 0) =>
   n === undefined || Number.isNaN(n) ? '' : n.toFixed(digits);

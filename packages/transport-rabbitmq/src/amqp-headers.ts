@@ -11,6 +11,46 @@ function isBrokerHeader(name: string): boolean {
   );
 }
 
+/** Bus headers that travel as AMQP basic properties instead of in the headers table. */
+const nativeHeaders = new Set<string>([
+  Headers.MessageId,
+  Headers.CorrelationId,
+  Headers.ReplyTo,
+  Headers.ContentType,
+  Headers.MessageType,
+]);
+
+/**
+ * Bus headers to AMQP: five travel as native properties (message-id, correlation-id, reply-to,
+ * content-type, type), the rest in the headers table. Encoding a header table is amqplib's and the
+ * broker's main per-message cost, so nothing is sent twice; `headersFromAmqp` restores them.
+ */
+export function amqpPropertiesFor(headers: Readonly<Record<string, string>>): {
+  headers: Record<string, string>;
+  messageId?: string;
+  correlationId?: string;
+  replyTo?: string;
+  contentType?: string;
+  type?: string;
+} {
+  const table: Record<string, string> = {};
+  for (const name in headers) {
+    if (!nativeHeaders.has(name)) table[name] = headers[name] as string;
+  }
+  const properties: ReturnType<typeof amqpPropertiesFor> = { headers: table };
+  const messageId = headers[Headers.MessageId];
+  if (messageId !== undefined) properties.messageId = messageId;
+  const correlationId = headers[Headers.CorrelationId];
+  if (correlationId !== undefined) properties.correlationId = correlationId;
+  const replyTo = headers[Headers.ReplyTo];
+  if (replyTo !== undefined) properties.replyTo = replyTo;
+  const contentType = headers[Headers.ContentType];
+  if (contentType !== undefined) properties.contentType = contentType;
+  const type = headers[Headers.MessageType];
+  if (type !== undefined) properties.type = type;
+  return properties;
+}
+
 /** The AMQP basic properties Tidings reads, as amqplib hands them over. */
 export interface NativeProperties {
   readonly headers?: Record<string, unknown> | undefined;
@@ -22,8 +62,9 @@ export interface NativeProperties {
 }
 
 /**
- * AMQP header table to Tidings headers (strings). Native properties fill bus headers that are
- * missing, so a client that sets only `message_id`, `type` or `reply_to` is understood.
+ * AMQP to Tidings headers (strings): the headers table, then the native properties for the bus
+ * headers that travel there (`amqpPropertiesFor`), so a client that sets only `message_id`,
+ * `type` or `reply_to` is understood too.
  */
 export function headersFromAmqp(properties: NativeProperties): Record<string, string> {
   const result: Record<string, string> = {};

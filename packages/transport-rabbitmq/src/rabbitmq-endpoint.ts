@@ -14,7 +14,7 @@ import {
 } from '@tidings/core';
 import type { Channel, ChannelModel, ConfirmChannel, ConsumeMessage, Message } from 'amqplib';
 import * as amqp from 'amqplib';
-import { deliveryCountOf, headersFromAmqp } from './amqp-headers.js';
+import { amqpPropertiesFor, deliveryCountOf, headersFromAmqp } from './amqp-headers.js';
 import { ConsumerChannel } from './consumer-channel.js';
 import {
   DELAY_DELIVERY_EXCHANGE,
@@ -154,20 +154,12 @@ export class RabbitMqEndpoint implements TransportEndpoint {
     const content = Buffer.isBuffer(body)
       ? body
       : Buffer.from(body.buffer, body.byteOffset, body.byteLength);
-    const headers = message.headers;
-    // Headers carry the whole contract; the native properties repeat what AMQP tools look at.
     const properties: amqp.Options.Publish = {
       persistent: true,
       mandatory: destination.kind === 'queue',
-      messageId: message.messageId,
-      headers,
+      ...amqpPropertiesFor(message.headers),
     };
-    const contentType = headers[Headers.ContentType];
-    if (contentType !== undefined) properties.contentType = contentType;
-    const correlationId = headers[Headers.CorrelationId];
-    if (correlationId !== undefined) properties.correlationId = correlationId;
-    const replyTo = headers[Headers.ReplyTo];
-    if (replyTo !== undefined) properties.replyTo = replyTo;
+    properties.messageId ??= message.messageId;
     const seconds =
       operation.delayMs !== undefined && operation.delayMs > 0
         ? delaySeconds(operation.delayMs)

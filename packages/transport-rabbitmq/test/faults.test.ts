@@ -7,6 +7,7 @@ import {
   silentLogger,
 } from '@tidings/core';
 import { afterAll, afterEach, describe, expect, it } from 'vitest';
+import { headersFromAmqp } from '../src/amqp-headers.ts';
 import { createRabbitMqTransport } from '../src/index.ts';
 import { brokerUrl, deleteTopology, rawConnection } from './broker.ts';
 import { disposeEndpoints, pool, recordingLogger, sleep, uniquePrefix } from './helpers.ts';
@@ -207,6 +208,7 @@ describe('rabbitmq faults', () => {
     expect(attempts).toBe(4);
     const h = failed.headers;
     expect(h[Headers.MessageId]).toBe(`${prefix}-m`);
+    expect(failed.messageId).toBe(`${prefix}-m`);
     expect(h[Headers.ExceptionType]).toBe('RangeError');
     expect(h[Headers.ExceptionMessage]).toBe('always 4');
     expect(h[Headers.FailedQueue]).toBe(`${prefix}-Server`);
@@ -307,6 +309,7 @@ describe('rabbitmq faults', () => {
 /** Takes one message from a queue with raw amqplib, waiting for it to arrive. */
 async function getOne(queue: string): Promise<{
   headers: Record<string, string | undefined>;
+  messageId: string | undefined;
   body: string;
   persistent: boolean;
 }> {
@@ -318,7 +321,9 @@ async function getOne(queue: string): Promise<{
       const message = await channel.get(queue, { noAck: true });
       if (message !== false) {
         return {
-          headers: message.properties.headers as Record<string, string | undefined>,
+          // Bus headers as a receiver reads them: the table plus the native properties.
+          headers: headersFromAmqp(message.properties) as Record<string, string | undefined>,
+          messageId: message.properties.messageId as string | undefined,
           body: message.content.toString(),
           persistent: message.properties.deliveryMode === 2,
         };
