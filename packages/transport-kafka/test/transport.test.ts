@@ -110,6 +110,32 @@ describe('kafka transport', () => {
     expect(peak).toBeGreaterThan(1);
   });
 
+  it('a slow record holds back only its own key: the rest of its partition keeps moving', async () => {
+    let release: () => void = () => {};
+    const held = new Promise<void>((resolve) => {
+      release = resolve;
+    });
+    const handled: string[] = [];
+    const server = world.endpoint('Server', { concurrency: 8 });
+    server.handle(Step, async (p) => {
+      if (p.key === 'slow' && p.n === 0) await held;
+      handled.push(`${p.key}:${p.n}`);
+    });
+    await server.start();
+    const client = world.endpoint('Client', { routes: { [Step.name]: world.name('Server') } });
+    await client.start();
+    const slow = { headers: { 'ordering-key': 'slow' } };
+    await client.send(Step, { key: 'slow', n: 0 }, slow);
+    await client.send(Step, { key: 'slow', n: 1 }, slow);
+    // Other keys, many of them on the slow record's partition (4 partitions on the mock).
+    await Promise.all(Array.from({ length: 60 }, (_, n) => client.send(Step, { key: `k${n}`, n })));
+    await expect.poll(() => handled.length, wait).toBe(60);
+    expect(handled.some((h) => h.startsWith('slow:'))).toBe(false);
+    release();
+    await expect.poll(() => handled.length, wait).toBe(62);
+    expect(handled.slice(-2)).toEqual(['slow:0', 'slow:1']);
+  });
+
   it('a subscription starts when first made and survives a restart', async () => {
     const got: number[] = [];
     const publisher = world.endpoint('Publisher', { sendOnly: true });
