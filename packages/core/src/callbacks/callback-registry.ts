@@ -12,9 +12,10 @@ import type { Reply, ReplyExpectation } from './reply.js';
  */
 export class PendingRequest<S = unknown, R = unknown> {
   correlationId = '';
+  /** Whole milliseconds on the `performance.now()` clock: a small integer is stored unboxed. */
   deadline = 0;
-  signal: AbortSignal | undefined = undefined;
-  onAbort: (() => void) | undefined = undefined;
+  /** Set only for requests with an AbortSignal. */
+  abort: { readonly signal: AbortSignal; readonly listener: () => void } | undefined = undefined;
 
   constructor(
     readonly messageType: string,
@@ -156,18 +157,18 @@ export class CallbackRegistry {
     }
     this.reserved--;
     entry.correlationId = correlationId;
-    entry.deadline = performance.now() + settings.timeoutMs;
+    entry.deadline = Math.ceil(performance.now()) + settings.timeoutMs;
     this.pending.set(correlationId, entry);
     this.scheduleTimeout(entry, settings.timeoutMs);
     const signal = settings.signal;
     if (signal) {
-      entry.signal = signal;
-      entry.onAbort = () => {
+      const listener = () => {
         if (this.remove(correlationId) === entry) {
           entry.fail(new RequestAbortedError(entry.messageType, signal.reason));
         }
       };
-      signal.addEventListener('abort', entry.onAbort, { once: true });
+      entry.abort = { signal, listener };
+      signal.addEventListener('abort', listener, { once: true });
     }
   }
 
@@ -181,7 +182,7 @@ export class CallbackRegistry {
     const entry = this.pending.get(correlationId);
     if (entry === undefined) return undefined;
     this.pending.delete(correlationId);
-    if (entry.onAbort) entry.signal?.removeEventListener('abort', entry.onAbort);
+    if (entry.abort) entry.abort.signal.removeEventListener('abort', entry.abort.listener);
     this.wakeNext();
     if (this.pending.size === 0) this.clearTimers();
     return entry;

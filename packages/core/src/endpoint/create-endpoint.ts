@@ -55,7 +55,7 @@ export function createSendOnlyEndpoint(options: Omit<EndpointOptions, 'sendOnly'
 
 /** A send whose dispatch waits one microtask, so `register` can still attach a callback. */
 interface PlannedSend {
-  readonly intent: OutgoingIntent;
+  intent: OutgoingIntent;
   dispatchStarted: boolean;
   /** Set by `register`: registers the callback, then dispatches (replaces the plain dispatch). */
   request?: () => Promise<void>;
@@ -284,6 +284,13 @@ class TidingsEndpoint implements Endpoint, ProcessorHost {
             'register() must be called on the result of send() in the same expression, before the message is dispatched, e.g. endpoint.send(Msg, data).register(cb).',
           );
         }
+        const messageId = planned.intent.messageId ?? newId();
+        planned.intent = {
+          ...planned.intent,
+          messageId,
+          correlationId: messageId,
+          replyTo: this.instanceQueue,
+        };
         const { result, run } = this.prepareRequest(
           planned.intent,
           registerOptions ?? {},
@@ -342,12 +349,16 @@ class TidingsEndpoint implements Endpoint, ProcessorHost {
     try {
       this.assertCanSend();
       this.checkOptions(options);
+      const messageId = options.messageId ?? newId();
       intent = {
         intent: 'send',
         messageType: definition.name,
         payload,
         destination: { kind: 'queue', queue: this.resolveRoute(definition.name, options.to) },
-        messageId: options.messageId,
+        messageId,
+        correlationId: messageId,
+        // Replies to a request go to this instance's queue, whoever else shares the endpoint's.
+        replyTo: this.instanceQueue,
         userHeaders: options.headers,
         delayMs: options.delayMs,
       };
@@ -363,9 +374,9 @@ class TidingsEndpoint implements Endpoint, ProcessorHost {
 
   // ProcessorHost and ContextHost
 
-  build(intent: OutgoingIntent): Promise<TransportOperation> {
+  build(intent: OutgoingIntent): TransportOperation | Promise<TransportOperation> {
     if (this.outgoingSettings === undefined) {
-      return Promise.reject(new EndpointStateError(`Endpoint '${this.name}' is not started.`));
+      throw new EndpointStateError(`Endpoint '${this.name}' is not started.`);
     }
     return buildOperation(intent, this.outgoingSettings);
   }
@@ -486,7 +497,7 @@ class TidingsEndpoint implements Endpoint, ProcessorHost {
           this.registry.release();
           throw new EndpointStoppedError(this.name);
         }
-        messageId = intent.messageId ?? newId();
+        messageId = intent.messageId as string;
         this.registry.register(
           messageId,
           new PendingRequest(
@@ -504,13 +515,7 @@ class TidingsEndpoint implements Endpoint, ProcessorHost {
         throw error;
       }
       try {
-        // Replies to a request go to this instance's queue, whoever else shares the endpoint's.
-        const operation = await this.build({
-          ...intent,
-          messageId,
-          correlationId: messageId,
-          replyTo: this.instanceQueue,
-        });
+        const operation = await this.build(intent);
         await this.transportEndpoint.dispatch([operation]);
       } catch (error) {
         this.registry.remove(messageId)?.fail(error as Error);

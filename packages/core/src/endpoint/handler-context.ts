@@ -9,7 +9,7 @@ export interface ContextHost {
   readonly endpointName: string;
   readonly inputQueue: string | undefined;
   /** Validates the intent's options, resolves its route and builds the operation. */
-  build(intent: OutgoingIntent): Promise<TransportOperation>;
+  build(intent: OutgoingIntent): TransportOperation | Promise<TransportOperation>;
   resolveRoute(messageType: string, to: string | undefined): string;
   checkOptions(options: SendOptions | PublishOptions | undefined): void;
 }
@@ -54,20 +54,18 @@ export class MessageHandlerContext implements HandlerContext {
     }
     const options = (isCode ? payloadOrOptions : maybeOptions) as ReplyOptions | undefined;
     this.host.checkOptions(options);
-    const base = {
-      intent: 'reply' as const,
-      destination: { kind: 'queue' as const, queue: this.replyTo },
-      correlationId: this.correlationId,
-      conversationId: this.conversationId,
-      replyTo: this.host.inputQueue,
-      userHeaders: options?.headers,
-    };
     this.outgoing.push(
-      await this.host.build(
-        isCode
-          ? { ...base, messageType: undefined, returnCode: definitionOrCode }
-          : { ...base, messageType: definitionOrCode.name, payload: payloadOrOptions },
-      ),
+      await this.host.build({
+        intent: 'reply',
+        messageType: isCode ? undefined : definitionOrCode.name,
+        payload: isCode ? undefined : payloadOrOptions,
+        returnCode: isCode ? definitionOrCode : undefined,
+        destination: { kind: 'queue', queue: this.replyTo },
+        correlationId: this.correlationId,
+        conversationId: this.conversationId,
+        replyTo: this.host.inputQueue,
+        userHeaders: options?.headers,
+      }),
     );
   }
 

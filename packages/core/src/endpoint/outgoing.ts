@@ -15,7 +15,7 @@ export interface OutgoingIntent {
   /** Undefined for a return-code reply. */
   readonly messageType: string | undefined;
   readonly payload?: unknown;
-  readonly returnCode?: number;
+  readonly returnCode?: number | undefined;
   readonly destination: TransportDestination;
   readonly messageId?: string | undefined;
   readonly correlationId?: string | undefined;
@@ -69,11 +69,14 @@ export function messageSize(headers: Readonly<Record<string, string>>, body: Uin
   return size;
 }
 
-/** Builds headers, runs outgoing middleware, serializes and checks the size. */
-export async function buildOperation(
+/**
+ * Builds headers, runs outgoing middleware, serializes and checks the size. Synchronous when
+ * there is no middleware: this runs for every message, and a promise per message shows in GC.
+ */
+export function buildOperation(
   intent: OutgoingIntent,
   settings: OutgoingSettings,
-): Promise<TransportOperation> {
+): TransportOperation | Promise<TransportOperation> {
   const messageId = intent.messageId ?? newId();
   const headers: Record<string, string> = intent.userHeaders ? { ...intent.userHeaders } : {};
   headers[Headers.MessageId] = messageId;
@@ -90,31 +93,38 @@ export async function buildOperation(
   }
   if (intent.returnCode !== undefined) headers[Headers.ReturnCode] = String(intent.returnCode);
 
-  const serialize = (): Uint8Array => {
-    if (intent.messageType === undefined) return emptyBody;
-    try {
-      return settings.serializer.serialize(intent.payload);
-    } catch (cause) {
-      throw new SerializationError(intent.messageType, cause);
-    }
-  };
-
-  let body: Uint8Array;
-  if (settings.middleware.length === 0) body = serialize();
-  else {
-    const context: OutgoingContext = {
-      messageId,
-      messageType: intent.messageType,
-      payload: intent.payload,
-      headers,
-      destination: intent.destination,
-    };
-    body = emptyBody;
-    await runMiddleware(settings.middleware, context, async () => {
-      body = serialize();
-    });
+  if (settings.middleware.length === 0) {
+    return finish(intent, settings, messageId, headers, serialize(intent, settings));
   }
+  const context: OutgoingContext = {
+    messageId,
+    messageType: intent.messageType,
+    payload: intent.payload,
+    headers,
+    destination: intent.destination,
+  };
+  let body: Uint8Array = emptyBody;
+  return runMiddleware(settings.middleware, context, async () => {
+    body = serialize(intent, settings);
+  }).then(() => finish(intent, settings, messageId, headers, body));
+}
 
+function serialize(intent: OutgoingIntent, settings: OutgoingSettings): Uint8Array {
+  if (intent.messageType === undefined) return emptyBody;
+  try {
+    return settings.serializer.serialize(intent.payload);
+  } catch (cause) {
+    throw new SerializationError(intent.messageType, cause);
+  }
+}
+
+function finish(
+  intent: OutgoingIntent,
+  settings: OutgoingSettings,
+  messageId: string,
+  headers: Record<string, string>,
+  body: Uint8Array,
+): TransportOperation {
   const size = messageSize(headers, body);
   if (size > settings.maxMessageSizeBytes) {
     throw new MessageTooLargeError(
@@ -124,9 +134,8 @@ export async function buildOperation(
       settings.transportName,
     );
   }
-  return {
-    message: { messageId, headers, body },
-    destination: intent.destination,
-    ...(intent.delayMs !== undefined && intent.delayMs > 0 ? { delayMs: intent.delayMs } : {}),
-  };
+  const message = { messageId, headers, body };
+  return intent.delayMs !== undefined && intent.delayMs > 0
+    ? { message, destination: intent.destination, delayMs: intent.delayMs }
+    : { message, destination: intent.destination };
 }
