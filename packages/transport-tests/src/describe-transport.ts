@@ -606,7 +606,9 @@ export function describeTransport(options: DescribeTransportOptions): void {
         const c = await client();
         const pending = c.request(Ping, { n: 1 }, { expect: Pong });
         // Observe the rejection before stopping: stop() rejects it, then awaits the transport's close.
-        const rejected = expect(pending).rejects.toMatchObject({ code: 'TIDINGS_ENDPOINT_STOPPED' });
+        const rejected = expect(pending).rejects.toMatchObject({
+          code: 'TIDINGS_ENDPOINT_STOPPED',
+        });
         await expect.poll(() => c.stats.pendingRequests, wait).toBe(1);
         await c.stop();
         await rejected;
