@@ -324,7 +324,7 @@ export function createKafkaTransport(options: KafkaTransportOptions): KafkaTrans
         throw mapKafkaError(error, { operation: `read positions of ${topic}`, secrets });
       }
     };
-    for (const type of subscriptions) await anchorSubscription(type);
+    await Promise.all([...subscriptions].map(anchorSubscription));
 
     const queueOfTopic = new Map<string, string>();
     if (inputTopic !== undefined && topology.inputQueue !== undefined) {
