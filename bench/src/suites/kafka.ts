@@ -34,6 +34,8 @@ async function startCluster(): Promise<void> {
     { stdio: ['ignore', 'ignore', 'pipe'] },
   );
   mock = child;
+  // However the run ends, the mock cluster ends with it.
+  process.once('exit', () => child.kill('SIGKILL'));
   const found = await new Promise<string>((resolve, reject) => {
     let seen = '';
     const timer = setTimeout(() => reject(new Error('kcat printed no bootstrap servers')), 10_000);

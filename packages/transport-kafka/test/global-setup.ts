@@ -22,6 +22,8 @@ export async function setup(project: TestProject): Promise<void> {
     { stdio: ['ignore', 'ignore', 'pipe'] },
   );
   mock = child;
+  // Also when the run ends without teardown (a crash, Ctrl-C).
+  process.once('exit', () => child.kill('SIGKILL'));
   const brokers = await new Promise<string>((resolve, reject) => {
     let seen = '';
     const timer = setTimeout(
