@@ -33,6 +33,16 @@ import {
 } from './options.js';
 
 const TRANSPORT_NAME = 'azure-service-bus';
+/** Generous bound on what AMQP encoding adds to body plus headers (sections, descriptors, ids). */
+const ENCODING_HEADROOM_BYTES = 16 * 1024;
+
+function roughSize(operation: TransportOperation): number {
+  let size = operation.message.body.byteLength + operation.message.messageId.length;
+  for (const name in operation.message.headers) {
+    size += name.length + (operation.message.headers[name] as string).length;
+  }
+  return size;
+}
 
 /** Counts of what happened on the wire, for tests and monitoring. */
 export interface AzureServiceBusTransportStats {
@@ -152,6 +162,8 @@ export function createAzureServiceBusTransport(
     durable: true,
   };
   const counters = { settlementFailures: 0, receiveErrors: 0 };
+  // Below this, AMQP framing cannot push a message over the limit; above it, a batch measures it.
+  const directSendLimit = settings.maxMessageSizeBytes - ENCODING_HEADROOM_BYTES;
   const clientOptions: ServiceBusClientOptions = {
     retryOptions: {
       maxRetries: settings.maxRetries,
@@ -248,6 +260,12 @@ export function createAzureServiceBusTransport(
       /** Sends one destination's messages in as few batches as fit; a message that fits in none is refused. */
       const sendTo = async (entity: string, operations: readonly TransportOperation[]) => {
         const sender = senderFor(entity);
+        const [only] = operations;
+        if (operations.length === 1 && only !== undefined && roughSize(only) < directSendLimit) {
+          // Well under the limit (core checked body plus headers): skip the batch envelope.
+          await sender.sendMessages(toServiceBusMessage(only.message, only.delayMs));
+          return;
+        }
         let batch = await sender.createMessageBatch();
         for (const operation of operations) {
           const message = toServiceBusMessage(operation.message, operation.delayMs);

@@ -1,0 +1,262 @@
+import { randomBytes, randomUUID } from 'node:crypto';
+import {
+  ServiceBusClient,
+  type ServiceBusReceivedMessage,
+  type ServiceBusReceiver,
+} from '@azure/service-bus';
+import { createEndpoint, defineMessage, type Endpoint, silentLogger } from '@tidings/core';
+import { type ServiceBusPeer, startServiceBusPeer } from '@tidings/servicebus-peer';
+import {
+  createAzureServiceBusTransport,
+  type TopologyInstaller,
+} from '@tidings/transport-azure-service-bus';
+import { type BenchRow, type BenchSuite, percentile, runConcurrent } from '../report.js';
+
+/**
+ * Azure Service Bus through the test peer (an AMQP 1.0 peer on rhea, in this process). The peer
+ * is not Service Bus: no network hop to Azure, no replication, no throttling. Its figures compare
+ * Tidings with the raw @azure/service-bus SDK doing the same work in the same run; they are no
+ * reference for a real namespace.
+ */
+const transportName = 'azure-service-bus (test peer, not Service Bus)';
+const oneWayCount = 3_000;
+const requestsAtOne = 200;
+const requestsAtHundred = 2_000;
+const concurrency = 100;
+
+const Order = defineMessage<{ id: number; sku: string }>('bench.Order');
+const Ack = defineMessage<{ id: number }>('bench.Ack');
+
+const runId = () => `bench${randomBytes(3).toString('hex')}`;
+
+function row(
+  scenario: string,
+  impl: string,
+  messages: number,
+  elapsedMs: number,
+  latenciesMs?: number[],
+): BenchRow {
+  return {
+    transport: transportName,
+    scenario,
+    impl,
+    messages,
+    perSecond: (messages / elapsedMs) * 1000,
+    ...(latenciesMs
+      ? { p50Ms: percentile(latenciesMs, 50), p99Ms: percentile(latenciesMs, 99) }
+      : {}),
+  };
+}
+
+async function waitFor(condition: () => boolean, timeoutMs = 120_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!condition()) {
+    if (Date.now() > deadline) throw new Error('benchmark timed out waiting');
+    await new Promise((resolve) => setTimeout(resolve, 2));
+  }
+}
+
+function installer(peer: ServiceBusPeer): TopologyInstaller {
+  return {
+    ensureQueue: async (name, settings) => peer.createQueue(name, settings),
+    ensureTopic: async (name) => peer.createTopic(name),
+    ensureSubscription: async (topic, name, settings) =>
+      peer.createSubscription(topic, name, settings),
+    deleteSubscription: async (topic, name) => void peer.deleteSubscription(topic, name),
+  };
+}
+
+// Tidings
+
+async function tidingsEndpoints(peer: ServiceBusPeer) {
+  const id = runId();
+  const transport = () =>
+    createAzureServiceBusTransport({
+      connectionString: peer.connectionString,
+      installer: installer(peer),
+    });
+  let handled = 0;
+  const server = createEndpoint({
+    name: `${id}-Server`,
+    transport: transport(),
+    logger: silentLogger,
+    concurrency,
+    recoverability: { errorQueue: `${id}-error` },
+  });
+  server.handle(Order, async (order, ctx) => {
+    handled++;
+    if (ctx.headers['bench-reply'] === '1') await ctx.reply(Ack, { id: order.id });
+  });
+  const client: Endpoint = createEndpoint({
+    name: `${id}-Client`,
+    instanceId: 'c1',
+    transport: transport(),
+    logger: silentLogger,
+    routes: { [Order.name]: `${id}-Server` },
+    maxPendingRequests: 10_000,
+    concurrency,
+    recoverability: { errorQueue: `${id}-error` },
+  });
+  await server.start();
+  await client.start();
+  // Warm up: links attached and credit flowing before measuring.
+  await Promise.all(
+    Array.from({ length: 20 }, (_, i) =>
+      client.request(
+        Order,
+        { id: -i, sku: 'warm' },
+        { expect: Ack, headers: { 'bench-reply': '1' } },
+      ),
+    ),
+  );
+  handled = 0;
+  return {
+    client,
+    handled: () => handled,
+    close: async () => {
+      await client.stop();
+      await server.stop();
+    },
+  };
+}
+
+async function tidingsOneWay(peer: ServiceBusPeer): Promise<BenchRow> {
+  const { client, handled, close } = await tidingsEndpoints(peer);
+  const started = performance.now();
+  await runConcurrent(oneWayCount, concurrency, (i) => client.send(Order, { id: i, sku: 'sku-1' }));
+  await waitFor(() => handled() >= oneWayCount);
+  const elapsed = performance.now() - started;
+  await close();
+  return row('one-way', 'tidings', oneWayCount, elapsed);
+}
+
+async function tidingsRequests(peer: ServiceBusPeer, total: number, c: number) {
+  const { client, close } = await tidingsEndpoints(peer);
+  const { elapsedMs, latenciesMs } = await runConcurrent(total, c, async (i) => {
+    await client.request(
+      Order,
+      { id: i, sku: 'sku-1' },
+      { expect: Ack, headers: { 'bench-reply': '1' } },
+    );
+  });
+  await close();
+  return row(`request/reply c=${c}`, 'tidings', total, elapsedMs, latenciesMs);
+}
+
+// The raw SDK doing the same work: peek-lock, explicit completion, reply to replyTo.
+
+async function rawSetup(peer: ServiceBusPeer) {
+  const id = runId();
+  const serverQueue = `${id}-raw-Server`;
+  const clientQueue = `${id}-raw-Client`;
+  peer.createQueue(serverQueue);
+  peer.createQueue(clientQueue);
+  const serverClient = new ServiceBusClient(peer.connectionString);
+  const clientClient = new ServiceBusClient(peer.connectionString);
+  const toServer = clientClient.createSender(serverQueue);
+  const replySenders = new Map<string, ReturnType<ServiceBusClient['createSender']>>();
+  let handled = 0;
+  const serverReceiver = serverClient.createReceiver(serverQueue, { skipParsingBodyAsJson: true });
+  const serve = async (message: ServiceBusReceivedMessage) => {
+    handled++;
+    const body = JSON.parse(Buffer.from(message.body as Buffer).toString()) as { id: number };
+    if (message.replyTo) {
+      let sender = replySenders.get(message.replyTo);
+      if (!sender) {
+        sender = serverClient.createSender(message.replyTo);
+        replySenders.set(message.replyTo, sender);
+      }
+      await sender.sendMessages({
+        body: Buffer.from(JSON.stringify({ id: body.id })),
+        messageId: randomUUID(),
+        correlationId: message.messageId as string,
+      });
+    }
+    await serverReceiver.completeMessage(message);
+  };
+  const serverSubscription = serverReceiver.subscribe(
+    { processMessage: serve, processError: async () => {} },
+    { autoCompleteMessages: false, maxConcurrentCalls: concurrency },
+  );
+  const pending = new Map<string, () => void>();
+  const clientReceiver: ServiceBusReceiver = clientClient.createReceiver(clientQueue, {
+    skipParsingBodyAsJson: true,
+  });
+  const clientSubscription = clientReceiver.subscribe(
+    {
+      processMessage: async (message) => {
+        pending.get(message.correlationId as string)?.();
+        pending.delete(message.correlationId as string);
+        await clientReceiver.completeMessage(message);
+      },
+      processError: async () => {},
+    },
+    { autoCompleteMessages: false, maxConcurrentCalls: concurrency },
+  );
+  const send = (i: number, reply: boolean) =>
+    toServer.sendMessages({
+      body: Buffer.from(JSON.stringify({ id: i, sku: 'sku-1' })),
+      messageId: randomUUID(),
+      ...(reply ? { replyTo: clientQueue } : {}),
+    });
+  const request = (i: number) => {
+    const messageId = randomUUID();
+    const answered = new Promise<void>((resolve) => pending.set(messageId, resolve));
+    return toServer
+      .sendMessages({
+        body: Buffer.from(JSON.stringify({ id: i, sku: 'sku-1' })),
+        messageId,
+        replyTo: clientQueue,
+      })
+      .then(() => answered);
+  };
+  await Promise.all(Array.from({ length: 20 }, (_, i) => request(-i)));
+  handled = 0;
+  return {
+    send,
+    request,
+    handled: () => handled,
+    close: async () => {
+      await serverSubscription.close();
+      await clientSubscription.close();
+      await serverClient.close();
+      await clientClient.close();
+    },
+  };
+}
+
+async function rawOneWay(peer: ServiceBusPeer): Promise<BenchRow> {
+  const raw = await rawSetup(peer);
+  const started = performance.now();
+  await runConcurrent(oneWayCount, concurrency, (i) => raw.send(i, false));
+  await waitFor(() => raw.handled() >= oneWayCount);
+  const elapsed = performance.now() - started;
+  await raw.close();
+  return row('one-way', 'raw @azure/service-bus', oneWayCount, elapsed);
+}
+
+async function rawRequests(peer: ServiceBusPeer, total: number, c: number): Promise<BenchRow> {
+  const raw = await rawSetup(peer);
+  const { elapsedMs, latenciesMs } = await runConcurrent(total, c, (i) => raw.request(i));
+  await raw.close();
+  return row(`request/reply c=${c}`, 'raw @azure/service-bus', total, elapsedMs, latenciesMs);
+}
+
+export const azureServiceBusSuite: BenchSuite = {
+  name: 'azure-service-bus',
+  async run() {
+    const peer = await startServiceBusPeer();
+    try {
+      return [
+        await rawOneWay(peer),
+        await tidingsOneWay(peer),
+        await rawRequests(peer, requestsAtOne, 1),
+        await tidingsRequests(peer, requestsAtOne, 1),
+        await rawRequests(peer, requestsAtHundred, 100),
+        await tidingsRequests(peer, requestsAtHundred, 100),
+      ];
+    } finally {
+      await peer.close();
+    }
+  },
+};
