@@ -5,10 +5,18 @@ import {
   type OutgoingTransportMessage,
 } from '@tidings/core';
 
+/** Bus headers that travel as native Service Bus properties only (docs/wire-format.md). */
+const NATIVE = new Set<string>([
+  Headers.MessageId,
+  Headers.CorrelationId,
+  Headers.ReplyTo,
+  Headers.ContentType,
+]);
+
 /**
- * Outgoing: every bus header travels as an application property (lossless, the wire contract),
- * and the ones Service Bus has a native property for are set there too, so tools and services
- * in other languages see them: messageId, correlationId, replyTo, contentType, subject (type).
+ * Outgoing: message id, correlation id, reply-to and content type travel as the native
+ * properties (tools and services in other languages see them there, and the broker's duplicate
+ * detection keys on the message id); every other header is an application property.
  */
 export function toServiceBusMessage(
   message: OutgoingTransportMessage,
@@ -18,16 +26,18 @@ export function toServiceBusMessage(
   const correlationId = h[Headers.CorrelationId];
   const replyTo = h[Headers.ReplyTo];
   const contentType = h[Headers.ContentType];
-  const subject = h[Headers.MessageType];
+  const applicationProperties: Record<string, string> = {};
+  for (const name in h) {
+    if (!NATIVE.has(name)) applicationProperties[name] = h[name] as string;
+  }
   return {
     // A Buffer body goes out as one AMQP data section, bytes unchanged.
     body: Buffer.from(message.body.buffer, message.body.byteOffset, message.body.byteLength),
-    messageId: message.messageId,
+    messageId: h[Headers.MessageId] ?? message.messageId,
     ...(correlationId !== undefined ? { correlationId } : {}),
     ...(replyTo !== undefined ? { replyTo } : {}),
     ...(contentType !== undefined ? { contentType } : {}),
-    ...(subject !== undefined ? { subject } : {}),
-    applicationProperties: { ...h },
+    applicationProperties,
     ...(delayMs !== undefined && delayMs > 0
       ? { scheduledEnqueueTimeUtc: new Date(Date.now() + delayMs) }
       : {}),
@@ -47,8 +57,9 @@ function bodyBytes(body: unknown): Uint8Array {
 }
 
 /**
- * Incoming: application properties become headers (strings); native properties fill the bus
- * headers they stand for when a sender set only those. Never throws: core judges what is missing.
+ * Incoming: application properties become headers (strings); the native properties restore the
+ * bus headers they carry (a foreign sender may set either). Never throws: core judges what is
+ * missing.
  */
 export function toIncomingMessage(
   message: ServiceBusReceivedMessage,
@@ -67,12 +78,9 @@ export function toIncomingMessage(
   fill(Headers.CorrelationId, message.correlationId);
   fill(Headers.ReplyTo, message.replyTo);
   fill(Headers.ContentType, message.contentType);
-  const nativeId =
-    message.messageId === undefined || message.messageId === null
-      ? undefined
-      : String(message.messageId);
+  fill(Headers.MessageId, message.messageId);
   return {
-    messageId: headers[Headers.MessageId] ?? nativeId ?? '',
+    messageId: headers[Headers.MessageId] ?? '',
     headers: { ...headers },
     body: bodyBytes(message.body),
     queue,

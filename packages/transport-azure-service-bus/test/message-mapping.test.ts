@@ -1,0 +1,90 @@
+import type { ServiceBusReceivedMessage } from '@azure/service-bus';
+import { Headers } from '@tidings/core';
+import { describe, expect, it } from 'vitest';
+import { toIncomingMessage, toServiceBusMessage } from '../src/message-mapping.ts';
+
+const received = (fields: Partial<ServiceBusReceivedMessage>) =>
+  ({ deliveryCount: 0, ...fields }) as ServiceBusReceivedMessage;
+
+describe('message mapping', () => {
+  const headers = {
+    [Headers.MessageId]: 'm-1',
+    [Headers.CorrelationId]: 'c-1',
+    [Headers.ReplyTo]: 'Client.c1',
+    [Headers.ContentType]: 'application/json',
+    [Headers.MessageType]: 'sales.PlaceOrder',
+    'x-tenant': 'acme',
+  };
+
+  it('puts id, correlation id, reply-to and content type on native properties, the rest in application properties', () => {
+    const out = toServiceBusMessage(
+      { messageId: 'm-1', headers, body: Buffer.from('{"a":1}') },
+      undefined,
+    );
+    expect(out).toMatchObject({
+      messageId: 'm-1',
+      correlationId: 'c-1',
+      replyTo: 'Client.c1',
+      contentType: 'application/json',
+    });
+    expect(out.applicationProperties).toEqual({
+      [Headers.MessageType]: 'sales.PlaceOrder',
+      'x-tenant': 'acme',
+    });
+    expect(Buffer.from(out.body as Buffer).toString()).toBe('{"a":1}');
+    expect(out.scheduledEnqueueTimeUtc).toBeUndefined();
+  });
+
+  it('schedules a delayed message', () => {
+    const before = Date.now();
+    const out = toServiceBusMessage({ messageId: 'm', headers: {}, body: new Uint8Array() }, 5000);
+    expect(out.scheduledEnqueueTimeUtc?.getTime()).toBeGreaterThanOrEqual(before + 5000);
+  });
+
+  it('round-trips every header and counts deliveries from 1', () => {
+    const out = toServiceBusMessage(
+      { messageId: 'm-1', headers, body: Buffer.from('x') },
+      undefined,
+    );
+    const back = toIncomingMessage(
+      received({ ...out, deliveryCount: 2 } as Partial<ServiceBusReceivedMessage>),
+      'Sales',
+    );
+    expect(back.headers).toEqual(headers);
+    expect(back.messageId).toBe('m-1');
+    expect(back.deliveryCount).toBe(3);
+    expect(back.queue).toBe('Sales');
+  });
+
+  it('reads a message from another sender: strings from any property type, bodies of any kind', () => {
+    const foreign = toIncomingMessage(
+      received({
+        messageId: 42,
+        body: { n: 1 },
+        applicationProperties: { [Headers.MessageType]: 'x.Y', count: 3, at: new Date(0) },
+      }),
+      'Q',
+    );
+    expect(foreign.messageId).toBe('42');
+    expect(foreign.headers).toEqual({
+      [Headers.MessageId]: '42',
+      [Headers.MessageType]: 'x.Y',
+      count: '3',
+      at: '1970-01-01T00:00:00.000Z',
+    });
+    expect(Buffer.from(foreign.body).toString()).toBe('{"n":1}');
+    expect(toIncomingMessage(received({ body: 'text' }), 'Q').body).toEqual(Buffer.from('text'));
+    expect(toIncomingMessage(received({ body: undefined }), 'Q').body.byteLength).toBe(0);
+  });
+
+  it('a header set as an application property wins over the native property', () => {
+    const both = toIncomingMessage(
+      received({
+        correlationId: 'native',
+        applicationProperties: { [Headers.CorrelationId]: 'header' },
+      }),
+      'Q',
+    );
+    expect(both.headers[Headers.CorrelationId]).toBe('header');
+  });
+});
