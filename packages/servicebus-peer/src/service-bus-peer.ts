@@ -8,7 +8,7 @@ import rhea, {
   type Sender,
 } from 'rhea';
 import { type EntityOptions, MessageEntity, type StoredMessage } from './entities.js';
-import { amqpMessage, formatOf, internals } from './rhea-internals.js';
+import { amqpMessage, formatOf, internals, type Outcome } from './rhea-internals.js';
 import { verifySasToken } from './sas.js';
 
 export interface ServiceBusPeerOptions {
@@ -566,9 +566,16 @@ export async function startServiceBusPeer(
     kind: 'accepted' | 'released' | 'modified' | 'rejected',
   ) => {
     const delivery = context.delivery as Delivery;
+    const finish = (state: Outcome) => {
+      delivery.update(true, state as never);
+      // With rcv_settle_mode second the receiver settles only after this answer and says nothing
+      // more; rhea frees a delivery once both sides settled, and stops sending when 2048 wait
+      // (rhea lib/session.js, Outgoing.process). The disposition above is already queued.
+      (delivery as unknown as { remote_settled: boolean }).remote_settled = true;
+    };
     const lock = deliveryLocks.get(delivery);
     if (lock === undefined) {
-      delivery.update(true, amqpMessage.accepted().described());
+      finish(amqpMessage.accepted().described());
       return;
     }
     deliveryLocks.delete(delivery);
@@ -578,8 +585,7 @@ export async function startServiceBusPeer(
     if (failSettlements > 0) {
       failSettlements--;
       lock.entity.unlock(lock.token, 'abandon');
-      delivery.update(
-        true,
+      finish(
         amqpMessage
           .rejected({
             error: {
@@ -609,8 +615,7 @@ export async function startServiceBusPeer(
         : {}),
     });
     if (!done) {
-      delivery.update(
-        true,
+      finish(
         amqpMessage
           .rejected({
             error: {
@@ -623,7 +628,7 @@ export async function startServiceBusPeer(
       return;
     }
     count(outcome);
-    delivery.update(true, amqpMessage.accepted().described());
+    finish(amqpMessage.accepted().described());
   };
   container.on('accepted', (context: EventContext) => settle(context, 'accepted'));
   container.on('released', (context: EventContext) => settle(context, 'released'));

@@ -73,6 +73,32 @@ describe('servicebus peer, driven by @azure/service-bus', () => {
     await receiver.close();
   });
 
+  it('keeps delivering on one link past 2048 settled deliveries', async () => {
+    const name = queue();
+    const sender = client.createSender(name);
+    const total = 2100;
+    for (let start = 0; start < total; start += 300) {
+      await sender.sendMessages(
+        Array.from({ length: Math.min(300, total - start) }, (_, i) => ({ body: start + i })),
+      );
+    }
+    const receiver = client.createReceiver(name);
+    let completed = 0;
+    const subscription = receiver.subscribe(
+      {
+        processMessage: async (m) => {
+          await receiver.completeMessage(m);
+          completed++;
+        },
+        processError: async () => {},
+      },
+      { autoCompleteMessages: false, maxConcurrentCalls: 50 },
+    );
+    await expect.poll(() => completed, { timeout: 20_000 }).toBe(total);
+    await subscription.close();
+    await Promise.all([receiver.close(), sender.close()]);
+  });
+
   it('abandon redelivers with a higher delivery count; dead-letter keeps reason and description', async () => {
     const name = queue();
     const sender = client.createSender(name);
