@@ -1,4 +1,5 @@
-import { describeTransport } from '@tidings/transport-tests';
+import { ServiceBusAdministrationClient } from '@azure/service-bus';
+import { describeTransport, type TestScope } from '@tidings/transport-tests';
 import { afterAll } from 'vitest';
 import { azureServiceBusTransportDefaults, createAzureServiceBusTransport } from '../src/index.ts';
 import { cleanPeer, peerTransport, startServiceBusPeer, testSettings } from './support/peer.ts';
@@ -8,6 +9,21 @@ import { cleanPeer, peerTransport, startServiceBusPeer, testSettings } from './s
 const external = process.env.SERVICEBUS_CONNECTION_STRING;
 const peer = external ? undefined : await startServiceBusPeer();
 afterAll(() => peer?.close());
+
+/** On a real namespace: delete the test's queues and its subscriptions on every topic. */
+async function cleanNamespace(connectionString: string, scope: TestScope): Promise<void> {
+  const admin = new ServiceBusAdministrationClient(connectionString);
+  for await (const queue of admin.listQueues()) {
+    if (queue.name.startsWith(scope.id)) await admin.deleteQueue(queue.name).catch(() => {});
+  }
+  for await (const topic of admin.listTopics()) {
+    for await (const subscription of admin.listSubscriptions(topic.name)) {
+      if (subscription.subscriptionName.startsWith(scope.id)) {
+        await admin.deleteSubscription(topic.name, subscription.subscriptionName).catch(() => {});
+      }
+    }
+  }
+}
 
 describeTransport({
   name: external ? 'azure-service-bus' : 'azure-service-bus (test peer)',
@@ -22,6 +38,9 @@ describeTransport({
     deliveryCount: true,
     durable: true,
   },
-  cleanup: async (scope) => peer && cleanPeer(peer, scope.id),
+  cleanup: async (scope) => {
+    if (peer) cleanPeer(peer, scope.id);
+    else await cleanNamespace(external as string, scope);
+  },
   timeScale: external ? 3 : 1,
 });
