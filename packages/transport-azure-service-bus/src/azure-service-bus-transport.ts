@@ -389,6 +389,10 @@ export function createAzureServiceBusTransport(
             }
             await slots.acquire();
             try {
+              if (!accepting) {
+                await settle(receiver, message, 'abandon', queue);
+                return;
+              }
               let incoming: IncomingTransportMessage;
               let outcome: MessageOutcome;
               try {
