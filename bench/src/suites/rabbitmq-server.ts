@@ -8,6 +8,8 @@ import * as amqp from 'amqplib';
 
 const Order = defineMessage<{ id: number; sku: string }>('bench.Order');
 const Ack = defineMessage<{ id: number }>('bench.Ack');
+/** Requests use their own type, so telling them from one-way sends needs no extra header. */
+const Quote = defineMessage<{ id: number; sku: string }>('bench.Quote');
 
 const [impl, queue, url] = process.argv.slice(2) as [string, string, string];
 /** Handlers in flight (Tidings) = unacked messages (raw prefetch): the same window for both. */
@@ -68,8 +70,11 @@ if (impl === 'tidings') {
     concurrency,
     recoverability: { errorQueue: `${queue}-error` },
   });
-  server.handle(Order, async (order, ctx) => {
-    if (ctx.headers['bench-reply'] === '1') await ctx.reply(Ack, { id: order.id });
+  server.handle(Order, () => {
+    count();
+  });
+  server.handle(Quote, async (quote, ctx) => {
+    await ctx.reply(Ack, { id: quote.id });
     count();
   });
   await server.start();

@@ -11,18 +11,19 @@ function isBrokerHeader(name: string): boolean {
   );
 }
 
-/** Bus headers that travel as AMQP basic properties instead of in the headers table. */
+/** Bus headers that travel as AMQP basic properties instead of in the headers table (app-id: the sending application, i.e. the originating endpoint). */
 const nativeHeaders = new Set<string>([
   Headers.MessageId,
   Headers.CorrelationId,
   Headers.ReplyTo,
   Headers.ContentType,
   Headers.MessageType,
+  Headers.OriginatingEndpoint,
 ]);
 
 /**
- * Bus headers to AMQP: five travel as native properties (message-id, correlation-id, reply-to,
- * content-type, type), the rest in the headers table. Encoding a header table is amqplib's and the
+ * Bus headers to AMQP: six travel as native properties (message-id, correlation-id, reply-to,
+ * content-type, type, app-id), the rest in the headers table. Encoding a header table is amqplib's and the
  * broker's main per-message cost, so nothing is sent twice; `headersFromAmqp` restores them.
  */
 export function amqpPropertiesFor(headers: Readonly<Record<string, string>>): {
@@ -32,6 +33,7 @@ export function amqpPropertiesFor(headers: Readonly<Record<string, string>>): {
   replyTo?: string;
   contentType?: string;
   type?: string;
+  appId?: string;
 } {
   const table: Record<string, string> = {};
   for (const name in headers) {
@@ -48,6 +50,8 @@ export function amqpPropertiesFor(headers: Readonly<Record<string, string>>): {
   if (contentType !== undefined) properties.contentType = contentType;
   const type = headers[Headers.MessageType];
   if (type !== undefined) properties.type = type;
+  const appId = headers[Headers.OriginatingEndpoint];
+  if (appId !== undefined) properties.appId = appId;
   return properties;
 }
 
@@ -59,6 +63,7 @@ export interface NativeProperties {
   readonly replyTo?: unknown;
   readonly contentType?: unknown;
   readonly type?: unknown;
+  readonly appId?: unknown;
 }
 
 /**
@@ -88,6 +93,7 @@ export function headersFromAmqp(properties: NativeProperties): Record<string, st
   fill(result, Headers.ReplyTo, properties.replyTo);
   fill(result, Headers.ContentType, properties.contentType);
   fill(result, Headers.MessageType, properties.type);
+  fill(result, Headers.OriginatingEndpoint, properties.appId);
   return result;
 }
 
