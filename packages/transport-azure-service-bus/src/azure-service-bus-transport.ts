@@ -27,6 +27,7 @@ import { mapServiceBusError } from './errors.js';
 import { createAdministrationInstaller, type TopologyInstaller } from './installer.js';
 import { toIncomingMessage, toServiceBusMessage } from './message-mapping.js';
 import { subscriptionName, topicName } from './naming.js';
+import { enableTcpNoDelay } from './no-delay.js';
 import {
   type AzureServiceBusTransportOptions,
   azureServiceBusTransportDefaults,
@@ -133,6 +134,7 @@ export function createAzureServiceBusTransport(
       options.operationTimeoutMs ?? azureServiceBusTransportDefaults.operationTimeoutMs,
     ),
     maxRetries: options.maxRetries ?? azureServiceBusTransportDefaults.maxRetries,
+    tcpNoDelay: options.tcpNoDelay ?? azureServiceBusTransportDefaults.tcpNoDelay,
     retryDelayMs: positive(
       'retryDelayMs',
       options.retryDelayMs ?? azureServiceBusTransportDefaults.retryDelayMs,
@@ -173,14 +175,18 @@ export function createAzureServiceBusTransport(
       maxRetryDelayInMs: 30_000,
     },
   };
-  const newClient = (): ServiceBusClient =>
-    'connectionString' in options
-      ? new ServiceBusClient(options.connectionString, clientOptions)
-      : new ServiceBusClient(
-          options.fullyQualifiedNamespace,
-          options.credential as never,
-          clientOptions,
-        );
+  const newClient = (): ServiceBusClient => {
+    const client =
+      'connectionString' in options
+        ? new ServiceBusClient(options.connectionString, clientOptions)
+        : new ServiceBusClient(
+            options.fullyQualifiedNamespace,
+            options.credential as never,
+            clientOptions,
+          );
+    if (settings.tcpNoDelay) enableTcpNoDelay(client);
+    return client;
+  };
   const fail = (error: unknown, operation: string, destination?: string) =>
     mapServiceBusError(error, {
       operation,

@@ -9,6 +9,7 @@ export {
   type TopologyInstaller,
 } from './installer.js';
 export { subscriptionName, topicName } from './naming.js';
+export { enableTcpNoDelay } from './no-delay.js';
 export {
   type AzureServiceBusTransportOptions,
   type AzureServiceBusTransportSettings,

@@ -75,6 +75,13 @@ export interface AzureServiceBusTransportSettings {
    * @default 500
    */
   readonly retryDelayMs?: number;
+  /**
+   * TCP_NODELAY on the SDK's sockets. Without it each request/reply round trip waits about 40 ms
+   * for a delayed ACK. The SDK has no option for it; the transport sets rhea's `tcp_no_delay` on
+   * its own clients' connections (see src/no-delay.ts).
+   * @default true
+   */
+  readonly tcpNoDelay?: boolean;
 }
 
 export type AzureServiceBusTransportOptions = (ConnectionStringConnection | CredentialConnection) &
@@ -88,6 +95,7 @@ export const azureServiceBusTransportDefaults = {
   operationTimeoutMs: 30_000,
   maxRetries: 3,
   retryDelayMs: 500,
+  tcpNoDelay: true,
 } as const satisfies Required<
   Omit<AzureServiceBusTransportSettings, 'installer' | 'duplicateDetectionWindowMs'>
 >;

@@ -70,7 +70,10 @@ function tally() {
 describe('faults against the test peer', () => {
   it.each([
     ['the peer drops every connection', () => peer.dropConnections()],
-    ['a receive link is detached by force', () => peer.detachLinks()],
+    [
+      "the endpoint queue's receive link is detached by force",
+      () => peer.detachLinks(name('Server')),
+    ],
   ])('during a stream, %s: nothing is lost, duplicates are counted', async (_label, fault) => {
     prefix = `f${randomBytes(3).toString('hex')}`;
     const count = tally();
