@@ -20,9 +20,9 @@ import { type BenchRow, type BenchSuite, percentile, runConcurrent } from '../re
  * reference for a real namespace. Both sides run with TCP_NODELAY (see enableTcpNoDelay).
  */
 const transportName = 'azure-service-bus (test peer, not Service Bus)';
-const oneWayCount = 3_000;
-const requestsAtOne = 200;
-const requestsAtHundred = 2_000;
+const oneWayCount = 5_000;
+const requestsAtOne = 1_000;
+const requestsAtHundred = 5_000;
 const concurrency = 100;
 
 const Order = defineMessage<{ id: number; sku: string }>('bench.Order');
@@ -146,7 +146,25 @@ async function tidingsRequests(peer: ServiceBusPeer, total: number, c: number) {
 
 // The raw SDK doing the same work: peek-lock, explicit completion, reply to replyTo.
 
-async function rawSetup(peer: ServiceBusPeer) {
+const rawImpl = 'raw @azure/service-bus';
+const rawWithHeaders = 'raw @azure/service-bus + bus headers';
+
+/**
+ * Application properties shaped like the bus headers Tidings sends beside the native ones (names
+ * and typical values), for the "+ bus headers" rows: what the header contract alone costs the SDK.
+ */
+function busLikeProperties(id: string): Record<string, string> {
+  return {
+    'tidings.conversation-id': id,
+    'tidings.message-type': 'bench.Order',
+    'tidings.time-sent': new Date().toISOString(),
+    'tidings.intent': 'send',
+    'tidings.originating-endpoint': 'bench-Client',
+    'tidings.originating-instance': 'c1',
+  };
+}
+
+async function rawSetup(peer: ServiceBusPeer, withHeaders = false) {
   const id = runId();
   const serverQueue = `${id}-raw-Server`;
   const clientQueue = `${id}-raw-Client`;
@@ -171,10 +189,12 @@ async function rawSetup(peer: ServiceBusPeer) {
         sender = serverClient.createSender(message.replyTo);
         replySenders.set(message.replyTo, sender);
       }
+      const messageId = randomUUID();
       await sender.sendMessages({
         body: Buffer.from(JSON.stringify({ id: body.id })),
-        messageId: randomUUID(),
+        messageId,
         correlationId: message.messageId as string,
+        ...(withHeaders ? { applicationProperties: busLikeProperties(messageId) } : {}),
       });
     }
     await serverReceiver.completeMessage(message);
@@ -198,12 +218,15 @@ async function rawSetup(peer: ServiceBusPeer) {
     },
     { autoCompleteMessages: false, maxConcurrentCalls: concurrency },
   );
-  const send = (i: number, reply: boolean) =>
-    toServer.sendMessages({
+  const send = (i: number, reply: boolean) => {
+    const messageId = randomUUID();
+    return toServer.sendMessages({
       body: Buffer.from(JSON.stringify({ id: i, sku: 'sku-1' })),
-      messageId: randomUUID(),
+      messageId,
       ...(reply ? { replyTo: clientQueue } : {}),
+      ...(withHeaders ? { applicationProperties: busLikeProperties(messageId) } : {}),
     });
+  };
   const request = (i: number) => {
     const messageId = randomUUID();
     const answered = new Promise<void>((resolve) => pending.set(messageId, resolve));
@@ -212,6 +235,7 @@ async function rawSetup(peer: ServiceBusPeer) {
         body: Buffer.from(JSON.stringify({ id: i, sku: 'sku-1' })),
         messageId,
         replyTo: clientQueue,
+        ...(withHeaders ? { applicationProperties: busLikeProperties(messageId) } : {}),
       })
       .then(() => answered);
   };
@@ -230,21 +254,27 @@ async function rawSetup(peer: ServiceBusPeer) {
   };
 }
 
-async function rawOneWay(peer: ServiceBusPeer): Promise<BenchRow> {
-  const raw = await rawSetup(peer);
+async function rawOneWay(peer: ServiceBusPeer, withHeaders = false): Promise<BenchRow> {
+  const raw = await rawSetup(peer, withHeaders);
   const started = performance.now();
   await runConcurrent(oneWayCount, concurrency, (i) => raw.send(i, false));
   await waitFor(() => raw.handled() >= oneWayCount);
   const elapsed = performance.now() - started;
   await raw.close();
-  return row('one-way', 'raw @azure/service-bus', oneWayCount, elapsed);
+  return row('one-way', withHeaders ? rawWithHeaders : rawImpl, oneWayCount, elapsed);
 }
 
-async function rawRequests(peer: ServiceBusPeer, total: number, c: number): Promise<BenchRow> {
-  const raw = await rawSetup(peer);
+async function rawRequests(
+  peer: ServiceBusPeer,
+  total: number,
+  c: number,
+  withHeaders = false,
+): Promise<BenchRow> {
+  const raw = await rawSetup(peer, withHeaders);
   const { elapsedMs, latenciesMs } = await runConcurrent(total, c, (i) => raw.request(i));
   await raw.close();
-  return row(`request/reply c=${c}`, 'raw @azure/service-bus', total, elapsedMs, latenciesMs);
+  const impl = withHeaders ? rawWithHeaders : rawImpl;
+  return row(`request/reply c=${c}`, impl, total, elapsedMs, latenciesMs);
 }
 
 export const azureServiceBusSuite: BenchSuite = {
@@ -254,10 +284,13 @@ export const azureServiceBusSuite: BenchSuite = {
     try {
       return [
         await rawOneWay(peer),
+        await rawOneWay(peer, true),
         await tidingsOneWay(peer),
         await rawRequests(peer, requestsAtOne, 1),
+        await rawRequests(peer, requestsAtOne, 1, true),
         await tidingsRequests(peer, requestsAtOne, 1),
         await rawRequests(peer, requestsAtHundred, 100),
+        await rawRequests(peer, requestsAtHundred, 100, true),
         await tidingsRequests(peer, requestsAtHundred, 100),
       ];
     } finally {
