@@ -77,6 +77,7 @@ export {
   inMemoryTransportDefaults,
 } from './transport/in-memory-transport.js';
 export {
+  type DeadLetterOutcome,
   type EndpointTopology,
   type IncomingTransportMessage,
   type MessageOutcome,

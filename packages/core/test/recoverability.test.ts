@@ -172,3 +172,68 @@ describe('recoverability on an endpoint', () => {
     await errors.close();
   });
 });
+
+describe('unreadable messages on a transport with its own dead-letter queue', () => {
+  const w = world();
+  afterEach(() => w.stopAll());
+
+  async function serverWith(unreadableMessages?: 'dead-letter' | 'error-queue') {
+    const outcomes: unknown[] = [];
+    // The real in-memory transport, declaring a native dead-letter queue and recording outcomes.
+    const withDeadLetter = {
+      ...w.transport,
+      capabilities: { ...w.transport.capabilities, nativeDeadLetter: true },
+      async openEndpoint(...args: Parameters<typeof w.transport.openEndpoint>) {
+        const connection = await w.transport.openEndpoint(...args);
+        return {
+          ...connection,
+          startReceiving: (settings: Parameters<typeof connection.startReceiving>[0]) =>
+            connection.startReceiving({
+              ...settings,
+              onMessage: async (message) => {
+                const outcome = await settings.onMessage(message);
+                outcomes.push(outcome);
+                return outcome === 'abandon' ? 'abandon' : 'complete';
+              },
+            }),
+        };
+      },
+    };
+    const server = w.endpoint({
+      name: `Dlq-${unreadableMessages ?? 'default'}`,
+      transport: withDeadLetter,
+      ...(unreadableMessages ? { recoverability: { unreadableMessages } } : {}),
+    });
+    server.handle(Job, () => {});
+    await server.start();
+    const raw = await w.transport.openEndpoint(
+      { endpointName: 'raw', errorQueue: 'error', subscriptions: [] },
+      { logger: recordingLogger() },
+    );
+    await raw.dispatch([
+      {
+        message: {
+          messageId: 'bad',
+          headers: { [Headers.MessageType]: Job.name },
+          body: Buffer.from('{"n":'),
+        },
+        destination: { kind: 'queue', queue: server.name },
+      },
+    ]);
+    return { server, outcomes };
+  }
+
+  it('settles them as dead-letter with the reason, by default', async () => {
+    const { server, outcomes } = await serverWith();
+    await expect.poll(() => outcomes.length).toBe(1);
+    expect(outcomes[0]).toMatchObject({ kind: 'dead-letter', reason: 'TIDINGS_DESERIALIZATION' });
+    expect(server.stats).toMatchObject({ deadLettered: 1, movedToErrorQueue: 0 });
+  });
+
+  it("moves them to the error queue with unreadableMessages: 'error-queue'", async () => {
+    const { server, outcomes } = await serverWith('error-queue');
+    await expect.poll(() => outcomes.length).toBe(1);
+    expect(outcomes[0]).toBe('complete');
+    expect(server.stats).toMatchObject({ deadLettered: 0, movedToErrorQueue: 1 });
+  });
+});

@@ -90,6 +90,46 @@ function positive(name: string, value: number): number {
   return value;
 }
 
+const settlementGates = new WeakMap<object, Promise<void>>();
+const nextTurn = () => new Promise<void>((resolve) => setImmediate(resolve));
+
+/**
+ * rhea (under the SDK) sends the dispositions queued in one tick as ranges, and merges a delivery
+ * into a one-delivery range without comparing outcomes (lib/session.js, write_dispositions): an
+ * abandon or dead-letter settled in the same tick right after a complete would be sent as a
+ * complete, and the message lost. So a settlement other than complete goes out alone: after the
+ * dispositions already queued are flushed, with completes held back until it is flushed too.
+ */
+async function settleIsolated(
+  receiver: object,
+  outcome: MessageOutcome,
+  settleNow: () => Promise<void>,
+): Promise<void> {
+  if (outcome === 'complete') {
+    const gate = settlementGates.get(receiver);
+    if (gate !== undefined) await gate;
+    return settleNow();
+  }
+  const previous = settlementGates.get(receiver);
+  let open: () => void = () => {};
+  const gate = new Promise<void>((resolve) => {
+    open = resolve;
+  });
+  settlementGates.set(receiver, gate);
+  try {
+    if (previous !== undefined) await previous;
+    await nextTurn();
+    const settled = settleNow();
+    // Observed now, awaited below: a failure while waiting for the flush is not unhandled.
+    settled.catch(() => {});
+    await nextTurn();
+    await settled;
+  } finally {
+    if (settlementGates.get(receiver) === gate) settlementGates.delete(receiver);
+    open();
+  }
+}
+
 /**
  * Azure Service Bus through @azure/service-bus: a queue per endpoint, an instance queue that
  * deletes itself when idle, a topic per event type with a forwarding subscription per
@@ -162,6 +202,7 @@ export function createAzureServiceBusTransport(
     maxMessageSizeBytes: settings.maxMessageSizeBytes,
     deliveryCount: true,
     durable: true,
+    nativeDeadLetter: true,
   };
   const counters = { settlementFailures: 0, receiveErrors: 0 };
   // Below this, AMQP framing cannot push a message over the limit; above it, a batch measures it.
@@ -348,9 +389,17 @@ export function createAzureServiceBusTransport(
         // not held for it. The broker redelivers the message once its lock is gone.
         let timer: NodeJS.Timeout | undefined;
         const work = Promise.race([
-          outcome === 'complete'
-            ? receiver.completeMessage(message)
-            : receiver.abandonMessage(message),
+          settleIsolated(receiver, outcome, () =>
+            outcome === 'complete'
+              ? receiver.completeMessage(message)
+              : outcome === 'abandon'
+                ? receiver.abandonMessage(message)
+                : // Unreadable: Service Bus's own dead-letter queue keeps it, with the reason.
+                  receiver.deadLetterMessage(message, {
+                    deadLetterReason: outcome.reason,
+                    deadLetterErrorDescription: outcome.description,
+                  }),
+          ),
           new Promise<never>((_, reject) => {
             timer = setTimeout(
               () => reject(new Error(`no answer within ${settings.operationTimeoutMs} ms`)),
@@ -367,7 +416,8 @@ export function createAzureServiceBusTransport(
         } catch (error) {
           // Lock lost or link gone: Service Bus delivers the message again (at least once).
           counters.settlementFailures++;
-          logger.warn(`Could not ${outcome} a message on '${queue}'; it will be delivered again`, {
+          const what = typeof outcome === 'string' ? outcome : 'dead-letter';
+          logger.warn(`Could not ${what} a message on '${queue}'; it will be delivered again`, {
             messageId: String(message.messageId ?? ''),
             error: redactSecrets(String((error as Error)?.message ?? error), secrets),
           });

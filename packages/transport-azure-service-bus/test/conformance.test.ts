@@ -37,6 +37,7 @@ describeTransport({
     maxMessageSizeBytes: azureServiceBusTransportDefaults.maxMessageSizeBytes,
     deliveryCount: true,
     durable: true,
+    nativeDeadLetter: true,
   },
   cleanup: async (scope) => {
     if (peer) cleanPeer(peer, scope.id);

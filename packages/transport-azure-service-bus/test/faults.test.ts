@@ -151,45 +151,63 @@ describe('faults against the test peer', () => {
     expect(server.endpoint.stats.movedToErrorQueue).toBe(1);
   });
 
-  it('messages sent with the raw SDK: malformed ones reach the error queue, a well-formed one is handled', async () => {
-    prefix = `f${randomBytes(3).toString('hex')}`;
-    const handled: Array<{ n: number; correlationId: string }> = [];
-    await start('Server', (e) =>
-      e.handle(Work, (p, ctx) => void handled.push({ n: p.n, correlationId: ctx.correlationId })),
-    );
-    const raw = new ServiceBusClient(peer.connectionString);
-    try {
-      await raw.createSender(name('Server')).sendMessages([
-        // Not JSON.
-        {
-          body: Buffer.from('{"n": '),
-          messageId: 'bad-json',
-          applicationProperties: { [Headers.MessageType]: Work.name },
-        },
-        // No message type at all: a message from something that is not a Tidings sender.
-        { body: { n: 2 }, messageId: 'no-type' },
-        // Another language's service: type and content type as properties, the rest native.
-        {
-          body: Buffer.from('{"n":3}'),
-          messageId: 'interop',
-          correlationId: 'from-elsewhere',
-          contentType: 'application/json',
-          applicationProperties: { [Headers.MessageType]: Work.name },
-        },
-      ]);
-    } finally {
-      await raw.close();
-    }
-    await expect.poll(() => peer.messages(errorQueue()).length, wait).toBe(2);
-    await expect.poll(() => handled, wait).toEqual([{ n: 3, correlationId: 'from-elsewhere' }]);
-    const codes = Object.fromEntries(
-      peer
-        .messages(errorQueue())
-        .map((m) => [m.messageId, m.applicationProperties[Headers.ExceptionCode]]),
-    );
-    expect(codes).toEqual({
-      'bad-json': 'TIDINGS_DESERIALIZATION',
-      'no-type': 'TIDINGS_MALFORMED_MESSAGE',
-    });
-  });
+  it.each([
+    ['the native dead-letter queue, with the reason (default)', 'dead-letter'],
+    ['the error queue', 'error-queue'],
+  ] as const)(
+    'messages sent with the raw SDK: unreadable ones go to %s, a well-formed one is handled',
+    async (_where, unreadableMessages) => {
+      prefix = `f${randomBytes(3).toString('hex')}`;
+      const handled: Array<{ n: number; correlationId: string }> = [];
+      const server = await start(
+        'Server',
+        (e) =>
+          e.handle(
+            Work,
+            (p, ctx) => void handled.push({ n: p.n, correlationId: ctx.correlationId }),
+          ),
+        unreadableMessages === 'error-queue'
+          ? { recoverability: { errorQueue: errorQueue(), unreadableMessages } }
+          : {},
+      );
+      const raw = new ServiceBusClient(peer.connectionString);
+      try {
+        await raw.createSender(name('Server')).sendMessages([
+          // Not JSON.
+          {
+            body: Buffer.from('{"n": '),
+            messageId: 'bad-json',
+            applicationProperties: { [Headers.MessageType]: Work.name },
+          },
+          // No message type at all: a message from something that is not a Tidings sender.
+          { body: { n: 2 }, messageId: 'no-type' },
+          // Another language's service: type and content type as properties, the rest native.
+          {
+            body: Buffer.from('{"n":3}'),
+            messageId: 'interop',
+            correlationId: 'from-elsewhere',
+            contentType: 'application/json',
+            applicationProperties: { [Headers.MessageType]: Work.name },
+          },
+        ]);
+      } finally {
+        await raw.close();
+      }
+      const where =
+        unreadableMessages === 'dead-letter' ? `${name('Server')}/$DeadLetterQueue` : errorQueue();
+      const reasonOf = (m: { applicationProperties: Record<string, unknown> }) =>
+        unreadableMessages === 'dead-letter'
+          ? m.applicationProperties.DeadLetterReason
+          : m.applicationProperties[Headers.ExceptionCode];
+      await expect.poll(() => peer.messages(where).length, wait).toBe(2);
+      await expect.poll(() => handled, wait).toEqual([{ n: 3, correlationId: 'from-elsewhere' }]);
+      expect(
+        Object.fromEntries(peer.messages(where).map((m) => [m.messageId, reasonOf(m)])),
+      ).toEqual({
+        'bad-json': 'TIDINGS_DESERIALIZATION',
+        'no-type': 'TIDINGS_MALFORMED_MESSAGE',
+      });
+      expect(server.endpoint.stats.deadLettered).toBe(unreadableMessages === 'dead-letter' ? 2 : 0);
+    },
+  );
 });

@@ -75,6 +75,7 @@ class TidingsEndpoint implements Endpoint, ProcessorHost {
   readonly outgoingMiddleware: OutgoingMiddleware[] = [];
   readonly counters: ProcessorCounters = {
     handled: 0,
+    deadLettered: 0,
     immediateRetries: 0,
     delayedRetries: 0,
     movedToErrorQueue: 0,

@@ -91,6 +91,8 @@ export interface EndpointStats {
   readonly immediateRetries: number;
   readonly delayedRetries: number;
   readonly movedToErrorQueue: number;
+  /** Unreadable messages settled into the broker's own dead-letter queue (`nativeDeadLetter`). */
+  readonly deadLettered: number;
   /** Replies with neither a pending request nor a handler: discarded with a warning. */
   readonly unmatchedReplies: number;
 }

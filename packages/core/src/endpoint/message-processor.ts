@@ -4,9 +4,10 @@ import {
   MalformedMessageError,
   NoHandlerError,
   ReplyMismatchError,
+  TidingsError,
 } from '../errors.js';
 import type { MessageDefinition } from '../messages/define-message.js';
-import { Headers } from '../messages/headers.js';
+import { Headers, MAX_FAILURE_HEADER_LENGTH } from '../messages/headers.js';
 import { validatePayload } from '../messages/validate.js';
 import { type IncomingMiddleware, runMiddleware } from '../pipeline/middleware.js';
 import { failureHeaders } from '../recoverability/failure-headers.js';
@@ -28,6 +29,7 @@ export interface HandlerRegistration {
 
 export interface ProcessorCounters {
   handled: number;
+  deadLettered: number;
   immediateRetries: number;
   delayedRetries: number;
   movedToErrorQueue: number;
@@ -62,12 +64,28 @@ interface ParsedMessage {
 
 const backoffAfterFailedMoveMs = 1000;
 
+/** A message no handler could ever read: its body or its headers are broken. */
+function isUnreadable(error: unknown): boolean {
+  return (
+    error instanceof TidingsError &&
+    (error.code === 'TIDINGS_DESERIALIZATION' || error.code === 'TIDINGS_MALFORMED_MESSAGE')
+  );
+}
+
 /**
  * Handles one received message end to end: headers, deserialization, callbacks, handlers,
  * recoverability. Returns how the transport should settle it; never throws.
  */
 export class MessageProcessor {
   constructor(private readonly host: ProcessorHost) {}
+
+  private get deadLettersUnreadable(): boolean {
+    const { recoverability, transport } = this.host.options;
+    return (
+      recoverability.unreadableMessages === 'dead-letter' &&
+      transport.capabilities.nativeDeadLetter === true
+    );
+  }
 
   async process(raw: IncomingTransportMessage): Promise<MessageOutcome> {
     try {
@@ -374,6 +392,15 @@ export class MessageProcessor {
     errorQueue = this.host.options.recoverability.errorQueue,
   ): Promise<MessageOutcome> {
     const { logger } = this.host.options;
+    if (this.deadLettersUnreadable && isUnreadable(error)) {
+      this.host.counters.deadLettered++;
+      const description = errorMessage(error).slice(0, MAX_FAILURE_HEADER_LENGTH);
+      logger.error(`Dead-lettered a message that cannot be read: ${description}`, {
+        messageId: raw.messageId,
+        queue: raw.queue,
+      });
+      return { kind: 'dead-letter', reason: (error as TidingsError).code, description };
+    }
     try {
       await this.host.transportEndpoint.dispatch([
         {

@@ -48,6 +48,13 @@ export interface RecoverabilityOptions {
    * @default 'error'
    */
   readonly errorQueue?: string;
+  /**
+   * Messages that cannot be read (a body that does not deserialize, no message type): into the
+   * broker's own dead-letter queue where the transport has one (`nativeDeadLetter`), with the
+   * reason recorded; elsewhere, and with `'error-queue'`, into the error queue.
+   * @default 'dead-letter'
+   */
+  readonly unreadableMessages?: 'dead-letter' | 'error-queue';
   readonly policy?: RecoverabilityPolicy;
 }
 
@@ -71,6 +78,7 @@ export function isUnrecoverable(error: unknown): boolean {
 }
 
 export interface ResolvedRecoverability {
+  readonly unreadableMessages: 'dead-letter' | 'error-queue';
   readonly immediateRetries: number;
   readonly delayedRetriesCount: number;
   readonly errorQueue: string;
@@ -98,7 +106,14 @@ export function resolveRecoverability(options: RecoverabilityOptions = {}): Reso
   const delayFor = (round: number) => (typeof delay === 'function' ? delay(round) : delay * round);
   const policy = options.policy;
 
+  const unreadableMessages = options.unreadableMessages ?? 'dead-letter';
+  if (unreadableMessages !== 'dead-letter' && unreadableMessages !== 'error-queue') {
+    throw new ConfigurationError(
+      `recoverability.unreadableMessages must be 'dead-letter' or 'error-queue', got ${JSON.stringify(unreadableMessages)}.`,
+    );
+  }
   return {
+    unreadableMessages,
     immediateRetries,
     delayedRetriesCount: count,
     errorQueue,

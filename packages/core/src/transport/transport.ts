@@ -18,6 +18,11 @@ export interface TransportCapabilities {
   readonly deliveryCount: boolean;
   /** Queues, subscriptions and delays survive a restart of the process (false for in-memory). */
   readonly durable: boolean;
+  /**
+   * Has a dead-letter queue of its own (Service Bus): core may settle a message it cannot read
+   * with a `dead-letter` outcome instead of copying it to the error queue. Absent means false.
+   */
+  readonly nativeDeadLetter?: boolean;
 }
 
 /** Bytes and headers as they travel. Header names and values are the wire contract (docs/wire-format.md). */
@@ -50,12 +55,21 @@ export interface IncomingTransportMessage {
   readonly deliveryCount?: number;
 }
 
+/** Settle into the broker's own dead-letter queue, recording why (only with `nativeDeadLetter`). */
+export interface DeadLetterOutcome {
+  readonly kind: 'dead-letter';
+  /** A short machine-readable reason, e.g. `TIDINGS_DESERIALIZATION`. */
+  readonly reason: string;
+  readonly description: string;
+}
+
 /**
  * How the transport settles a received message once core is done with it.
  * `complete`: the outcome (handled, retried later, moved to the error queue) is durable; remove it.
  * `abandon`: core could not make the outcome durable (or is stopping); make it available again.
+ * A `DeadLetterOutcome` only reaches transports that declare `nativeDeadLetter`.
  */
-export type MessageOutcome = 'complete' | 'abandon';
+export type MessageOutcome = 'complete' | 'abandon' | DeadLetterOutcome;
 
 /** Core's callback for each received message. It never rejects; transports still guard against it. */
 export type OnMessage = (message: IncomingTransportMessage) => Promise<MessageOutcome>;
