@@ -53,6 +53,7 @@ export {
   type PayloadOf,
 } from './messages/define-message.js';
 export { Headers, type MessageIntent } from './messages/headers.js';
+export { validatePayload } from './messages/validate.js';
 export type {
   IncomingContext,
   IncomingMiddleware,

@@ -4,7 +4,7 @@ import {
   type MessageDefinition,
   type Reply,
   type RequestOptions,
-  ValidationError,
+  validatePayload,
 } from '@tidings/core';
 import { withHttpStatus } from './http-status.js';
 
@@ -54,29 +54,6 @@ export function abortOnDisconnect(response: HttpResponseLike): {
   return { signal: controller.signal, dispose: () => response.off('close', onClose) };
 }
 
-async function validated(definition: MessageDefinition, payload: unknown): Promise<unknown> {
-  const schema = definition.schema;
-  if (schema === undefined) return payload;
-  let result = schema['~standard'].validate(payload);
-  if (result instanceof Promise) result = await result;
-  if (result.issues) {
-    throw new ValidationError(
-      definition.name,
-      result.issues.map((issue) => ({
-        message: issue.message,
-        ...(issue.path
-          ? {
-              path: issue.path.map((p) =>
-                typeof p === 'object' && p !== null && 'key' in p ? p.key : p,
-              ),
-            }
-          : {}),
-      })),
-    );
-  }
-  return result.value;
-}
-
 /**
  * `endpoint.request` for code that answers an HTTP request: the wait is aborted the moment the
  * HTTP client disconnects, the payload is checked against the message's schema first, and a
@@ -109,7 +86,7 @@ export async function requestForHttp(
   const { response, validate = true, signal, ...requestOptions } = options;
   const disconnect = abortOnDisconnect(response);
   try {
-    const checked = validate ? await validated(definition, payload) : payload;
+    const checked = validate ? await validatePayload(definition, payload) : payload;
     return await endpoint.request(definition, checked, {
       ...requestOptions,
       signal:

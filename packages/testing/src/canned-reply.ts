@@ -4,7 +4,7 @@ import {
   type Reply,
   ReplyMismatchError,
   UsageError,
-  ValidationError,
+  validatePayload,
 } from '@tidings/core';
 
 /** A reply message for a canned answer: make it with `replyMessage(Definition, payload)`. */
@@ -107,27 +107,5 @@ export async function unwrapReply(
   if (reply.messageType !== expect.name) {
     throw new ReplyMismatchError(`message '${expect.name}'`, `message '${reply.messageType}'`);
   }
-  return validate(expect, reply.body);
-}
-
-async function validate(definition: MessageDefinition, payload: unknown): Promise<unknown> {
-  const schema = definition.schema;
-  if (schema === undefined) return payload;
-  const result = await schema['~standard'].validate(payload);
-  if (result.issues) {
-    throw new ValidationError(
-      definition.name,
-      result.issues.map((issue) => ({
-        message: issue.message,
-        ...(issue.path
-          ? {
-              path: issue.path.map((p) =>
-                typeof p === 'object' && p !== null && 'key' in p ? p.key : p,
-              ),
-            }
-          : {}),
-      })),
-    );
-  }
-  return result.value;
+  return validatePayload(expect, reply.body);
 }

@@ -139,6 +139,7 @@ class TestEndpointImpl implements TestEndpoint {
       immediateRetries: 0,
       delayedRetries: 0,
       movedToErrorQueue: 0,
+      deadLettered: 0,
       unmatchedReplies: 0,
     };
   }
