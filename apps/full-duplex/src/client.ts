@@ -1,6 +1,6 @@
 import { createEndpoint, type Endpoint, type Logger, type Transport } from '@tidings/core';
+import { transportFromEnv } from '@tidings/sample-support';
 import { OrderAccepted, PlaceOrder, routes } from './messages.js';
-import { transportFromEnv } from './transport-from-env.js';
 
 /**
  * The client. Its OrderAccepted handler is the durable way to take replies: they land in the
@@ -92,7 +92,9 @@ if (import.meta.url === `file://${process.argv[1]}`) {
   const count = Number(process.env.ORDERS ?? 3);
   const mode = process.env.CLIENT_MODE ?? 'run';
   const seen = new Set<string>();
-  const client = createClientEndpoint(await transportFromEnv(), (id) => seen.add(id));
+  const client = createClientEndpoint(await transportFromEnv('tidings-full-duplex'), (id) =>
+    seen.add(id),
+  );
   await client.start();
   try {
     if (mode === 'send-and-die') await sendAndDie(client, count);

@@ -6,9 +6,8 @@ import {
   type PayloadOf,
   type Transport,
 } from '@tidings/core';
+import { runUntilSignal, transportFromEnv } from '@tidings/sample-support';
 import { OrderAccepted, PlaceOrder } from './messages.js';
-import { runUntilSignal } from './process.js';
-import { transportFromEnv } from './transport-from-env.js';
 
 /** Accepts every order and replies with its total. The reply goes wherever the sender asked. */
 export const placeOrder: Handler<PayloadOf<typeof PlaceOrder>> = async (order, ctx) => {
@@ -30,7 +29,7 @@ export function createSalesEndpoint(transport: Transport, logger?: Logger): Endp
 }
 
 if (import.meta.url === `file://${process.argv[1]}`) {
-  const sales = createSalesEndpoint(await transportFromEnv());
+  const sales = createSalesEndpoint(await transportFromEnv('tidings-full-duplex'));
   await sales.start();
   console.log('[server] Sales is running');
   // Tell a launcher the queue exists, so its client does not send into nothing.

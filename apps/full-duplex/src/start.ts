@@ -1,9 +1,9 @@
 import { type ChildProcess, fork } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { createConsoleLogger } from '@tidings/core';
+import { transportFromEnv, transportName } from '@tidings/sample-support';
 import { createClientEndpoint, runClient } from './client.js';
 import { createSalesEndpoint } from './server.js';
-import { transportFromEnv, transportName } from './transport-from-env.js';
 
 /**
  * `npm start`: the server and the client as two processes (one process on the in-memory
@@ -13,7 +13,7 @@ const count = Number(process.env.ORDERS ?? 3);
 const logger = createConsoleLogger('warn');
 
 if (transportName() === 'in-memory') {
-  const transport = await transportFromEnv();
+  const transport = await transportFromEnv('tidings-full-duplex');
   const durable = new Set<string>();
   const sales = createSalesEndpoint(transport, logger);
   const client = createClientEndpoint(transport, (id) => durable.add(id), logger);

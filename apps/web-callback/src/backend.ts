@@ -1,4 +1,5 @@
 import { createEndpoint, type Endpoint, type Logger, type Transport } from '@tidings/core';
+import { runUntilSignal, transportFromEnv } from '@tidings/sample-support';
 import {
   backendName,
   DescribeOrder,
@@ -6,8 +7,6 @@ import {
   OrderDescription,
   ProcessOrder,
 } from './messages.js';
-import { runUntilSignal } from './process.js';
-import { transportFromEnv } from './transport-from-env.js';
 
 export interface BackendOptions {
   readonly logger?: Logger;
@@ -49,7 +48,7 @@ export function createBackendEndpoint(
 }
 
 if (import.meta.url === `file://${process.argv[1]}`) {
-  const backend = createBackendEndpoint(await transportFromEnv(), {
+  const backend = createBackendEndpoint(await transportFromEnv('tidings-web-callback'), {
     workMs: Number(process.env.BACKEND_WORK_MS ?? 0),
     instanceId: process.env.BACKEND_INSTANCE_ID ?? 'backend-1',
   });

@@ -1,9 +1,8 @@
 import { type ChildProcess, fork } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { createConsoleLogger } from '@tidings/core';
+import { runUntilSignal, transportFromEnv, transportName } from '@tidings/sample-support';
 import { createBackendEndpoint } from './backend.js';
-import { runUntilSignal } from './process.js';
-import { transportFromEnv, transportName } from './transport-from-env.js';
 import { createWebEndpoint, createWebServer } from './web.js';
 
 /**
@@ -15,7 +14,7 @@ const host = process.env.HOST ?? '127.0.0.1';
 const timeoutMs = Number(process.env.WEB_TIMEOUT_MS ?? 5000);
 
 if (transportName() === 'in-memory') {
-  const transport = await transportFromEnv();
+  const transport = await transportFromEnv('tidings-web-callback');
   const logger = createConsoleLogger('warn');
   const backend = createBackendEndpoint(transport, { logger });
   await backend.start();

@@ -1,5 +1,6 @@
 import { createEndpoint, type Endpoint, type Logger, type Transport } from '@tidings/core';
 import { tidingsPlugin } from '@tidings/fastify';
+import { runUntilSignal, transportFromEnv } from '@tidings/sample-support';
 import Fastify, { type FastifyInstance } from 'fastify';
 import {
   DescribeOrder,
@@ -10,8 +11,6 @@ import {
   webName,
 } from './messages.js';
 import { page } from './page.js';
-import { runUntilSignal } from './process.js';
-import { transportFromEnv } from './transport-from-env.js';
 
 /**
  * The web server's endpoint. It waits for replies in memory (callbacks), so it needs a queue of
@@ -85,7 +84,7 @@ export async function createWebServer(options: WebServerOptions): Promise<Fastif
 }
 
 if (import.meta.url === `file://${process.argv[1]}`) {
-  const endpoint = createWebEndpoint(await transportFromEnv(), {
+  const endpoint = createWebEndpoint(await transportFromEnv('tidings-web-callback'), {
     instanceId: process.env.WEB_INSTANCE_ID ?? 'web-1',
   });
   const app = await createWebServer({

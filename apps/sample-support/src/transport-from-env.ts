@@ -37,10 +37,13 @@ const examples: Record<string, string> = {
 };
 
 /**
- * Builds the transport named by the environment. Transport packages load on demand, so the
+ * Builds the transport named by the environment; `clientId` names the process to the broker. Transport packages load on demand, so the
  * in-memory and learning paths never load a broker client.
  */
-export async function transportFromEnv(env: NodeJS.ProcessEnv = process.env): Promise<Transport> {
+export async function transportFromEnv(
+  clientId: string,
+  env: NodeJS.ProcessEnv = process.env,
+): Promise<Transport> {
   const name = transportName(env);
   switch (name) {
     case 'in-memory':
@@ -57,7 +60,7 @@ export async function transportFromEnv(env: NodeJS.ProcessEnv = process.env): Pr
     case 'kafka': {
       const brokers = required(env, 'KAFKA_BROKERS', name).split(',');
       const { createKafkaTransport } = await import('@tidings/transport-kafka');
-      return createKafkaTransport({ brokers, clientId: 'tidings-web-callback' });
+      return createKafkaTransport({ brokers, clientId });
     }
     case 'azure-service-bus': {
       const connectionString = required(env, 'SERVICEBUS_CONNECTION_STRING', name);
