@@ -51,3 +51,32 @@ export async function runConcurrent(
   latenciesMs.sort((a, b) => a - b);
   return { elapsedMs, latenciesMs };
 }
+
+/** Builds rows for one transport from a measured run: throughput, plus percentiles when latencies were taken. */
+export function rowFor(transport: string) {
+  return (
+    scenario: string,
+    impl: string,
+    messages: number,
+    elapsedMs: number,
+    latenciesMs?: number[],
+  ): BenchRow => ({
+    transport,
+    scenario,
+    impl,
+    messages,
+    perSecond: (messages / elapsedMs) * 1000,
+    ...(latenciesMs
+      ? { p50Ms: percentile(latenciesMs, 50), p99Ms: percentile(latenciesMs, 99) }
+      : {}),
+  });
+}
+
+/** Polls until `condition` holds; a benchmark that stalls fails instead of hanging. */
+export async function waitFor(condition: () => boolean, timeoutMs = 120_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!condition()) {
+    if (Date.now() > deadline) throw new Error('benchmark timed out waiting');
+    await new Promise((resolve) => setTimeout(resolve, 2));
+  }
+}

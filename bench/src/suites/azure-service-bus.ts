@@ -11,7 +11,7 @@ import {
   enableTcpNoDelay,
   type TopologyInstaller,
 } from '@tidings/transport-azure-service-bus';
-import { type BenchRow, type BenchSuite, percentile, runConcurrent } from '../report.js';
+import { type BenchRow, type BenchSuite, rowFor, runConcurrent, waitFor } from '../report.js';
 
 /**
  * Azure Service Bus through the test peer (an AMQP 1.0 peer on rhea, in this process). The peer
@@ -30,32 +30,7 @@ const Ack = defineMessage<{ id: number }>('bench.Ack');
 
 const runId = () => `bench${randomBytes(3).toString('hex')}`;
 
-function row(
-  scenario: string,
-  impl: string,
-  messages: number,
-  elapsedMs: number,
-  latenciesMs?: number[],
-): BenchRow {
-  return {
-    transport: transportName,
-    scenario,
-    impl,
-    messages,
-    perSecond: (messages / elapsedMs) * 1000,
-    ...(latenciesMs
-      ? { p50Ms: percentile(latenciesMs, 50), p99Ms: percentile(latenciesMs, 99) }
-      : {}),
-  };
-}
-
-async function waitFor(condition: () => boolean, timeoutMs = 120_000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!condition()) {
-    if (Date.now() > deadline) throw new Error('benchmark timed out waiting');
-    await new Promise((resolve) => setTimeout(resolve, 2));
-  }
-}
+const row = rowFor(transportName);
 
 function installer(peer: ServiceBusPeer): TopologyInstaller {
   return {

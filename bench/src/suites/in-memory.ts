@@ -6,7 +6,7 @@ import {
   type Endpoint,
   silentLogger,
 } from '@tidings/core';
-import { type BenchRow, type BenchSuite, percentile, runConcurrent } from '../report.js';
+import { type BenchRow, type BenchSuite, rowFor, runConcurrent } from '../report.js';
 
 const Order = defineMessage<{ id: number; sku: string }>('bench.Order');
 const Ack = defineMessage<{ id: number }>('bench.Ack');
@@ -180,24 +180,7 @@ async function pendingMemory(): Promise<BenchRow> {
   };
 }
 
-function row(
-  scenario: string,
-  impl: string,
-  messages: number,
-  elapsedMs: number,
-  latenciesMs?: number[],
-): BenchRow {
-  return {
-    transport: transportName,
-    scenario,
-    impl,
-    messages,
-    perSecond: (messages / elapsedMs) * 1000,
-    ...(latenciesMs
-      ? { p50Ms: percentile(latenciesMs, 50), p99Ms: percentile(latenciesMs, 99) }
-      : {}),
-  };
-}
+const row = rowFor(transportName);
 
 export const inMemorySuite: BenchSuite = {
   name: transportName,

@@ -3,7 +3,7 @@ import { randomBytes } from 'node:crypto';
 import { createEndpoint, defineMessage, type Endpoint, silentLogger } from '@tidings/core';
 import { createKafkaTransport, type KafkaTransport } from '@tidings/transport-kafka';
 import { type Consumer, Kafka, logLevel, Partitioners, type Producer } from 'kafkajs';
-import { type BenchRow, type BenchSuite, percentile, runConcurrent } from '../report.js';
+import { type BenchRow, type BenchSuite, rowFor, runConcurrent, waitFor } from '../report.js';
 
 /**
  * Kafka on librdkafka's mock cluster (started here through kcat), or on KAFKA_BROKERS. The mock
@@ -62,32 +62,7 @@ function stopCluster(): void {
 
 const runId = () => `bench${randomBytes(3).toString('hex')}`;
 
-function row(
-  scenario: string,
-  impl: string,
-  messages: number,
-  elapsedMs: number,
-  latenciesMs?: number[],
-): BenchRow {
-  return {
-    transport: transportName,
-    scenario,
-    impl,
-    messages,
-    perSecond: (messages / elapsedMs) * 1000,
-    ...(latenciesMs
-      ? { p50Ms: percentile(latenciesMs, 50), p99Ms: percentile(latenciesMs, 99) }
-      : {}),
-  };
-}
-
-async function waitFor(condition: () => boolean, timeoutMs = 120_000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!condition()) {
-    if (Date.now() > deadline) throw new Error('benchmark timed out waiting');
-    await new Promise((resolve) => setTimeout(resolve, 2));
-  }
-}
+const row = rowFor(transportName);
 
 // Tidings
 

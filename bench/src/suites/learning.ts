@@ -4,7 +4,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createEndpoint, defineMessage, type Endpoint, silentLogger } from '@tidings/core';
 import { createLearningTransport } from '@tidings/transport-learning';
-import { type BenchRow, type BenchSuite, percentile, runConcurrent } from '../report.js';
+import { type BenchSuite, rowFor, runConcurrent } from '../report.js';
 
 const Order = defineMessage<{ id: number; sku: string }>('bench.Order');
 const Ack = defineMessage<{ id: number }>('bench.Ack');
@@ -179,24 +179,7 @@ const rawRequestReply = (concurrency: number, total: number) =>
     );
   });
 
-function row(
-  scenario: string,
-  impl: string,
-  messages: number,
-  elapsedMs: number,
-  latenciesMs?: number[],
-): BenchRow {
-  return {
-    transport: transportName,
-    scenario,
-    impl,
-    messages,
-    perSecond: (messages / elapsedMs) * 1000,
-    ...(latenciesMs
-      ? { p50Ms: percentile(latenciesMs, 50), p99Ms: percentile(latenciesMs, 99) }
-      : {}),
-  };
-}
+const row = rowFor(transportName);
 
 export const learningSuite: BenchSuite = {
   name: 'learning',
