@@ -7,7 +7,7 @@ import { createServer as createTlsServer, type Server } from 'node:tls';
 import { createEndpoint, defineMessage, type Endpoint, TidingsError } from '@tidings/core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createRabbitMqTransport } from '../src/index.ts';
-import { brokerUrl } from './broker.ts';
+import { brokerUrl, deleteTopology } from './broker.ts';
 import { disposeEndpoints, recordingLogger, uniquePrefix } from './helpers.ts';
 
 const Ping = defineMessage<{ n: number }>('tls.Ping');
@@ -58,6 +58,8 @@ beforeAll(async () => {
 });
 
 afterAll(async () => {
+  // Endpoints declare an exchange per handled type; remove the ones this file made.
+  await deleteTopology([], [Ping.name, Pong.name]);
   await new Promise((resolve) => server.close(resolve));
   rmSync(dir, { recursive: true, force: true });
 });
