@@ -54,11 +54,12 @@ function replyHeaders(correlationId: string): Record<string, string> {
   };
 }
 
-/** Leaves the broker as it was. */
-async function deleteQueues(queues: string[]): Promise<void> {
+/** Leaves the broker as it was: the queues, and the exchanges the endpoint made per handled type. */
+async function deleteQueues(queues: string[], exchanges: string[] = []): Promise<void> {
   const connection = await amqp.connect(url, { noDelay: true });
   const channel = await connection.createChannel();
   for (const name of queues) if (name !== '') await channel.deleteQueue(name);
+  for (const name of exchanges) await channel.deleteExchange(name);
   await connection.close();
 }
 
@@ -80,7 +81,10 @@ if (impl === 'tidings') {
   await server.start();
   stop = async () => {
     await server.stop();
-    await deleteQueues([queue, `${queue}-error`, server.instanceQueue ?? '']);
+    await deleteQueues(
+      [queue, `${queue}-error`, server.instanceQueue ?? ''],
+      [Order.name, Quote.name],
+    );
   };
 } else {
   const connection = await amqp.connect(url, { noDelay: true });
