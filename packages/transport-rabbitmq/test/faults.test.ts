@@ -11,7 +11,7 @@ import { headersFromAmqp } from '../src/amqp-headers.ts';
 import { createRabbitMqTransport } from '../src/index.ts';
 import { brokerUrl, deleteTopology, rawConnection } from './broker.ts';
 import { disposeEndpoints, pool, recordingLogger, sleep, uniquePrefix } from './helpers.ts';
-import { startTcpProxy, type TcpProxy } from './tcp-proxy.ts';
+import { type BrokerProxy, startTcpProxy } from './tcp-proxy.ts';
 
 const Work = defineMessage<{ n: number }>('rmqfault.Work');
 const Ping = defineMessage<{ n: number }>('rmqfault.Ping');
@@ -23,7 +23,7 @@ const wait = { timeout: 60_000, interval: 50 };
 describe('rabbitmq faults', () => {
   const endpoints: Endpoint[] = [];
   const queues: string[] = [];
-  let proxy: TcpProxy | undefined;
+  let proxy: BrokerProxy | undefined;
 
   afterEach(async () => {
     await disposeEndpoints(endpoints.splice(0), queues.splice(0));
