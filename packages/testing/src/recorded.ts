@@ -1,3 +1,4 @@
+import { randomUUID } from 'node:crypto';
 import type { MessageDefinition, PublishOptions, ReplyOptions, SendOptions } from '@tidings/core';
 
 /** A message sent (`send`, `request`, `send(...).register`) through a test double. */
@@ -47,4 +48,38 @@ export function ofType<T, R extends { readonly messageType?: string }>(
   return records.filter((record) => record.messageType === definition.name) as Array<
     R & { readonly payload: T }
   >;
+}
+
+/** The record of a send; a message id is made up when the options give none. */
+export function sendRecord<T>(
+  definition: MessageDefinition<T>,
+  payload: T,
+  options: SendOptions,
+  destination: string | undefined,
+): RecordedSend<T> {
+  return {
+    intent: 'send',
+    definition,
+    messageType: definition.name,
+    payload,
+    options,
+    destination,
+    messageId: options.messageId ?? randomUUID(),
+  };
+}
+
+/** The record of a publish; a message id is made up when the options give none. */
+export function publishRecord<T>(
+  definition: MessageDefinition<T>,
+  payload: T,
+  options: PublishOptions,
+): RecordedPublish<T> {
+  return {
+    intent: 'publish',
+    definition,
+    messageType: definition.name,
+    payload,
+    options,
+    messageId: options.messageId ?? randomUUID(),
+  };
 }

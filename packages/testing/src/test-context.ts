@@ -10,7 +10,14 @@ import {
   UsageError,
 } from '@tidings/core';
 import { checkHeaders } from './check-headers.js';
-import { ofType, type RecordedPublish, type RecordedReply, type RecordedSend } from './recorded.js';
+import {
+  ofType,
+  publishRecord,
+  type RecordedPublish,
+  type RecordedReply,
+  type RecordedSend,
+  sendRecord,
+} from './recorded.js';
 
 export interface TestContextOptions {
   /** The incoming message's type; sets `messageType`. */
@@ -148,27 +155,12 @@ class TestContext implements TestHandlerContext {
       destination = this.routes.get(definition.name);
       if (destination === undefined) throw new NoRouteError(definition.name);
     }
-    this.sent.push({
-      intent: 'send',
-      definition,
-      messageType: definition.name,
-      payload,
-      options,
-      destination,
-      messageId: options.messageId ?? randomUUID(),
-    });
+    this.sent.push(sendRecord(definition, payload, options, destination));
   }
 
   async publish<T>(definition: MessageDefinition<T>, payload: T, options: PublishOptions = {}) {
     checkHeaders(options.headers);
-    this.published.push({
-      intent: 'publish',
-      definition,
-      messageType: definition.name,
-      payload,
-      options,
-      messageId: options.messageId ?? randomUUID(),
-    });
+    this.published.push(publishRecord(definition, payload, options));
   }
 }
 

@@ -1,4 +1,3 @@
-import { randomUUID } from 'node:crypto';
 import {
   type Endpoint,
   type EndpointState,
@@ -22,7 +21,13 @@ import {
 import { type CannedReply, type CannedRequest, toReply, unwrapReply } from './canned-reply.js';
 import { checkHeaders } from './check-headers.js';
 import { describePayload, matchesPayload, type PayloadMatcher } from './payload-matcher.js';
-import { ofType, type RecordedPublish, type RecordedSend } from './recorded.js';
+import {
+  ofType,
+  publishRecord,
+  type RecordedPublish,
+  type RecordedSend,
+  sendRecord,
+} from './recorded.js';
 
 /** A send that waited for a reply (`request`, `send(...).register`). */
 export interface RecordedRequest<T = unknown> extends RecordedSend<T> {
@@ -258,14 +263,7 @@ class TestEndpointImpl implements TestEndpoint {
   ): Promise<void> {
     this.assertCanSend();
     checkHeaders(options.headers);
-    this.published.push({
-      intent: 'publish',
-      definition,
-      messageType: definition.name,
-      payload,
-      options,
-      messageId: options.messageId ?? randomUUID(),
-    });
+    this.published.push(publishRecord(definition, payload, options));
   }
 
   request<T, R>(
@@ -315,15 +313,7 @@ class TestEndpointImpl implements TestEndpoint {
       destination = this.routes.get(definition.name);
       if (destination === undefined) throw new NoRouteError(definition.name);
     }
-    const record: RecordedSend<T> = {
-      intent: 'send',
-      definition,
-      messageType: definition.name,
-      payload,
-      options,
-      destination,
-      messageId: options.messageId ?? randomUUID(),
-    };
+    const record = sendRecord(definition, payload, options, destination);
     this.sent.push(record);
     return record;
   }
