@@ -15,6 +15,7 @@ export type {
   SendResult,
 } from './endpoint/endpoint.js';
 export { type EndpointOptions, endpointDefaults } from './endpoint/endpoint-options.js';
+export { checkUserHeaders } from './endpoint/outgoing.js';
 export {
   ConfigurationError,
   DeserializationError,

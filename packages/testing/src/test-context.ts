@@ -1,5 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import {
+  checkUserHeaders,
   type HandlerContext,
   Headers,
   type MessageDefinition,
@@ -9,7 +10,6 @@ import {
   type SendOptions,
   UsageError,
 } from '@tidings/core';
-import { checkHeaders } from './check-headers.js';
 import {
   ofType,
   publishRecord,
@@ -133,12 +133,12 @@ class TestContext implements TestHandlerContext {
         throw new UsageError(`A return code must be an integer, got ${definitionOrCode}.`);
       }
       const options = (payloadOrOptions ?? {}) as ReplyOptions;
-      checkHeaders(options.headers);
+      checkUserHeaders(options.headers);
       this.replies.push({ kind: 'code', code: definitionOrCode, options });
       return;
     }
     const options = maybeOptions ?? {};
-    checkHeaders(options.headers);
+    checkUserHeaders(options.headers);
     this.replies.push({
       kind: 'message',
       definition: definitionOrCode,
@@ -149,7 +149,7 @@ class TestContext implements TestHandlerContext {
   }
 
   async send<T>(definition: MessageDefinition<T>, payload: T, options: SendOptions = {}) {
-    checkHeaders(options.headers);
+    checkUserHeaders(options.headers);
     let destination = options.to;
     if (destination === undefined && this.routes !== undefined) {
       destination = this.routes.get(definition.name);
@@ -159,7 +159,7 @@ class TestContext implements TestHandlerContext {
   }
 
   async publish<T>(definition: MessageDefinition<T>, payload: T, options: PublishOptions = {}) {
-    checkHeaders(options.headers);
+    checkUserHeaders(options.headers);
     this.published.push(publishRecord(definition, payload, options));
   }
 }

@@ -1,4 +1,5 @@
 import {
+  checkUserHeaders,
   type Endpoint,
   type EndpointState,
   EndpointStateError,
@@ -19,7 +20,6 @@ import {
   UsageError,
 } from '@tidings/core';
 import { type CannedReply, type CannedRequest, toReply, unwrapReply } from './canned-reply.js';
-import { checkHeaders } from './check-headers.js';
 import { describePayload, matchesPayload, type PayloadMatcher } from './payload-matcher.js';
 import {
   ofType,
@@ -262,7 +262,7 @@ class TestEndpointImpl implements TestEndpoint {
     options: PublishOptions = {},
   ): Promise<void> {
     this.assertCanSend();
-    checkHeaders(options.headers);
+    checkUserHeaders(options.headers);
     this.published.push(publishRecord(definition, payload, options));
   }
 
@@ -307,7 +307,7 @@ class TestEndpointImpl implements TestEndpoint {
     options: SendOptions,
   ): RecordedSend<T> {
     this.assertCanSend();
-    checkHeaders(options.headers);
+    checkUserHeaders(options.headers);
     let destination = options.to;
     if (destination === undefined && this.routes !== undefined) {
       destination = this.routes.get(definition.name);

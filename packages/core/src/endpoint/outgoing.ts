@@ -48,6 +48,7 @@ function timeSentNow(): string {
   return lastTimeText;
 }
 
+/** Refuses reserved (`tidings.`) and non-string headers with `UsageError`, as every send does. */
 export function checkUserHeaders(headers: Readonly<Record<string, string>> | undefined): void {
   if (headers === undefined) return;
   for (const [name, value] of Object.entries(headers)) {
