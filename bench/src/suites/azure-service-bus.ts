@@ -122,11 +122,12 @@ async function tidingsRequests(peer: ServiceBusPeer, total: number, c: number) {
 // The raw SDK doing the same work: peek-lock, explicit completion, reply to replyTo.
 
 const rawImpl = 'raw @azure/service-bus';
-const rawWithHeaders = 'raw @azure/service-bus + bus headers';
+const rawWithHeaders = 'raw @azure/service-bus + 6 app properties';
 
 /**
- * Application properties shaped like the bus headers Tidings sends beside the native ones (names
- * and typical values), for the "+ bus headers" rows: what the header contract alone costs the SDK.
+ * Six application properties shaped like bus headers (names and typical values), for context
+ * rows: what carrying them one property each costs the SDK, the reason Tidings packs them into
+ * one (ADR 8).
  */
 function busLikeProperties(id: string): Record<string, string> {
   return {

@@ -78,6 +78,7 @@ export {
   type InMemoryTransportOptions,
   inMemoryTransportDefaults,
 } from './transport/in-memory-transport.js';
+export { PACKED_HEADERS, packHeaders, unpackHeaders } from './transport/packed-headers.js';
 export {
   type DeadLetterOutcome,
   type EndpointTopology,

@@ -3,20 +3,26 @@ import {
   Headers,
   type IncomingTransportMessage,
   type OutgoingTransportMessage,
+  PACKED_HEADERS,
+  packHeaders,
+  unpackHeaders,
 } from '@tidings/core';
 
 /** Bus headers that travel as native Service Bus properties only (docs/wire-format.md). */
-const NATIVE = new Set<string>([
+const NATIVE: ReadonlySet<string> = new Set<string>([
   Headers.MessageId,
   Headers.CorrelationId,
   Headers.ReplyTo,
   Headers.ContentType,
+  Headers.MessageType,
 ]);
 
 /**
- * Outgoing: message id, correlation id, reply-to and content type travel as the native
- * properties (tools and services in other languages see them there, and the broker's duplicate
- * detection keys on the message id); every other header is an application property.
+ * Outgoing: message id, correlation id, reply-to, content type and message type (as `subject`)
+ * travel as the native properties (tools and services in other languages see them there, and
+ * the broker's duplicate detection keys on the message id); the other bus headers are packed into
+ * one `tidings.headers` application property, since the AMQP encoding costs the SDK per property
+ * (ADR 8); user headers are application properties of their own.
  */
 export function toServiceBusMessage(
   message: OutgoingTransportMessage,
@@ -26,10 +32,9 @@ export function toServiceBusMessage(
   const correlationId = h[Headers.CorrelationId];
   const replyTo = h[Headers.ReplyTo];
   const contentType = h[Headers.ContentType];
-  const applicationProperties: Record<string, string> = {};
-  for (const name in h) {
-    if (!NATIVE.has(name)) applicationProperties[name] = h[name] as string;
-  }
+  const subject = h[Headers.MessageType];
+  const { packed, other: applicationProperties } = packHeaders(h, NATIVE);
+  if (packed !== undefined) applicationProperties[PACKED_HEADERS] = packed;
   return {
     // A Buffer body goes out as one AMQP data section, bytes unchanged.
     body: Buffer.from(message.body.buffer, message.body.byteOffset, message.body.byteLength),
@@ -37,6 +42,7 @@ export function toServiceBusMessage(
     ...(correlationId !== undefined ? { correlationId } : {}),
     ...(replyTo !== undefined ? { replyTo } : {}),
     ...(contentType !== undefined ? { contentType } : {}),
+    ...(subject !== undefined ? { subject } : {}),
     applicationProperties,
     ...(delayMs !== undefined && delayMs > 0
       ? { scheduledEnqueueTimeUtc: new Date(Date.now() + delayMs) }
@@ -57,17 +63,25 @@ function bodyBytes(body: unknown): Uint8Array {
 }
 
 /**
- * Incoming: application properties become headers (strings); the native properties restore the
- * bus headers they carry (a foreign sender may set either). Never throws: core judges what is
- * missing.
+ * Incoming: application properties become headers (strings), the native properties restore the
+ * bus headers they carry, then the packed `tidings.headers` fills in the rest (a foreign sender
+ * may set any of them one by one instead). Never throws: core judges what is missing, and a
+ * packed property that cannot be read makes the message unreadable, with the reason.
  */
 export function toIncomingMessage(
   message: ServiceBusReceivedMessage,
   queue: string,
 ): IncomingTransportMessage {
   const headers: Record<string, string> = Object.create(null);
+  let packed: string | undefined;
+  let packedReason: string | undefined;
   for (const [name, value] of Object.entries(message.applicationProperties ?? {})) {
     if (value === undefined || value === null) continue;
+    if (name === PACKED_HEADERS) {
+      if (typeof value === 'string') packed = value;
+      else packedReason = `'${PACKED_HEADERS}' must be a string holding a JSON object.`;
+      continue;
+    }
     headers[name] = value instanceof Date ? value.toISOString() : String(value);
   }
   const fill = (name: string, value: unknown) => {
@@ -78,7 +92,9 @@ export function toIncomingMessage(
   fill(Headers.CorrelationId, message.correlationId);
   fill(Headers.ReplyTo, message.replyTo);
   fill(Headers.ContentType, message.contentType);
+  fill(Headers.MessageType, message.subject);
   fill(Headers.MessageId, message.messageId);
+  const reason = packedReason ?? unpackHeaders(packed, headers);
   return {
     messageId: headers[Headers.MessageId] ?? '',
     headers: { ...headers },
@@ -86,5 +102,6 @@ export function toIncomingMessage(
     queue,
     // Service Bus counts earlier deliveries (0 on the first); Tidings counts this one too.
     deliveryCount: (message.deliveryCount ?? 0) + 1,
+    ...(reason !== undefined ? { unreadableReason: `application property ${reason}` } : {}),
   };
 }

@@ -1,6 +1,14 @@
 import { randomBytes } from 'node:crypto';
 import { ServiceBusClient } from '@azure/service-bus';
-import { createEndpoint, defineMessage, type Endpoint, Headers, silentLogger } from '@tidings/core';
+import {
+  createEndpoint,
+  defineMessage,
+  type Endpoint,
+  Headers,
+  PACKED_HEADERS,
+  silentLogger,
+  unpackHeaders,
+} from '@tidings/core';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import type { AzureServiceBusTransport } from '../src/index.ts';
 import {
@@ -9,6 +17,13 @@ import {
   type ServiceBusPeer,
   startServiceBusPeer,
 } from './support/peer.ts';
+
+/** The bus headers on a stored message: the packed application property unfolded (ADR 8). */
+function busHeadersOf(properties: Record<string, unknown>): Record<string, string> {
+  const headers: Record<string, string> = {};
+  unpackHeaders(properties[PACKED_HEADERS] as string | undefined, headers);
+  return headers;
+}
 
 const Work = defineMessage<{ n: number }>('faults.Work');
 const Ping = defineMessage<{ n: number }>('faults.Ping');
@@ -146,8 +161,9 @@ describe('faults against the test peer', () => {
     await expect.poll(() => peer.messages(errorQueue()).length, wait).toBe(1);
     await expect.poll(() => handled, wait).toEqual([2]);
     const [failed] = peer.messages(errorQueue());
-    expect(failed?.applicationProperties[Headers.ExceptionMessage]).toBe('always fails');
-    expect(failed?.applicationProperties[Headers.FailedQueue]).toBe(name('Server'));
+    const h = busHeadersOf(failed?.applicationProperties ?? {});
+    expect(h[Headers.ExceptionMessage]).toBe('always fails');
+    expect(h[Headers.FailedQueue]).toBe(name('Server'));
     expect(server.endpoint.stats.movedToErrorQueue).toBe(1);
   });
 
@@ -181,6 +197,13 @@ describe('faults against the test peer', () => {
           },
           // No message type at all: a message from something that is not a Tidings sender.
           { body: { n: 2 }, messageId: 'no-type' },
+          // Packed bus headers that are not a JSON object.
+          {
+            body: Buffer.from('{"n":4}'),
+            messageId: 'bad-packed',
+            subject: Work.name,
+            applicationProperties: { [PACKED_HEADERS]: '{"intent": ' },
+          },
           // Another language's service: type and content type as properties, the rest native.
           {
             body: Buffer.from('{"n":3}'),
@@ -198,16 +221,17 @@ describe('faults against the test peer', () => {
       const reasonOf = (m: { applicationProperties: Record<string, unknown> }) =>
         unreadableMessages === 'dead-letter'
           ? m.applicationProperties.DeadLetterReason
-          : m.applicationProperties[Headers.ExceptionCode];
-      await expect.poll(() => peer.messages(where).length, wait).toBe(2);
+          : busHeadersOf(m.applicationProperties)[Headers.ExceptionCode];
+      await expect.poll(() => peer.messages(where).length, wait).toBe(3);
       await expect.poll(() => handled, wait).toEqual([{ n: 3, correlationId: 'from-elsewhere' }]);
       expect(
         Object.fromEntries(peer.messages(where).map((m) => [m.messageId, reasonOf(m)])),
       ).toEqual({
         'bad-json': 'TIDINGS_DESERIALIZATION',
         'no-type': 'TIDINGS_MALFORMED_MESSAGE',
+        'bad-packed': 'TIDINGS_MALFORMED_MESSAGE',
       });
-      expect(server.endpoint.stats.deadLettered).toBe(unreadableMessages === 'dead-letter' ? 2 : 0);
+      expect(server.endpoint.stats.deadLettered).toBe(unreadableMessages === 'dead-letter' ? 3 : 0);
     },
   );
 });

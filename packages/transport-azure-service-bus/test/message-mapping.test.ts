@@ -1,5 +1,5 @@
 import type { ServiceBusReceivedMessage } from '@azure/service-bus';
-import { Headers } from '@tidings/core';
+import { Headers, PACKED_HEADERS } from '@tidings/core';
 import { describe, expect, it } from 'vitest';
 import { toIncomingMessage, toServiceBusMessage } from '../src/message-mapping.ts';
 
@@ -13,10 +13,12 @@ describe('message mapping', () => {
     [Headers.ReplyTo]: 'Client.c1',
     [Headers.ContentType]: 'application/json',
     [Headers.MessageType]: 'sales.PlaceOrder',
+    [Headers.Intent]: 'send',
+    [Headers.ConversationId]: 'm-1',
     'x-tenant': 'acme',
   };
 
-  it('puts id, correlation id, reply-to and content type on native properties, the rest in application properties', () => {
+  it('puts id, correlation id, reply-to, content type and type on native properties, packs the other bus headers into one application property', () => {
     const out = toServiceBusMessage(
       { messageId: 'm-1', headers, body: Buffer.from('{"a":1}') },
       undefined,
@@ -26,9 +28,11 @@ describe('message mapping', () => {
       correlationId: 'c-1',
       replyTo: 'Client.c1',
       contentType: 'application/json',
+      subject: 'sales.PlaceOrder',
     });
+    // The conversation id equals the message id: left out, restored on receipt.
     expect(out.applicationProperties).toEqual({
-      [Headers.MessageType]: 'sales.PlaceOrder',
+      [PACKED_HEADERS]: JSON.stringify({ intent: 'send' }),
       'x-tenant': 'acme',
     });
     expect(Buffer.from(out.body as Buffer).toString()).toBe('{"a":1}');
@@ -75,6 +79,19 @@ describe('message mapping', () => {
     expect(Buffer.from(foreign.body).toString()).toBe('{"n":1}');
     expect(toIncomingMessage(received({ body: 'text' }), 'Q').body).toEqual(Buffer.from('text'));
     expect(toIncomingMessage(received({ body: undefined }), 'Q').body.byteLength).toBe(0);
+  });
+
+  it('a packed property that is not a JSON object makes the message unreadable, with the reason', () => {
+    const bad = toIncomingMessage(
+      received({ messageId: 'm', applicationProperties: { [PACKED_HEADERS]: '{"intent": ' } }),
+      'Q',
+    );
+    expect(bad.unreadableReason).toContain(`'${PACKED_HEADERS}' is not valid JSON`);
+    const notText = toIncomingMessage(
+      received({ messageId: 'm', applicationProperties: { [PACKED_HEADERS]: 5 } }),
+      'Q',
+    );
+    expect(notText.unreadableReason).toContain('must be a string');
   });
 
   it('a header set as an application property wins over the native property', () => {

@@ -8,10 +8,12 @@ import { connect as tlsConnect } from 'node:tls';
 import {
   type Consumer,
   type EachBatchPayload,
+  type ICustomPartitioner,
   type IHeaders,
   Kafka,
   type LogEntry,
   logLevel,
+  type Message,
   Partitioners,
   type Producer,
   type SASLOptions,
@@ -42,6 +44,11 @@ export interface OutgoingRecord {
   readonly key: string;
   readonly value: Uint8Array;
   readonly headers: Readonly<Record<string, string>>;
+  /**
+   * True: records with this key must share a partition (the key is an ordering key), so the key
+   * is hashed as Kafka's Java client does. False: any partition will do.
+   */
+  readonly keyed: boolean;
 }
 
 export interface IncomingRecord {
@@ -175,6 +182,30 @@ function decodeHeaders(headers: IHeaders | undefined): Record<string, string> {
 
 const EMPTY = new Uint8Array(0);
 
+/**
+ * Keyed records are hashed like Kafka's Java client does (murmur2), so other producers agree on
+ * their partition; the rest go round-robin over the partitions with a leader. kafkajs's murmur2
+ * runs on 64-bit emulation and costs more per record than the rest of the produce path.
+ */
+function spreadingPartitioner(keyed: WeakSet<Message>): ICustomPartitioner {
+  return () => {
+    const byKey = Partitioners.DefaultPartitioner();
+    const counters = new Map<string, number>();
+    return (args) => {
+      if (keyed.has(args.message)) return byKey(args);
+      const partitions = args.partitionMetadata;
+      const start = counters.get(args.topic) ?? Math.floor(Math.random() * partitions.length);
+      counters.set(args.topic, start + 1);
+      for (let i = 0; i < partitions.length; i++) {
+        const candidate = partitions[(start + i) % partitions.length];
+        if (candidate !== undefined && candidate.leader >= 0) return candidate.partitionId;
+      }
+      // No partition has a leader right now: any will do, the produce is retried on fresh metadata.
+      return partitions[start % partitions.length]?.partitionId ?? 0;
+    };
+  };
+}
+
 export function createKafkaClient(config: ClientConfig): KafkaClient {
   const kafka = new Kafka({
     clientId: config.clientId,
@@ -204,6 +235,7 @@ export function createKafkaClient(config: ClientConfig): KafkaClient {
     },
   });
   let producer: Producer | undefined;
+  const keyedMessages = new WeakSet<Message>();
   const admin = kafka.admin();
   // librdkafka's mock cluster (and some managed offerings) cannot create topics through the admin
   // API; after the first such failure, topics are auto-created through a metadata request.
@@ -216,7 +248,7 @@ export function createKafkaClient(config: ClientConfig): KafkaClient {
   return {
     async connect() {
       producer = kafka.producer({
-        createPartitioner: Partitioners.DefaultPartitioner,
+        createPartitioner: spreadingPartitioner(keyedMessages),
         allowAutoTopicCreation: false,
         retry: { retries: config.retries, initialRetryTime: 100, maxRetryTime: 5_000 },
       });
@@ -225,18 +257,24 @@ export function createKafkaClient(config: ClientConfig): KafkaClient {
 
     async produce(records) {
       if (producer === undefined) throw new Error('The Kafka client is not connected.');
-      const byTopic = new Map<string, Array<{ key: string; value: Buffer; headers: IHeaders }>>();
+      const byTopic = new Map<string, Message[]>();
       for (const record of records) {
         let messages = byTopic.get(record.topic);
         if (messages === undefined) {
           messages = [];
           byTopic.set(record.topic, messages);
         }
-        messages.push({
+        const { value } = record;
+        const message: Message = {
           key: record.key,
-          value: Buffer.from(record.value.buffer, record.value.byteOffset, record.value.byteLength),
-          headers: { ...record.headers },
-        });
+          value: Buffer.isBuffer(value)
+            ? value
+            : Buffer.from(value.buffer, value.byteOffset, value.byteLength),
+          // kafkajs only reads them.
+          headers: record.headers as IHeaders,
+        };
+        if (record.keyed) keyedMessages.add(message);
+        messages.push(message);
       }
       await producer.sendBatch({
         acks: -1,

@@ -30,6 +30,7 @@ import {
 } from './kafka-client.js';
 import { type KafkaTransportOptions, kafkaTransportDefaults } from './options.js';
 import { ProducerBatcher } from './producer-batcher.js';
+import { headersFromRecord, recordHeadersFor } from './record-headers.js';
 import { Semaphore } from './semaphore.js';
 import { toTopicName } from './topic-names.js';
 
@@ -244,11 +245,13 @@ export function createKafkaTransport(options: KafkaTransportOptions): KafkaTrans
         // Publishing with no subscriber yet must still work: the event topic is created on demand.
         await ensureTopics(kafka, [spec(topic)]);
       }
+      const orderingKey = message.headers[settings.orderingKeyHeader];
       records.push({
         topic,
-        key: message.headers[settings.orderingKeyHeader] ?? message.messageId,
+        key: orderingKey ?? message.messageId,
+        keyed: orderingKey !== undefined,
         value: message.body,
-        headers: message.headers,
+        headers: recordHeadersFor(message.headers),
       });
     }
     return records;
@@ -342,13 +345,15 @@ export function createKafkaTransport(options: KafkaTransportOptions): KafkaTrans
     let instanceReceiver: Receiver | undefined;
 
     const deliver = async (record: IncomingRecord, batch: RecordBatch) => {
+      const { headers, unreadableReason } = headersFromRecord(record.headers);
       const message: IncomingTransportMessage = {
         messageId:
-          record.headers[Headers.MessageId] ?? `${batch.topic}/${batch.partition}/${record.offset}`,
-        headers: record.headers,
+          headers[Headers.MessageId] ?? `${batch.topic}/${batch.partition}/${record.offset}`,
+        headers,
         body: record.value,
         // Events arrive on the endpoint's behalf: they count as received from its input queue.
         queue: queueOfTopic.get(batch.topic) ?? topology.inputQueue ?? batch.topic,
+        ...(unreadableReason !== undefined ? { unreadableReason } : {}),
       };
       try {
         return await (receive as ReceiveSettings).onMessage(message);

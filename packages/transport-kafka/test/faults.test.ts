@@ -1,4 +1,10 @@
-import { defineMessage, Headers, type IncomingTransportMessage, silentLogger } from '@tidings/core';
+import {
+  defineMessage,
+  Headers,
+  type IncomingTransportMessage,
+  PACKED_HEADERS,
+  silentLogger,
+} from '@tidings/core';
 import { Kafka, logLevel } from 'kafkajs';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { sleep, testWorld } from './helpers.ts';
@@ -156,6 +162,12 @@ describe('faults', () => {
           value: Buffer.from([0xff, 0xfe, 0x00, 0x01]),
           headers: { ...typed, [Headers.MessageId]: Buffer.from([0xc3, 0x28]) },
         },
+        // Packed bus headers that are not a JSON object.
+        {
+          key: 'f',
+          value: '{"n":8}',
+          headers: { [PACKED_HEADERS]: '["not", "an", "object"]' },
+        },
         {
           key: 'e',
           value: '{"n":7}',
@@ -164,14 +176,19 @@ describe('faults', () => {
       ],
     });
     await expect.poll(() => handled, wait).toEqual([7]);
-    await expect.poll(() => errors.messages.length, wait).toBe(4);
+    await expect.poll(() => errors.messages.length, wait).toBe(5);
     const codes = errors.messages.map((m) => m.headers[Headers.ExceptionCode]).sort();
     expect(codes).toEqual([
       'TIDINGS_DESERIALIZATION',
       'TIDINGS_DESERIALIZATION',
       'TIDINGS_DESERIALIZATION',
       'TIDINGS_MALFORMED_MESSAGE',
+      'TIDINGS_MALFORMED_MESSAGE',
     ]);
-    expect(server.stats.movedToErrorQueue).toBe(4);
+    const packed = errors.messages.find((m) => m.body.toString() === '{"n":8}');
+    expect(packed?.headers[Headers.ExceptionMessage]).toContain(
+      `record header '${PACKED_HEADERS}' must be a JSON object of strings`,
+    );
+    expect(server.stats.movedToErrorQueue).toBe(5);
   });
 });

@@ -4,9 +4,11 @@ import {
   defineMessage,
   Headers,
   type IncomingTransportMessage,
+  PACKED_HEADERS,
   silentLogger,
   UsageError,
 } from '@tidings/core';
+import { Kafka, logLevel } from 'kafkajs';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { createKafkaTransport } from '../src/index.ts';
 import { sleep, testWorld } from './helpers.ts';
@@ -76,6 +78,65 @@ describe('kafka transport', () => {
       ]),
     ).rejects.toBeInstanceOf(UsageError);
     await connection.close();
+  });
+
+  it('on the wire: bus headers packed in one record header, user headers their own, the key the message id or the ordering key', async () => {
+    const server = world.endpoint('Server');
+    server.handle(Step, () => {});
+    await server.start();
+    await server.stop();
+    const client = world.endpoint('Client', {
+      sendOnly: true,
+      routes: { [Step.name]: world.name('Server') },
+    });
+    await client.start();
+    await client.send(Step, { key: 'a', n: 1 }, { messageId: `${world.id}-m1` });
+    await client.send(
+      Step,
+      { key: 'b', n: 2 },
+      {
+        messageId: `${world.id}-m2`,
+        headers: { 'ordering-key': 'customer-7', 'x-tenant': 'acme' },
+      },
+    );
+
+    const kafka = new Kafka({ clientId: 'raw', brokers: brokers(), logLevel: logLevel.NOTHING });
+    const consumer = kafka.consumer({ groupId: world.name('raw-reader'), maxWaitTimeInMs: 50 });
+    const records: Array<{ key: string; headers: Record<string, string> }> = [];
+    await consumer.connect();
+    try {
+      await consumer.subscribe({ topics: [world.name('Server')], fromBeginning: true });
+      await consumer.run({
+        eachMessage: async ({ message }) => {
+          const headers: Record<string, string> = {};
+          for (const [name, value] of Object.entries(message.headers ?? {})) {
+            headers[name] = String(value);
+          }
+          records.push({ key: String(message.key), headers });
+        },
+      });
+      await expect.poll(() => records.length, wait).toBe(2);
+    } finally {
+      await consumer.disconnect();
+    }
+    const byKey = new Map(records.map((r) => [r.key, r.headers]));
+    const plain = byKey.get(`${world.id}-m1`);
+    expect(Object.keys(plain ?? {})).toEqual([PACKED_HEADERS]);
+    const packed = JSON.parse(plain?.[PACKED_HEADERS] ?? '{}');
+    expect(packed).toMatchObject({
+      'message-id': `${world.id}-m1`,
+      'message-type': Step.name,
+      'content-type': 'application/json',
+      intent: 'send',
+      'originating-endpoint': world.name('Client'),
+    });
+    // Equal to the message id, so left out; the receiver restores them.
+    expect(packed['correlation-id']).toBeUndefined();
+    expect(packed['conversation-id']).toBeUndefined();
+    const keyed = byKey.get('customer-7');
+    expect(keyed?.['x-tenant']).toBe('acme');
+    expect(keyed?.['ordering-key']).toBe('customer-7');
+    expect(JSON.parse(keyed?.[PACKED_HEADERS] ?? '{}')['message-id']).toBe(`${world.id}-m2`);
   });
 
   it('records with one ordering key are handled in order while other keys run alongside', async () => {

@@ -146,6 +146,9 @@ export class MessageProcessor {
   }
 
   private parse(raw: IncomingTransportMessage): ParsedMessage | Error {
+    if (raw.unreadableReason !== undefined) {
+      return new MalformedMessageError(`Message ${raw.messageId}: ${raw.unreadableReason}`);
+    }
     const headers = raw.headers;
     const messageType = headers[Headers.MessageType];
     const codeHeader = headers[Headers.ReturnCode];

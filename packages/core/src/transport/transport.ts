@@ -53,6 +53,12 @@ export interface IncomingTransportMessage {
   readonly queue: string;
   /** 1 on first delivery, when the transport can tell (`capabilities.deliveryCount`). */
   readonly deliveryCount?: number;
+  /**
+   * Set when the transport could not read the message's native envelope (a packed header that is
+   * not what the wire format says, say): why, for a person. Core treats the message as unreadable
+   * (`MalformedMessageError` with this text) instead of guessing from what could be read.
+   */
+  readonly unreadableReason?: string;
 }
 
 /** Settle into the broker's own dead-letter queue, recording why (only with `nativeDeadLetter`). */

@@ -1,0 +1,74 @@
+import { Headers } from '../messages/headers.js';
+
+/**
+ * The name of the one entry (record header, application property) that carries a message's bus
+ * headers packed as a JSON object, on transports whose client pays per entry (ADR 8). Its keys
+ * are the header names without the `tidings.` prefix: `{"message-type":"sales.PlaceOrder",...}`.
+ */
+export const PACKED_HEADERS = 'tidings.headers';
+
+const BUS_PREFIX = 'tidings.';
+
+/** Left out of the packed entry when equal to the message id, and restored from it on receipt. */
+const SAME_AS_MESSAGE_ID: readonly string[] = [Headers.CorrelationId, Headers.ConversationId];
+
+/**
+ * Splits outgoing headers into the bus headers packed as one JSON object (`packed`, undefined
+ * when there are none) and the other headers (`other`, each its own entry). Bus headers in
+ * `native` are left out: the transport carries them in native properties. Correlation and
+ * conversation ids equal to the message id are left out too; `unpackHeaders` restores them.
+ */
+export function packHeaders(
+  headers: Readonly<Record<string, string>>,
+  native: ReadonlySet<string>,
+): { packed: string | undefined; other: Record<string, string> } {
+  const other: Record<string, string> = {};
+  const bus: Record<string, string> = {};
+  let hasBus = false;
+  const messageId = headers[Headers.MessageId];
+  for (const name in headers) {
+    const value = headers[name] as string;
+    if (!name.startsWith(BUS_PREFIX)) {
+      other[name] = value;
+    } else if (!native.has(name) && !(value === messageId && SAME_AS_MESSAGE_ID.includes(name))) {
+      bus[name.slice(BUS_PREFIX.length)] = value;
+      hasBus = true;
+    }
+  }
+  return { packed: hasBus ? JSON.stringify(bus) : undefined, other };
+}
+
+/**
+ * Unfolds a packed entry into `headers`, which holds what arrived as separate entries and native
+ * properties: those win where both name a header (a foreign sender may set either). Restores
+ * correlation and conversation ids left out by `packHeaders`. Returns why the entry cannot be
+ * read (not a JSON object of strings), or undefined when it could.
+ */
+export function unpackHeaders(
+  packed: string | undefined,
+  headers: Record<string, string>,
+): string | undefined {
+  if (packed === undefined) return undefined;
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(packed);
+  } catch {
+    return `'${PACKED_HEADERS}' is not valid JSON.`;
+  }
+  if (typeof parsed !== 'object' || parsed === null || Array.isArray(parsed)) {
+    return `'${PACKED_HEADERS}' must be a JSON object of strings.`;
+  }
+  // Own keys only, each prefixed: a `__proto__` key in the JSON cannot reach a prototype.
+  for (const [key, value] of Object.entries(parsed)) {
+    if (typeof value !== 'string') {
+      return `'${PACKED_HEADERS}' has a non-string value for '${key.slice(0, 100)}'.`;
+    }
+    const name = BUS_PREFIX + key;
+    if (headers[name] === undefined) headers[name] = value;
+  }
+  const messageId = headers[Headers.MessageId];
+  if (messageId !== undefined) {
+    for (const name of SAME_AS_MESSAGE_ID) headers[name] ??= messageId;
+  }
+  return undefined;
+}

@@ -1,0 +1,64 @@
+import { describe, expect, it } from 'vitest';
+import { Headers, PACKED_HEADERS, packHeaders, unpackHeaders } from '../src/index.ts';
+
+const sent = {
+  [Headers.MessageId]: 'm-1',
+  [Headers.CorrelationId]: 'm-1',
+  [Headers.ConversationId]: 'c-9',
+  [Headers.MessageType]: 'sales.PlaceOrder',
+  [Headers.Intent]: 'send',
+  'x-tenant': 'acme',
+};
+
+describe('packed bus headers', () => {
+  it('packs bus headers without their prefix, leaves user headers and native ones out', () => {
+    const { packed, other } = packHeaders(sent, new Set([Headers.MessageType]));
+    expect(other).toEqual({ 'x-tenant': 'acme' });
+    // The correlation id equals the message id: left out, restored on receipt.
+    expect(JSON.parse(packed ?? '')).toEqual({
+      'message-id': 'm-1',
+      'conversation-id': 'c-9',
+      intent: 'send',
+    });
+  });
+
+  it('round-trips every bus header, restoring ids equal to the message id', () => {
+    const { packed, other } = packHeaders(sent, new Set());
+    const received: Record<string, string> = { ...other };
+    expect(unpackHeaders(packed, received)).toBeUndefined();
+    expect(received).toEqual(sent);
+  });
+
+  it('a header that arrived as its own entry wins over the packed one', () => {
+    const received: Record<string, string> = { [Headers.MessageType]: 'own' };
+    unpackHeaders(JSON.stringify({ 'message-type': 'packed', 'message-id': 'm' }), received);
+    expect(received[Headers.MessageType]).toBe('own');
+    expect(received[Headers.MessageId]).toBe('m');
+  });
+
+  it('no packed entry: nothing is added, not even derived ids', () => {
+    const received: Record<string, string> = { [Headers.MessageId]: 'm' };
+    expect(unpackHeaders(undefined, received)).toBeUndefined();
+    expect(received).toEqual({ [Headers.MessageId]: 'm' });
+  });
+
+  it.each([
+    ['{"message-id":', 'is not valid JSON'],
+    ['["a"]', 'must be a JSON object of strings'],
+    ['null', 'must be a JSON object of strings'],
+    ['{"message-id":{"nested":1}}', "non-string value for 'message-id'"],
+  ])('refuses %s with a reason naming the entry', (value, reason) => {
+    const received: Record<string, string> = {};
+    const why = unpackHeaders(value, received);
+    expect(why).toContain(PACKED_HEADERS);
+    expect(why).toContain(reason);
+  });
+
+  it('a __proto__ key cannot reach a prototype', () => {
+    const received: Record<string, string> = {};
+    unpackHeaders('{"__proto__":"x","message-type":"t"}', received);
+    expect(Object.getPrototypeOf(received)).toBe(Object.prototype);
+    expect(received['tidings.__proto__']).toBe('x');
+    expect(({} as Record<string, unknown>).x).toBeUndefined();
+  });
+});
