@@ -62,3 +62,21 @@ describe('packed bus headers', () => {
     expect(({} as Record<string, unknown>).x).toBeUndefined();
   });
 });
+
+describe('packed bus headers, values that need escaping', () => {
+  it.each([
+    ['quotes and backslashes', 'say "hi" \\ bye'],
+    ['line breaks and tabs', 'line 1\n\tline 2\r\n'],
+    ['control characters', '\u0000\u001f\u007f'],
+    ['non-ASCII', 'Grüße, 東京 🚀'],
+    ['lone surrogates', '\ud800x\udc00'],
+    ['empty', ''],
+  ])('%s round-trip unchanged', (_what, value) => {
+    const headers = { [Headers.MessageId]: 'm', [Headers.ExceptionMessage]: value };
+    const { packed, other } = packHeaders(headers, new Set());
+    expect(() => JSON.parse(packed ?? '')).not.toThrow();
+    const received: Record<string, string> = { ...other };
+    expect(unpackHeaders(packed, received)).toBeUndefined();
+    expect(received[Headers.ExceptionMessage]).toBe(value);
+  });
+});

@@ -56,32 +56,40 @@ export class PartitionState {
    * with one key run one after another in offset order; other keys run concurrently.
    */
   async take(batch: RecordBatch, control: BatchControl): Promise<void> {
+    // Whether to go on can change only across an await: checked at the start and after each wait.
     const canContinue = () => !this.revoked && control.isActive() && !this.deps.isStopping();
-    for (const record of batch.records) {
-      const offset = BigInt(record.offset);
-      if (offset <= this.highest) {
-        // Taken before (a rebalance replays from the committed position): only move the fetch on.
-        control.markFetched(record.offset);
-        continue;
+    if (!canContinue()) return;
+    // The fetch position moves on past every record taken in (once, when the loop ends); the
+    // committed position only as records finish.
+    let fetched: string | undefined;
+    try {
+      for (const record of batch.records) {
+        const offset = BigInt(record.offset);
+        if (offset <= this.highest) {
+          // Taken before (a rebalance replays from the committed position): only move the fetch on.
+          fetched = record.offset;
+          continue;
+        }
+        while (this.entries.length >= this.deps.maxBufferedPerPartition) {
+          await this.nextProgress(100);
+          void control.heartbeat();
+          if (!canContinue()) return;
+        }
+        this.highest = offset;
+        fetched = record.offset;
+        const entry: Entry = { offset, done: false };
+        this.entries.push(entry);
+        const previous = this.tails.get(record.key);
+        this.running++;
+        const task = this.run(entry, record, batch, previous, control);
+        this.tails.set(record.key, task);
+        void task.then(() => {
+          this.running--;
+          if (this.tails.get(record.key) === task) this.tails.delete(record.key);
+        });
       }
-      while (canContinue() && this.entries.length >= this.deps.maxBufferedPerPartition) {
-        await this.nextProgress(100);
-        void control.heartbeat();
-      }
-      if (!canContinue()) return;
-      this.highest = offset;
-      // The fetch position moves on now; the committed position only as records finish.
-      control.markFetched(record.offset);
-      const entry: Entry = { offset, done: false };
-      this.entries.push(entry);
-      const previous = this.tails.get(record.key);
-      this.running++;
-      const task = this.run(entry, record, batch, previous, control);
-      this.tails.set(record.key, task);
-      void task.then(() => {
-        this.running--;
-        if (this.tails.get(record.key) === task) this.tails.delete(record.key);
-      });
+    } finally {
+      if (fetched !== undefined) control.markFetched(fetched);
     }
   }
 
