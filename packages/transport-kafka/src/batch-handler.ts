@@ -104,7 +104,7 @@ export class PartitionState {
     if (previous !== undefined && !(await previous)) return false;
     for (;;) {
       if (this.revoked || this.deps.isStopping()) return false;
-      await this.deps.slots.acquire();
+      if (!this.deps.slots.tryAcquire()) await this.deps.slots.acquire();
       let outcome: MessageOutcome;
       try {
         if (this.revoked || this.deps.isStopping()) return false;

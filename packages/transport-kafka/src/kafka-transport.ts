@@ -227,34 +227,54 @@ export function createKafkaTransport(options: KafkaTransportOptions): KafkaTrans
     if (!knownTopics.has(topic)) throw new DestinationNotFoundError(queue);
   };
 
-  const toRecords = async (kafka: KafkaClient, operations: readonly TransportOperation[]) => {
-    const records: OutgoingRecord[] = [];
+  /** The topic an operation goes to, or a promise of it when the topic must be checked first. */
+  const topicFor = (
+    kafka: KafkaClient,
+    operation: TransportOperation,
+  ): string | Promise<string> => {
+    const { destination } = operation;
+    if (destination.kind === 'queue') {
+      const topic = queueTopic(destination.queue);
+      if (knownTopics.has(topic)) return topic;
+      return assertQueueExists(kafka, destination.queue, topic).then(() => topic);
+    }
+    const topic = eventTopic(destination.messageType);
+    if (ensured.has(topic)) return topic;
+    // Publishing with no subscriber yet must still work: the event topic is created on demand.
+    return ensureTopics(kafka, [spec(topic)]).then(() => topic);
+  };
+
+  const recordFor = (topic: string, operation: TransportOperation): OutgoingRecord => {
+    const { message } = operation;
+    const orderingKey = message.headers[settings.orderingKeyHeader];
+    return {
+      topic,
+      key: orderingKey ?? message.messageId,
+      keyed: orderingKey !== undefined,
+      value: message.body,
+      headers: recordHeadersFor(message.headers),
+    };
+  };
+
+  /** Synchronous when every topic is already known (the common case), else after the checks. */
+  const toRecords = (
+    kafka: KafkaClient,
+    operations: readonly TransportOperation[],
+  ): OutgoingRecord[] | Promise<OutgoingRecord[]> => {
     for (const operation of operations) {
       if (operation.delayMs !== undefined && operation.delayMs > 0) {
         throw new UsageError(
           "The Kafka transport cannot delay delivery (capabilities.delayedDelivery is false); send without 'delayMs'.",
         );
       }
-      const { message, destination } = operation;
-      let topic: string;
-      if (destination.kind === 'queue') {
-        topic = queueTopic(destination.queue);
-        await assertQueueExists(kafka, destination.queue, topic);
-      } else {
-        topic = eventTopic(destination.messageType);
-        // Publishing with no subscriber yet must still work: the event topic is created on demand.
-        await ensureTopics(kafka, [spec(topic)]);
-      }
-      const orderingKey = message.headers[settings.orderingKeyHeader];
-      records.push({
-        topic,
-        key: orderingKey ?? message.messageId,
-        keyed: orderingKey !== undefined,
-        value: message.body,
-        headers: recordHeadersFor(message.headers),
-      });
     }
-    return records;
+    const topics = operations.map((operation) => topicFor(kafka, operation));
+    if (topics.every((topic) => typeof topic === 'string')) {
+      return operations.map((operation, i) => recordFor(topics[i] as string, operation));
+    }
+    return Promise.all(topics).then((known) =>
+      operations.map((operation, i) => recordFor(known[i] as string, operation)),
+    );
   };
 
   const transport: KafkaTransport = {
@@ -476,7 +496,8 @@ export function createKafkaTransport(options: KafkaTransportOptions): KafkaTrans
         if (batcher === undefined) {
           throw mapKafkaError(new Error('The transport was closed.'), { operation: 'dispatch' });
         }
-        const records = await toRecords(kafka, operations);
+        const pending = toRecords(kafka, operations);
+        const records = Array.isArray(pending) ? pending : await pending;
         try {
           await batcher.send(records);
         } catch (error) {

@@ -7,6 +7,13 @@ export class Semaphore {
     this.available = permits;
   }
 
+  /** Takes a permit if one is free, without waiting (and without a promise). */
+  tryAcquire(): boolean {
+    if (this.available === 0) return false;
+    this.available--;
+    return true;
+  }
+
   acquire(): Promise<void> {
     if (this.available > 0) {
       this.available--;
