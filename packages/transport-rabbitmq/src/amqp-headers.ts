@@ -1,4 +1,4 @@
-import { Headers } from '@tidings/core';
+import { Headers, PACKED_HEADERS, packHeaders, unpackHeaders } from '@tidings/core';
 
 /** Headers the broker adds (dead-lettering, quorum queues): not part of the message. */
 function isBrokerHeader(name: string): boolean {
@@ -23,8 +23,9 @@ const nativeHeaders = new Set<string>([
 
 /**
  * Bus headers to AMQP: six travel as native properties (message-id, correlation-id, reply-to,
- * content-type, type, app-id), the rest in the headers table. Encoding a header table is amqplib's and the
- * broker's main per-message cost, so nothing is sent twice; `headersFromAmqp` restores them.
+ * content-type, type, app-id), the other bus headers packed into one `tidings.headers` table
+ * entry (ADR 8), user headers as table entries of their own. amqplib and the broker pay per
+ * table entry, so nothing is sent twice; `headersFromAmqp` restores them.
  */
 export function amqpPropertiesFor(headers: Readonly<Record<string, string>>): {
   headers: Record<string, string>;
@@ -35,10 +36,8 @@ export function amqpPropertiesFor(headers: Readonly<Record<string, string>>): {
   type?: string;
   appId?: string;
 } {
-  const table: Record<string, string> = {};
-  for (const name in headers) {
-    if (!nativeHeaders.has(name)) table[name] = headers[name] as string;
-  }
+  const { packed, other: table } = packHeaders(headers, nativeHeaders);
+  if (packed !== undefined) table[PACKED_HEADERS] = packed;
   const properties: ReturnType<typeof amqpPropertiesFor> = { headers: table };
   const messageId = headers[Headers.MessageId];
   if (messageId !== undefined) properties.messageId = messageId;
@@ -68,24 +67,33 @@ export interface NativeProperties {
 
 /**
  * AMQP to Tidings headers (strings): the headers table, then the native properties for the bus
- * headers that travel there (`amqpPropertiesFor`), so a client that sets only `message_id`,
- * `type` or `reply_to` is understood too.
+ * headers that travel there (`amqpPropertiesFor`), then the packed `tidings.headers` entry, so a
+ * client that sets only `message_id`, `type` or `reply_to`, or `tidings.*` table entries one by
+ * one, is understood too. A packed entry that cannot be read gives the reason instead.
  */
-export function headersFromAmqp(properties: NativeProperties): Record<string, string> {
+export function headersFromAmqp(properties: NativeProperties): {
+  headers: Record<string, string>;
+  unreadableReason: string | undefined;
+} {
   const result: Record<string, string> = {};
+  let packed: string | undefined;
   const table = properties.headers;
   if (table !== undefined && table !== null) {
     for (const name of Object.keys(table)) {
       if (name === '__proto__' || isBrokerHeader(name)) continue;
       const value = table[name];
-      if (typeof value === 'string') result[name] = value;
+      let text: string | undefined;
+      if (typeof value === 'string') text = value;
       else if (
         typeof value === 'number' ||
         typeof value === 'boolean' ||
         typeof value === 'bigint'
       ) {
-        result[name] = String(value);
-      } else if (Buffer.isBuffer(value)) result[name] = value.toString('utf8');
+        text = String(value);
+      } else if (Buffer.isBuffer(value)) text = value.toString('utf8');
+      if (text === undefined) continue;
+      if (name === PACKED_HEADERS) packed = text;
+      else result[name] = text;
     }
   }
   fill(result, Headers.MessageId, properties.messageId);
@@ -94,7 +102,11 @@ export function headersFromAmqp(properties: NativeProperties): Record<string, st
   fill(result, Headers.ContentType, properties.contentType);
   fill(result, Headers.MessageType, properties.type);
   fill(result, Headers.OriginatingEndpoint, properties.appId);
-  return result;
+  const reason = unpackHeaders(packed, result);
+  return {
+    headers: result,
+    unreadableReason: reason === undefined ? undefined : `headers table entry ${reason}`,
+  };
 }
 
 function fill(headers: Record<string, string>, name: string, value: unknown): void {

@@ -355,7 +355,7 @@ export class RabbitMqEndpoint implements TransportEndpoint {
   ): void {
     this.active++;
     const properties = message.properties;
-    const headers = headersFromAmqp(properties);
+    const { headers, unreadableReason } = headersFromAmqp(properties);
     const incoming: IncomingTransportMessage = {
       messageId:
         headers[Headers.MessageId] ??
@@ -368,6 +368,7 @@ export class RabbitMqEndpoint implements TransportEndpoint {
       ...(this.options.queueType === 'quorum' && queue === this.topology.inputQueue
         ? { deliveryCount: deliveryCountOf(properties) }
         : {}),
+      ...(unreadableReason !== undefined ? { unreadableReason } : {}),
     };
     let result: Promise<MessageOutcome>;
     try {

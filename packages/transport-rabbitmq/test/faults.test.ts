@@ -322,7 +322,10 @@ async function getOne(queue: string): Promise<{
       if (message !== false) {
         return {
           // Bus headers as a receiver reads them: the table plus the native properties.
-          headers: headersFromAmqp(message.properties) as Record<string, string | undefined>,
+          headers: headersFromAmqp(message.properties).headers as Record<
+            string,
+            string | undefined
+          >,
           messageId: message.properties.messageId as string | undefined,
           body: message.content.toString(),
           persistent: message.properties.deliveryMode === 2,
