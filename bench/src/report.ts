@@ -80,3 +80,30 @@ export async function waitFor(condition: () => boolean, timeoutMs = 120_000): Pr
     await new Promise((resolve) => setTimeout(resolve, 2));
   }
 }
+
+/**
+ * Runs a suite's scenarios `rounds` times, raw and Tidings alternating within each round, and
+ * keeps for each row the round with the median throughput: shared machines are noisy, and one
+ * slow moment should not decide a ratio. The note lists every round.
+ */
+export async function medianOfRounds(
+  rounds: number,
+  runRound: () => Promise<BenchRow[]>,
+): Promise<BenchRow[]> {
+  const all: BenchRow[][] = [];
+  for (let round = 0; round < rounds; round++) all.push(await runRound());
+  return (all[0] ?? []).map((_, i) => {
+    const measured = all
+      .map((rows) => rows[i])
+      .filter((row): row is BenchRow => row !== undefined)
+      .sort((a, b) => a.perSecond - b.perSecond);
+    const median = measured[Math.floor(measured.length / 2)] as BenchRow;
+    const perRound = measured.map((row) => Math.round(row.perSecond)).join(', ');
+    return {
+      ...median,
+      note: [`median of ${measured.length} rounds (${perRound}/s)`, median.note]
+        .filter(Boolean)
+        .join('; '),
+    };
+  });
+}

@@ -72,10 +72,14 @@ export function toIncomingMessage(
   message: ServiceBusReceivedMessage,
   queue: string,
 ): IncomingTransportMessage {
-  const headers: Record<string, string> = Object.create(null);
+  // A plain object (a null-prototype one is slow to fill and read); `__proto__` is skipped.
+  const headers: Record<string, string> = {};
   let packed: string | undefined;
   let packedReason: string | undefined;
-  for (const [name, value] of Object.entries(message.applicationProperties ?? {})) {
+  const properties = message.applicationProperties ?? {};
+  for (const name in properties) {
+    if (name === '__proto__' || !Object.hasOwn(properties, name)) continue;
+    const value = properties[name];
     if (value === undefined || value === null) continue;
     if (name === PACKED_HEADERS) {
       if (typeof value === 'string') packed = value;
@@ -97,7 +101,7 @@ export function toIncomingMessage(
   const reason = packedReason ?? unpackHeaders(packed, headers);
   return {
     messageId: headers[Headers.MessageId] ?? '',
-    headers: { ...headers },
+    headers,
     body: bodyBytes(message.body),
     queue,
     // Service Bus counts earlier deliveries (0 on the first); Tidings counts this one too.

@@ -94,6 +94,19 @@ describe('message mapping', () => {
     expect(notText.unreadableReason).toContain('must be a string');
   });
 
+  it('an application property named __proto__ is left out and reaches no prototype', () => {
+    const hostile = toIncomingMessage(
+      received({
+        messageId: 'm',
+        applicationProperties: JSON.parse('{"__proto__":{"polluted":"yes"},"x-tenant":"acme"}'),
+      }),
+      'Q',
+    );
+    expect(hostile.headers).toEqual({ [Headers.MessageId]: 'm', 'x-tenant': 'acme' });
+    expect(Object.getPrototypeOf(hostile.headers)).toBe(Object.prototype);
+    expect(({} as Record<string, unknown>).polluted).toBeUndefined();
+  });
+
   it('a header set as an application property wins over the native property', () => {
     const both = toIncomingMessage(
       received({
