@@ -136,11 +136,14 @@ export class MessageProcessor {
     if (parsed.deserializationError !== undefined) {
       return this.moveToError(raw, parsed.deserializationError);
     }
-    let payload: unknown;
-    try {
-      payload = await validatePayload(registration.definition, parsed.payload);
-    } catch (error) {
-      return this.moveToError(raw, error);
+    let payload: unknown = parsed.payload;
+    // Without a schema there is nothing to wait for: no promise, no extra turn per message.
+    if (registration.definition.schema !== undefined) {
+      try {
+        payload = await validatePayload(registration.definition, payload);
+      } catch (error) {
+        return this.moveToError(raw, error);
+      }
     }
     return this.handleWithRecoverability(parsed, registration, payload);
   }
@@ -229,11 +232,13 @@ export class MessageProcessor {
         );
         return;
       }
-      try {
-        body = await validatePayload(expect, body);
-      } catch (error) {
-        pending.fail(error as Error);
-        return;
+      if (expect.schema !== undefined) {
+        try {
+          body = await validatePayload(expect, body);
+        } catch (error) {
+          pending.fail(error as Error);
+          return;
+        }
       }
     }
     await pending.complete({ kind: 'message', messageType, body, headers });
@@ -310,10 +315,13 @@ export class MessageProcessor {
     context: MessageHandlerContext,
     parsed: ParsedMessage,
   ): Promise<void> {
+    if (this.host.incomingMiddleware.length === 0) {
+      for (const handler of registration.handlers) await handler(payload, context);
+      return;
+    }
     const run = async () => {
       for (const handler of registration.handlers) await handler(payload, context);
     };
-    if (this.host.incomingMiddleware.length === 0) return run();
     const incoming = {
       messageId: parsed.messageId,
       messageType: registration.definition.name,
