@@ -4,6 +4,7 @@ import {
   defineMessage,
   type Endpoint,
   Headers,
+  PACKED_HEADERS,
   silentLogger,
 } from '@tidings/core';
 import { afterAll, afterEach, describe, expect, it } from 'vitest';
@@ -240,15 +241,21 @@ describe('rabbitmq faults', () => {
       channel.sendToQueue(to, Buffer.from('{"n":2,"__proto__":{"polluted":true}}'), typed('proto'));
       channel.sendToQueue(to, Buffer.from('{"n":3}'), { messageId: `${prefix}-no-type` });
       channel.sendToQueue(to, Buffer.from([0xff, 0xfe, 0x00]), typed('binary'));
+      // Packed bus headers that are not JSON.
+      channel.sendToQueue(to, Buffer.from('{"n":6}'), {
+        messageId: `${prefix}-bad-packed`,
+        type: Work.name,
+        headers: { [PACKED_HEADERS]: '{"intent":' },
+      });
       channel.sendToQueue(to, Buffer.from('{"n":5}'), typed('good'));
       await channel.waitForConfirms();
     } finally {
       await connection.close();
     }
     await expect.poll(() => got, wait).toEqual([5]);
-    await expect.poll(() => server.stats.movedToErrorQueue, wait).toBe(4);
+    await expect.poll(() => server.stats.movedToErrorQueue, wait).toBe(5);
     const codes: Record<string, string | undefined> = {};
-    for (let i = 0; i < 4; i++) {
+    for (let i = 0; i < 5; i++) {
       const message = await getOne(errorQueue);
       codes[message.headers[Headers.MessageId] ?? '?'] = message.headers[Headers.ExceptionCode];
     }
@@ -257,6 +264,7 @@ describe('rabbitmq faults', () => {
       [`${prefix}-proto`]: 'TIDINGS_DESERIALIZATION',
       [`${prefix}-no-type`]: 'TIDINGS_MALFORMED_MESSAGE',
       [`${prefix}-binary`]: 'TIDINGS_DESERIALIZATION',
+      [`${prefix}-bad-packed`]: 'TIDINGS_MALFORMED_MESSAGE',
     });
     expect(({} as Record<string, unknown>).polluted).toBeUndefined();
   });
