@@ -30,6 +30,12 @@ const Ping = defineMessage<{ n: number }>('faults.Ping');
 const Pong = defineMessage<{ n: number }>('faults.Pong');
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 const wait = { timeout: 40_000, interval: 20 };
+/**
+ * Recovering from a cut: the SDK re-attaches with exponential backoff capped at 30 s
+ * (`maxRetryDelayInMs`), and under load an attempt or two can fail before one succeeds.
+ */
+const recoveryWait = { timeout: 75_000, interval: 20 };
+const recoveryTestTimeout = 100_000;
 
 let peer: ServiceBusPeer;
 let prefix: string;
@@ -89,50 +95,60 @@ describe('faults against the test peer', () => {
       "the endpoint queue's receive link is detached by force",
       () => peer.detachLinks(name('Server')),
     ],
-  ])('during a stream, %s: nothing is lost, duplicates are counted', async (_label, fault) => {
-    prefix = `f${randomBytes(3).toString('hex')}`;
-    const count = tally();
-    const server = await start(
-      'Server',
-      (e) =>
-        e.handle(Work, async (p) => {
-          await sleep(2);
-          count.add(p.n);
-        }),
-      { concurrency: 8 },
-    );
-    const { endpoint: sender } = await start('Client', () => {}, { sendOnly: true });
-    const total = 300;
-    await Promise.all(Array.from({ length: total }, (_, n) => sender.send(Work, { n })));
-    await expect.poll(() => count.seen.size, wait).toBeGreaterThan(30);
-    expect(fault()).toBeGreaterThan(0);
-    await expect.poll(() => count.seen.size, wait).toBe(total);
-    // Redeliveries come from settlements the cut interrupted; none are expected otherwise.
-    expect(count.duplicates()).toBeLessThanOrEqual(server.transport.stats.settlementFailures + 16);
-    expect(server.endpoint.stats.movedToErrorQueue).toBe(0);
-  });
+  ])(
+    'during a stream, %s: nothing is lost, duplicates are counted',
+    async (_label, fault) => {
+      prefix = `f${randomBytes(3).toString('hex')}`;
+      const count = tally();
+      const server = await start(
+        'Server',
+        (e) =>
+          e.handle(Work, async (p) => {
+            await sleep(2);
+            count.add(p.n);
+          }),
+        { concurrency: 8 },
+      );
+      const { endpoint: sender } = await start('Client', () => {}, { sendOnly: true });
+      const total = 300;
+      await Promise.all(Array.from({ length: total }, (_, n) => sender.send(Work, { n })));
+      await expect.poll(() => count.seen.size, wait).toBeGreaterThan(30);
+      expect(fault()).toBeGreaterThan(0);
+      await expect.poll(() => count.seen.size, recoveryWait).toBe(total);
+      // Redeliveries come from settlements the cut interrupted; none are expected otherwise.
+      expect(count.duplicates()).toBeLessThanOrEqual(
+        server.transport.stats.settlementFailures + 16,
+      );
+      expect(server.endpoint.stats.movedToErrorQueue).toBe(0);
+    },
+    recoveryTestTimeout,
+  );
 
-  it('the peer drops connections while requests are in flight: every request gets its reply', async () => {
-    prefix = `f${randomBytes(3).toString('hex')}`;
-    await start('Server', (e) =>
-      e.handle(Ping, async (p, ctx) => {
-        await sleep(5);
-        await ctx.reply(Pong, { n: p.n });
-      }),
-    );
-    const { endpoint: client } = await start('Client', () => {}, { instanceId: 'c1' });
-    // Links up first: the cut hits requests in flight, not the SDK's first connection (see README).
-    await client.request(Ping, { n: -1 }, { expect: Pong });
-    const total = 200;
-    const replies = Promise.all(
-      Array.from({ length: total }, (_, n) => client.request(Ping, { n }, { expect: Pong })),
-    );
-    await sleep(50);
-    expect(peer.dropConnections()).toBeGreaterThan(0);
-    const got = await replies;
-    expect(got.map((r) => r.n)).toEqual(Array.from({ length: total }, (_, n) => n));
-    expect(client.stats.pendingRequests).toBe(0);
-  });
+  it(
+    'the peer drops connections while requests are in flight: every request gets its reply',
+    async () => {
+      prefix = `f${randomBytes(3).toString('hex')}`;
+      await start('Server', (e) =>
+        e.handle(Ping, async (p, ctx) => {
+          await sleep(5);
+          await ctx.reply(Pong, { n: p.n });
+        }),
+      );
+      const { endpoint: client } = await start('Client', () => {}, { instanceId: 'c1' });
+      // Links up first: the cut hits requests in flight, not the SDK's first connection (see README).
+      await client.request(Ping, { n: -1 }, { expect: Pong });
+      const total = 200;
+      const replies = Promise.all(
+        Array.from({ length: total }, (_, n) => client.request(Ping, { n }, { expect: Pong })),
+      );
+      await sleep(50);
+      expect(peer.dropConnections()).toBeGreaterThan(0);
+      const got = await replies;
+      expect(got.map((r) => r.n)).toEqual(Array.from({ length: total }, (_, n) => n));
+      expect(client.stats.pendingRequests).toBe(0);
+    },
+    recoveryTestTimeout,
+  );
 
   it('settlements that fail with lock lost: the messages come again, nothing is lost', async () => {
     prefix = `f${randomBytes(3).toString('hex')}`;
