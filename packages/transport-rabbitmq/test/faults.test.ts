@@ -21,7 +21,8 @@ const Noted = defineMessage<{ n: number }>('rmqfault.Noted');
 
 const wait = { timeout: 60_000, interval: 50 };
 
-describe('rabbitmq faults', () => {
+// Longer than `wait`, so a recovery poll can use all of it before the test times out.
+describe('rabbitmq faults', { timeout: 90_000 }, () => {
   const endpoints: Endpoint[] = [];
   const queues: string[] = [];
   let proxy: BrokerProxy | undefined;
