@@ -1,7 +1,11 @@
-import { type ChildProcess, spawn, spawnSync } from 'node:child_process';
+import { spawnSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { createEndpoint, defineMessage, type Endpoint, silentLogger } from '@tidings/core';
 import { createKafkaTransport, type KafkaTransport } from '@tidings/transport-kafka';
+import {
+  type KafkaMockCluster,
+  startKafkaMockCluster,
+} from '@tidings/transport-tests/kafka-mock-cluster';
 import { type Consumer, Kafka, logLevel, Partitioners, type Producer } from 'kafkajs';
 import {
   type BenchRow,
@@ -30,40 +34,19 @@ const Ack = defineMessage<{ id: number }>('bench.Ack');
 const Quote = defineMessage<{ id: number; sku: string }>('bench.Quote');
 
 let brokers: string[] = [];
-let mock: ChildProcess | undefined;
+let mock: KafkaMockCluster | undefined;
 
 async function startCluster(): Promise<void> {
   if (process.env.KAFKA_BROKERS) {
     brokers = process.env.KAFKA_BROKERS.split(',');
     return;
   }
-  const child = spawn(
-    'kcat',
-    ['-X', 'test.mock.num.brokers=3', '-C', '-t', '_tidings', '-b', 'unused:9092'],
-    { stdio: ['ignore', 'ignore', 'pipe'] },
-  );
-  mock = child;
-  // However the run ends, the mock cluster ends with it.
-  process.once('exit', () => child.kill('SIGKILL'));
-  const found = await new Promise<string>((resolve, reject) => {
-    let seen = '';
-    const timer = setTimeout(() => reject(new Error('kcat printed no bootstrap servers')), 10_000);
-    child.once('error', reject);
-    child.stderr?.on('data', (chunk: Buffer) => {
-      seen += chunk.toString();
-      const match = /(?:bootstrap\.servers=|replaced with )(\S+:\d+(?:,\S+:\d+)*)/.exec(seen);
-      if (match?.[1]) {
-        clearTimeout(timer);
-        resolve(match[1]);
-      }
-    });
-  });
-  child.stderr?.resume();
-  brokers = found.split(',');
+  mock = await startKafkaMockCluster();
+  brokers = mock.brokers;
 }
 
-function stopCluster(): void {
-  mock?.kill('SIGTERM');
+async function stopCluster(): Promise<void> {
+  await mock?.stop();
   mock = undefined;
 }
 
@@ -350,7 +333,7 @@ export const kafkaSuite: BenchSuite = {
           : (r.note ?? ''),
       }));
     } finally {
-      stopCluster();
+      await stopCluster();
     }
   },
 };
