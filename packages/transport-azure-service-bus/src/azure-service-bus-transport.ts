@@ -36,6 +36,8 @@ import {
 const TRANSPORT_NAME = 'azure-service-bus';
 /** Generous bound on what AMQP encoding adds to body plus headers (sections, descriptors, ids). */
 const ENCODING_HEADROOM_BYTES = 16 * 1024;
+/** How long a receiver may stay silent after a receive error before it is replaced. */
+const RECEIVE_STALL_MS = 10_000;
 
 function roughSize(operation: TransportOperation): number {
   let size = operation.message.body.byteLength + operation.message.messageId.length;
@@ -51,6 +53,8 @@ export interface AzureServiceBusTransportStats {
   readonly settlementFailures: number;
   /** Errors the SDK reported while receiving (it reconnects by itself). */
   readonly receiveErrors: number;
+  /** Receivers replaced because nothing arrived for a while after a receive error. */
+  readonly receiverRestarts: number;
 }
 
 export interface AzureServiceBusTransport extends Transport {
@@ -204,7 +208,7 @@ export function createAzureServiceBusTransport(
     durable: true,
     nativeDeadLetter: true,
   };
-  const counters = { settlementFailures: 0, receiveErrors: 0 };
+  const counters = { settlementFailures: 0, receiveErrors: 0, receiverRestarts: 0 };
   // Below this, AMQP framing cannot push a message over the limit; above it, a batch measures it.
   const directSendLimit = settings.maxMessageSizeBytes - ENCODING_HEADROOM_BYTES;
   const clientOptions: ServiceBusClientOptions = {
@@ -373,7 +377,15 @@ export function createAzureServiceBusTransport(
       };
 
       // Receiving.
-      let receivers: Array<{ receiver: ServiceBusReceiver; close(): Promise<void> }> = [];
+      interface ReceiverEntry {
+        receiver: ServiceBusReceiver;
+        close(): Promise<void>;
+        /** When the last message arrived, and when the SDK last reported a receive error. */
+        lastMessageAt: number;
+        lastErrorAt: number;
+        watchdog: NodeJS.Timeout | undefined;
+      }
+      let receivers: ReceiverEntry[] = [];
       let accepting = false;
       // Settlements under way; close waits for them (not for handlers, which may never return).
       const settling = new Set<Promise<void>>();
@@ -431,13 +443,35 @@ export function createAzureServiceBusTransport(
         const queues = [topology.inputQueue, topology.instanceQueue].filter(
           (queue): queue is string => queue !== undefined,
         );
-        receivers = queues.map((queue) => {
+        /**
+         * After a receive error the SDK re-attaches its link by itself, but after a forced detach
+         * it sometimes never does (seen with 7.9 against the peer). If nothing has arrived
+         * `RECEIVE_STALL_MS` after an error, the receiver is replaced; messages it held come
+         * again once their lock goes (at least once).
+         */
+        const watch = (entry: ReceiverEntry, queue: string) => {
+          entry.lastErrorAt = Date.now();
+          if (entry.watchdog !== undefined) return;
+          entry.watchdog = setTimeout(() => {
+            entry.watchdog = undefined;
+            const index = receivers.indexOf(entry);
+            if (!accepting || index < 0 || entry.lastMessageAt > entry.lastErrorAt) return;
+            logger.info(`Receiving from '${queue}' restarts: nothing arrived after a link error`);
+            counters.receiverRestarts++;
+            receivers[index] = open(queue);
+            void entry.close().catch(() => {});
+            void entry.receiver.close().catch(() => {});
+          }, RECEIVE_STALL_MS);
+          entry.watchdog.unref();
+        };
+        const open = (queue: string): ReceiverEntry => {
           const receiver = client.createReceiver(queue, {
             receiveMode: 'peekLock',
             maxAutoLockRenewalDurationInMs: settings.maxAutoLockRenewalDurationMs,
             skipParsingBodyAsJson: true,
           });
           const handle = async (message: ServiceBusReceivedMessage) => {
+            entry.lastMessageAt = Date.now();
             if (!accepting) {
               // Stopping: hand it back at once for another instance.
               await settle(receiver, message, 'abandon', queue);
@@ -467,6 +501,7 @@ export function createAzureServiceBusTransport(
               processMessage: handle,
               processError: async (args) => {
                 counters.receiveErrors++;
+                watch(entry, queue);
                 logger.warn(`Receiving from '${queue}' failed; the SDK retries`, {
                   error: redactSecrets(String(args.error?.message ?? args.error), secrets),
                 });
@@ -474,13 +509,22 @@ export function createAzureServiceBusTransport(
             },
             { autoCompleteMessages: false, maxConcurrentCalls: receive.concurrency },
           );
-          return { receiver, close: () => subscription.close() };
-        });
+          const entry: ReceiverEntry = {
+            receiver,
+            close: () => subscription.close(),
+            lastMessageAt: 0,
+            lastErrorAt: 0,
+            watchdog: undefined,
+          };
+          return entry;
+        };
+        receivers = queues.map(open);
       };
 
       const stopReceiving = async () => {
         if (!accepting) return;
         accepting = false;
+        for (const r of receivers) clearTimeout(r.watchdog);
         // Stops new deliveries; links stay open so in-flight messages can still be settled.
         await Promise.allSettled(receivers.map((r) => r.close()));
       };
