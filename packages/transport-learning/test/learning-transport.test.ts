@@ -317,7 +317,10 @@ describe('learning transport on disk', () => {
       writeFileSync(join(rootDir, dir, name), '');
       utimesSync(join(rootDir, dir, name), old, old);
     }
+    // One sweep deletes both, one after the other: poll for each, not for the first alone.
     await expect.poll(() => readdirSync(join(rootDir, '.tmp')), wait).toEqual([]);
-    expect(readdirSync(join(rootDir, '.owners'))).not.toContain('424242-gone');
+    await expect
+      .poll(() => readdirSync(join(rootDir, '.owners')), wait)
+      .not.toContain('424242-gone');
   });
 });

@@ -122,16 +122,22 @@ describe('several processes share one root directory', () => {
     await send.send(Work, { n: 8 });
     await send.stop();
     await expect.poll(() => reports.some((r) => r.holding === 7), wait).toBe(true);
+    // Kill only once 8 is handled and settled, so exactly one message (7) is left mid-handler.
+    await expect.poll(() => reports.some((r) => r.handled === 8), wait).toBe(true);
+    const claimedByDoomed = () =>
+      readdirSync(join(rootDir, 'mp-Server', '.claimed')).filter((f) =>
+        f.includes(`.${doomed.pid}-`),
+      );
+    await expect.poll(() => claimedByDoomed().length, wait).toBe(1);
 
     const exited = new Promise((resolve) => doomed.once('exit', resolve));
     doomed.kill('SIGKILL');
     await exited;
     // The message is still claimed under the dead process's id.
-    const claimed = readdirSync(join(rootDir, 'mp-Server', '.claimed'));
-    expect(claimed.filter((f) => f.includes(`.${doomed.pid}-`))).toHaveLength(1);
+    expect(claimedByDoomed()).toHaveLength(1);
 
     const survivor = await spawnWorker('mp-Server', 'survivor');
-    // The survivor handles 8, then 7 once it sees the claim's owner is dead (7 would hold again:
+    // The survivor handles 7 once it sees the claim's owner is dead (7 would hold again:
     // the survivor reports `holding`, which proves the message was received a second time).
     await expect
       .poll(() => reports.some((r) => r.pid === survivor.pid && r.holding === 7), wait)
