@@ -12,10 +12,11 @@ let url: string;
 
 beforeEach(async () => {
   const transport = createInMemoryTransport();
-  // Each command takes 250 ms of waiting in the backend, so hundreds of web requests are pending at once.
+  // Each command takes a second of waiting in the backend, so hundreds of web requests are pending at
+  // once even on a slow machine where sending all of them takes most of that second.
   backend = createBackendEndpoint(transport, {
     logger: silentLogger,
-    workMs: 250,
+    workMs: 1_000,
     concurrency: 500,
   });
   await backend.start();
