@@ -176,6 +176,43 @@ describe('handlers and context', () => {
     expect(server.stats.immediateRetries).toBe(2);
   });
 
+  it('synchronous handlers: a throw is retried then moved, sends go out, they count as in flight', async () => {
+    const inFlightSeen: number[] = [];
+    const pongs: number[] = [];
+    let attempts = 0;
+    const server = w.endpoint({
+      name: 'Sync',
+      recoverability: { immediateRetries: 1, delayedRetries: { count: 0 } },
+    });
+    server.handle(Ping, (p, ctx) => {
+      inFlightSeen.push(server.stats.inFlight);
+      if (p.n === 0) {
+        attempts++;
+        throw new Error('always');
+      }
+      // Not awaited: the send is collected at once and dispatched after the handler returns.
+      void ctx.send(Pong, { n: p.n }, { to: 'SyncSink' });
+    });
+    // A thenable that is not a native promise is waited for, as `await` would.
+    // biome-ignore lint/suspicious/noThenProperty: a thenable on purpose
+    server.handle(Ping, () => ({ then: (resolve: () => void) => setTimeout(resolve, 5) }) as never);
+    const sink = w.endpoint({ name: 'SyncSink' });
+    sink.handle(Pong, (p) => void pongs.push(p.n));
+    await sink.start();
+    await server.start();
+    const client = w.endpoint({ name: 'SyncClient', sendOnly: true });
+    await client.start();
+    await client.send(Ping, { n: 0 }, { to: 'Sync' });
+    await client.send(Ping, { n: 7 }, { to: 'Sync' });
+    await expect.poll(() => server.stats.movedToErrorQueue).toBe(1);
+    await expect.poll(() => pongs).toEqual([7]);
+    expect(attempts).toBe(2);
+    expect(server.stats.immediateRetries).toBe(1);
+    expect(server.stats.handled).toBe(1);
+    expect(inFlightSeen.every((n) => n >= 1)).toBe(true);
+    expect(server.stats.inFlight).toBe(0);
+  });
+
   it('refuses reserved headers and replying to a message without reply-to', async () => {
     const errors: unknown[] = [];
     const server = w.endpoint({

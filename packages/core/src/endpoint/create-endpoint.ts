@@ -88,6 +88,8 @@ class TidingsEndpoint implements Endpoint, ProcessorHost {
   private readonly processor = new MessageProcessor(this);
   private readonly shutdown = new AbortController();
   private readonly inFlight = new Set<InFlightEntry>();
+  /** Messages whose handling is running synchronously right now (not in `inFlight`). */
+  private handlingNow = 0;
   private inFlightDrained: (() => void) | undefined;
   private outgoingSettings: Parameters<typeof buildOperation>[1] | undefined;
 
@@ -130,7 +132,7 @@ class TidingsEndpoint implements Endpoint, ProcessorHost {
     return {
       pendingRequests: this.registry.size,
       waitingRequests: this.registry.waiting,
-      inFlight: this.inFlight.size,
+      inFlight: this.inFlight.size + this.handlingNow,
       ...this.counters,
     };
   }
@@ -421,6 +423,16 @@ class TidingsEndpoint implements Endpoint, ProcessorHost {
   // internals
 
   private onMessage(message: IncomingTransportMessage): Promise<MessageOutcome> {
+    this.handlingNow++;
+    let result: MessageOutcome | Promise<MessageOutcome>;
+    try {
+      result = this.processor.process(message);
+    } finally {
+      this.handlingNow--;
+    }
+    // Handled without waiting on anything: nothing is left in flight to track.
+    if (!(result instanceof Promise)) return Promise.resolve(result);
+    const processing = result;
     return new Promise<MessageOutcome>((resolve) => {
       const entry: InFlightEntry = {
         settle: (outcome) => {
@@ -430,7 +442,7 @@ class TidingsEndpoint implements Endpoint, ProcessorHost {
         },
       };
       this.inFlight.add(entry);
-      this.processor.process(message).then(entry.settle);
+      processing.then(entry.settle);
     });
   }
 
@@ -454,11 +466,15 @@ class TidingsEndpoint implements Endpoint, ProcessorHost {
     for (const entry of [...this.inFlight]) entry.settle('abandon');
   }
 
-  private async dispatchPlanned(planned: PlannedSend): Promise<void> {
+  /** Runs inside a `then` callback, so what it throws rejects the send. Not async: no frame to keep. */
+  private dispatchPlanned(planned: PlannedSend): Promise<void> {
     planned.dispatchStarted = true;
     if (planned.request) return planned.request();
-    const operation = await this.build(planned.intent);
-    await this.transportEndpoint.dispatch([operation]);
+    const operation = this.build(planned.intent);
+    if (operation instanceof Promise) {
+      return operation.then((built) => this.transportEndpoint.dispatch([built]));
+    }
+    return this.transportEndpoint.dispatch([operation]);
   }
 
   /**

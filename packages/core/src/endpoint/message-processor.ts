@@ -73,6 +73,25 @@ function isUnreadable(error: unknown): boolean {
 }
 
 /**
+ * Runs the handlers one after another from `from`. Returns nothing while they return no promise;
+ * from the first one that does, a promise of the rest.
+ */
+function runHandlers(
+  handlers: readonly Handler<unknown>[],
+  from: number,
+  payload: unknown,
+  context: MessageHandlerContext,
+): void | Promise<void> {
+  for (let i = from; i < handlers.length; i++) {
+    const result: unknown = (handlers[i] as Handler<unknown>)(payload, context);
+    // Any thenable counts, as `await` would have it.
+    if (typeof (result as PromiseLike<void> | undefined)?.then === 'function') {
+      return Promise.resolve(result).then(() => runHandlers(handlers, i + 1, payload, context));
+    }
+  }
+}
+
+/**
  * Handles one received message end to end: headers, deserialization, callbacks, handlers,
  * recoverability. Returns how the transport should settle it; never throws.
  */
@@ -87,37 +106,54 @@ export class MessageProcessor {
     );
   }
 
-  async process(raw: IncomingTransportMessage): Promise<MessageOutcome> {
+  /**
+   * Never throws or rejects. Synchronous when nothing on the way waits (no middleware, no schema,
+   * handlers that return no promise, nothing to dispatch): each promise per message shows in GC.
+   */
+  process(raw: IncomingTransportMessage): MessageOutcome | Promise<MessageOutcome> {
     try {
-      return await this.processMessage(raw);
+      const outcome = this.processMessage(raw);
+      return outcome instanceof Promise
+        ? outcome.catch((error: unknown) => this.unexpectedFailure(raw, error))
+        : outcome;
     } catch (error) {
-      // Only a bug in core lands here; the message goes back to the queue rather than being lost.
-      this.host.options.logger.error(
-        'Unexpected failure while processing a message; it will be received again',
-        {
-          messageId: raw.messageId,
-          error: errorMessage(error),
-        },
-      );
-      return 'abandon';
+      return this.unexpectedFailure(raw, error);
     }
   }
 
-  private async processMessage(raw: IncomingTransportMessage): Promise<MessageOutcome> {
+  /** Only a bug in core lands here; the message goes back to the queue rather than being lost. */
+  private unexpectedFailure(raw: IncomingTransportMessage, error: unknown): MessageOutcome {
+    this.host.options.logger.error(
+      'Unexpected failure while processing a message; it will be received again',
+      {
+        messageId: raw.messageId,
+        error: errorMessage(error),
+      },
+    );
+    return 'abandon';
+  }
+
+  private processMessage(raw: IncomingTransportMessage): MessageOutcome | Promise<MessageOutcome> {
     const parsed = this.parse(raw);
     if (parsed instanceof Error) return this.moveToError(raw, parsed);
 
-    let callbackMatched = false;
     if (parsed.isReply || parsed.intent === undefined) {
       // A foreign sender may leave out the intent: a correlated reply is still recognised.
       const pending = this.host.registry.take(parsed.correlationId);
       if (pending !== undefined) {
-        callbackMatched = true;
         parsed.isReply = true;
-        await this.completeCallback(pending, parsed);
+        return this.completeCallback(pending, parsed).then(() => this.toHandlers(parsed, true));
       }
     }
+    return this.toHandlers(parsed, false);
+  }
 
+  /** After the callbacks: the message's handlers, or where it goes when it has none. */
+  private toHandlers(
+    parsed: ParsedMessage,
+    callbackMatched: boolean,
+  ): MessageOutcome | Promise<MessageOutcome> {
+    const { raw } = parsed;
     const registration =
       parsed.messageType === undefined ? undefined : this.host.handlers.get(parsed.messageType);
     if (registration === undefined) {
@@ -136,16 +172,14 @@ export class MessageProcessor {
     if (parsed.deserializationError !== undefined) {
       return this.moveToError(raw, parsed.deserializationError);
     }
-    let payload: unknown = parsed.payload;
     // Without a schema there is nothing to wait for: no promise, no extra turn per message.
     if (registration.definition.schema !== undefined) {
-      try {
-        payload = await validatePayload(registration.definition, payload);
-      } catch (error) {
-        return this.moveToError(raw, error);
-      }
+      return validatePayload(registration.definition, parsed.payload).then(
+        (payload) => this.handleWithRecoverability(parsed, registration, payload, 1),
+        (error: unknown) => this.moveToError(raw, error),
+      );
     }
-    return this.handleWithRecoverability(parsed, registration, payload);
+    return this.handleWithRecoverability(parsed, registration, parsed.payload, 1);
   }
 
   private parse(raw: IncomingTransportMessage): ParsedMessage | Error {
@@ -264,64 +298,101 @@ export class MessageProcessor {
     return 'complete';
   }
 
-  private async handleWithRecoverability(
+  /**
+   * One handling attempt, and the next ones the recoverability policy asks for. The attempt that
+   * succeeds without waiting on anything returns its outcome synchronously.
+   */
+  private handleWithRecoverability(
     parsed: ParsedMessage,
     registration: HandlerRegistration,
     payload: unknown,
+    attempt: number,
+  ): MessageOutcome | Promise<MessageOutcome> {
+    const { raw } = parsed;
+    const host = this.host;
+    if (host.shutdownSignal.aborted) return 'abandon';
+    const context = new MessageHandlerContext(
+      host,
+      parsed.messageId,
+      parsed.correlationId,
+      parsed.conversationId,
+      registration.definition.name,
+      raw.headers,
+      raw.headers[Headers.ReplyTo],
+      host.shutdownSignal,
+    );
+    const failed = (error: unknown) =>
+      this.afterFailure(parsed, registration, payload, attempt, error);
+    let handling: void | Promise<void>;
+    try {
+      handling = this.invokeHandlers(registration, payload, context, parsed);
+    } catch (error) {
+      return failed(error);
+    }
+    if (handling === undefined) return this.afterHandlers(context, failed);
+    return handling.then(() => this.afterHandlers(context, failed), failed);
+  }
+
+  /** Handlers succeeded: send what they sent, then the message is handled. */
+  private afterHandlers(
+    context: MessageHandlerContext,
+    failed: (error: unknown) => Promise<MessageOutcome>,
+  ): MessageOutcome | Promise<MessageOutcome> {
+    const host = this.host;
+    // Stopped past the deadline while handling: the outcome is not ours to make durable.
+    if (host.shutdownSignal.aborted) return 'abandon';
+    if (context.outgoing.length === 0) {
+      host.counters.handled++;
+      return 'complete';
+    }
+    let dispatched: Promise<void>;
+    try {
+      dispatched = host.transportEndpoint.dispatch(context.outgoing);
+    } catch (error) {
+      return failed(error);
+    }
+    return dispatched.then(() => {
+      host.counters.handled++;
+      return 'complete' as const;
+    }, failed);
+  }
+
+  /** An attempt failed: the recoverability policy decides what comes next. */
+  private async afterFailure(
+    parsed: ParsedMessage,
+    registration: HandlerRegistration,
+    payload: unknown,
+    attempt: number,
+    error: unknown,
   ): Promise<MessageOutcome> {
     const { raw } = parsed;
     const host = this.host;
     const delayedRetries = Number(raw.headers[Headers.DelayedRetries] ?? 0) || 0;
-    for (let attempt = 1; ; attempt++) {
-      if (host.shutdownSignal.aborted) return 'abandon';
-      const context = new MessageHandlerContext(
-        host,
-        parsed.messageId,
-        parsed.correlationId,
-        parsed.conversationId,
-        registration.definition.name,
-        raw.headers,
-        raw.headers[Headers.ReplyTo],
-        host.shutdownSignal,
-      );
-      try {
-        await this.invokeHandlers(registration, payload, context, parsed);
-        // Stopped past the deadline while handling: the outcome is not ours to make durable.
-        if (host.shutdownSignal.aborted) return 'abandon';
-        if (context.outgoing.length > 0) await host.transportEndpoint.dispatch(context.outgoing);
-        host.counters.handled++;
-        return 'complete';
-      } catch (error) {
-        const action = host.options.recoverability.decide(
-          {
-            error,
-            messageId: parsed.messageId,
-            messageType: registration.definition.name,
-            headers: raw.headers,
-            immediateAttempts: attempt,
-            delayedRetries,
-          },
-          host.canDelay,
-        );
-        const outcome = await this.applyAction(action, parsed, error, delayedRetries, attempt);
-        if (outcome !== undefined) return outcome;
-      }
-    }
+    const action = host.options.recoverability.decide(
+      {
+        error,
+        messageId: parsed.messageId,
+        messageType: registration.definition.name,
+        headers: raw.headers,
+        immediateAttempts: attempt,
+        delayedRetries,
+      },
+      host.canDelay,
+    );
+    const outcome = await this.applyAction(action, parsed, error, delayedRetries, attempt);
+    if (outcome !== undefined) return outcome;
+    return this.handleWithRecoverability(parsed, registration, payload, attempt + 1);
   }
 
-  private async invokeHandlers(
+  private invokeHandlers(
     registration: HandlerRegistration,
     payload: unknown,
     context: MessageHandlerContext,
     parsed: ParsedMessage,
-  ): Promise<void> {
+  ): void | Promise<void> {
     if (this.host.incomingMiddleware.length === 0) {
-      for (const handler of registration.handlers) await handler(payload, context);
-      return;
+      return runHandlers(registration.handlers, 0, payload, context);
     }
-    const run = async () => {
-      for (const handler of registration.handlers) await handler(payload, context);
-    };
     const incoming = {
       messageId: parsed.messageId,
       messageType: registration.definition.name,
@@ -330,8 +401,7 @@ export class MessageProcessor {
       queue: parsed.raw.queue,
     };
     return runMiddleware(this.host.incomingMiddleware, incoming, async () => {
-      payload = incoming.payload;
-      await run();
+      await runHandlers(registration.handlers, 0, incoming.payload, context);
     });
   }
 
