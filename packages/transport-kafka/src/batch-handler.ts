@@ -81,7 +81,10 @@ export class PartitionState {
         this.entries.push(entry);
         const previous = this.tails.get(record.key);
         this.running++;
-        const task = this.run(entry, record, batch, previous, control);
+        const task =
+          previous === undefined
+            ? this.runNow(entry, record, batch, control)
+            : this.run(entry, record, batch, previous, control);
         this.tails.set(record.key, task);
         void task.then(() => {
           this.running--;
@@ -91,6 +94,60 @@ export class PartitionState {
     } finally {
       if (fetched !== undefined) control.markFetched(fetched);
     }
+  }
+
+  /**
+   * The common case (no record with its key before it), without an async frame per record.
+   * A record handed back for redelivery takes the general path in `run`.
+   */
+  private runNow(
+    entry: Entry,
+    record: IncomingRecord,
+    batch: RecordBatch,
+    control: BatchControl,
+  ): Promise<boolean> {
+    const { slots } = this.deps;
+    if (this.revoked || this.deps.isStopping()) return Promise.resolve(false);
+    if (slots.tryAcquire()) return this.deliverHoldingSlot(entry, record, batch, control);
+    return slots.acquire().then(() => {
+      if (this.revoked || this.deps.isStopping()) {
+        slots.release();
+        return false;
+      }
+      return this.deliverHoldingSlot(entry, record, batch, control);
+    });
+  }
+
+  private deliverHoldingSlot(
+    entry: Entry,
+    record: IncomingRecord,
+    batch: RecordBatch,
+    control: BatchControl,
+  ): Promise<boolean> {
+    return this.deps.deliver(record, batch).then((outcome) => {
+      this.deps.slots.release();
+      if (outcome !== 'complete') return this.redeliver(entry, record, batch, control);
+      this.finish(entry, control);
+      return true;
+    });
+  }
+
+  private async redeliver(
+    entry: Entry,
+    record: IncomingRecord,
+    batch: RecordBatch,
+    control: BatchControl,
+  ): Promise<boolean> {
+    // Abandoned while still running (its outcome could not be made durable): hand it over
+    // again here rather than rewinding the partition and replaying everything after it.
+    await sleep(this.deps.redeliveryDelayMs);
+    return this.run(entry, record, batch, undefined, control);
+  }
+
+  private finish(entry: Entry, control: BatchControl): void {
+    entry.done = true;
+    this.advance();
+    void control.heartbeat();
   }
 
   private async run(
@@ -113,9 +170,7 @@ export class PartitionState {
         this.deps.slots.release();
       }
       if (outcome === 'complete') {
-        entry.done = true;
-        this.advance();
-        void control.heartbeat();
+        this.finish(entry, control);
         return true;
       }
       // Abandoned while still running (its outcome could not be made durable): hand it over

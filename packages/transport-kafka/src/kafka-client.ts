@@ -171,7 +171,8 @@ const saslOf = (sasl: KafkaSaslOptions): SASLOptions => ({
 function decodeHeaders(headers: IHeaders | undefined): Record<string, string> {
   const decoded: Record<string, string> = {};
   if (headers === undefined) return decoded;
-  for (const [name, raw] of Object.entries(headers)) {
+  for (const name in headers) {
+    const raw = headers[name];
     // A repeated header arrives as an array: the last one wins, as in a map.
     const value = Array.isArray(raw) ? raw[raw.length - 1] : raw;
     if (value === undefined) continue;
@@ -181,6 +182,9 @@ function decodeHeaders(headers: IHeaders | undefined): Record<string, string> {
 }
 
 const EMPTY = new Uint8Array(0);
+
+/** Heartbeat calls within this many ms of the last one share its answer. */
+const HEARTBEAT_COALESCE_MS = 100;
 
 /**
  * Keyed records are hashed like Kafka's Java client does (murmur2), so other producers agree on
@@ -443,18 +447,30 @@ function createConsumer(
       value: m.value ?? EMPTY,
       headers: decodeHeaders(m.headers),
     }));
+    const heartbeat = async () => {
+      try {
+        await payload.heartbeat();
+        return true;
+      } catch {
+        // Commit what is done while this generation of the group still owns the partitions.
+        rebalancing = true;
+        void flush();
+        return false;
+      }
+    };
+    // Called as each record finishes; kafkajs sends one only once its interval has passed, so
+    // calls close together share one answer instead of each costing a promise chain.
+    let lastHeartbeat: Promise<boolean> | undefined;
+    let lastHeartbeatAt = 0;
     const control: BatchControl = {
       isActive: () => !stopped && !rebalancing && payload.isRunning() && !payload.isStale(),
-      heartbeat: async () => {
-        try {
-          await payload.heartbeat();
-          return true;
-        } catch {
-          // Commit what is done while this generation of the group still owns the partitions.
-          rebalancing = true;
-          void flush();
-          return false;
+      heartbeat: () => {
+        const now = Date.now();
+        if (lastHeartbeat === undefined || now - lastHeartbeatAt >= HEARTBEAT_COALESCE_MS) {
+          lastHeartbeatAt = now;
+          lastHeartbeat = heartbeat();
         }
+        return lastHeartbeat;
       },
       markFetched: (offset) => payload.resolveOffset(offset),
     };

@@ -5,6 +5,7 @@ import {
   Headers,
   type IncomingTransportMessage,
   type Logger,
+  type MessageOutcome,
   type ReceiveSettings,
   redactSecrets,
   silentLogger,
@@ -364,7 +365,7 @@ export function createKafkaTransport(options: KafkaTransportOptions): KafkaTrans
     let mainReceiver: Receiver | undefined;
     let instanceReceiver: Receiver | undefined;
 
-    const deliver = async (record: IncomingRecord, batch: RecordBatch) => {
+    const deliver = (record: IncomingRecord, batch: RecordBatch): Promise<MessageOutcome> => {
       const { headers, unreadableReason } = headersFromRecord(record.headers);
       const message: IncomingTransportMessage = {
         messageId:
@@ -375,14 +376,18 @@ export function createKafkaTransport(options: KafkaTransportOptions): KafkaTrans
         queue: queueOfTopic.get(batch.topic) ?? topology.inputQueue ?? batch.topic,
         ...(unreadableReason !== undefined ? { unreadableReason } : {}),
       };
-      try {
-        return await (receive as ReceiveSettings).onMessage(message);
-      } catch (error) {
+      const failed = (error: unknown): MessageOutcome => {
         context.logger.error('onMessage rejected; the record will be handled again', {
           messageId: message.messageId,
           error: error instanceof Error ? error.message : String(error),
         });
-        return 'abandon' as const;
+        return 'abandon';
+      };
+      // Not async, and no await: this runs for every record.
+      try {
+        return (receive as ReceiveSettings).onMessage(message).catch(failed);
+      } catch (error) {
+        return Promise.resolve(failed(error));
       }
     };
 
