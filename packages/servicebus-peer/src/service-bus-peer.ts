@@ -1,3 +1,4 @@
+import { createServer as createHttpsServer } from 'node:https';
 import type { AddressInfo, Server, Socket } from 'node:net';
 import rhea, {
   type Connection,
@@ -7,7 +8,9 @@ import rhea, {
   type Receiver,
   type Sender,
 } from 'rhea';
+import { peerCertificate } from './certificate.js';
 import { type EntityOptions, MessageEntity, type StoredMessage } from './entities.js';
+import { createManagementHandler, type ManagedEntity } from './management.js';
 import { amqpMessage, formatOf, internals, type Outcome } from './rhea-internals.js';
 import { verifySasToken } from './sas.js';
 
@@ -20,6 +23,12 @@ export interface ServiceBusPeerOptions {
   readonly keyName?: string;
   /** Accepted SAS key. @default 'peer-key' */
   readonly key?: string;
+  /**
+   * Also serve the management REST API (ATOM over HTTPS, as ServiceBusAdministrationClient
+   * uses it) on the same port. Needs the `openssl` CLI for a self-signed certificate.
+   * @default true
+   */
+  readonly management?: boolean;
 }
 
 export interface PeerMessage {
@@ -45,6 +54,12 @@ export interface ServiceBusPeer {
   readonly port: number;
   /** `Endpoint=sb://127.0.0.1:PORT;...;UseDevelopmentEmulator=true`: plain AMQP, no TLS. */
   readonly connectionString: string;
+  /**
+   * The self-signed certificate (PEM) the management endpoint serves for 127.0.0.1; trust it
+   * with `new ServiceBusAdministrationClient(peer.connectionString, { tlsOptions: { ca } })`.
+   * Undefined when started with `management: false`.
+   */
+  readonly certificate: string | undefined;
   readonly stats: PeerStats;
   createQueue(name: string, options?: EntityOptions): void;
   deleteQueue(name: string): boolean;
@@ -80,6 +95,7 @@ export const serviceBusPeerDefaults = {
   maxMessageSizeBytes: 256 * 1024,
   keyName: 'RootManageSharedAccessKey',
   key: 'peer-key',
+  management: true,
 } as const;
 
 /** Batch transfers use this message format (sdk/servicebus/service-bus/src/serviceBusMessageBatch.ts). */
@@ -660,12 +676,14 @@ export async function startServiceBusPeer(
   container.on('receiver_error', () => {});
   container.on('session_error', () => {});
 
+  const certificate = settings.management ? await peerCertificate() : undefined;
   const server = container.listen({
     port: settings.port,
     host: '127.0.0.1',
     treat_modified_as_released: false,
   } as never) as unknown as Server;
-  server.on('connection', (socket: Socket) => {
+  const acceptAmqp = (socket: Socket) => {
+    for (const listener of rheaAccept) listener.call(server, socket);
     sockets.add(socket);
     socket.setNoDelay(true);
     socket.on('close', () => {
@@ -675,7 +693,40 @@ export async function startServiceBusPeer(
         if ((connection as unknown as { socket?: Socket }).socket === socket) forget(connection);
       }
     });
-  });
+  };
+  // rhea's listen adds the 'connection' handler that accepts AMQP; the peer decides first.
+  const rheaAccept = server.listeners('connection') as Array<(socket: Socket) => void>;
+  server.removeAllListeners('connection');
+  const httpsSockets = new Set<Socket>();
+  const management =
+    certificate === undefined
+      ? undefined
+      : createHttpsServer({ cert: certificate.cert, key: certificate.key });
+  if (management === undefined) {
+    server.on('connection', acceptAmqp);
+  } else {
+    // The SDK's administration client talks HTTPS to the connection string's host and port,
+    // where its AMQP client talks plain AMQP (UseDevelopmentEmulator): one port serves both.
+    // An AMQP client speaks first (its protocol header, 'A'), so is a TLS client (a handshake
+    // record, 0x16): the first byte tells them apart without a round trip.
+    server.on('connection', (socket: Socket) => {
+      socket.once('data', (first: Buffer) => {
+        socket.pause();
+        socket.unshift(first);
+        if (first[0] === 0x16) {
+          httpsSockets.add(socket);
+          socket.once('close', () => httpsSockets.delete(socket));
+          // The TLS socket reads what is buffered itself (node's _tls_wrap initRead); resuming
+          // here would emit that handshake to no one.
+          management.emit('connection', socket);
+        } else {
+          acceptAmqp(socket);
+          // pause() above stops a later 'data' listener (rhea's) from resuming the socket.
+          socket.resume();
+        }
+      });
+    });
+  }
   await new Promise<void>((resolve, reject) => {
     if (server.listening) resolve();
     else {
@@ -704,9 +755,15 @@ export async function startServiceBusPeer(
   sweep.unref();
 
   const entityAt = (path: string): MessageEntity | undefined => receivable(path);
+  const managed = (name: string, entity: MessageEntity): ManagedEntity => ({
+    name,
+    options: entity.options,
+    messageCount: entity.available.length + entity.locks.size + entity.scheduled.size,
+  });
 
-  return {
+  const peer: ServiceBusPeer = {
     port,
+    certificate: certificate?.cert,
     connectionString: `Endpoint=sb://127.0.0.1:${port};SharedAccessKeyName=${settings.keyName};SharedAccessKey=${settings.key};UseDevelopmentEmulator=true`,
     get stats(): PeerStats {
       return { connections: sockets.size, ...counters };
@@ -806,7 +863,30 @@ export async function startServiceBusPeer(
       for (const topic of topics.values()) topic.dispose();
       queues.clear();
       topics.clear();
+      for (const socket of httpsSockets) socket.destroy();
       await new Promise<void>((resolve) => server.close(() => resolve()));
     },
   };
+  management?.on(
+    'request',
+    createManagementHandler({
+      host: `127.0.0.1:${port}`,
+      verify: (token) => verifySasToken(token ?? '', keys),
+      queues: () => [...queues.values()].map((queue) => managed(queue.path, queue)),
+      topics: () =>
+        [...topics.values()].map((topic) => ({
+          name: topic.path,
+          subscriptions: [...topic.subscriptions.values()].map((subscription) =>
+            managed(subscription.path.slice(subscription.path.lastIndexOf('/') + 1), subscription),
+          ),
+        })),
+      createQueue: peer.createQueue,
+      deleteQueue: peer.deleteQueue,
+      createTopic: peer.createTopic,
+      deleteTopic: peer.deleteTopic,
+      createSubscription: peer.createSubscription,
+      deleteSubscription: peer.deleteSubscription,
+    }),
+  );
+  return peer;
 }
