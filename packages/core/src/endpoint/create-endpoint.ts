@@ -497,24 +497,16 @@ class TidingsEndpoint implements Endpoint, ProcessorHost {
       resolve = res;
       reject = rej;
     });
-    const run = async () => {
-      let messageId: string;
+    /** Registers the pending request (a slot is held); what it throws also fails `result`. */
+    const register = (askedAt: number): string => {
       try {
-        if (!Number.isInteger(timeoutMs) || timeoutMs <= 0) {
-          throw new UsageError(`timeoutMs must be a positive whole number, got ${timeoutMs}.`);
-        }
-        // Aborted before the call: nothing is sent.
-        if (signal?.aborted) throw new RequestAbortedError(messageType, signal.reason);
-        const askedAt = performance.now();
-        const waiting = this.registry.acquire(messageType, signal, timeoutMs);
-        if (waiting !== undefined) await waiting;
         // Time spent waiting for a slot counts against the request's timeout.
         const remainingMs = Math.max(1, Math.round(timeoutMs - (performance.now() - askedAt)));
         if (this.currentState !== 'started') {
           this.registry.release();
           throw new EndpointStoppedError(this.name);
         }
-        messageId = intent.messageId as string;
+        const messageId = intent.messageId as string;
         this.registry.register(
           messageId,
           new PendingRequest(
@@ -527,17 +519,59 @@ class TidingsEndpoint implements Endpoint, ProcessorHost {
           ) as unknown as PendingRequest,
           { timeoutMs: remainingMs, signal },
         );
+        return messageId;
       } catch (error) {
         reject(error);
         throw error;
       }
-      try {
-        const operation = await this.build(intent);
-        await this.transportEndpoint.dispatch([operation]);
-      } catch (error) {
+    };
+    /** Dispatches the registered request; a failed dispatch fails and removes it. */
+    const dispatch = (messageId: string): Promise<void> => {
+      const failed = (error: unknown): never => {
         this.registry.remove(messageId)?.fail(error as Error);
         throw error;
+      };
+      try {
+        const operation = this.build(intent);
+        const dispatched =
+          operation instanceof Promise
+            ? operation.then((built) => this.transportEndpoint.dispatch([built]))
+            : this.transportEndpoint.dispatch([operation]);
+        return dispatched.catch(failed);
+      } catch (error) {
+        return Promise.reject(error).catch(failed);
       }
+    };
+    // Not async: a request that gets a slot at once is registered and dispatched without a frame.
+    const run = (): Promise<void> => {
+      let askedAt: number;
+      let waiting: Promise<void> | undefined;
+      try {
+        if (!Number.isInteger(timeoutMs) || timeoutMs <= 0) {
+          throw new UsageError(`timeoutMs must be a positive whole number, got ${timeoutMs}.`);
+        }
+        // Aborted before the call: nothing is sent.
+        if (signal?.aborted) throw new RequestAbortedError(messageType, signal.reason);
+        askedAt = performance.now();
+        waiting = this.registry.acquire(messageType, signal, timeoutMs);
+      } catch (error) {
+        reject(error);
+        return Promise.reject(error);
+      }
+      if (waiting === undefined) {
+        try {
+          return dispatch(register(askedAt));
+        } catch (error) {
+          return Promise.reject(error);
+        }
+      }
+      return waiting.then(
+        () => dispatch(register(askedAt)),
+        (error: unknown) => {
+          reject(error);
+          throw error;
+        },
+      );
     };
     return { result, run };
   }

@@ -14,6 +14,9 @@ export interface ContextHost {
   checkOptions(options: SendOptions | PublishOptions | undefined): void;
 }
 
+/** What `reply`, `send` and `publish` return once the message is collected: nothing to wait for. */
+const collected: Promise<void> = Promise.resolve();
+
 /**
  * The context of one handling attempt. Outgoing messages are collected and dispatched together
  * only after every handler succeeded, so a failed attempt sends nothing.
@@ -38,12 +41,23 @@ export class MessageHandlerContext implements HandlerContext {
 
   reply<T>(definition: MessageDefinition<T>, payload: T, options?: ReplyOptions): Promise<void>;
   reply(code: number, options?: ReplyOptions): Promise<void>;
-  async reply(
+  reply(
     definitionOrCode: MessageDefinition | number,
     payloadOrOptions?: unknown,
     maybeOptions?: ReplyOptions,
   ): Promise<void> {
-    if (this.replyTo === undefined) {
+    return this.collect(() =>
+      this.replyOperation(definitionOrCode, payloadOrOptions, maybeOptions),
+    );
+  }
+
+  private replyOperation(
+    definitionOrCode: MessageDefinition | number,
+    payloadOrOptions: unknown,
+    maybeOptions: ReplyOptions | undefined,
+  ): TransportOperation | Promise<TransportOperation> {
+    const replyTo = this.replyTo;
+    if (replyTo === undefined) {
       throw new UsageError(
         `Cannot reply to '${this.messageType}' (${this.messageId}): it has no reply-to address. It was sent by a send-only endpoint or by a sender that did not set 'tidings.reply-to'.`,
       );
@@ -54,30 +68,44 @@ export class MessageHandlerContext implements HandlerContext {
     }
     const options = (isCode ? payloadOrOptions : maybeOptions) as ReplyOptions | undefined;
     this.host.checkOptions(options);
-    this.outgoing.push(
-      await this.host.build({
-        intent: 'reply',
-        messageType: isCode ? undefined : definitionOrCode.name,
-        payload: isCode ? undefined : payloadOrOptions,
-        returnCode: isCode ? definitionOrCode : undefined,
-        destination: { kind: 'queue', queue: this.replyTo },
-        correlationId: this.correlationId,
-        conversationId: this.conversationId,
-        replyTo: this.host.inputQueue,
-        userHeaders: options?.headers,
-      }),
-    );
+    return this.host.build({
+      intent: 'reply',
+      messageType: isCode ? undefined : definitionOrCode.name,
+      payload: isCode ? undefined : payloadOrOptions,
+      returnCode: isCode ? definitionOrCode : undefined,
+      destination: { kind: 'queue', queue: replyTo },
+      correlationId: this.correlationId,
+      conversationId: this.conversationId,
+      replyTo: this.host.inputQueue,
+      userHeaders: options?.headers,
+    });
   }
 
-  async send<T>(
-    definition: MessageDefinition<T>,
-    payload: T,
-    options?: SendOptions,
-  ): Promise<void> {
-    this.host.checkOptions(options);
-    const queue = this.host.resolveRoute(definition.name, options?.to);
-    this.outgoing.push(
-      await this.host.build({
+  /**
+   * Builds an outgoing message now and keeps it for dispatch after the handlers. Not async: a
+   * handler that replies or sends pays no frame for it; errors still come as a rejection.
+   */
+  private collect(build: () => TransportOperation | Promise<TransportOperation>): Promise<void> {
+    let operation: TransportOperation | Promise<TransportOperation>;
+    try {
+      operation = build();
+    } catch (error) {
+      return Promise.reject(error);
+    }
+    if (operation instanceof Promise) {
+      return operation.then((built) => {
+        this.outgoing.push(built);
+      });
+    }
+    this.outgoing.push(operation);
+    return collected;
+  }
+
+  send<T>(definition: MessageDefinition<T>, payload: T, options?: SendOptions): Promise<void> {
+    return this.collect(() => {
+      this.host.checkOptions(options);
+      const queue = this.host.resolveRoute(definition.name, options?.to);
+      return this.host.build({
         intent: 'send',
         messageType: definition.name,
         payload,
@@ -88,18 +116,18 @@ export class MessageHandlerContext implements HandlerContext {
         replyTo: this.host.inputQueue,
         userHeaders: options?.headers,
         delayMs: options?.delayMs,
-      }),
-    );
+      });
+    });
   }
 
-  async publish<T>(
+  publish<T>(
     definition: MessageDefinition<T>,
     payload: T,
     options?: PublishOptions,
   ): Promise<void> {
-    this.host.checkOptions(options);
-    this.outgoing.push(
-      await this.host.build({
+    return this.collect(() => {
+      this.host.checkOptions(options);
+      return this.host.build({
         intent: 'publish',
         messageType: definition.name,
         payload,
@@ -109,7 +137,7 @@ export class MessageHandlerContext implements HandlerContext {
         conversationId: this.conversationId,
         replyTo: this.host.inputQueue,
         userHeaders: options?.headers,
-      }),
-    );
+      });
+    });
   }
 }
