@@ -1,0 +1,98 @@
+import { ServiceBusClient } from '@azure/service-bus';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { createAdministrationInstaller, type TopologyInstaller } from '../src/index.ts';
+import { type ServiceBusPeer, startServiceBusPeer, trustPeerCertificate } from './support/peer.ts';
+
+// The default installer, unchanged, against the peer's management endpoint: the real
+// ServiceBusAdministrationClient over HTTPS, creating the entities AMQP clients then use.
+let peer: ServiceBusPeer;
+let untrust: () => void;
+let installer: TopologyInstaller;
+
+beforeAll(async () => {
+  peer = await startServiceBusPeer();
+  untrust = trustPeerCertificate(peer);
+  installer = createAdministrationInstaller({ connectionString: peer.connectionString });
+});
+afterAll(async () => {
+  untrust();
+  await peer.close();
+});
+
+describe('createAdministrationInstaller against the test peer', () => {
+  it('creates queues with their settings', async () => {
+    await installer.ensureQueue('orders', {
+      maxDeliveryCount: 5,
+      autoDeleteOnIdleMs: 300_000,
+      duplicateDetectionWindowMs: 90_000,
+    });
+    await installer.ensureQueue('orders-error', {});
+    expect(peer.queueOptions('orders')).toEqual({
+      maxDeliveryCount: 5,
+      autoDeleteOnIdleMs: 300_000,
+      duplicateDetectionWindowMs: 90_000,
+    });
+    expect(peer.queueOptions('orders-error')).toEqual({});
+  });
+
+  it('creates a topic and a subscription that forwards to a queue', async () => {
+    await installer.ensureQueue('billing', {});
+    await installer.ensureTopic('order-placed');
+    await installer.ensureSubscription('order-placed', 'billing', {
+      forwardTo: 'billing',
+      maxDeliveryCount: 7,
+    });
+    expect(peer.topicExists('order-placed')).toBe(true);
+    expect(peer.subscriptionOptions('order-placed', 'billing')).toEqual({
+      forwardTo: 'billing',
+      maxDeliveryCount: 7,
+    });
+  });
+
+  it('is idempotent: twice in a row, and concurrently (the losers of the race get 409)', async () => {
+    await installer.ensureQueue('again', { maxDeliveryCount: 3 });
+    await installer.ensureQueue('again', { maxDeliveryCount: 9 });
+    // An entity that exists is left as it is.
+    expect(peer.queueOptions('again')).toEqual({ maxDeliveryCount: 3 });
+    await installer.ensureTopic('again-topic');
+    await installer.ensureTopic('again-topic');
+
+    await Promise.all([
+      ...Array.from({ length: 5 }, () => installer.ensureQueue('raced', {})),
+      ...Array.from({ length: 5 }, () => installer.ensureTopic('raced-topic')),
+    ]);
+    await Promise.all(
+      Array.from({ length: 5 }, () =>
+        installer.ensureSubscription('raced-topic', 'raced', { forwardTo: 'raced' }),
+      ),
+    );
+    expect(peer.queueExists('raced')).toBe(true);
+    expect(peer.subscriptionExists('raced-topic', 'raced')).toBe(true);
+  });
+
+  it('deletes a subscription, and deleting a missing one is fine', async () => {
+    await installer.ensureTopic('gone');
+    await installer.ensureSubscription('gone', 'sub', {});
+    await installer.deleteSubscription('gone', 'sub');
+    expect(peer.subscriptionExists('gone', 'sub')).toBe(false);
+    await installer.deleteSubscription('gone', 'sub');
+    await installer.deleteSubscription('no-such-topic', 'sub');
+  });
+
+  it('creates the entities AMQP uses: a message published to the topic reaches the forwarded queue', async () => {
+    await installer.ensureQueue('shipping', {});
+    await installer.ensureTopic('order-shipped');
+    await installer.ensureSubscription('order-shipped', 'shipping', { forwardTo: 'shipping' });
+    const client = new ServiceBusClient(peer.connectionString);
+    try {
+      await client.createSender('order-shipped').sendMessages([{ body: 'one' }, { body: 'two' }]);
+      const receiver = client.createReceiver('shipping');
+      const received = await receiver.receiveMessages(2, { maxWaitTimeInMs: 5000 });
+      expect(received.map((m) => m.body)).toEqual(['one', 'two']);
+      for (const message of received) await receiver.completeMessage(message);
+    } finally {
+      await client.close();
+    }
+    expect(peer.messages('shipping')).toHaveLength(0);
+  });
+});
