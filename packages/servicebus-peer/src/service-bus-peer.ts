@@ -697,7 +697,8 @@ export async function startServiceBusPeer(
   // rhea's listen adds the 'connection' handler that accepts AMQP; the peer decides first.
   const rheaAccept = server.listeners('connection') as Array<(socket: Socket) => void>;
   server.removeAllListeners('connection');
-  const httpsSockets = new Set<Socket>();
+  /** HTTPS sockets and those not yet sniffed: closed with the peer, not counted as connections. */
+  const otherSockets = new Set<Socket>();
   const management =
     certificate === undefined
       ? undefined
@@ -710,16 +711,21 @@ export async function startServiceBusPeer(
     // An AMQP client speaks first (its protocol header, 'A'), so is a TLS client (a handshake
     // record, 0x16): the first byte tells them apart without a round trip.
     server.on('connection', (socket: Socket) => {
+      // Until a protocol owns the socket, a reset must not become an unhandled 'error'.
+      const ignore = () => {};
+      socket.on('error', ignore);
+      otherSockets.add(socket);
+      socket.once('close', () => otherSockets.delete(socket));
       socket.once('data', (first: Buffer) => {
         socket.pause();
         socket.unshift(first);
         if (first[0] === 0x16) {
-          httpsSockets.add(socket);
-          socket.once('close', () => httpsSockets.delete(socket));
           // The TLS socket reads what is buffered itself (node's _tls_wrap initRead); resuming
           // here would emit that handshake to no one.
           management.emit('connection', socket);
         } else {
+          otherSockets.delete(socket);
+          socket.off('error', ignore);
           acceptAmqp(socket);
           // pause() above stops a later 'data' listener (rhea's) from resuming the socket.
           socket.resume();
@@ -863,7 +869,7 @@ export async function startServiceBusPeer(
       for (const topic of topics.values()) topic.dispose();
       queues.clear();
       topics.clear();
-      for (const socket of httpsSockets) socket.destroy();
+      for (const socket of otherSockets) socket.destroy();
       await new Promise<void>((resolve) => server.close(() => resolve()));
     },
   };

@@ -1,3 +1,4 @@
+import { connect } from 'node:net';
 import { ServiceBusAdministrationClient, ServiceBusClient } from '@azure/service-bus';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { type ServiceBusPeer, startServiceBusPeer } from '../src/index.ts';
@@ -174,6 +175,14 @@ describe('servicebus peer management API, driven by ServiceBusAdministrationClie
       (e: unknown) => e as { code?: string },
     );
     expect(error?.code).toMatch(/SELF_SIGNED|UNABLE_TO_VERIFY|CERT/);
+  });
+
+  it('survives a client that resets before sending a byte', async () => {
+    const socket = connect(peer.port, '127.0.0.1');
+    await new Promise((resolve) => socket.once('connect', resolve));
+    socket.resetAndDestroy();
+    await new Promise((resolve) => setTimeout(resolve, 50));
+    expect(await admin.queueExists('anything')).toBe(false);
   });
 
   it('leaves AMQP clients on the same port as they were, and can be turned off', async () => {
