@@ -1,4 +1,4 @@
-import { randomBytes } from 'node:crypto';
+import { randomUUID } from 'node:crypto';
 import type { Message, Sender } from 'rhea';
 
 /** Options a queue or subscription accepts; the names follow ServiceBusAdministrationClient's. */
@@ -142,7 +142,9 @@ export class MessageEntity {
         const consumer = this.nextConsumer();
         if (consumer === undefined) return;
         const stored = this.available.shift() as StoredMessage;
-        const token = randomBytes(16).toString('hex');
+        // A random GUID as 32 hex digits. randomUUID draws from a buffered pool; randomBytes(16) per
+        // delivery cost more CPU than the rest of the peer's delivery path together.
+        const token = randomUUID().replaceAll('-', '');
         this.locks.set(token, {
           token,
           stored,
