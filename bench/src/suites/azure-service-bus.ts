@@ -262,7 +262,7 @@ export const azureServiceBusSuite: BenchSuite = {
   async run() {
     const peer = await startServiceBusPeer();
     try {
-      return await medianOfRounds(3, async () => [
+      return await medianOfRounds(5, async () => [
         await rawOneWay(peer),
         await rawOneWay(peer, true),
         await tidingsOneWay(peer),
