@@ -79,6 +79,7 @@ export {
   inMemoryTransportDefaults,
 } from './transport/in-memory-transport.js';
 export { PACKED_HEADERS, packHeaders, unpackHeaders } from './transport/packed-headers.js';
+export { Semaphore } from './transport/semaphore.js';
 export {
   type DeadLetterOutcome,
   type EndpointTopology,

@@ -16,6 +16,7 @@ import {
   MessageTooLargeError,
   type ReceiveSettings,
   redactSecrets,
+  Semaphore,
   TRANSPORT_SPI_VERSION,
   type Transport,
   type TransportCapabilities,
@@ -59,25 +60,6 @@ export interface AzureServiceBusTransportStats {
 
 export interface AzureServiceBusTransport extends Transport {
   readonly stats: AzureServiceBusTransportStats;
-}
-
-/** Bounds `onMessage` calls across all of an endpoint's receivers. */
-class Slots {
-  private active = 0;
-  private readonly waiting: Array<() => void> = [];
-  constructor(private readonly limit: number) {}
-  acquire(): Promise<void> {
-    if (this.active < this.limit) {
-      this.active++;
-      return Promise.resolve();
-    }
-    return new Promise((resolve) => this.waiting.push(resolve));
-  }
-  release(): void {
-    const next = this.waiting.shift();
-    if (next) next();
-    else this.active--;
-  }
 }
 
 function secretsOf(options: AzureServiceBusTransportOptions): string[] {
@@ -439,7 +421,7 @@ export function createAzureServiceBusTransport(
       const startReceiving = async (receive: ReceiveSettings) => {
         if (accepting) return;
         accepting = true;
-        const slots = new Slots(receive.concurrency);
+        const slots = new Semaphore(receive.concurrency);
         const queues = [topology.inputQueue, topology.instanceQueue].filter(
           (queue): queue is string => queue !== undefined,
         );
@@ -477,7 +459,7 @@ export function createAzureServiceBusTransport(
               await settle(receiver, message, 'abandon', queue);
               return;
             }
-            await slots.acquire();
+            if (!slots.tryAcquire()) await slots.acquire();
             try {
               if (!accepting) {
                 await settle(receiver, message, 'abandon', queue);

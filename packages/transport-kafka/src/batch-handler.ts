@@ -1,6 +1,5 @@
-import type { MessageOutcome } from '@tidings/core';
+import type { MessageOutcome, Semaphore } from '@tidings/core';
 import type { BatchControl, IncomingRecord, RecordBatch } from './kafka-client.js';
-import type { Semaphore } from './semaphore.js';
 
 export interface BatchHandlerDeps {
   readonly slots: Semaphore;

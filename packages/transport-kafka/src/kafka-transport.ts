@@ -8,6 +8,7 @@ import {
   type MessageOutcome,
   type ReceiveSettings,
   redactSecrets,
+  Semaphore,
   silentLogger,
   TRANSPORT_SPI_VERSION,
   type Transport,
@@ -32,7 +33,6 @@ import {
 import { type KafkaTransportOptions, kafkaTransportDefaults } from './options.js';
 import { ProducerBatcher } from './producer-batcher.js';
 import { headersFromRecord, recordHeadersFor } from './record-headers.js';
-import { Semaphore } from './semaphore.js';
 import { toTopicName } from './topic-names.js';
 
 /** The Kafka transport, plus what tests and tools need to name its topics and release it. */

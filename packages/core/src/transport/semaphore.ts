@@ -1,4 +1,7 @@
-/** Bounds how many records are handled at once across all of an endpoint's partitions. */
+/**
+ * Bounds how many messages a transport hands to `onMessage` at once (its `concurrency`), across
+ * all the queues, partitions or links it receives from. For transport authors.
+ */
 export class Semaphore {
   private available: number;
   private readonly waiting: Array<() => void> = [];
