@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Starts what the test suite needs, installing it where missing: RabbitMQ on 127.0.0.1:5672 and
-# Debian's kcat (the tests start librdkafka's mock Kafka cluster with it). Safe to run again.
+# Debian's kcat (the tests start librdkafka's mock Kafka cluster with it), openssl and chromium.
+# Safe to run again.
 set -euo pipefail
 
 log() { printf '[services] %s\n' "$*"; }
@@ -49,6 +50,14 @@ elif command -v kcat >/dev/null 2>&1; then
 else
   log "installing kcat"
   apt_install kcat || log "could not install kcat: the Kafka tests will fail"
+fi
+
+# openssl, for the certificate of the Service Bus test peer's management endpoint (HTTPS)
+if command -v openssl >/dev/null 2>&1; then
+  log "openssl is installed"
+else
+  log "installing openssl"
+  apt_install openssl || log "could not install openssl: the Service Bus tests will fail"
 fi
 
 # chromium, for the web-callback sample's browser test (playwright-core drives /usr/bin/chromium)
