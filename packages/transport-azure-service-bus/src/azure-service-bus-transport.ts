@@ -325,36 +325,51 @@ export function createAzureServiceBusTransport(
         if (batch.count > 0) await sender.sendMessages(batch);
       };
 
-      const dispatch = async (operations: readonly TransportOperation[]) => {
+      /** Sends one destination's operations; errors mapped, a publish with no topic dropped. */
+      const sendGroup = async (
+        entity: string,
+        publish: boolean,
+        operations: readonly TransportOperation[],
+      ) => {
+        try {
+          await sendTo(entity, operations);
+        } catch (error) {
+          const mapped = fail(error, `send to '${entity}'`, entity);
+          if (mapped.code === 'TIDINGS_DESTINATION_NOT_FOUND') {
+            dropSender(entity);
+            // No topic means no subscriber has ever subscribed: nobody to deliver to.
+            if (publish) {
+              logger.debug(`No subscribers for '${entity}' (topic does not exist)`);
+              return;
+            }
+          }
+          throw mapped;
+        }
+      };
+
+      const entityOf = (destination: TransportOperation['destination']) =>
+        destination.kind === 'queue' ? destination.queue : topicName(destination.messageType);
+
+      const dispatch = async (operations: readonly TransportOperation[]): Promise<void> => {
+        // One message (every send, reply and publish outside a handler): no grouping.
+        if (operations.length === 1) {
+          const { destination } = operations[0] as TransportOperation;
+          return sendGroup(entityOf(destination), destination.kind === 'publish', operations);
+        }
         const byEntity = new Map<string, { publish: boolean; operations: TransportOperation[] }>();
         for (const operation of operations) {
-          const destination = operation.destination;
-          const entity =
-            destination.kind === 'queue' ? destination.queue : topicName(destination.messageType);
+          const entity = entityOf(operation.destination);
           let group = byEntity.get(entity);
           if (group === undefined) {
-            group = { publish: destination.kind === 'publish', operations: [] };
+            group = { publish: operation.destination.kind === 'publish', operations: [] };
             byEntity.set(entity, group);
           }
           group.operations.push(operation);
         }
         await Promise.all(
-          [...byEntity].map(async ([entity, group]) => {
-            try {
-              await sendTo(entity, group.operations);
-            } catch (error) {
-              const mapped = fail(error, `send to '${entity}'`, entity);
-              if (mapped.code === 'TIDINGS_DESTINATION_NOT_FOUND') {
-                dropSender(entity);
-                // No topic means no subscriber has ever subscribed: nobody to deliver to.
-                if (group.publish) {
-                  logger.debug(`No subscribers for '${entity}' (topic does not exist)`);
-                  return;
-                }
-              }
-              throw mapped;
-            }
-          }),
+          [...byEntity].map(([entity, group]) =>
+            sendGroup(entity, group.publish, group.operations),
+          ),
         );
       };
 
@@ -381,8 +396,12 @@ export function createAzureServiceBusTransport(
         // After a reconnect the SDK may settle a message from the old link on a delivery that
         // can no longer reach the broker and wait 60 s for an answer; bound the wait so a slot is
         // not held for it. The broker redelivers the message once its lock is gone.
-        let timer: NodeJS.Timeout | undefined;
-        const work = Promise.race([
+        const work = new Promise<void>((resolve, reject) => {
+          // No Promise.race: one promise and one timer per settlement, which runs for every message.
+          const timer = setTimeout(() => {
+            settling.delete(work);
+            reject(new Error(`no answer within ${settings.operationTimeoutMs} ms`));
+          }, settings.operationTimeoutMs);
           settleIsolated(receiver, outcome, () =>
             outcome === 'complete'
               ? receiver.completeMessage(message)
@@ -393,16 +412,18 @@ export function createAzureServiceBusTransport(
                     deadLetterReason: outcome.reason,
                     deadLetterErrorDescription: outcome.description,
                   }),
-          ),
-          new Promise<never>((_, reject) => {
-            timer = setTimeout(
-              () => reject(new Error(`no answer within ${settings.operationTimeoutMs} ms`)),
-              settings.operationTimeoutMs,
-            );
-          }),
-        ]).finally(() => {
-          clearTimeout(timer);
-          settling.delete(work);
+          ).then(
+            () => {
+              clearTimeout(timer);
+              settling.delete(work);
+              resolve();
+            },
+            (error: unknown) => {
+              clearTimeout(timer);
+              settling.delete(work);
+              reject(error);
+            },
+          );
         });
         settling.add(work);
         try {
