@@ -82,8 +82,8 @@ export class PartitionState {
         this.running++;
         const task =
           previous === undefined
-            ? this.runNow(entry, record, batch, control)
-            : this.run(entry, record, batch, previous, control);
+            ? this.run(entry, record, batch, control)
+            : this.runAfter(previous, entry, record, batch, control);
         this.tails.set(record.key, task);
         void task.then(() => {
           this.running--;
@@ -95,11 +95,23 @@ export class PartitionState {
     }
   }
 
+  /** A record waits for the one before it with its key; if that one is left for later, so is this. */
+  private async runAfter(
+    previous: Promise<boolean>,
+    entry: Entry,
+    record: IncomingRecord,
+    batch: RecordBatch,
+    control: BatchControl,
+  ): Promise<boolean> {
+    if (!(await previous)) return false;
+    return this.run(entry, record, batch, control);
+  }
+
   /**
-   * The common case (no record with its key before it), without an async frame per record.
-   * A record handed back for redelivery takes the general path in `run`.
+   * Takes a handling slot and hands the record to core until its outcome is durable. Not async:
+   * this runs for every record, and a free slot is taken without a promise.
    */
-  private runNow(
+  private run(
     entry: Entry,
     record: IncomingRecord,
     batch: RecordBatch,
@@ -126,56 +138,25 @@ export class PartitionState {
     return this.deps.deliver(record, batch).then((outcome) => {
       this.deps.slots.release();
       if (outcome !== 'complete') return this.redeliver(entry, record, batch, control);
-      this.finish(entry, control);
+      entry.done = true;
+      this.advance();
+      void control.heartbeat();
       return true;
     });
   }
 
+  /**
+   * Abandoned while still running (its outcome could not be made durable): hand it over again
+   * here rather than rewinding the partition and replaying everything after it.
+   */
   private async redeliver(
     entry: Entry,
     record: IncomingRecord,
     batch: RecordBatch,
     control: BatchControl,
   ): Promise<boolean> {
-    // Abandoned while still running (its outcome could not be made durable): hand it over
-    // again here rather than rewinding the partition and replaying everything after it.
     await sleep(this.deps.redeliveryDelayMs);
-    return this.run(entry, record, batch, undefined, control);
-  }
-
-  private finish(entry: Entry, control: BatchControl): void {
-    entry.done = true;
-    this.advance();
-    void control.heartbeat();
-  }
-
-  private async run(
-    entry: Entry,
-    record: IncomingRecord,
-    batch: RecordBatch,
-    previous: Promise<boolean> | undefined,
-    control: BatchControl,
-  ): Promise<boolean> {
-    // A record waits for the one before it with its key; if that one is left for later, so is this.
-    if (previous !== undefined && !(await previous)) return false;
-    for (;;) {
-      if (this.revoked || this.deps.isStopping()) return false;
-      if (!this.deps.slots.tryAcquire()) await this.deps.slots.acquire();
-      let outcome: MessageOutcome;
-      try {
-        if (this.revoked || this.deps.isStopping()) return false;
-        outcome = await this.deps.deliver(record, batch);
-      } finally {
-        this.deps.slots.release();
-      }
-      if (outcome === 'complete') {
-        this.finish(entry, control);
-        return true;
-      }
-      // Abandoned while still running (its outcome could not be made durable): hand it over
-      // again here rather than rewinding the partition and replaying everything after it.
-      await sleep(this.deps.redeliveryDelayMs);
-    }
+    return this.run(entry, record, batch, control);
   }
 
   /** Moves the recorded position past the records at the head that are done. */
