@@ -313,7 +313,7 @@ class TidingsEndpoint implements Endpoint, ProcessorHost {
   ): Promise<void> {
     this.assertCanSend();
     this.checkOptions(options);
-    const operation = await this.build({
+    await this.buildAndDispatch({
       intent: 'publish',
       messageType: definition.name,
       payload,
@@ -322,7 +322,6 @@ class TidingsEndpoint implements Endpoint, ProcessorHost {
       replyTo: this.inputQueue,
       userHeaders: options?.headers,
     });
-    await this.transportEndpoint.dispatch([operation]);
   }
 
   request<T, R>(
@@ -466,11 +465,19 @@ class TidingsEndpoint implements Endpoint, ProcessorHost {
     for (const entry of [...this.inFlight]) entry.settle('abandon');
   }
 
-  /** Runs inside a `then` callback, so what it throws rejects the send. Not async: no frame to keep. */
+  /** Runs inside a `then` callback, so what it throws rejects the send. */
   private dispatchPlanned(planned: PlannedSend): Promise<void> {
     planned.dispatchStarted = true;
     if (planned.request) return planned.request();
-    const operation = this.build(planned.intent);
+    return this.buildAndDispatch(planned.intent);
+  }
+
+  /**
+   * Builds one message and hands it to the transport. Not async: a build without outgoing
+   * middleware is synchronous, and this runs for every send. May throw (a bad payload, say).
+   */
+  private buildAndDispatch(intent: OutgoingIntent): Promise<void> {
+    const operation = this.build(intent);
     if (operation instanceof Promise) {
       return operation.then((built) => this.transportEndpoint.dispatch([built]));
     }
@@ -532,12 +539,7 @@ class TidingsEndpoint implements Endpoint, ProcessorHost {
         throw error;
       };
       try {
-        const operation = this.build(intent);
-        const dispatched =
-          operation instanceof Promise
-            ? operation.then((built) => this.transportEndpoint.dispatch([built]))
-            : this.transportEndpoint.dispatch([operation]);
-        return dispatched.catch(failed);
+        return this.buildAndDispatch(intent).catch(failed);
       } catch (error) {
         return Promise.reject(error).catch(failed);
       }
