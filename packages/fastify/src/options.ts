@@ -1,4 +1,4 @@
-import { ConfigurationError, type Endpoint } from '@tidings/core';
+import { ConfigurationError, checkWholeNumber, type Endpoint } from '@tidings/core';
 
 export interface TidingsPluginOptions {
   /** The endpoint routes send their requests through. Create it with handlers, routes, etc. */
@@ -48,10 +48,7 @@ export interface ResolvedPluginOptions {
 }
 
 export function checkTimeout(name: string, value: number | undefined): number | undefined {
-  if (value !== undefined && (!Number.isInteger(value) || value <= 0)) {
-    throw new ConfigurationError(`${name} must be a positive whole number, got ${value}.`);
-  }
-  return value;
+  return value === undefined ? undefined : checkWholeNumber(name, value);
 }
 
 export function resolvePluginOptions(options: TidingsPluginOptions): ResolvedPluginOptions {

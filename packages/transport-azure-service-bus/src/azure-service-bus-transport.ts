@@ -8,6 +8,7 @@ import {
 } from '@azure/service-bus';
 import {
   ConfigurationError,
+  checkWholeNumber,
   type EndpointTopology,
   Headers,
   type IncomingTransportMessage,
@@ -67,13 +68,6 @@ function secretsOf(options: AzureServiceBusTransportOptions): string[] {
   const key = /SharedAccessKey=([^;]+)/i.exec(options.connectionString)?.[1];
   const signature = /SharedAccessSignature=([^;]+)/i.exec(options.connectionString)?.[1];
   return [options.connectionString, key, signature].filter((s): s is string => Boolean(s));
-}
-
-function positive(name: string, value: number): number {
-  if (!Number.isFinite(value) || value <= 0) {
-    throw new ConfigurationError(`${name} must be a positive number, got ${value}.`);
-  }
-  return value;
 }
 
 const settlementGates = new WeakMap<object, Promise<void>>();
@@ -139,29 +133,37 @@ export function createAzureServiceBusTransport(
   }
   const secrets = secretsOf(options);
   const settings = {
-    maxMessageSizeBytes: positive(
+    maxMessageSizeBytes: checkWholeNumber(
       'maxMessageSizeBytes',
       options.maxMessageSizeBytes ?? azureServiceBusTransportDefaults.maxMessageSizeBytes,
     ),
-    instanceQueueAutoDeleteOnIdleMs: positive(
+    instanceQueueAutoDeleteOnIdleMs: checkWholeNumber(
       'instanceQueueAutoDeleteOnIdleMs',
       options.instanceQueueAutoDeleteOnIdleMs ??
         azureServiceBusTransportDefaults.instanceQueueAutoDeleteOnIdleMs,
     ),
-    maxDeliveryCount: positive(
+    maxDeliveryCount: checkWholeNumber(
       'maxDeliveryCount',
       options.maxDeliveryCount ?? azureServiceBusTransportDefaults.maxDeliveryCount,
     ),
-    maxAutoLockRenewalDurationMs:
+    // 0 turns the SDK's lock renewal off.
+    maxAutoLockRenewalDurationMs: checkWholeNumber(
+      'maxAutoLockRenewalDurationMs',
       options.maxAutoLockRenewalDurationMs ??
-      azureServiceBusTransportDefaults.maxAutoLockRenewalDurationMs,
-    operationTimeoutMs: positive(
+        azureServiceBusTransportDefaults.maxAutoLockRenewalDurationMs,
+      0,
+    ),
+    operationTimeoutMs: checkWholeNumber(
       'operationTimeoutMs',
       options.operationTimeoutMs ?? azureServiceBusTransportDefaults.operationTimeoutMs,
     ),
-    maxRetries: options.maxRetries ?? azureServiceBusTransportDefaults.maxRetries,
+    maxRetries: checkWholeNumber(
+      'maxRetries',
+      options.maxRetries ?? azureServiceBusTransportDefaults.maxRetries,
+      0,
+    ),
     tcpNoDelay: options.tcpNoDelay ?? azureServiceBusTransportDefaults.tcpNoDelay,
-    retryDelayMs: positive(
+    retryDelayMs: checkWholeNumber(
       'retryDelayMs',
       options.retryDelayMs ?? azureServiceBusTransportDefaults.retryDelayMs,
     ),
@@ -170,7 +172,7 @@ export function createAzureServiceBusTransport(
     options.duplicateDetectionWindowMs === undefined
       ? {}
       : {
-          duplicateDetectionWindowMs: positive(
+          duplicateDetectionWindowMs: checkWholeNumber(
             'duplicateDetectionWindowMs',
             options.duplicateDetectionWindowMs,
           ),

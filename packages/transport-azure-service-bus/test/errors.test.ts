@@ -1,5 +1,6 @@
 import { ServiceBusError, type ServiceBusErrorCode } from '@azure/service-bus';
 import {
+  ConfigurationError,
   DestinationNotFoundError,
   MessageTooLargeError,
   TransportError,
@@ -7,6 +8,7 @@ import {
 } from '@tidings/core';
 import { describe, expect, it } from 'vitest';
 import { mapServiceBusError } from '../src/errors.ts';
+import { createAzureServiceBusTransport } from '../src/index.ts';
 
 const KEY = 'c2VjcmV0LWtleS12YWx1ZQ==';
 const CONNECTION = `Endpoint=sb://ns.servicebus.windows.net/;SharedAccessKeyName=Root;SharedAccessKey=${KEY}`;
@@ -73,5 +75,38 @@ describe('mapServiceBusError', () => {
   it('passes Tidings errors through unchanged', () => {
     const tooLarge = new MessageTooLargeError('x', 10, 5, 'azure-service-bus');
     expect(mapServiceBusError(tooLarge, context)).toBe(tooLarge);
+  });
+});
+
+describe('options', () => {
+  it.each([
+    ['maxMessageSizeBytes', 0, 'a positive whole number'],
+    ['operationTimeoutMs', 1.5, 'a positive whole number'],
+    ['maxRetries', -1, 'a whole number of at least 0'],
+    ['maxAutoLockRenewalDurationMs', -1, 'a whole number of at least 0'],
+    ['duplicateDetectionWindowMs', 0, 'a positive whole number'],
+  ])(
+    'refuses %s = %s when the transport is created, without the connection string',
+    (name, value, expected) => {
+      const create = () =>
+        createAzureServiceBusTransport({ connectionString: CONNECTION, [name]: value });
+      expect(create).toThrow(ConfigurationError);
+      expect(create).toThrow(`${name} must be ${expected}, got ${value}.`);
+      try {
+        create();
+      } catch (error) {
+        expect(String(error)).not.toContain(KEY);
+      }
+    },
+  );
+
+  it('accepts 0 retries and lock renewal turned off', () => {
+    expect(() =>
+      createAzureServiceBusTransport({
+        connectionString: CONNECTION,
+        maxRetries: 0,
+        maxAutoLockRenewalDurationMs: 0,
+      }),
+    ).not.toThrow();
   });
 });

@@ -1,5 +1,6 @@
 import {
   ConfigurationError,
+  checkWholeNumber,
   DestinationNotFoundError,
   type EndpointTopology,
   Headers,
@@ -78,20 +79,9 @@ function validate(options: KafkaTransportOptions): Resolved {
     'connectionTimeoutMs',
     'requestTimeoutMs',
   ];
-  for (const key of positive) {
-    const value = resolved[key];
-    if (typeof value !== 'number' || !Number.isInteger(value) || value <= 0) {
-      throw new ConfigurationError(`${key} must be a positive integer, got ${String(value)}.`);
-    }
-  }
-  if (!Number.isInteger(resolved.commitIntervalMs) || resolved.commitIntervalMs < 0) {
-    throw new ConfigurationError(
-      `commitIntervalMs must be an integer >= 0, got ${resolved.commitIntervalMs}.`,
-    );
-  }
-  if (!Number.isInteger(resolved.retries) || resolved.retries < 0) {
-    throw new ConfigurationError(`retries must be an integer >= 0, got ${resolved.retries}.`);
-  }
+  for (const key of positive) checkWholeNumber(key, resolved[key]);
+  checkWholeNumber('commitIntervalMs', resolved.commitIntervalMs, 0);
+  checkWholeNumber('retries', resolved.retries, 0);
   if (
     !Number.isInteger(resolved.replicationFactor) ||
     resolved.replicationFactor === 0 ||

@@ -1,4 +1,4 @@
-import { ConfigurationError } from '@tidings/core';
+import { ConfigurationError, checkWholeNumber } from '@tidings/core';
 
 export interface LearningTransportOptions {
   /**
@@ -60,13 +60,6 @@ export type ResolvedLearningTransportOptions = {
   -readonly [K in keyof Required<LearningTransportOptions>]: Required<LearningTransportOptions>[K];
 };
 
-function positiveInteger(name: string, value: number): number {
-  if (!Number.isInteger(value) || value <= 0) {
-    throw new ConfigurationError(`${name} must be a positive whole number, got ${value}.`);
-  }
-  return value;
-}
-
 export function resolveOptions(
   options: LearningTransportOptions,
 ): ResolvedLearningTransportOptions {
@@ -78,20 +71,20 @@ export function resolveOptions(
   }
   const resolved: ResolvedLearningTransportOptions = {
     rootDir,
-    pollIntervalMs: positiveInteger(
+    pollIntervalMs: checkWholeNumber(
       'pollIntervalMs',
       options.pollIntervalMs ?? learningTransportDefaults.pollIntervalMs,
     ),
-    housekeepingIntervalMs: positiveInteger(
+    housekeepingIntervalMs: checkWholeNumber(
       'housekeepingIntervalMs',
       options.housekeepingIntervalMs ?? learningTransportDefaults.housekeepingIntervalMs,
     ),
-    leaseMs: positiveInteger('leaseMs', options.leaseMs ?? learningTransportDefaults.leaseMs),
-    instanceQueueExpiryMs: positiveInteger(
+    leaseMs: checkWholeNumber('leaseMs', options.leaseMs ?? learningTransportDefaults.leaseMs),
+    instanceQueueExpiryMs: checkWholeNumber(
       'instanceQueueExpiryMs',
       options.instanceQueueExpiryMs ?? learningTransportDefaults.instanceQueueExpiryMs,
     ),
-    maxMessageSizeBytes: positiveInteger(
+    maxMessageSizeBytes: checkWholeNumber(
       'maxMessageSizeBytes',
       options.maxMessageSizeBytes ?? learningTransportDefaults.maxMessageSizeBytes,
     ),

@@ -1,5 +1,6 @@
 import {
   ConfigurationError,
+  checkWholeNumber,
   type EndpointTopology,
   redactUrl,
   TRANSPORT_SPI_VERSION,
@@ -18,12 +19,8 @@ import { RabbitMqEndpoint, type TransportShared } from './rabbitmq-endpoint.js';
 /** How long opening a TCP (and TLS) connection may take before it counts as failed. */
 const CONNECT_TIMEOUT_MS = 10_000;
 
-function positiveInteger(name: string, value: number): number {
-  if (!Number.isInteger(value) || value <= 0) {
-    throw new ConfigurationError(`RabbitMQ: ${name} must be a positive integer, got ${value}.`);
-  }
-  return value;
-}
+const positiveInteger = (name: string, value: number) =>
+  checkWholeNumber(`RabbitMQ: ${name}`, value);
 
 function resolveOptions(options: RabbitMqTransportOptions): ResolvedRabbitMqOptions {
   if (options === undefined || typeof options.url !== 'string' || options.url === '') {

@@ -1,3 +1,4 @@
+import { checkWholeNumber } from '../configuration/option-checks.js';
 import { ConfigurationError } from '../errors.js';
 import { createConsoleLogger, type Logger } from '../logging/logger.js';
 import {
@@ -89,13 +90,6 @@ export interface ResolvedEndpointOptions {
 /** Endpoint names become queue names on every transport: keep to what all of them accept. */
 export const queueNamePattern = /^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$/;
 
-function positiveInteger(name: string, value: number): number {
-  if (!Number.isInteger(value) || value <= 0) {
-    throw new ConfigurationError(`${name} must be a positive whole number, got ${value}.`);
-  }
-  return value;
-}
-
 export function checkQueueName(what: string, value: string): string {
   if (typeof value !== 'string' || !queueNamePattern.test(value)) {
     throw new ConfigurationError(
@@ -137,20 +131,20 @@ export function resolveEndpointOptions(options: EndpointOptions): ResolvedEndpoi
     instanceIdGenerated,
     sendOnly,
     routes,
-    concurrency: positiveInteger(
+    concurrency: checkWholeNumber(
       'concurrency',
       options.concurrency ?? endpointDefaults.concurrency,
     ),
     recoverability: resolveRecoverability(options.recoverability),
-    requestTimeoutMs: positiveInteger(
+    requestTimeoutMs: checkWholeNumber(
       'requestTimeoutMs',
       options.requestTimeoutMs ?? endpointDefaults.requestTimeoutMs,
     ),
-    maxPendingRequests: positiveInteger(
+    maxPendingRequests: checkWholeNumber(
       'maxPendingRequests',
       options.maxPendingRequests ?? endpointDefaults.maxPendingRequests,
     ),
-    stopTimeoutMs: positiveInteger(
+    stopTimeoutMs: checkWholeNumber(
       'stopTimeoutMs',
       options.stopTimeoutMs ?? endpointDefaults.stopTimeoutMs,
     ),

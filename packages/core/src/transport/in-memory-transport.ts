@@ -1,4 +1,5 @@
-import { ConfigurationError, DestinationNotFoundError } from '../errors.js';
+import { checkWholeNumber } from '../configuration/option-checks.js';
+import { DestinationNotFoundError } from '../errors.js';
 import {
   type EndpointTopology,
   type IncomingTransportMessage,
@@ -156,13 +157,10 @@ class MemoryQueue {
  * endpoints in one process share one instance. Nothing survives the process.
  */
 export function createInMemoryTransport(options: InMemoryTransportOptions = {}): InMemoryTransport {
-  const maxMessageSizeBytes =
-    options.maxMessageSizeBytes ?? inMemoryTransportDefaults.maxMessageSizeBytes;
-  if (!Number.isInteger(maxMessageSizeBytes) || maxMessageSizeBytes <= 0) {
-    throw new ConfigurationError(
-      `maxMessageSizeBytes must be a positive integer, got ${maxMessageSizeBytes}.`,
-    );
-  }
+  const maxMessageSizeBytes = checkWholeNumber(
+    'maxMessageSizeBytes',
+    options.maxMessageSizeBytes ?? inMemoryTransportDefaults.maxMessageSizeBytes,
+  );
   const capabilities: TransportCapabilities = {
     delayedDelivery: true,
     nativePublishSubscribe: true,
