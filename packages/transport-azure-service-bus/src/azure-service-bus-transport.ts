@@ -177,12 +177,18 @@ export function createAzureServiceBusTransport(
             options.duplicateDetectionWindowMs,
           ),
         };
+  if (options.installer !== undefined && options.administration !== undefined) {
+    throw new ConfigurationError(
+      '`administration` configures the default installer; with your own `installer`, pass them to createAdministrationInstaller(connection, administration) instead.',
+    );
+  }
   const installer: TopologyInstaller =
     options.installer ??
     createAdministrationInstaller(
       hasConnectionString
         ? { connectionString: (options as { connectionString: string }).connectionString }
         : (options as { fullyQualifiedNamespace: string; credential: never }),
+      options.administration,
     );
   const capabilities: TransportCapabilities = {
     delayedDelivery: true,

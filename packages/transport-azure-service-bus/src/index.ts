@@ -11,6 +11,7 @@ export {
 export { subscriptionName, topicName } from './naming.js';
 export { enableTcpNoDelay } from './no-delay.js';
 export {
+  type AdministrationOptions,
   type AzureServiceBusTransportOptions,
   type AzureServiceBusTransportSettings,
   type AzureTokenCredential,

@@ -1,5 +1,9 @@
 import { ServiceBusAdministrationClient } from '@azure/service-bus';
-import type { ConnectionStringConnection, CredentialConnection } from './options.js';
+import type {
+  AdministrationOptions,
+  ConnectionStringConnection,
+  CredentialConnection,
+} from './options.js';
 
 /** Settings of a queue (or subscription) the transport asks for. */
 export interface EntitySettings {
@@ -42,13 +46,16 @@ function notFound(error: unknown): boolean {
 /** The default installer: ServiceBusAdministrationClient (needs the Manage claim on the namespace). */
 export function createAdministrationInstaller(
   connection: ConnectionStringConnection | CredentialConnection,
+  options: AdministrationOptions = {},
 ): TopologyInstaller {
+  const clientOptions = options.agent !== undefined ? { agent: options.agent } : {};
   const admin =
     'connectionString' in connection
-      ? new ServiceBusAdministrationClient(connection.connectionString)
+      ? new ServiceBusAdministrationClient(connection.connectionString, clientOptions)
       : new ServiceBusAdministrationClient(
           connection.fullyQualifiedNamespace,
           connection.credential as never,
+          clientOptions,
         );
   const entityOptions = (settings: EntitySettings) => ({
     ...(settings.autoDeleteOnIdleMs !== undefined

@@ -1,3 +1,4 @@
+import type { Agent } from 'node:http';
 import type { TopologyInstaller } from './installer.js';
 
 /**
@@ -23,13 +24,28 @@ export interface CredentialConnection {
   readonly credential: AzureTokenCredential;
 }
 
+/**
+ * How the default installer reaches the namespace's management endpoint (HTTPS). The AMQP
+ * connection does not use these.
+ */
+export interface AdministrationOptions {
+  /**
+   * The agent for management requests, e.g. `new https.Agent({ ca })` to trust a private CA for
+   * this client only, a client certificate, or a proxy agent.
+   * @default the SDK's own keep-alive agent
+   */
+  readonly agent?: Agent;
+}
+
 export interface AzureServiceBusTransportSettings {
   /**
    * Creates queues, topics and subscriptions. The default uses ServiceBusAdministrationClient
    * (needs the Manage claim); pass your own to create topology elsewhere (IaC) or in tests.
-   * @default createAdministrationInstaller(connection)
+   * @default createAdministrationInstaller(connection, administration)
    */
   readonly installer?: TopologyInstaller;
+  /** Options of the default installer's management client; not allowed with `installer`. */
+  readonly administration?: AdministrationOptions;
   /**
    * Largest message accepted, body plus headers, in bytes. Standard tier allows 256 KiB;
    * Premium up to 100 MiB (set the entity's limit too).
@@ -97,5 +113,8 @@ export const azureServiceBusTransportDefaults = {
   retryDelayMs: 500,
   tcpNoDelay: true,
 } as const satisfies Required<
-  Omit<AzureServiceBusTransportSettings, 'installer' | 'duplicateDetectionWindowMs'>
+  Omit<
+    AzureServiceBusTransportSettings,
+    'installer' | 'administration' | 'duplicateDetectionWindowMs'
+  >
 >;

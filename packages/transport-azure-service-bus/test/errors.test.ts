@@ -100,6 +100,22 @@ describe('options', () => {
     },
   );
 
+  it('refuses administration options beside an installer of its own: they would do nothing', () => {
+    const installer = {
+      ensureQueue: async () => {},
+      ensureTopic: async () => {},
+      ensureSubscription: async () => {},
+      deleteSubscription: async () => {},
+    };
+    expect(() =>
+      createAzureServiceBusTransport({
+        connectionString: CONNECTION,
+        installer,
+        administration: {},
+      }),
+    ).toThrow(/`administration` configures the default installer/);
+  });
+
   it('accepts 0 retries and lock renewal turned off', () => {
     expect(() =>
       createAzureServiceBusTransport({

@@ -1,21 +1,31 @@
+import { inspect } from 'node:util';
 import { ServiceBusClient } from '@azure/service-bus';
+import { createEndpoint, silentLogger, TransportError } from '@tidings/core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createAdministrationInstaller, type TopologyInstaller } from '../src/index.ts';
-import { type ServiceBusPeer, startServiceBusPeer, trustPeerCertificate } from './support/peer.ts';
+import {
+  type AdministrationOptions,
+  createAdministrationInstaller,
+  createAzureServiceBusTransport,
+  type TopologyInstaller,
+} from '../src/index.ts';
+import { peerAdministration, type ServiceBusPeer, startServiceBusPeer } from './support/peer.ts';
 
 // The default installer, unchanged, against the peer's management endpoint: the real
 // ServiceBusAdministrationClient over HTTPS, creating the entities AMQP clients then use.
 let peer: ServiceBusPeer;
-let untrust: () => void;
+let administration: AdministrationOptions;
 let installer: TopologyInstaller;
 
 beforeAll(async () => {
   peer = await startServiceBusPeer();
-  untrust = trustPeerCertificate(peer);
-  installer = createAdministrationInstaller({ connectionString: peer.connectionString });
+  administration = peerAdministration(peer);
+  installer = createAdministrationInstaller(
+    { connectionString: peer.connectionString },
+    administration,
+  );
 });
 afterAll(async () => {
-  untrust();
+  administration.agent?.destroy();
   await peer.close();
 });
 
@@ -94,5 +104,41 @@ describe('createAdministrationInstaller against the test peer', () => {
       await client.close();
     }
     expect(peer.messages('shipping')).toHaveLength(0);
+  });
+
+  it('verifies the certificate: without the agent that trusts it, the peer is refused', async () => {
+    const untrusting = createAdministrationInstaller({ connectionString: peer.connectionString });
+    await expect(untrusting.ensureQueue('never', {})).rejects.toThrow(
+      /self[- ]signed certificate/i,
+    );
+    expect(peer.queueExists('never')).toBe(false);
+  });
+
+  it("reaches the transport's default installer through `administration`; without it, start fails without the key", async () => {
+    const key = /SharedAccessKey=([^;]+)/.exec(peer.connectionString)?.[1] as string;
+    const trusting = createAzureServiceBusTransport({
+      connectionString: peer.connectionString,
+      administration,
+    });
+    const sales = createEndpoint({ name: 'Sales', transport: trusting, logger: silentLogger });
+    await sales.start();
+    expect(peer.queueExists('Sales')).toBe(true);
+    await sales.stop();
+
+    const untrusting = createAzureServiceBusTransport({ connectionString: peer.connectionString });
+    const invoicing = createEndpoint({
+      name: 'Invoicing',
+      transport: untrusting,
+      logger: silentLogger,
+    });
+    const failed = await invoicing.start().then(
+      () => undefined,
+      (error: unknown) => error,
+    );
+    expect(failed).toBeInstanceOf(TransportError);
+    expect(String((failed as Error).message)).toMatch(/creating queues/);
+    // Nothing reachable from the error, its cause (the SDK's RestError and request) included.
+    expect(inspect(failed, { depth: 20 })).not.toContain(key);
+    expect(peer.queueExists('Invoicing')).toBe(false);
   });
 });

@@ -1,9 +1,9 @@
 import https from 'node:https';
-import type { Socket } from 'node:net';
 import { ServiceBusAdministrationClient } from '@azure/service-bus';
 import { type ServiceBusPeer, startServiceBusPeer } from '@tidings/servicebus-peer';
 import type { TestScope } from '@tidings/transport-tests';
 import {
+  type AdministrationOptions,
   type AzureServiceBusTransportOptions,
   azureServiceBusTransportDefaults,
   createAzureServiceBusTransport,
@@ -34,37 +34,25 @@ export function cleanPeer(peer: ServiceBusPeer, prefix: string): void {
 }
 
 /**
- * Makes this process trust the peer's self-signed certificate for connections to the peer's
- * address only, with verification left on. Needed where the SDK's administration client is
- * built without options (the default installer): @azure/core-rest-pipeline then connects
- * through an `https.Agent` of its own (keep-alive, no tlsSettings; see @typespec/ts-http-runtime
- * nodeHttpClient getOrCreateAgent), not `https.globalAgent`, so no agent option reaches it and
- * Node 20 cannot add a CA to the default store at run time. Every https.Agent opens its
- * sockets through `createConnection`, which is where the peer's CA is added. Returns the undo.
+ * Options that make the default installer's management client trust the peer's self-signed
+ * certificate (made for 127.0.0.1), with verification left on, and nothing else in the process.
  */
-export function trustPeerCertificate(peer: ServiceBusPeer): () => void {
+export function peerAdministration(peer: ServiceBusPeer): AdministrationOptions {
   const ca = peer.certificate;
   if (ca === undefined) throw new Error('The peer was started without its management endpoint.');
-  type CreateConnection = (options: Record<string, unknown>, callback?: unknown) => Socket;
-  const agent = https.Agent.prototype as unknown as { createConnection: CreateConnection };
-  const original = agent.createConnection;
-  agent.createConnection = function (this: unknown, options, callback) {
-    const toPeer =
-      (options.host === '127.0.0.1' || options.hostname === '127.0.0.1') &&
-      Number(options.port) === peer.port;
-    return original.call(this, toPeer ? { ...options, ca } : options, callback);
-  };
-  return () => {
-    agent.createConnection = original;
-  };
+  return { agent: new https.Agent({ ca, keepAlive: true }) };
 }
 
 /**
  * On a namespace, or the peer through its management endpoint: deletes the test's queues and
  * its subscriptions on every topic (their names start with the scope id).
  */
-export async function cleanNamespace(connectionString: string, scope: TestScope): Promise<void> {
-  const admin = new ServiceBusAdministrationClient(connectionString);
+export async function cleanNamespace(
+  connectionString: string,
+  scope: TestScope,
+  administration: AdministrationOptions = {},
+): Promise<void> {
+  const admin = new ServiceBusAdministrationClient(connectionString, administration);
   for await (const queue of admin.listQueues()) {
     if (queue.name.startsWith(scope.id)) await admin.deleteQueue(queue.name).catch(() => {});
   }
