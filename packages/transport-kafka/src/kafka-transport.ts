@@ -486,26 +486,32 @@ export function createKafkaTransport(options: KafkaTransportOptions): KafkaTrans
     };
 
     return {
-      async dispatch(operations) {
-        if (operations.length === 0) return;
-        if (batcher === undefined) {
-          throw mapKafkaError(new Error('The transport was closed.'), { operation: 'dispatch' });
-        }
-        const pending = toRecords(kafka, operations);
-        const records = Array.isArray(pending) ? pending : await pending;
+      // Not async: this runs for every send, and an async frame would hold the operations (their
+      // headers and bodies) until the produce is acknowledged; only the destination is kept.
+      dispatch(operations) {
         try {
-          await batcher.send(records);
-        } catch (error) {
+          if (operations.length === 0) return Promise.resolve();
+          const producing = batcher;
+          if (producing === undefined) {
+            throw mapKafkaError(new Error('The transport was closed.'), { operation: 'dispatch' });
+          }
           const [first] = operations;
           const destination =
             operations.length === 1 && first?.destination.kind === 'queue'
               ? first.destination.queue
               : undefined;
-          throw mapKafkaError(error, {
-            operation: `produce ${records.length} record(s)`,
-            ...(destination !== undefined ? { destination } : {}),
-            secrets,
-          });
+          const produce = (records: OutgoingRecord[]) =>
+            producing.send(records).catch((error: unknown) => {
+              throw mapKafkaError(error, {
+                operation: `produce ${records.length} record(s)`,
+                ...(destination !== undefined ? { destination } : {}),
+                secrets,
+              });
+            });
+          const pending = toRecords(kafka, operations);
+          return Array.isArray(pending) ? produce(pending) : pending.then(produce);
+        } catch (error) {
+          return Promise.reject(error);
         }
       },
 
