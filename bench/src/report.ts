@@ -72,6 +72,15 @@ export function rowFor(transport: string) {
   });
 }
 
+/**
+ * This process's CPU time since `start`, per message, as a row note: steadier than a rate on a
+ * shared machine, and it shows where a ratio comes from. `whose` says what runs in the process.
+ */
+export function cpuNote(start: NodeJS.CpuUsage, messages: number, whose: string): string {
+  const used = process.cpuUsage(start);
+  return `${whose} CPU ${Math.round((used.user + used.system) / messages)} µs/msg`;
+}
+
 /** Polls until `condition` holds; a benchmark that stalls fails instead of hanging. */
 export async function waitFor(condition: () => boolean, timeoutMs = 120_000): Promise<void> {
   const deadline = Date.now() + timeoutMs;

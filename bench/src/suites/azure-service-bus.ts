@@ -14,6 +14,7 @@ import {
 import {
   type BenchRow,
   type BenchSuite,
+  cpuNote,
   medianOfRounds,
   rowFor,
   runConcurrent,
@@ -40,6 +41,10 @@ const Quote = defineMessage<{ id: number; sku: string }>('bench.Quote');
 const runId = () => `bench${randomBytes(3).toString('hex')}`;
 
 const row = rowFor(transportName);
+/** The clients, Tidings and the peer all run in this process. */
+const cpu = (start: NodeJS.CpuUsage, messages: number) => ({
+  note: cpuNote(start, messages, 'client+server+peer'),
+});
 
 function installer(peer: ServiceBusPeer): TopologyInstaller {
   return {
@@ -106,21 +111,25 @@ async function tidingsEndpoints(peer: ServiceBusPeer) {
 
 async function tidingsOneWay(peer: ServiceBusPeer): Promise<BenchRow> {
   const { client, handled, close } = await tidingsEndpoints(peer);
+  const cpuStart = process.cpuUsage();
   const started = performance.now();
   await runConcurrent(oneWayCount, concurrency, (i) => client.send(Order, { id: i, sku: 'sku-1' }));
   await waitFor(() => handled() >= oneWayCount);
   const elapsed = performance.now() - started;
+  const used = cpu(cpuStart, oneWayCount);
   await close();
-  return row('one-way', 'tidings', oneWayCount, elapsed);
+  return { ...row('one-way', 'tidings', oneWayCount, elapsed), ...used };
 }
 
 async function tidingsRequests(peer: ServiceBusPeer, total: number, c: number) {
   const { client, close } = await tidingsEndpoints(peer);
+  const cpuStart = process.cpuUsage();
   const { elapsedMs, latenciesMs } = await runConcurrent(total, c, async (i) => {
     await client.request(Quote, { id: i, sku: 'sku-1' }, { expect: Ack });
   });
+  const used = cpu(cpuStart, total);
   await close();
-  return row(`request/reply c=${c}`, 'tidings', total, elapsedMs, latenciesMs);
+  return { ...row(`request/reply c=${c}`, 'tidings', total, elapsedMs, latenciesMs), ...used };
 }
 
 // The raw SDK doing the same work: peek-lock, explicit completion, reply to replyTo.
@@ -236,12 +245,17 @@ async function rawSetup(peer: ServiceBusPeer, withHeaders = false) {
 
 async function rawOneWay(peer: ServiceBusPeer, withHeaders = false): Promise<BenchRow> {
   const raw = await rawSetup(peer, withHeaders);
+  const cpuStart = process.cpuUsage();
   const started = performance.now();
   await runConcurrent(oneWayCount, concurrency, (i) => raw.send(i, false));
   await waitFor(() => raw.handled() >= oneWayCount);
   const elapsed = performance.now() - started;
+  const used = cpu(cpuStart, oneWayCount);
   await raw.close();
-  return row('one-way', withHeaders ? rawWithHeaders : rawImpl, oneWayCount, elapsed);
+  return {
+    ...row('one-way', withHeaders ? rawWithHeaders : rawImpl, oneWayCount, elapsed),
+    ...used,
+  };
 }
 
 async function rawRequests(
@@ -251,10 +265,12 @@ async function rawRequests(
   withHeaders = false,
 ): Promise<BenchRow> {
   const raw = await rawSetup(peer, withHeaders);
+  const cpuStart = process.cpuUsage();
   const { elapsedMs, latenciesMs } = await runConcurrent(total, c, (i) => raw.request(i));
+  const used = cpu(cpuStart, total);
   await raw.close();
   const impl = withHeaders ? rawWithHeaders : rawImpl;
-  return row(`request/reply c=${c}`, impl, total, elapsedMs, latenciesMs);
+  return { ...row(`request/reply c=${c}`, impl, total, elapsedMs, latenciesMs), ...used };
 }
 
 export const azureServiceBusSuite: BenchSuite = {

@@ -10,6 +10,7 @@ import { type Consumer, Kafka, logLevel, Partitioners, type Producer } from 'kaf
 import {
   type BenchRow,
   type BenchSuite,
+  cpuNote,
   medianOfRounds,
   rowFor,
   runConcurrent,
@@ -53,6 +54,10 @@ async function stopCluster(): Promise<void> {
 const runId = () => `bench${randomBytes(3).toString('hex')}`;
 
 const row = rowFor(transportName);
+/** The clients, Tidings and kafkajs run in this process; the mock cluster in its own. */
+const cpu = (start: NodeJS.CpuUsage, messages: number) => ({
+  note: cpuNote(start, messages, 'client+server'),
+});
 
 // Tidings
 
@@ -126,6 +131,7 @@ async function tidingsEndpoints(sendOnly = false): Promise<{
 
 async function tidingsOneWay(): Promise<BenchRow> {
   const { client, handled, close } = await tidingsEndpoints(true);
+  const cpuStart = process.cpuUsage();
   const started = performance.now();
   for (let i = 0; i < oneWayCount; i += 1000) {
     const sends: Promise<void>[] = [];
@@ -134,18 +140,24 @@ async function tidingsOneWay(): Promise<BenchRow> {
   }
   await waitFor(() => handled() >= oneWayCount);
   const elapsed = performance.now() - started;
+  const used = cpu(cpuStart, oneWayCount);
   await close();
-  return row('one-way', 'tidings', oneWayCount, elapsed);
+  return { ...row('one-way', 'tidings', oneWayCount, elapsed), ...used };
 }
 
 async function tidingsRequestReply(concurrency: number, total: number): Promise<BenchRow> {
   const { client, close } = await tidingsEndpoints();
   const options = { expect: Ack } as const;
+  const cpuStart = process.cpuUsage();
   const { elapsedMs, latenciesMs } = await runConcurrent(total, concurrency, async (id) => {
     await client.request(Quote, { id, sku: 'sku-1' }, options);
   });
+  const used = cpu(cpuStart, total);
   await close();
-  return row(`request/reply c=${concurrency}`, 'tidings', total, elapsedMs, latenciesMs);
+  return {
+    ...row(`request/reply c=${concurrency}`, 'tidings', total, elapsedMs, latenciesMs),
+    ...used,
+  };
 }
 
 // Raw kafkajs: the same work written directly, with the same fetch settings.
@@ -228,6 +240,7 @@ async function rawOneWay(withHeaders: boolean): Promise<BenchRow> {
   await r.producer.send({ topic, acks: -1, messages: [{ key: 'warm', value: '{"id":-1}' }] });
   await waitFor(() => handled >= 1);
   handled = 0;
+  const cpuStart = process.cpuUsage();
   const started = performance.now();
   for (let i = 0; i < oneWayCount; i += 1000) {
     const messages = [];
@@ -243,13 +256,17 @@ async function rawOneWay(withHeaders: boolean): Promise<BenchRow> {
   }
   await waitFor(() => handled >= oneWayCount);
   const elapsed = performance.now() - started;
+  const used = cpu(cpuStart, oneWayCount);
   await closeRaw(r);
-  return row(
-    'one-way',
-    withHeaders ? 'raw kafkajs + 10 record headers' : 'raw kafkajs',
-    oneWayCount,
-    elapsed,
-  );
+  return {
+    ...row(
+      'one-way',
+      withHeaders ? 'raw kafkajs + 10 record headers' : 'raw kafkajs',
+      oneWayCount,
+      elapsed,
+    ),
+    ...used,
+  };
 }
 
 async function rawRequestReply(concurrency: number, total: number): Promise<BenchRow> {
@@ -300,9 +317,14 @@ async function rawRequestReply(concurrency: number, total: number): Promise<Benc
         .catch(reject);
     });
   await Promise.all(Array.from({ length: 20 }, (_, i) => ask(-1 - i)));
+  const cpuStart = process.cpuUsage();
   const { elapsedMs, latenciesMs } = await runConcurrent(total, concurrency, ask);
+  const used = cpu(cpuStart, total);
   await closeRaw(r);
-  return row(`request/reply c=${concurrency}`, 'raw kafkajs', total, elapsedMs, latenciesMs);
+  return {
+    ...row(`request/reply c=${concurrency}`, 'raw kafkajs', total, elapsedMs, latenciesMs),
+    ...used,
+  };
 }
 
 export const kafkaSuite: BenchSuite = {
