@@ -318,7 +318,6 @@ class TestEndpointImpl implements TestEndpoint {
     return record;
   }
 
-  /** Finds the first matching canned reply and turns it into the reply a callback would see. */
   /**
    * Answers a request: the reply it gets and what `request` resolves with (the payload, the code
    * or the reply), checked against `expect` as a real endpoint checks it.
