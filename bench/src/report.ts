@@ -93,7 +93,9 @@ export async function waitFor(condition: () => boolean, timeoutMs = 120_000): Pr
 /**
  * Runs a suite's scenarios `rounds` times, raw and Tidings alternating within each round, and
  * keeps for each row the round with the median throughput: shared machines are noisy, and one
- * slow moment should not decide a ratio. The note lists every round.
+ * slow moment should not decide a ratio. The note lists every round, and for Tidings rows the
+ * ratio to the fastest raw row of the same round: raw and Tidings run back to back there, so a
+ * machine that slows down for a while moves both.
  */
 export async function medianOfRounds(
   rounds: number,
@@ -101,18 +103,40 @@ export async function medianOfRounds(
 ): Promise<BenchRow[]> {
   const all: BenchRow[][] = [];
   for (let round = 0; round < rounds; round++) all.push(await runRound());
-  return (all[0] ?? []).map((_, i) => {
+  return (all[0] ?? []).map((first, i) => {
     const measured = all
       .map((rows) => rows[i])
       .filter((row): row is BenchRow => row !== undefined)
       .sort((a, b) => a.perSecond - b.perSecond);
     const median = measured[Math.floor(measured.length / 2)] as BenchRow;
     const perRound = measured.map((row) => Math.round(row.perSecond)).join(', ');
+    const paired = first.impl === 'tidings' ? pairedRatios(all, i) : [];
+    const pairedNote =
+      paired.length > 0
+        ? `per-round ratio ${paired.map((r) => r.toFixed(2)).join(', ')} (median ${(paired[Math.floor(paired.length / 2)] as number).toFixed(2)}×)`
+        : undefined;
     return {
       ...median,
-      note: [`median of ${measured.length} rounds (${perRound}/s)`, median.note]
+      note: [`median of ${measured.length} rounds (${perRound}/s)`, pairedNote, median.note]
         .filter(Boolean)
         .join('; '),
     };
   });
+}
+
+/** Row `i` (Tidings) over the fastest raw row of its scenario, round by round, sorted. */
+function pairedRatios(all: readonly BenchRow[][], i: number): number[] {
+  const ratios: number[] = [];
+  for (const rows of all) {
+    const tidings = rows[i];
+    if (tidings === undefined) continue;
+    let fastest = 0;
+    for (const row of rows) {
+      if (row.impl !== 'tidings' && row.scenario === tidings.scenario) {
+        fastest = Math.max(fastest, row.perSecond);
+      }
+    }
+    if (fastest > 0) ratios.push(tidings.perSecond / fastest);
+  }
+  return ratios.sort((a, b) => a - b);
 }
