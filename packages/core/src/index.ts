@@ -70,6 +70,12 @@ export {
   type RecoverabilityPolicy,
   recoverabilityDefaults,
 } from './recoverability/recoverability.js';
+export {
+  type FailedMessage,
+  type ReturnToSourceQueueOptions,
+  type ReturnToSourceQueueResult,
+  returnToSourceQueue,
+} from './recoverability/return-to-source-queue.js';
 export { redactSecrets, redactUrl } from './security/redact.js';
 export { createJsonSerializer } from './serialization/json-serializer.js';
 export type { Serializer } from './serialization/serializer.js';

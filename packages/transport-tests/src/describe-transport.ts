@@ -7,6 +7,7 @@ import {
   ReplyMismatchError,
   RequestAbortedError,
   RequestTimeoutError,
+  returnToSourceQueue,
   SendOnlyEndpointError,
   type Transport,
   type TransportCapabilities,
@@ -557,6 +558,45 @@ export function describeTransport(options: DescribeTransportOptions): void {
         });
         expect(({} as Record<string, unknown>).polluted).toBeUndefined();
         expect(srv.stats.movedToErrorQueue).toBe(4);
+      });
+
+      it('returnToSourceQueue sends failed messages back to their queue; what the filter leaves stays', async () => {
+        let fixed = false;
+        const handled: Array<{ id: string; headers: Record<string, string> }> = [];
+        const srv = await server(
+          (e) =>
+            e.handle(Work, (work, ctx) => {
+              if (!fixed) throw new Error(`not yet: ${work.n}`);
+              handled.push({ id: ctx.messageId, headers: { ...ctx.headers } });
+            }),
+          { recoverability: { immediateRetries: 0, delayedRetries: { count: 0 } } },
+        );
+        const sender = await client();
+        const id = (n: number) => `${t.scope.id}-back${n}`;
+        for (const n of [1, 2, 3]) await sender.send(Work, { n }, { messageId: id(n) });
+        await expect.poll(() => srv.stats.movedToErrorQueue, wait).toBe(3);
+
+        // The bug is fixed; return all but the third.
+        fixed = true;
+        const transport = await options.makeTransport(t.scope);
+        t.scope.transports.push(transport);
+        const result = await returnToSourceQueue({
+          transport,
+          errorQueue: t.errorQueue,
+          filter: (failed) => failed.messageId !== id(3),
+          idleMs: 15_000 * scale,
+        });
+        expect(result).toEqual({ returned: 2, kept: 1 });
+        await expect.poll(() => handled.map((h) => h.id).sort(), wait).toEqual([id(1), id(2)]);
+        for (const { headers } of handled) {
+          expect(headers[Headers.FailedQueue]).toBeUndefined();
+          expect(headers[Headers.ExceptionMessage]).toBeUndefined();
+          expect(headers[Headers.MessageType]).toBe(Work.name);
+        }
+        const errors = await t.readQueue(t.errorQueue);
+        await expect.poll(() => errors.messages.map((m) => m.messageId), wait).toEqual([id(3)]);
+        expect(errors.messages[0]?.headers[Headers.FailedQueue]).toBe(t.name('Server'));
+        expect(errors.messages[0]?.headers[Headers.ExceptionMessage]).toBe('not yet: 3');
       });
     });
 

@@ -1,0 +1,179 @@
+import type { Logger } from '../logging/logger.js';
+import { silentLogger } from '../logging/logger.js';
+import { Headers } from '../messages/headers.js';
+import type {
+  IncomingTransportMessage,
+  MessageOutcome,
+  Transport,
+  TransportEndpoint,
+} from '../transport/transport.js';
+import { errorMessage } from '../util.js';
+
+/** A message in the error queue, as `returnToSourceQueue`'s filter sees it. */
+export interface FailedMessage {
+  readonly messageId: string;
+  readonly messageType: string | undefined;
+  /** The queue it failed in, where it goes back to. Undefined when the header is missing. */
+  readonly failedQueue: string | undefined;
+  readonly exceptionType: string | undefined;
+  readonly exceptionMessage: string | undefined;
+  readonly timeOfFailure: string | undefined;
+  readonly headers: Readonly<Record<string, string>>;
+}
+
+export interface ReturnToSourceQueueOptions {
+  /** A transport reaching the broker the endpoints use. The connection opened on it is closed before this returns. */
+  readonly transport: Transport;
+  /** @default 'error' */
+  readonly errorQueue?: string;
+  /** Which messages go back; the others stay in the error queue. @default every message */
+  readonly filter?: (message: FailedMessage) => boolean;
+  /**
+   * Stop once no message has arrived for this long. Allow for the broker's start-up: a Kafka
+   * consumer group takes seconds to join.
+   * @default 5_000
+   */
+  readonly idleMs?: number;
+  /** @default silentLogger */
+  readonly logger?: Logger;
+}
+
+export interface ReturnToSourceQueueResult {
+  /** Sent back to the queue they failed in, without their failure headers. */
+  readonly returned: number;
+  /** Left in the error queue: filtered out, without a failed-queue header, or refused there. */
+  readonly kept: number;
+}
+
+/** Recorded when the message was moved to the error queue; dropped when it goes back. */
+const FAILURE_HEADERS: ReadonlySet<string> = new Set([
+  Headers.ExceptionType,
+  Headers.ExceptionCode,
+  Headers.ExceptionMessage,
+  Headers.ExceptionStack,
+  Headers.FailedQueue,
+  Headers.TimeOfFailure,
+  // Back in its queue, the message gets every retry again.
+  Headers.DelayedRetries,
+]);
+
+/**
+ * Sends the messages in an error queue back to the queues they failed in, once whatever made them
+ * fail is fixed. Each keeps its message id, so idempotent handlers stay safe. One pass: messages
+ * that stay (filtered out, or whose queue is gone) go to the back of the error queue, and the pass
+ * ends once they have all come round again with nothing new between, or nothing arrives for
+ * `idleMs`. Every move is at-least-once: a message leaves the error queue only after its copy is
+ * confirmed where it goes.
+ */
+export async function returnToSourceQueue(
+  options: ReturnToSourceQueueOptions,
+): Promise<ReturnToSourceQueueResult> {
+  const errorQueue = options.errorQueue ?? 'error';
+  const idleMs = options.idleMs ?? 5_000;
+  const logger = options.logger ?? silentLogger;
+  const filter = options.filter ?? (() => true);
+  let returned = 0;
+  let kept = 0;
+  const seen = new Set<string>();
+  /** Messages in a row that were seen before in this pass. */
+  let roundAgain = 0;
+  let finish: () => void = () => {};
+  const finished = new Promise<void>((resolve) => {
+    finish = resolve;
+  });
+  let done = false;
+  let idle: NodeJS.Timeout | undefined;
+  const stop = () => {
+    done = true;
+    clearTimeout(idle);
+    finish();
+  };
+  const stillIdle = () => {
+    clearTimeout(idle);
+    idle = setTimeout(stop, idleMs);
+  };
+
+  const connection: TransportEndpoint = await options.transport.openEndpoint(
+    { endpointName: errorQueue, inputQueue: errorQueue, errorQueue, subscriptions: [] },
+    { logger },
+  );
+  const send = (
+    queue: string,
+    message: IncomingTransportMessage,
+    headers: Record<string, string>,
+  ) =>
+    connection.dispatch([
+      {
+        destination: { kind: 'queue', queue },
+        message: { messageId: message.messageId, headers, body: message.body },
+      },
+    ]);
+  const keep = async (message: IncomingTransportMessage): Promise<MessageOutcome> => {
+    // To the back of the error queue, as it is, so the pass can go on past it.
+    await send(errorQueue, message, { ...message.headers });
+    kept++;
+    return 'complete';
+  };
+
+  const onMessage = async (message: IncomingTransportMessage): Promise<MessageOutcome> => {
+    // Past the end of the pass: left where it is, for the next one.
+    if (done) return 'abandon';
+    stillIdle();
+    try {
+      if (seen.has(message.messageId)) {
+        // Round again: to the back once more, uncounted. Once every message kept in this pass has
+        // come round with nothing new between, only kept messages are left.
+        await send(errorQueue, message, { ...message.headers });
+        if (++roundAgain >= kept) stop();
+        return 'complete';
+      }
+      roundAgain = 0;
+      seen.add(message.messageId);
+      const h = message.headers;
+      const failed: FailedMessage = {
+        messageId: message.messageId,
+        messageType: h[Headers.MessageType],
+        failedQueue: h[Headers.FailedQueue],
+        exceptionType: h[Headers.ExceptionType],
+        exceptionMessage: h[Headers.ExceptionMessage],
+        timeOfFailure: h[Headers.TimeOfFailure],
+        headers: h,
+      };
+      if (failed.failedQueue === undefined || !filter(failed)) return await keep(message);
+      const headers: Record<string, string> = {};
+      for (const name in h) if (!FAILURE_HEADERS.has(name)) headers[name] = h[name] as string;
+      try {
+        await send(failed.failedQueue, message, headers);
+      } catch (error) {
+        logger.warn(
+          `Could not return a message to '${failed.failedQueue}'; it stays in '${errorQueue}'`,
+          {
+            messageId: message.messageId,
+            error: errorMessage(error),
+          },
+        );
+        return await keep(message);
+      }
+      returned++;
+      return 'complete';
+    } catch (error) {
+      logger.warn(`Could not move a message in '${errorQueue}'; it stays there`, {
+        messageId: message.messageId,
+        error: errorMessage(error),
+      });
+      return 'abandon';
+    }
+  };
+
+  try {
+    stillIdle();
+    await connection.startReceiving({ concurrency: 1, onMessage });
+    await finished;
+  } finally {
+    stop();
+    await connection.stopReceiving();
+    await connection.close();
+  }
+  logger.info(`Returned ${returned} message(s) from '${errorQueue}'; ${kept} stay there`);
+  return { returned, kept };
+}

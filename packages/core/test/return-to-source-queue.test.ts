@@ -1,0 +1,106 @@
+import { describe, expect, it } from 'vitest';
+import {
+  createInMemoryTransport,
+  Headers,
+  returnToSourceQueue,
+  silentLogger,
+  type Transport,
+} from '../src/index.ts';
+import { readQueue, recordingLogger } from './helpers.ts';
+
+const body = new TextEncoder().encode('{"n":1}');
+
+/** Puts hand-made messages into a queue, as a failed endpoint would have. */
+async function put(transport: Transport, queue: string, messages: Array<Record<string, string>>) {
+  const connection = await transport.openEndpoint(
+    { endpointName: 'putter', inputQueue: queue, errorQueue: queue, subscriptions: [] },
+    { logger: silentLogger },
+  );
+  for (const headers of messages) {
+    await connection.dispatch([
+      {
+        destination: { kind: 'queue', queue },
+        message: { messageId: headers[Headers.MessageId] as string, headers, body },
+      },
+    ]);
+  }
+  await connection.close();
+}
+
+const failedIn = (queue: string | undefined, id: string): Record<string, string> => ({
+  [Headers.MessageId]: id,
+  [Headers.MessageType]: 't.Job',
+  [Headers.DelayedRetries]: '3',
+  [Headers.ExceptionType]: 'Error',
+  [Headers.ExceptionMessage]: 'boom',
+  [Headers.TimeOfFailure]: new Date().toISOString(),
+  ...(queue === undefined ? {} : { [Headers.FailedQueue]: queue }),
+  'x-tenant': 'acme',
+});
+
+describe('returnToSourceQueue', () => {
+  it('returns what it can and keeps the rest: no failed-queue header, a queue that is gone', async () => {
+    const transport = createInMemoryTransport();
+    const billing = await readQueue(transport, 'billing');
+    await put(transport, 'error', [
+      failedIn('billing', 'a'),
+      failedIn(undefined, 'b'),
+      failedIn('gone', 'c'),
+      failedIn('billing', 'd'),
+    ]);
+    const logger = recordingLogger();
+    const result = await returnToSourceQueue({ transport, logger, idleMs: 2_000 });
+    expect(result).toEqual({ returned: 2, kept: 2 });
+    await expect.poll(() => billing.messages.map((m) => m.messageId)).toEqual(['a', 'd']);
+    // Back as it was sent: failure headers and the delayed-retry count gone, the rest kept.
+    expect(billing.messages[0]?.headers).toEqual({
+      [Headers.MessageId]: 'a',
+      [Headers.MessageType]: 't.Job',
+      'x-tenant': 'acme',
+    });
+    expect(Buffer.from(billing.messages[0]?.body ?? []).toString()).toBe('{"n":1}');
+    expect(logger.lines.some((l) => l.level === 'warn' && l.message.includes("'gone'"))).toBe(true);
+    const errors = await readQueue(transport, 'error');
+    await expect.poll(() => errors.messages.map((m) => m.messageId).sort()).toEqual(['b', 'c']);
+    // Kept as they were, failure headers included.
+    expect(errors.messages.find((m) => m.messageId === 'c')?.headers[Headers.FailedQueue]).toBe(
+      'gone',
+    );
+    await Promise.all([billing.close(), errors.close()]);
+  });
+
+  it('ends after idleMs when the error queue is empty', async () => {
+    const transport = createInMemoryTransport();
+    const started = Date.now();
+    expect(await returnToSourceQueue({ transport, errorQueue: 'failures', idleMs: 200 })).toEqual({
+      returned: 0,
+      kept: 0,
+    });
+    expect(Date.now() - started).toBeGreaterThanOrEqual(200);
+  });
+
+  it('takes a filter over the failure details', async () => {
+    const transport = createInMemoryTransport();
+    const billing = await readQueue(transport, 'billing');
+    await put(transport, 'error', [
+      failedIn('billing', 'a'),
+      { ...failedIn('billing', 'b'), [Headers.ExceptionType]: 'ValidationError' },
+    ]);
+    const seen: unknown[] = [];
+    const result = await returnToSourceQueue({
+      transport,
+      idleMs: 2_000,
+      filter: (failed) => {
+        seen.push({ id: failed.messageId, type: failed.exceptionType, queue: failed.failedQueue });
+        return failed.exceptionType !== 'ValidationError';
+      },
+    });
+    expect(result).toEqual({ returned: 1, kept: 1 });
+    expect(seen).toEqual([
+      { id: 'a', type: 'Error', queue: 'billing' },
+      { id: 'b', type: 'ValidationError', queue: 'billing' },
+    ]);
+    await expect.poll(() => billing.messages.map((m) => m.messageId)).toEqual(['a']);
+    await billing.close();
+  });
+});
