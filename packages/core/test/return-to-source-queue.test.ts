@@ -103,4 +103,25 @@ describe('returnToSourceQueue', () => {
     await expect.poll(() => billing.messages.map((m) => m.messageId)).toEqual(['a']);
     await billing.close();
   });
+
+  it('ends the pass at a message it cannot move (here: the filter throws), leaving it in place', async () => {
+    const transport = createInMemoryTransport();
+    await put(transport, 'error', [failedIn('billing', 'a'), failedIn('billing', 'b')]);
+    const logger = recordingLogger();
+    const result = await returnToSourceQueue({
+      transport,
+      logger,
+      idleMs: 5_000,
+      filter: () => {
+        throw new Error('filter bug');
+      },
+    });
+    expect(result).toEqual({ returned: 0, kept: 0 });
+    expect(logger.lines.some((l) => l.level === 'warn' && l.message.includes('pass ends'))).toBe(
+      true,
+    );
+    const errors = await readQueue(transport, 'error');
+    await expect.poll(() => errors.messages.map((m) => m.messageId).sort()).toEqual(['a', 'b']);
+    await errors.close();
+  });
 });

@@ -157,10 +157,16 @@ export async function returnToSourceQueue(
       returned++;
       return 'complete';
     } catch (error) {
-      logger.warn(`Could not move a message in '${errorQueue}'; it stays there`, {
-        messageId: message.messageId,
-        error: errorMessage(error),
-      });
+      // The error queue itself refused it (or the filter threw): stop here rather than go round
+      // the same message again. It stays, and so does everything after it.
+      logger.warn(
+        `Could not move a message in '${errorQueue}'; it stays there, and the pass ends`,
+        {
+          messageId: message.messageId,
+          error: errorMessage(error),
+        },
+      );
+      stop();
       return 'abandon';
     }
   };
