@@ -1,5 +1,4 @@
-import type { Logger } from '../logging/logger.js';
-import { silentLogger } from '../logging/logger.js';
+import { type Logger, silentLogger } from '../logging/logger.js';
 import { Headers } from '../messages/headers.js';
 import type {
   IncomingTransportMessage,
