@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import {
+  ConfigurationError,
   createInMemoryTransport,
   Headers,
   returnToSourceQueue,
@@ -123,5 +124,14 @@ describe('returnToSourceQueue', () => {
     const errors = await readQueue(transport, 'error');
     await expect.poll(() => errors.messages.map((m) => m.messageId).sort()).toEqual(['a', 'b']);
     await errors.close();
+  });
+
+  it('refuses bad options before connecting', async () => {
+    const transport = createInMemoryTransport();
+    await expect(returnToSourceQueue({ transport, idleMs: 0 })).rejects.toThrow(ConfigurationError);
+    await expect(returnToSourceQueue({ transport, errorQueue: '' })).rejects.toThrow(
+      ConfigurationError,
+    );
+    expect(transport.queues()).toEqual([]);
   });
 });

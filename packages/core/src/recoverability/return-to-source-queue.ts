@@ -1,3 +1,5 @@
+import { checkWholeNumber } from '../configuration/option-checks.js';
+import { checkQueueName } from '../endpoint/endpoint-options.js';
 import { type Logger, silentLogger } from '../logging/logger.js';
 import { Headers } from '../messages/headers.js';
 import type {
@@ -67,8 +69,8 @@ const FAILURE_HEADERS: ReadonlySet<string> = new Set([
 export async function returnToSourceQueue(
   options: ReturnToSourceQueueOptions,
 ): Promise<ReturnToSourceQueueResult> {
-  const errorQueue = options.errorQueue ?? 'error';
-  const idleMs = options.idleMs ?? 5_000;
+  const errorQueue = checkQueueName('errorQueue', options.errorQueue ?? 'error');
+  const idleMs = checkWholeNumber('idleMs', options.idleMs ?? 5_000);
   const logger = options.logger ?? silentLogger;
   const filter = options.filter ?? (() => true);
   let returned = 0;
