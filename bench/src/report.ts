@@ -124,19 +124,28 @@ export async function medianOfRounds(
   });
 }
 
+/**
+ * The fastest raw (non-Tidings) row of a scenario: the baseline ratios are taken against (the plain
+ * raw client; a baseline carrying bus-shaped headers is there for context).
+ */
+export function fastestRaw(rows: readonly BenchRow[], scenario: string): BenchRow | undefined {
+  let fastest: BenchRow | undefined;
+  for (const row of rows) {
+    if (row.impl === 'tidings' || row.scenario !== scenario || Number.isNaN(row.perSecond))
+      continue;
+    if (fastest === undefined || row.perSecond > fastest.perSecond) fastest = row;
+  }
+  return fastest;
+}
+
 /** Row `i` (Tidings) over the fastest raw row of its scenario, round by round, sorted. */
 function pairedRatios(all: readonly BenchRow[][], i: number): number[] {
   const ratios: number[] = [];
   for (const rows of all) {
     const tidings = rows[i];
-    if (tidings === undefined) continue;
-    let fastest = 0;
-    for (const row of rows) {
-      if (row.impl !== 'tidings' && row.scenario === tidings.scenario) {
-        fastest = Math.max(fastest, row.perSecond);
-      }
-    }
-    if (fastest > 0) ratios.push(tidings.perSecond / fastest);
+    const base = tidings && fastestRaw(rows, tidings.scenario);
+    if (tidings !== undefined && base !== undefined)
+      ratios.push(tidings.perSecond / base.perSecond);
   }
   return ratios.sort((a, b) => a - b);
 }

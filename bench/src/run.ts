@@ -1,4 +1,4 @@
-import type { BenchRow, BenchSuite } from './report.js';
+import { type BenchRow, type BenchSuite, fastestRaw } from './report.js';
 import { azureServiceBusSuite } from './suites/azure-service-bus.js';
 import { inMemorySuite } from './suites/in-memory.js';
 import { kafkaSuite } from './suites/kafka.js';
@@ -20,23 +20,14 @@ const only = process.argv.slice(2);
 const fmt = (n: number | undefined, digits = 0) =>
   n === undefined || Number.isNaN(n) ? '' : n.toFixed(digits);
 
-/**
- * Ratios are taken against the fastest baseline of the same scenario (the plain raw client; a
- * baseline carrying bus-shaped headers is printed for context only).
- */
+/** Ratios are taken against the fastest raw row of the same scenario (`fastestRaw`). */
 function print(rows: readonly BenchRow[]): void {
-  const baseline = new Map<string, BenchRow>();
-  for (const r of rows) {
-    if (r.impl === 'tidings' || Number.isNaN(r.perSecond)) continue;
-    const best = baseline.get(r.scenario);
-    if (best === undefined || r.perSecond > best.perSecond) baseline.set(r.scenario, r);
-  }
   console.log(
     '| scenario | impl | messages | per second | p50 ms | p99 ms | × raw rate | × raw p50 | note |',
   );
   console.log('|---|---|---:|---:|---:|---:|---:|---:|---|');
   for (const r of rows) {
-    const base = r.impl === 'tidings' ? baseline.get(r.scenario) : undefined;
+    const base = r.impl === 'tidings' ? fastestRaw(rows, r.scenario) : undefined;
     const rate =
       base && !Number.isNaN(r.perSecond) ? `${(r.perSecond / base.perSecond).toFixed(2)}×` : '';
     const p50 =
