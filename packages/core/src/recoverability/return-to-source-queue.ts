@@ -109,9 +109,11 @@ export async function returnToSourceQueue(
         message: { messageId: message.messageId, headers, body: message.body },
       },
     ]);
+  // To the back of the error queue, as it is, so the pass can go on past it.
+  const toBack = (message: IncomingTransportMessage) =>
+    send(errorQueue, message, { ...message.headers });
   const keep = async (message: IncomingTransportMessage): Promise<MessageOutcome> => {
-    // To the back of the error queue, as it is, so the pass can go on past it.
-    await send(errorQueue, message, { ...message.headers });
+    await toBack(message);
     kept++;
     return 'complete';
   };
@@ -124,7 +126,7 @@ export async function returnToSourceQueue(
       if (seen.has(message.messageId)) {
         // Round again: to the back once more, uncounted. Once every message kept in this pass has
         // come round with nothing new between, only kept messages are left.
-        await send(errorQueue, message, { ...message.headers });
+        await toBack(message);
         if (++roundAgain >= kept) stop();
         return 'complete';
       }
