@@ -6,6 +6,7 @@ import {
   returnToSourceQueue,
   silentLogger,
   type Transport,
+  TransportUnavailableError,
 } from '../src/index.ts';
 import { readQueue, recordingLogger } from './helpers.ts';
 
@@ -129,9 +130,38 @@ describe('returnToSourceQueue', () => {
   it('refuses bad options before connecting', async () => {
     const transport = createInMemoryTransport();
     await expect(returnToSourceQueue({ transport, idleMs: 0 })).rejects.toThrow(ConfigurationError);
+    await expect(returnToSourceQueue({ transport, startTimeoutMs: 1.5 })).rejects.toThrow(
+      ConfigurationError,
+    );
     await expect(returnToSourceQueue({ transport, errorQueue: '' })).rejects.toThrow(
       ConfigurationError,
     );
     expect(transport.queues()).toEqual([]);
+  });
+
+  it('ends with TransportUnavailableError when the error queue is not being read in time', async () => {
+    const inMemory = createInMemoryTransport();
+    let closed = false;
+    // A transport that says when it is reading (as Kafka does once its group has joined), here never.
+    const transport: Transport = {
+      ...inMemory,
+      openEndpoint: async (topology, context) => {
+        const connection = await inMemory.openEndpoint(topology, context);
+        return {
+          ...connection,
+          whenReceiving: () => new Promise<void>(() => {}),
+          close: async () => {
+            closed = true;
+            await connection.close();
+          },
+        };
+      },
+    };
+    const failure = await returnToSourceQueue({ transport, startTimeoutMs: 50 }).catch(
+      (error: unknown) => error,
+    );
+    expect(failure).toBeInstanceOf(TransportUnavailableError);
+    expect((failure as Error).message).toContain("'error' was not being read after 50 ms");
+    expect(closed).toBe(true);
   });
 });

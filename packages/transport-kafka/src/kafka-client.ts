@@ -107,6 +107,8 @@ export interface ConsumerConfig {
 export interface ClientConsumer {
   /** Connects and joins the group in the background; resolves once connected (not joined). */
   start(): Promise<void>;
+  /** Resolves at the first join of the group (partitions assigned, positions set) or at stop. */
+  joined(): Promise<void>;
   /** Stops fetching new batches; batches being handled finish. */
   pause(): void;
   /** Commits positions outside a batch (offset = next record to read). */
@@ -401,6 +403,10 @@ function createConsumer(
   const pending = new Map<string, { topic: string; partition: number; offset: string }>();
   let flushTimer: NodeJS.Timeout | undefined;
   let flushing: Promise<boolean> = Promise.resolve(true);
+  let markJoined: () => void = () => {};
+  const joined = new Promise<void>((resolve) => {
+    markJoined = resolve;
+  });
 
   const warnCommit = (error: unknown) =>
     log('warn', 'Could not commit positions; records after them will be received again', {
@@ -436,6 +442,7 @@ function createConsumer(
     config.onAssigned?.(event.payload.memberAssignment, (topic, partition, offset) =>
       consumer.seek({ topic, partition, offset }),
     );
+    markJoined();
   });
 
   const onBatch = async (payload: EachBatchPayload) => {
@@ -512,6 +519,7 @@ function createConsumer(
           }
         });
     },
+    joined: () => joined,
     pause() {
       paused = true;
       try {
@@ -536,6 +544,7 @@ function createConsumer(
     flush,
     async stop() {
       stopped = true;
+      markJoined();
       // A disconnect while the group join is still pending does not abort the join: the member
       // would join anyway and linger. Let the join finish, then leave.
       await running;

@@ -534,6 +534,10 @@ export function createKafkaTransport(options: KafkaTransportOptions): KafkaTrans
         }
       },
 
+      async whenReceiving() {
+        await Promise.all([mainReceiver?.consumer.joined(), instanceReceiver?.consumer.joined()]);
+      },
+
       async stopReceiving() {
         // Handlers in flight finish and their records are committed at close; nothing new starts.
         stopping = true;

@@ -1,5 +1,6 @@
 import { checkWholeNumber } from '../configuration/option-checks.js';
 import { checkQueueName } from '../endpoint/endpoint-options.js';
+import { TransportUnavailableError } from '../errors.js';
 import { type Logger, silentLogger } from '../logging/logger.js';
 import { Headers } from '../messages/headers.js';
 import type {
@@ -30,11 +31,17 @@ export interface ReturnToSourceQueueOptions {
   /** Which messages go back; the others stay in the error queue. @default every message */
   readonly filter?: (message: FailedMessage) => boolean;
   /**
-   * Stop once no message has arrived for this long. Allow for the broker's start-up: a Kafka
-   * consumer group takes seconds to join.
+   * Stop once no message has arrived for this long, counted from when the error queue is being
+   * read (on Kafka, once the consumer group has joined).
    * @default 5_000
    */
   readonly idleMs?: number;
+  /**
+   * How long the error queue may take to start being read (a Kafka consumer group's join) before
+   * the pass ends with a `TransportUnavailableError`.
+   * @default 60_000
+   */
+  readonly startTimeoutMs?: number;
   /** @default silentLogger */
   readonly logger?: Logger;
 }
@@ -71,6 +78,7 @@ export async function returnToSourceQueue(
 ): Promise<ReturnToSourceQueueResult> {
   const errorQueue = checkQueueName('errorQueue', options.errorQueue ?? 'error');
   const idleMs = checkWholeNumber('idleMs', options.idleMs ?? 5_000);
+  const startTimeoutMs = checkWholeNumber('startTimeoutMs', options.startTimeoutMs ?? 60_000);
   const logger = options.logger ?? silentLogger;
   const filter = options.filter ?? (() => true);
   let returned = 0;
@@ -175,8 +183,10 @@ export async function returnToSourceQueue(
   };
 
   try {
-    stillIdle();
     await connection.startReceiving({ concurrency: 1, onMessage });
+    // Idle time counts from when the queue is being read, not while a consumer group joins.
+    await readingWithin(connection, startTimeoutMs, errorQueue);
+    if (!done) stillIdle();
     await finished;
   } finally {
     stop();
@@ -185,4 +195,30 @@ export async function returnToSourceQueue(
   }
   logger.info(`Returned ${returned} message(s) from '${errorQueue}'; ${kept} stay there`);
   return { returned, kept };
+}
+
+/** Waits for the transport to be reading (where it says when), at most `timeoutMs`. */
+async function readingWithin(
+  connection: TransportEndpoint,
+  timeoutMs: number,
+  queue: string,
+): Promise<void> {
+  if (connection.whenReceiving === undefined) return;
+  let timer: NodeJS.Timeout | undefined;
+  const timedOut = new Promise<never>((_, reject) => {
+    timer = setTimeout(
+      () =>
+        reject(
+          new TransportUnavailableError(
+            `'${queue}' was not being read after ${timeoutMs} ms (a Kafka consumer group may still be joining). Try again, or raise startTimeoutMs.`,
+          ),
+        ),
+      timeoutMs,
+    );
+  });
+  try {
+    await Promise.race([connection.whenReceiving(), timedOut]);
+  } finally {
+    clearTimeout(timer);
+  }
 }

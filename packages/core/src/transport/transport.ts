@@ -119,6 +119,12 @@ export interface TransportEndpoint {
   /** Starts consuming the input and instance queues. */
   startReceiving(settings: ReceiveSettings): Promise<void>;
   /**
+   * Resolves once, after `startReceiving`, every queue is being read: what is in them reaches
+   * `onMessage` without further delay. Leave it out where that holds as soon as `startReceiving`
+   * resolves. Kafka needs it: its consumer groups join in the background, which takes seconds.
+   */
+  whenReceiving?(): Promise<void>;
+  /**
    * Stops taking new messages. Messages already handed to `onMessage` are still settled when their
    * promise resolves, until `close`.
    */
