@@ -177,7 +177,8 @@ function decodeHeaders(headers: IHeaders | undefined): Record<string, string> {
     const raw = headers[name];
     // A repeated header arrives as an array: the last one wins, as in a map.
     const value = Array.isArray(raw) ? raw[raw.length - 1] : raw;
-    if (value === undefined) continue;
+    // Kafka allows a header without a value (length -1, decoded as null): a header with no value.
+    if (value === undefined || value === null) continue;
     decoded[name] = typeof value === 'string' ? value : value.toString('utf8');
   }
   return decoded;

@@ -1,3 +1,4 @@
+import { execFileSync } from 'node:child_process';
 import {
   defineMessage,
   Headers,
@@ -190,5 +191,32 @@ describe('faults', () => {
       `record header '${PACKED_HEADERS}' must be a JSON object of strings`,
     );
     expect(server.stats.movedToErrorQueue).toBe(5);
+  });
+
+  it('a record header with a null value (produced with kcat) is left out; the record is handled', async () => {
+    const handled: number[] = [];
+    const server = world.endpoint('Server');
+    server.handle(Work, (p) => void handled.push(p.n));
+    await server.start();
+    // kafkajs cannot produce a null header value; kcat writes `-H name` without `=value` as one.
+    const headers = [
+      'x-nothing',
+      `${Headers.MessageType}=${Work.name}`,
+      `${Headers.ContentType}=application/json`,
+      `${Headers.MessageId}=${world.id}-null-header`,
+    ].flatMap((header) => ['-H', header]);
+    execFileSync(
+      'kcat',
+      ['-P', '-b', brokers().join(','), '-t', world.name('Server'), '-k', 'g', ...headers],
+      { input: '{"n":9}\n' },
+    );
+    const sender = world.endpoint('Client', {
+      sendOnly: true,
+      routes: { [Work.name]: world.name('Server') },
+    });
+    await sender.start();
+    await sender.send(Work, { n: 10 });
+    await expect.poll(() => [...handled].sort((a, b) => a - b), wait).toEqual([9, 10]);
+    expect(server.stats.movedToErrorQueue).toBe(0);
   });
 });
