@@ -1,3 +1,4 @@
+import { createHash } from 'node:crypto';
 import type { ServiceBusMessage, ServiceBusReceivedMessage } from '@azure/service-bus';
 import {
   Headers,
@@ -17,6 +18,23 @@ const NATIVE: ReadonlySet<string> = new Set<string>([
   Headers.MessageType,
 ]);
 
+/** Service Bus refuses longer message ids. */
+const MAX_MESSAGE_ID_LENGTH = 128;
+
+/**
+ * The native id of a delayed retry. It is a new send of the same message: with the original's id,
+ * a queue with duplicate detection would drop it as a repeat, and the message would be lost. One
+ * id per retry round keeps a retry sent twice (at least once) a duplicate.
+ */
+function retryMessageId(messageId: string, round: string): string {
+  const id = `${messageId}/retry-${round}`;
+  if (id.length <= MAX_MESSAGE_ID_LENGTH) return id;
+  return `${createHash('sha256').update(messageId).digest('hex')}/retry-${round}`.slice(
+    0,
+    MAX_MESSAGE_ID_LENGTH,
+  );
+}
+
 /**
  * Outgoing: message id, correlation id, reply-to, content type and message type (as `subject`)
  * travel as the native properties (tools and services in other languages see them there, and
@@ -35,10 +53,17 @@ export function toServiceBusMessage(
   const subject = h[Headers.MessageType];
   const { packed, other: applicationProperties } = packHeaders(h, NATIVE);
   if (packed !== undefined) applicationProperties[PACKED_HEADERS] = packed;
+  let messageId = h[Headers.MessageId] ?? message.messageId;
+  const retryRound = h[Headers.DelayedRetries];
+  if (retryRound !== undefined) {
+    // The bus id travels beside the retry's own native id; receiving prefers it.
+    applicationProperties[Headers.MessageId] = messageId;
+    messageId = retryMessageId(messageId, retryRound);
+  }
   return {
     // A Buffer body goes out as one AMQP data section, bytes unchanged.
     body: Buffer.from(message.body.buffer, message.body.byteOffset, message.body.byteLength),
-    messageId: h[Headers.MessageId] ?? message.messageId,
+    messageId,
     ...(correlationId !== undefined ? { correlationId } : {}),
     ...(replyTo !== undefined ? { replyTo } : {}),
     ...(contentType !== undefined ? { contentType } : {}),
@@ -75,7 +100,7 @@ export function toIncomingMessage(
   // A plain object (a null-prototype one is slow to fill and read); `__proto__` is skipped.
   const headers: Record<string, string> = {};
   let packed: string | undefined;
-  let packedReason: string | undefined;
+  let unreadable: string | undefined;
   const properties = message.applicationProperties ?? {};
   for (const name in properties) {
     if (name === '__proto__' || !Object.hasOwn(properties, name)) continue;
@@ -83,10 +108,21 @@ export function toIncomingMessage(
     if (value === undefined || value === null) continue;
     if (name === PACKED_HEADERS) {
       if (typeof value === 'string') packed = value;
-      else packedReason = `'${PACKED_HEADERS}' must be a string holding a JSON object.`;
+      else unreadable = `'${PACKED_HEADERS}' must be a string holding a JSON object.`;
       continue;
     }
-    headers[name] = value instanceof Date ? value.toISOString() : String(value);
+    // A map or list from another client may not turn into text at all (a `toString` that is
+    // not a function, an invalid date): the message is unreadable, with the reason.
+    try {
+      headers[name] =
+        typeof value === 'string'
+          ? value
+          : value instanceof Date
+            ? value.toISOString()
+            : String(value);
+    } catch {
+      unreadable ??= `'${name.slice(0, 100)}' cannot be read as text.`;
+    }
   }
   const fill = (name: string, value: unknown) => {
     if (headers[name] === undefined && value !== undefined && value !== null && value !== '') {
@@ -98,7 +134,7 @@ export function toIncomingMessage(
   fill(Headers.ContentType, message.contentType);
   fill(Headers.MessageType, message.subject);
   fill(Headers.MessageId, message.messageId);
-  const reason = packedReason ?? unpackHeaders(packed, headers);
+  const reason = unreadable ?? unpackHeaders(packed, headers);
   return {
     messageId: headers[Headers.MessageId] ?? '',
     headers,

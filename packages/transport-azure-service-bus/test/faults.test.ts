@@ -183,6 +183,36 @@ describe('faults against the test peer', () => {
     expect(server.endpoint.stats.movedToErrorQueue).toBe(1);
   });
 
+  it('with duplicate detection on, a delayed retry is delivered, keeping its message id', async () => {
+    prefix = `f${randomBytes(3).toString('hex')}`;
+    const transport = peerTransport(peer, { duplicateDetectionWindowMs: 60_000 });
+    const attempts: string[] = [];
+    const server = createEndpoint({
+      name: name('Server'),
+      transport,
+      logger: silentLogger,
+      recoverability: {
+        errorQueue: errorQueue(),
+        immediateRetries: 0,
+        delayedRetries: { count: 2, delayMs: 100 },
+      },
+    });
+    endpoints.push(server);
+    server.handle(Work, (_p, ctx) => {
+      attempts.push(ctx.messageId);
+      if (attempts.length < 3) throw new Error('not yet');
+    });
+    await server.start();
+    const { endpoint: sender } = await start('Client', () => {}, { sendOnly: true });
+    await sender.send(Work, { n: 1 }, { messageId: `${prefix}-once` });
+    // The first attempt and two delayed retries, each a new send to a queue that drops repeats.
+    await expect
+      .poll(() => attempts, wait)
+      .toEqual([`${prefix}-once`, `${prefix}-once`, `${prefix}-once`]);
+    expect(server.stats.delayedRetries).toBe(2);
+    expect(peer.messages(errorQueue())).toEqual([]);
+  });
+
   it.each([
     ['the native dead-letter queue, with the reason (default)', 'dead-letter'],
     ['the error queue', 'error-queue'],
@@ -228,6 +258,16 @@ describe('faults against the test peer', () => {
             contentType: 'application/json',
             applicationProperties: { [Headers.MessageType]: Work.name },
           },
+          // An application property that cannot become text: a map whose `toString` is a number.
+          {
+            body: Buffer.from('{"n":5}'),
+            bodyType: 'data',
+            properties: { messageId: 'odd-property' },
+            applicationProperties: {
+              [Headers.MessageType]: Work.name,
+              odd: { toString: 1 } as unknown as string,
+            },
+          },
         ]);
       } finally {
         await raw.close();
@@ -238,7 +278,7 @@ describe('faults against the test peer', () => {
         unreadableMessages === 'dead-letter'
           ? m.applicationProperties.DeadLetterReason
           : busHeadersOf(m.applicationProperties)[Headers.ExceptionCode];
-      await expect.poll(() => peer.messages(where).length, wait).toBe(3);
+      await expect.poll(() => peer.messages(where).length, wait).toBe(4);
       await expect.poll(() => handled, wait).toEqual([{ n: 3, correlationId: 'from-elsewhere' }]);
       expect(
         Object.fromEntries(peer.messages(where).map((m) => [m.messageId, reasonOf(m)])),
@@ -246,8 +286,9 @@ describe('faults against the test peer', () => {
         'bad-json': 'TIDINGS_DESERIALIZATION',
         'no-type': 'TIDINGS_MALFORMED_MESSAGE',
         'bad-packed': 'TIDINGS_MALFORMED_MESSAGE',
+        'odd-property': 'TIDINGS_MALFORMED_MESSAGE',
       });
-      expect(server.endpoint.stats.deadLettered).toBe(unreadableMessages === 'dead-letter' ? 3 : 0);
+      expect(server.endpoint.stats.deadLettered).toBe(unreadableMessages === 'dead-letter' ? 4 : 0);
     },
   );
 });

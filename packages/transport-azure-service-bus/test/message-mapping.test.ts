@@ -60,6 +60,30 @@ describe('message mapping', () => {
     expect(back.queue).toBe('Sales');
   });
 
+  it('a delayed retry gets a native id of its own per round; the bus id round-trips', () => {
+    const retry = (messageId: string, round: string) =>
+      toServiceBusMessage(
+        {
+          messageId,
+          headers: { ...headers, [Headers.MessageId]: messageId, [Headers.DelayedRetries]: round },
+          body: Buffer.from('x'),
+        },
+        10_000,
+      );
+    const first = retry('m-1', '1');
+    expect(first.messageId).toBe('m-1/retry-1');
+    expect(retry('m-1', '2').messageId).toBe('m-1/retry-2');
+    const back = toIncomingMessage(received(first as Partial<ServiceBusReceivedMessage>), 'Sales');
+    expect(back.messageId).toBe('m-1');
+    expect(back.headers[Headers.DelayedRetries]).toBe('1');
+    // Service Bus refuses ids over 128 characters; a long bus id is hashed for the native one.
+    const long = 'x'.repeat(128);
+    const longRetry = retry(long, '3');
+    expect((longRetry.messageId as string).length).toBeLessThanOrEqual(128);
+    expect(longRetry.messageId).toMatch(/^[0-9a-f]{64}\/retry-3$/);
+    expect(longRetry.applicationProperties?.[Headers.MessageId]).toBe(long);
+  });
+
   it('reads a message from another sender: strings from any property type, bodies of any kind', () => {
     const foreign = toIncomingMessage(
       received({
