@@ -388,6 +388,8 @@ export function createAzureServiceBusTransport(
         /** When the last message arrived, and when the SDK last reported a receive error. */
         lastMessageAt: number;
         lastErrorAt: number;
+        /** Messages from this receiver not settled yet. */
+        inFlight: number;
         watchdog: NodeJS.Timeout | undefined;
       }
       let receivers: ReceiverEntry[] = [];
@@ -457,16 +459,22 @@ export function createAzureServiceBusTransport(
         /**
          * After a receive error the SDK re-attaches its link by itself, but after a forced detach
          * it sometimes never does (seen with 7.9 against the peer). If nothing has arrived
-         * `RECEIVE_STALL_MS` after an error, the receiver is replaced; messages it held come
-         * again once their lock goes (at least once).
+         * `RECEIVE_STALL_MS` after an error, the receiver is replaced. While its messages are
+         * still being handled nothing new can arrive (the SDK adds credit as each finishes), and
+         * closing it would fail their settlements: the check waits for them.
          */
         const watch = (entry: ReceiverEntry, queue: string) => {
           entry.lastErrorAt = Date.now();
           if (entry.watchdog !== undefined) return;
-          entry.watchdog = setTimeout(() => {
+          entry.watchdog = setTimeout(function check() {
             entry.watchdog = undefined;
             const index = receivers.indexOf(entry);
             if (!accepting || index < 0 || entry.lastMessageAt > entry.lastErrorAt) return;
+            if (entry.inFlight > 0) {
+              entry.watchdog = setTimeout(check, RECEIVE_STALL_MS);
+              entry.watchdog.unref();
+              return;
+            }
             logger.info(`Receiving from '${queue}' restarts: nothing arrived after a link error`);
             counters.receiverRestarts++;
             receivers[index] = open(queue);
@@ -483,28 +491,33 @@ export function createAzureServiceBusTransport(
           });
           const handle = async (message: ServiceBusReceivedMessage) => {
             entry.lastMessageAt = Date.now();
-            if (!accepting) {
-              // Stopping: hand it back at once for another instance.
-              await settle(receiver, message, 'abandon', queue);
-              return;
-            }
-            if (!slots.tryAcquire()) await slots.acquire();
+            entry.inFlight++;
             try {
               if (!accepting) {
+                // Stopping: hand it back at once for another instance.
                 await settle(receiver, message, 'abandon', queue);
                 return;
               }
-              let incoming: IncomingTransportMessage;
-              let outcome: MessageOutcome;
+              if (!slots.tryAcquire()) await slots.acquire();
               try {
-                incoming = toIncomingMessage(message, queue);
-                outcome = await receive.onMessage(incoming);
-              } catch {
-                outcome = 'abandon';
+                if (!accepting) {
+                  await settle(receiver, message, 'abandon', queue);
+                  return;
+                }
+                let incoming: IncomingTransportMessage;
+                let outcome: MessageOutcome;
+                try {
+                  incoming = toIncomingMessage(message, queue);
+                  outcome = await receive.onMessage(incoming);
+                } catch {
+                  outcome = 'abandon';
+                }
+                await settle(receiver, message, outcome, queue);
+              } finally {
+                slots.release();
               }
-              await settle(receiver, message, outcome, queue);
             } finally {
-              slots.release();
+              entry.inFlight--;
             }
           };
           const subscription = receiver.subscribe(
@@ -512,7 +525,8 @@ export function createAzureServiceBusTransport(
               processMessage: handle,
               processError: async (args) => {
                 counters.receiveErrors++;
-                watch(entry, queue);
+                // Only a failing link can stall receiving; a failed lock renewal does not.
+                if (args.errorSource === 'receive') watch(entry, queue);
                 logger.warn(`Receiving from '${queue}' failed; the SDK retries`, {
                   error: redactSecrets(String(args.error?.message ?? args.error), secrets),
                 });
@@ -524,6 +538,7 @@ export function createAzureServiceBusTransport(
             receiver,
             close: () => subscription.close(),
             lastMessageAt: 0,
+            inFlight: 0,
             lastErrorAt: 0,
             watchdog: undefined,
           };

@@ -234,7 +234,8 @@ describe('faults against the test peer', () => {
       );
       const raw = new ServiceBusClient(peer.connectionString);
       try {
-        await raw.createSender(name('Server')).sendMessages([
+        const rawSender = raw.createSender(name('Server'));
+        await rawSender.sendMessages([
           // Not JSON.
           {
             body: Buffer.from('{"n": '),
@@ -258,17 +259,17 @@ describe('faults against the test peer', () => {
             contentType: 'application/json',
             applicationProperties: { [Headers.MessageType]: Work.name },
           },
-          // An application property that cannot become text: a map whose `toString` is a number.
-          {
-            body: Buffer.from('{"n":5}'),
-            bodyType: 'data',
-            properties: { messageId: 'odd-property' },
-            applicationProperties: {
-              [Headers.MessageType]: Work.name,
-              odd: { toString: 1 } as unknown as string,
-            },
-          },
         ]);
+        // An application property that cannot become text: a map whose `toString` is a number.
+        await rawSender.sendMessages({
+          body: Buffer.from('{"n":5}'),
+          bodyType: 'data',
+          properties: { messageId: 'odd-property' },
+          applicationProperties: {
+            [Headers.MessageType]: Work.name,
+            odd: { toString: 1 } as unknown as string,
+          },
+        });
       } finally {
         await raw.close();
       }
