@@ -22,14 +22,17 @@ const NATIVE: ReadonlySet<string> = new Set<string>([
 const MAX_MESSAGE_ID_LENGTH = 128;
 
 /**
- * The native id of a delayed retry. It is a new send of the same message: with the original's id,
- * a queue with duplicate detection would drop it as a repeat, and the message would be lost. One
- * id per retry round keeps a retry sent twice (at least once) a duplicate.
+ * The native id for a bus message id: the id itself, where Service Bus takes it. A delayed retry
+ * is a new send of the same message: with the original's id, a queue with duplicate detection
+ * would drop it as a repeat and the message would be lost, so each retry round has its own id (a
+ * retry sent twice is still a duplicate). An id too long for Service Bus (from another sender, or
+ * chosen by the caller) is hashed.
  */
-function retryMessageId(messageId: string, round: string): string {
-  const id = `${messageId}/retry-${round}`;
+function nativeMessageId(messageId: string, retryRound: string | undefined): string {
+  const suffix = retryRound === undefined ? '' : `/retry-${retryRound}`;
+  const id = `${messageId}${suffix}`;
   if (id.length <= MAX_MESSAGE_ID_LENGTH) return id;
-  return `${createHash('sha256').update(messageId).digest('hex')}/retry-${round}`.slice(
+  return `${createHash('sha256').update(messageId).digest('hex')}${suffix}`.slice(
     0,
     MAX_MESSAGE_ID_LENGTH,
   );
@@ -53,13 +56,10 @@ export function toServiceBusMessage(
   const subject = h[Headers.MessageType];
   const { packed, other: applicationProperties } = packHeaders(h, NATIVE);
   if (packed !== undefined) applicationProperties[PACKED_HEADERS] = packed;
-  let messageId = h[Headers.MessageId] ?? message.messageId;
-  const retryRound = h[Headers.DelayedRetries];
-  if (retryRound !== undefined) {
-    // The bus id travels beside the retry's own native id; receiving prefers it.
-    applicationProperties[Headers.MessageId] = messageId;
-    messageId = retryMessageId(messageId, retryRound);
-  }
+  const busId = h[Headers.MessageId] ?? message.messageId;
+  const messageId = nativeMessageId(busId, h[Headers.DelayedRetries]);
+  // Where the native id is not the bus id, the bus id travels beside it; receiving prefers it.
+  if (messageId !== busId) applicationProperties[Headers.MessageId] = busId;
   return {
     // A Buffer body goes out as one AMQP data section, bytes unchanged.
     body: Buffer.from(message.body.buffer, message.body.byteOffset, message.body.byteLength),

@@ -183,6 +183,24 @@ describe('faults against the test peer', () => {
     expect(server.endpoint.stats.movedToErrorQueue).toBe(1);
   });
 
+  it('a message id longer than Service Bus takes is sent, handled and moved with that id', async () => {
+    prefix = `f${randomBytes(3).toString('hex')}`;
+    const long = `${prefix}-${'x'.repeat(200)}`;
+    const seen: string[] = [];
+    const server = await start('Server', (e) =>
+      e.handle(Work, (_p, ctx) => {
+        seen.push(ctx.messageId);
+        throw new Error('to the error queue');
+      }),
+    );
+    const { endpoint: sender } = await start('Client', () => {}, { sendOnly: true });
+    await sender.send(Work, { n: 1 }, { messageId: long });
+    await expect.poll(() => peer.messages(errorQueue()).length, wait).toBe(1);
+    expect(seen).toEqual([long]);
+    expect(peer.messages(errorQueue())[0]?.applicationProperties[Headers.MessageId]).toBe(long);
+    expect(server.endpoint.stats.movedToErrorQueue).toBe(1);
+  });
+
   it('with duplicate detection on, a delayed retry is delivered, keeping its message id', async () => {
     prefix = `f${randomBytes(3).toString('hex')}`;
     const transport = peerTransport(peer, { duplicateDetectionWindowMs: 60_000 });

@@ -84,6 +84,21 @@ describe('message mapping', () => {
     expect(longRetry.applicationProperties?.[Headers.MessageId]).toBe(long);
   });
 
+  it('an id too long for Service Bus is hashed for the native one and round-trips beside it', () => {
+    const long = 'y'.repeat(200);
+    const out = toServiceBusMessage(
+      {
+        messageId: long,
+        headers: { ...headers, [Headers.MessageId]: long },
+        body: Buffer.from('x'),
+      },
+      undefined,
+    );
+    expect(out.messageId).toMatch(/^[0-9a-f]{64}$/);
+    const back = toIncomingMessage(received(out as Partial<ServiceBusReceivedMessage>), 'Sales');
+    expect(back.messageId).toBe(long);
+  });
+
   it('reads a message from another sender: strings from any property type, bodies of any kind', () => {
     const foreign = toIncomingMessage(
       received({
