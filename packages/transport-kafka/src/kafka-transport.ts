@@ -160,7 +160,12 @@ export function createKafkaTransport(options: KafkaTransportOptions): KafkaTrans
         connecting = undefined;
       }
       client = fresh;
-      batcher = new ProducerBatcher((records) => fresh.produce(records), settings.maxBatchRecords);
+      batcher = new ProducerBatcher(
+        (records) => fresh.produce(records),
+        // The declared per-message limit bounds whole requests too: the broker applies its limit
+        // to each partition's batch in a request, and one batch may hold every record.
+        { maxRecords: settings.maxBatchRecords, maxBytes: settings.maxMessageSizeBytes },
+      );
       return fresh;
     })();
     return connecting;

@@ -1,7 +1,38 @@
 import type { OutgoingRecord } from './kafka-client.js';
 
+/**
+ * A v2 record's own fields at most: length, attributes, timestamp and offset deltas, key and value
+ * lengths, header count.
+ */
+const RECORD_OVERHEAD_BYTES = 36;
+/** A record header's two length fields at most. */
+const HEADER_OVERHEAD_BYTES = 10;
+
+/** About what a record adds to a produce request once encoded (no compression). */
+function estimateRecordBytes(record: OutgoingRecord): number {
+  let size = RECORD_OVERHEAD_BYTES + Buffer.byteLength(record.key) + record.value.byteLength;
+  const { headers } = record;
+  for (const name in headers) {
+    size +=
+      HEADER_OVERHEAD_BYTES + Buffer.byteLength(name) + Buffer.byteLength(headers[name] as string);
+  }
+  return size;
+}
+
+export interface ProduceLimits {
+  /** Most records in one produce request. */
+  readonly maxRecords: number;
+  /**
+   * Most bytes (estimated) in one produce request. The broker applies `max.message.bytes` to each
+   * partition's batch in it, and a request it refuses may already have been written elsewhere.
+   */
+  readonly maxBytes: number;
+}
+
 interface Pending {
   readonly records: readonly OutgoingRecord[];
+  /** Estimated bytes of the records. */
+  readonly bytes: number;
   resolve(): void;
   reject(error: unknown): void;
 }
@@ -9,8 +40,9 @@ interface Pending {
 /**
  * Coalesces concurrent dispatches into one produce request: those made in one turn of the event
  * loop go together, and while one request is in flight the next dispatches wait and then go
- * together. A lone dispatch waits only for the end of the current turn; one request at a time
- * also keeps records with one key in the order they were sent.
+ * together, as many whole dispatches as fit in the limits. A lone dispatch waits only for the end
+ * of the current turn; one request at a time also keeps records with one key in the order they
+ * were sent.
  */
 export class ProducerBatcher {
   private readonly queue: Pending[] = [];
@@ -19,13 +51,15 @@ export class ProducerBatcher {
 
   constructor(
     private readonly produce: (records: readonly OutgoingRecord[]) => Promise<void>,
-    private readonly maxRecords: number,
+    private readonly limits: ProduceLimits,
   ) {}
 
   send(records: readonly OutgoingRecord[]): Promise<void> {
     if (records.length === 0) return Promise.resolve();
+    let bytes = 0;
+    for (const record of records) bytes += estimateRecordBytes(record);
     return new Promise<void>((resolve, reject) => {
-      this.queue.push({ records, resolve, reject });
+      this.queue.push({ records, bytes, resolve, reject });
       // Wait for the end of this turn of the event loop: dispatches made together go together.
       if (!this.scheduled && !this.sending) {
         this.scheduled = true;
@@ -40,13 +74,16 @@ export class ProducerBatcher {
   private pump(): void {
     if (this.sending || this.queue.length === 0) return;
     this.sending = true;
-    const taken: Pending[] = [];
-    let count = 0;
+    const { maxRecords, maxBytes } = this.limits;
+    const taken = [this.queue.shift() as Pending];
+    let count = (taken[0] as Pending).records.length;
+    let bytes = (taken[0] as Pending).bytes;
     while (this.queue.length > 0) {
       const next = this.queue[0] as Pending;
-      if (taken.length > 0 && count + next.records.length > this.maxRecords) break;
+      if (count + next.records.length > maxRecords || bytes + next.bytes > maxBytes) break;
       taken.push(next);
       count += next.records.length;
+      bytes += next.bytes;
       this.queue.shift();
     }
     void this.flush(taken).finally(() => {
@@ -56,23 +93,48 @@ export class ProducerBatcher {
   }
 
   private async flush(taken: Pending[]): Promise<void> {
-    try {
-      await this.produce(taken.flatMap((pending) => pending.records));
-      for (const pending of taken) pending.resolve();
-    } catch (error) {
-      if (taken.length === 1) {
-        (taken[0] as Pending).reject(error);
+    if (taken.length > 1) {
+      try {
+        await this.produce(taken.flatMap((pending) => pending.records));
+        for (const pending of taken) pending.resolve();
         return;
+      } catch {
+        // One dispatch's bad record must not fail the others it happened to travel with.
       }
-      // One dispatch's bad record must not fail the others it happened to travel with.
-      for (const pending of taken) {
-        try {
-          await this.produce(pending.records);
-          pending.resolve();
-        } catch (own) {
-          pending.reject(own);
-        }
+    }
+    for (const pending of taken) {
+      try {
+        await this.produceInParts(pending);
+        pending.resolve();
+      } catch (error) {
+        pending.reject(error);
       }
+    }
+  }
+
+  /**
+   * One dispatch; beyond the limits, in consecutive parts one after another, so records with one
+   * key keep their order. A record larger than `maxBytes` goes alone, and the broker decides.
+   */
+  private async produceInParts(pending: Pending): Promise<void> {
+    const { records } = pending;
+    const { maxRecords, maxBytes } = this.limits;
+    if (records.length <= maxRecords && pending.bytes <= maxBytes) {
+      await this.produce(records);
+      return;
+    }
+    let start = 0;
+    while (start < records.length) {
+      let end = start;
+      let bytes = 0;
+      while (end < records.length && end - start < maxRecords) {
+        const next = estimateRecordBytes(records[end] as OutgoingRecord);
+        if (end > start && bytes + next > maxBytes) break;
+        bytes += next;
+        end++;
+      }
+      await this.produce(records.slice(start, end));
+      start = end;
     }
   }
 }
