@@ -118,3 +118,21 @@ export function mapKafkaError(error: unknown, context: MapErrorContext): Tidings
   if (cause.retriable === true) return new TransportUnavailableError(message, { cause: error });
   return new TransportError(message, { cause: error, isRetryable: false });
 }
+
+/**
+ * Whether a failed produce would fail alike for any records sent now: the cluster or the way to it
+ * is unavailable, or a leader is moving, and kafkajs has retried already. False where the failure
+ * may be down to some of the records (too large, invalid, a topic missing or not writable).
+ */
+export function isRetryableProduceFailure(error: unknown): boolean {
+  // kafkajs calls an unknown topic retriable (metadata may lag), but it is the records going to
+  // that topic that fail; a send maps it to DestinationNotFoundError.
+  if (
+    error !== null &&
+    typeof error === 'object' &&
+    rootCause(error as NativeKafkaError).type === 'UNKNOWN_TOPIC_OR_PARTITION'
+  ) {
+    return false;
+  }
+  return mapKafkaError(error, { operation: 'produce' }).isRetryable;
+}

@@ -20,7 +20,7 @@ import {
   UsageError,
 } from '@tidings/core';
 import { PartitionState } from './batch-handler.js';
-import { mapKafkaError } from './errors.js';
+import { isRetryableProduceFailure, mapKafkaError } from './errors.js';
 import {
   type ClientConsumer,
   type ClientLogLevel,
@@ -165,6 +165,7 @@ export function createKafkaTransport(options: KafkaTransportOptions): KafkaTrans
         // The declared per-message limit bounds whole requests too: the broker applies its limit
         // to each partition's batch in a request, and one batch may hold every record.
         { maxRecords: settings.maxBatchRecords, maxBytes: settings.maxMessageSizeBytes },
+        isRetryableProduceFailure,
       );
       return fresh;
     })();

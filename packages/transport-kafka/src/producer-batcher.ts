@@ -49,9 +49,14 @@ export class ProducerBatcher {
   private sending = false;
   private scheduled = false;
 
+  /**
+   * @param isRetryable True for a failure that would fail any records sent now (the cluster is
+   * unreachable): every dispatch of the request fails with it, none is tried again alone.
+   */
   constructor(
     private readonly produce: (records: readonly OutgoingRecord[]) => Promise<void>,
     private readonly limits: ProduceLimits,
+    private readonly isRetryable: (error: unknown) => boolean,
   ) {}
 
   send(records: readonly OutgoingRecord[]): Promise<void> {
@@ -98,16 +103,26 @@ export class ProducerBatcher {
         await this.produce(taken.flatMap((pending) => pending.records));
         for (const pending of taken) pending.resolve();
         return;
-      } catch {
-        // One dispatch's bad record must not fail the others it happened to travel with.
+      } catch (error) {
+        // The cluster is away (kafkajs has retried already): sending each alone would only repeat
+        // the wait, dispatch after dispatch, while new ones queue behind.
+        if (this.isRetryable(error)) {
+          for (const pending of taken) pending.reject(error);
+          return;
+        }
+        // Else it may be down to one dispatch's records: it must not fail the others.
       }
     }
-    for (const pending of taken) {
+    for (const [i, pending] of taken.entries()) {
       try {
         await this.produceInParts(pending);
         pending.resolve();
       } catch (error) {
         pending.reject(error);
+        if (this.isRetryable(error)) {
+          for (const rest of taken.slice(i + 1)) rest.reject(error);
+          return;
+        }
       }
     }
   }
