@@ -404,6 +404,8 @@ function createConsumer(
   const pending = new Map<string, { topic: string; partition: number; offset: string }>();
   let flushTimer: NodeJS.Timeout | undefined;
   let flushing: Promise<boolean> = Promise.resolve(true);
+  /** Commits made through `commit`, not yet settled. */
+  const commits = new Set<Promise<void>>();
   let markJoined: () => void = () => {};
   const joined = new Promise<void>((resolve) => {
     markJoined = resolve;
@@ -529,13 +531,19 @@ function createConsumer(
         // Not running yet: the join handler pauses it.
       }
     },
-    async commit(positions) {
-      // kafkajs ignores commits until its runner is marked running, which happens just after the
-      // join event: called from onAssigned, this must wait a turn.
-      await new Promise((resolve) => setImmediate(resolve));
-      await consumer.commitOffsets(
-        positions.map((p) => ({ topic: p.topic, partition: p.partition, offset: p.offset })),
-      );
+    commit(positions) {
+      const committing = (async () => {
+        // kafkajs ignores commits until its runner is marked running, which happens just after the
+        // join event: called from onAssigned, this must wait a turn.
+        await new Promise((resolve) => setImmediate(resolve));
+        await consumer.commitOffsets(
+          positions.map((p) => ({ topic: p.topic, partition: p.partition, offset: p.offset })),
+        );
+      })();
+      commits.add(committing);
+      const done = () => void commits.delete(committing);
+      committing.then(done, done);
+      return committing;
     },
     recordPosition(topic, partition, nextOffset) {
       pending.set(`${topic}|${partition}`, { topic, partition, offset: nextOffset });
@@ -549,6 +557,9 @@ function createConsumer(
       // A disconnect while the group join is still pending does not abort the join: the member
       // would join anyway and linger. Let the join finish, then leave.
       await running;
+      // kafkajs drops a commit made after the disconnect began, silently: a start position
+      // committed at the join (a new subscription's) would be lost to a stop right after it.
+      await Promise.allSettled(commits);
       await flush();
       await consumer.disconnect();
       clearTimeout(flushTimer);

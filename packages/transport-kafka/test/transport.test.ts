@@ -6,6 +6,7 @@ import {
   type IncomingTransportMessage,
   PACKED_HEADERS,
   silentLogger,
+  type TransportEndpoint,
   UsageError,
 } from '@tidings/core';
 import { Kafka, logLevel } from 'kafkajs';
@@ -251,5 +252,52 @@ describe('kafka transport', () => {
     expect(received.map((m) => m.messageId)).toEqual(['after-subscribe']);
     await connection.stopReceiving();
     await connection.close();
+  });
+
+  describe('subscription changes while receiving', () => {
+    const publish = (connection: TransportEndpoint, messageType: string, id: string) =>
+      connection.dispatch([
+        {
+          message: { messageId: id, headers: { [Headers.MessageId]: id }, body: Buffer.from('{}') },
+          destination: { kind: 'publish', messageType },
+        },
+      ]);
+
+    const receiving = async (queue: string) => {
+      const received: IncomingTransportMessage[] = [];
+      const connection = await world.transport().openEndpoint(
+        {
+          endpointName: queue,
+          inputQueue: queue,
+          errorQueue: world.errorQueue,
+          subscriptions: [],
+        },
+        { logger: silentLogger },
+      );
+      await connection.startReceiving({
+        concurrency: 4,
+        onMessage: async (message) => {
+          received.push(message);
+          return 'complete';
+        },
+      });
+      return { connection, received };
+    };
+
+    it('subscribes one right after another: each receives what is published after it', async () => {
+      const { connection, received } = await receiving(world.name('Raw'));
+      const first = `${world.id}.First`;
+      const second = `${world.id}.Second`;
+      // The second stops the consumer the first started as soon as that one has joined its group.
+      await connection.subscribe(first);
+      await connection.subscribe(second);
+      await publish(connection, first, 'first');
+      await publish(connection, second, 'second');
+      await expect
+        .poll(() => received.map((m) => m.messageId).sort(), wait)
+        .toEqual(['first', 'second']);
+      await connection.stopReceiving();
+      await connection.close();
+    });
   });
 });
