@@ -782,6 +782,16 @@ export async function startServiceBusPeer(
       const path = normalise(name);
       const queue = queues.get(path);
       queue?.dispose();
+      // Service Bus detaches the links of a deleted entity with not-found; a re-attach is refused
+      // the same way until it exists again.
+      for (const [connection, links] of consumerLinks) {
+        for (const [link, entity] of [...links]) {
+          const linked = normalise(entity.path);
+          if (linked !== path && linked !== `${path}${DEAD_LETTER_SUFFIX}`) continue;
+          link.close(notFound(linked));
+          forget(connection, link);
+        }
+      }
       return queues.delete(path);
     },
     queueExists: (name) => queues.has(normalise(name)),

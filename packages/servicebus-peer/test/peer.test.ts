@@ -215,6 +215,33 @@ describe('servicebus peer, driven by @azure/service-bus', () => {
     await own.close();
   });
 
+  it('detaches the links of a deleted queue with not-found, and refuses them until it exists again', async () => {
+    const name = queue();
+    const codes: string[] = [];
+    const receiver = client.createReceiver(name);
+    const seen: unknown[] = [];
+    receiver.subscribe(
+      {
+        processMessage: async (m) => void seen.push(m.body),
+        processError: async (args) => {
+          if (isServiceBusError(args.error)) codes.push(args.error.code);
+        },
+      },
+      { autoCompleteMessages: true },
+    );
+    await expect.poll(() => peer.receiverCount(name), { timeout: 10_000 }).toBe(1);
+    expect(peer.deleteQueue(name)).toBe(true);
+    await expect
+      .poll(() => codes.includes('MessagingEntityNotFound'), { timeout: 10_000 })
+      .toBe(true);
+    expect(peer.receiverCount(name)).toBe(0);
+    // The SDK keeps retrying the attach; once the queue exists again, receiving resumes.
+    peer.createQueue(name);
+    await client.createSender(name).sendMessages({ body: 'back' });
+    await expect.poll(() => seen, { timeout: 20_000 }).toEqual(['back']);
+    await receiver.close();
+  });
+
   it('fails the next settlement with MessageLockLost and makes the message available again', async () => {
     const name = queue();
     await client.createSender(name).sendMessages({ body: 'x' });

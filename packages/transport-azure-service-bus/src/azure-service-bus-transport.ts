@@ -1,4 +1,5 @@
 import {
+  isServiceBusError,
   RetryMode,
   ServiceBusClient,
   type ServiceBusClientOptions,
@@ -57,6 +58,8 @@ export interface AzureServiceBusTransportStats {
   readonly receiveErrors: number;
   /** Receivers replaced because nothing arrived for a while after a receive error. */
   readonly receiverRestarts: number;
+  /** Queues created again after they were deleted under a running receiver (auto-delete on idle). */
+  readonly queuesRecreated: number;
 }
 
 export interface AzureServiceBusTransport extends Transport {
@@ -198,7 +201,12 @@ export function createAzureServiceBusTransport(
     durable: true,
     nativeDeadLetter: true,
   };
-  const counters = { settlementFailures: 0, receiveErrors: 0, receiverRestarts: 0 };
+  const counters = {
+    settlementFailures: 0,
+    receiveErrors: 0,
+    receiverRestarts: 0,
+    queuesRecreated: 0,
+  };
   // Below this, AMQP framing cannot push a message over the limit; above it, a batch measures it.
   const directSendLimit = settings.maxMessageSizeBytes - ENCODING_HEADROOM_BYTES;
   const clientOptions: ServiceBusClientOptions = {
@@ -242,20 +250,21 @@ export function createAzureServiceBusTransport(
       context: TransportContext,
     ): Promise<TransportEndpoint> {
       const logger: Logger = context.logger;
+      /** Creates one of the queues this endpoint reads, with its settings. */
+      const ensureOwnQueue = (queue: string) =>
+        installer.ensureQueue(
+          queue,
+          queue === topology.instanceQueue
+            ? {
+                maxDeliveryCount: settings.maxDeliveryCount,
+                autoDeleteOnIdleMs: settings.instanceQueueAutoDeleteOnIdleMs,
+              }
+            : { maxDeliveryCount: settings.maxDeliveryCount, ...duplicateDetection },
+        );
       try {
         await installer.ensureQueue(topology.errorQueue, {});
-        if (topology.inputQueue !== undefined) {
-          await installer.ensureQueue(topology.inputQueue, {
-            maxDeliveryCount: settings.maxDeliveryCount,
-            ...duplicateDetection,
-          });
-        }
-        if (topology.instanceQueue !== undefined) {
-          await installer.ensureQueue(topology.instanceQueue, {
-            maxDeliveryCount: settings.maxDeliveryCount,
-            autoDeleteOnIdleMs: settings.instanceQueueAutoDeleteOnIdleMs,
-          });
-        }
+        if (topology.inputQueue !== undefined) await ensureOwnQueue(topology.inputQueue);
+        if (topology.instanceQueue !== undefined) await ensureOwnQueue(topology.instanceQueue);
       } catch (error) {
         throw fail(error, 'creating queues');
       }
@@ -483,6 +492,28 @@ export function createAzureServiceBusTransport(
           }, RECEIVE_STALL_MS);
           entry.watchdog.unref();
         };
+        /**
+         * A queue this endpoint reads was deleted under it: an instance queue whose
+         * `autoDeleteOnIdle` ran out during a long outage, say. The SDK keeps retrying the attach,
+         * so creating the queue again is enough; one attempt at a time per queue.
+         */
+        const recreating = new Set<string>();
+        const recreate = (queue: string) => {
+          if (recreating.has(queue) || !accepting) return;
+          recreating.add(queue);
+          ensureOwnQueue(queue)
+            .then(
+              () => {
+                counters.queuesRecreated++;
+                logger.warn(`Queue '${queue}' was gone; it has been created again`);
+              },
+              (error: unknown) =>
+                logger.warn(`Queue '${queue}' is gone and could not be created again`, {
+                  error: redactSecrets(String((error as Error)?.message ?? error), secrets),
+                }),
+            )
+            .finally(() => recreating.delete(queue));
+        };
         const open = (queue: string): ReceiverEntry => {
           const receiver = client.createReceiver(queue, {
             receiveMode: 'peekLock',
@@ -527,6 +558,12 @@ export function createAzureServiceBusTransport(
                 counters.receiveErrors++;
                 // Only a failing link can stall receiving; a failed lock renewal does not.
                 if (args.errorSource === 'receive') watch(entry, queue);
+                if (
+                  isServiceBusError(args.error) &&
+                  args.error.code === 'MessagingEntityNotFound'
+                ) {
+                  recreate(queue);
+                }
                 logger.warn(`Receiving from '${queue}' failed; the SDK retries`, {
                   error: redactSecrets(String(args.error?.message ?? args.error), secrets),
                 });
