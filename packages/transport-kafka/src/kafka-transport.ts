@@ -488,7 +488,19 @@ export function createKafkaTransport(options: KafkaTransportOptions): KafkaTrans
       const previous = mainReceiver;
       mainReceiver = undefined;
       await stopReceiver(previous);
+      // close() or stopReceiving() may have come while the previous receiver stopped.
+      if (stopping || closed) return;
       await startMain();
+    };
+
+    // Subscription changes one at a time, in the order they were asked for: two restarts at once
+    // would each start a consumer, and the one overwritten would run on unstopped. close() waits
+    // for the change under way.
+    let changing: Promise<void> = Promise.resolve();
+    const changeSubscriptions = (change: () => Promise<void>): Promise<void> => {
+      const run = changing.then(change);
+      changing = run.catch(() => {});
+      return run;
     };
 
     return {
@@ -552,24 +564,41 @@ export function createKafkaTransport(options: KafkaTransportOptions): KafkaTrans
       },
 
       async subscribe(messageType) {
-        if (inputTopic === undefined || subscriptions.has(messageType)) return;
-        const topic = eventTopic(messageType);
-        await ensureTopics(kafka, [spec(topic)]);
-        subscriptions.add(messageType);
-        await anchorSubscription(messageType);
-        // kafkajs cannot change a running consumer's topics: rejoin with the new set.
-        await restartMain();
+        if (inputTopic === undefined) return;
+        await changeSubscriptions(async () => {
+          if (subscriptions.has(messageType)) return;
+          await ensureTopics(kafka, [spec(eventTopic(messageType))]);
+          await anchorSubscription(messageType);
+          // In the set only once subscribed, so that a failed subscribe can be made again.
+          subscriptions.add(messageType);
+          try {
+            // kafkajs cannot change a running consumer's topics: rejoin with the new set.
+            await restartMain();
+          } catch (error) {
+            subscriptions.delete(messageType);
+            throw error;
+          }
+        });
       },
 
       async unsubscribe(messageType) {
-        if (!subscriptions.delete(messageType)) return;
-        await restartMain();
+        await changeSubscriptions(async () => {
+          if (!subscriptions.delete(messageType)) return;
+          try {
+            await restartMain();
+          } catch (error) {
+            subscriptions.add(messageType);
+            throw error;
+          }
+        });
       },
 
       async close() {
         if (closed) return;
         closed = true;
         stopping = true;
+        // A restart under way starts nothing now; what it left running is stopped below.
+        await changing;
         await Promise.allSettled([stopReceiver(mainReceiver), stopReceiver(instanceReceiver)]);
         if (--openEndpoints === 0) await release();
       },

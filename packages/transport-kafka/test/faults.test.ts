@@ -5,10 +5,11 @@ import {
   type IncomingTransportMessage,
   PACKED_HEADERS,
   silentLogger,
+  TransportUnavailableError,
 } from '@tidings/core';
 import { Kafka, logLevel } from 'kafkajs';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { sleep, testWorld } from './helpers.ts';
+import { readQueue, sleep, testWorld } from './helpers.ts';
 import { brokers } from './kafka-test-options.ts';
 import { proxyCluster } from './tcp-proxy.ts';
 
@@ -16,31 +17,6 @@ const Work = defineMessage<{ n: number }>('faults.Work');
 const Ping = defineMessage<{ n: number }>('faults.Ping');
 const Pong = defineMessage<{ n: number }>('faults.Pong');
 const wait = { timeout: 45_000, interval: 50 };
-
-/** Reads a queue's topic through the SPI, recording every message. */
-async function readQueue(world: ReturnType<typeof testWorld>, queue: string) {
-  const messages: IncomingTransportMessage[] = [];
-  const connection = await world
-    .transport()
-    .openEndpoint(
-      { endpointName: queue, inputQueue: queue, errorQueue: world.errorQueue, subscriptions: [] },
-      { logger: silentLogger },
-    );
-  await connection.startReceiving({
-    concurrency: 4,
-    onMessage: async (message) => {
-      messages.push(message);
-      return 'complete';
-    },
-  });
-  return {
-    messages,
-    close: async () => {
-      await connection.stopReceiving();
-      await connection.close();
-    },
-  };
-}
 
 describe('faults', () => {
   let world: ReturnType<typeof testWorld>;
@@ -218,5 +194,50 @@ describe('faults', () => {
     await sender.send(Work, { n: 10 });
     await expect.poll(() => [...handled].sort((a, b) => a - b), wait).toEqual([9, 10]);
     expect(server.stats.movedToErrorQueue).toBe(0);
+  });
+
+  it('a subscribe that failed while the cluster was unreachable succeeds when made again', async () => {
+    const proxy = await proxyCluster(brokers());
+    cleanups.push(() => proxy.close());
+    // Few retries: the failure comes quickly.
+    const transport = world.transport({
+      brokers: proxy.brokers,
+      mapBrokerAddress: proxy.mapBrokerAddress,
+      retries: 1,
+    });
+    const queue = world.name('Raw');
+    const received: IncomingTransportMessage[] = [];
+    const connection = await transport.openEndpoint(
+      { endpointName: queue, inputQueue: queue, errorQueue: world.errorQueue, subscriptions: [] },
+      { logger: silentLogger },
+    );
+    await connection.startReceiving({
+      concurrency: 4,
+      onMessage: async (message) => {
+        received.push(message);
+        return 'complete';
+      },
+    });
+    const type = `${world.id}.Changed`;
+    const publish = (id: string) =>
+      connection.dispatch([
+        {
+          message: { messageId: id, headers: { [Headers.MessageId]: id }, body: Buffer.from('{}') },
+          destination: { kind: 'publish', messageType: type },
+        },
+      ]);
+    // Creates the event topic: subscribing needs no topic creation, only the cluster.
+    await publish('before-subscribe');
+
+    proxy.pauseAll();
+    proxy.cutAll();
+    await expect(connection.subscribe(type)).rejects.toBeInstanceOf(TransportUnavailableError);
+    proxy.resumeAll();
+
+    await connection.subscribe(type);
+    await publish('after-subscribe');
+    await expect.poll(() => received.map((m) => m.messageId), wait).toEqual(['after-subscribe']);
+    await connection.stopReceiving();
+    await connection.close();
   });
 });

@@ -1,5 +1,11 @@
 import { randomBytes } from 'node:crypto';
-import { createEndpoint, type Endpoint, type EndpointOptions, silentLogger } from '@tidings/core';
+import {
+  createEndpoint,
+  type Endpoint,
+  type EndpointOptions,
+  type IncomingTransportMessage,
+  silentLogger,
+} from '@tidings/core';
 import {
   createKafkaTransport,
   type KafkaTransport,
@@ -44,3 +50,28 @@ export function testWorld() {
 }
 
 export const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+
+/** Reads a queue's topic through the SPI, recording every message. */
+export async function readQueue(world: ReturnType<typeof testWorld>, queue: string) {
+  const messages: IncomingTransportMessage[] = [];
+  const connection = await world
+    .transport()
+    .openEndpoint(
+      { endpointName: queue, inputQueue: queue, errorQueue: world.errorQueue, subscriptions: [] },
+      { logger: silentLogger },
+    );
+  await connection.startReceiving({
+    concurrency: 4,
+    onMessage: async (message) => {
+      messages.push(message);
+      return 'complete';
+    },
+  });
+  return {
+    messages,
+    close: async () => {
+      await connection.stopReceiving();
+      await connection.close();
+    },
+  };
+}

@@ -5,6 +5,9 @@ export async function proxyCluster(brokers: readonly string[]): Promise<{
   readonly brokers: string[];
   mapBrokerAddress(address: { host: string; port: number }): { host: string; port: number };
   cutAll(): number;
+  /** Refuses new connections to every broker until `resumeAll`: the cluster looks down. */
+  pauseAll(): void;
+  resumeAll(): void;
   close(): Promise<void>;
 }> {
   const proxies = new Map<string, TcpProxy>();
@@ -24,6 +27,12 @@ export async function proxyCluster(brokers: readonly string[]): Promise<{
       return proxy ? { host: '127.0.0.1', port: proxy.port } : address;
     },
     cutAll: () => [...proxies.values()].reduce((sum, p) => sum + p.cut(), 0),
+    pauseAll: () => {
+      for (const proxy of proxies.values()) proxy.pause();
+    },
+    resumeAll: () => {
+      for (const proxy of proxies.values()) proxy.resume();
+    },
     close: async () => {
       await Promise.all([...proxies.values()].map((p) => p.close()));
     },

@@ -12,7 +12,7 @@ import {
 import { Kafka, logLevel } from 'kafkajs';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { createKafkaTransport } from '../src/index.ts';
-import { sleep, testWorld } from './helpers.ts';
+import { readQueue, sleep, testWorld } from './helpers.ts';
 import { brokers } from './kafka-test-options.ts';
 
 const Step = defineMessage<{ key: string; n: number }>('kafka.Step');
@@ -284,6 +284,52 @@ describe('kafka transport', () => {
       return { connection, received };
     };
 
+    /**
+     * A consumer left running in the queue's group would hold some of its partitions: a new reader
+     * gets every record sent to the queue only when the closed connection left nothing behind.
+     */
+    const expectNoConsumerLeftIn = async (queue: string) => {
+      const sender = await world
+        .transport()
+        .openEndpoint(
+          { endpointName: world.name('Sender'), errorQueue: world.errorQueue, subscriptions: [] },
+          { logger: silentLogger },
+        );
+      // No ordering key: spread round-robin over every partition.
+      const ids = Array.from({ length: 24 }, (_, n) => `${world.id}-after-close-${n}`);
+      await sender.dispatch(
+        ids.map((id) => ({
+          message: { messageId: id, headers: { [Headers.MessageId]: id }, body: Buffer.from('{}') },
+          destination: { kind: 'queue', queue },
+        })),
+      );
+      await sender.close();
+      const reader = await readQueue(world, queue);
+      try {
+        await expect
+          .poll(() => reader.messages.map((m) => m.messageId).sort(), wait)
+          .toEqual([...ids].sort());
+      } finally {
+        await reader.close();
+      }
+    };
+
+    it('two subscribes at once both take effect, and close leaves no consumer running', async () => {
+      const queue = world.name('Raw');
+      const { connection, received } = await receiving(queue);
+      const first = `${world.id}.First`;
+      const second = `${world.id}.Second`;
+      await Promise.all([connection.subscribe(first), connection.subscribe(second)]);
+      await publish(connection, first, 'first');
+      await publish(connection, second, 'second');
+      await expect
+        .poll(() => received.map((m) => m.messageId).sort(), wait)
+        .toEqual(['first', 'second']);
+      await connection.stopReceiving();
+      await connection.close();
+      await expectNoConsumerLeftIn(queue);
+    });
+
     it('subscribes one right after another: each receives what is published after it', async () => {
       const { connection, received } = await receiving(world.name('Raw'));
       const first = `${world.id}.First`;
@@ -298,6 +344,15 @@ describe('kafka transport', () => {
         .toEqual(['first', 'second']);
       await connection.stopReceiving();
       await connection.close();
+    });
+
+    it('a close while an unsubscribe restarts the consumer leaves no consumer running', async () => {
+      const queue = world.name('Raw');
+      const { connection } = await receiving(queue);
+      const type = `${world.id}.Changed`;
+      await connection.subscribe(type);
+      await Promise.all([connection.unsubscribe(type), connection.close()]);
+      await expectNoConsumerLeftIn(queue);
     });
   });
 });
