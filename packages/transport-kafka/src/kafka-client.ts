@@ -6,6 +6,7 @@
 import { connect as netConnect } from 'node:net';
 import { connect as tlsConnect } from 'node:tls';
 import {
+  AssignerProtocol,
   type Consumer,
   type EachBatchPayload,
   type ICustomPartitioner,
@@ -14,6 +15,7 @@ import {
   type LogEntry,
   logLevel,
   type Message,
+  type PartitionAssigner,
   Partitioners,
   type Producer,
   type SASLOptions,
@@ -185,6 +187,63 @@ function decodeHeaders(headers: IHeaders | undefined): Record<string, string> {
 }
 
 const EMPTY = new Uint8Array(0);
+
+/**
+ * Round robin over the members that read each topic, as Kafka's Java RoundRobinAssignor does.
+ * kafkajs's own spreads the leader's topics over every member: in a rolling deploy that adds an
+ * event handler, an old leader never assigns the new event's topic, and a new leader hands its
+ * partitions to old members, which drop them. Same protocol name and metadata as kafkajs's, so
+ * members of either kind agree on a protocol.
+ */
+const subscriberRoundRobin: PartitionAssigner = ({ cluster }) => ({
+  name: 'RoundRobinAssigner',
+  version: 0,
+  async assign({ members }) {
+    const readers = new Map<string, string[]>();
+    for (const member of members) {
+      const metadata = AssignerProtocol.MemberMetadata.decode(member.memberMetadata);
+      for (const topic of metadata?.topics ?? []) {
+        readers.set(topic, [...(readers.get(topic) ?? []), member.memberId]);
+      }
+    }
+    // Partition counts of topics only other members read.
+    await cluster.addMultipleTargetTopics([...readers.keys()]);
+    const assignment = new Map<string, Record<string, number[]>>();
+    let turn = 0;
+    for (const topic of [...readers.keys()].sort()) {
+      const ids = (readers.get(topic) as string[]).sort();
+      for (const { partitionId } of cluster.findTopicPartitionMetadata(topic)) {
+        const memberId = ids[turn++ % ids.length] as string;
+        let topics = assignment.get(memberId);
+        if (topics === undefined) {
+          topics = {};
+          assignment.set(memberId, topics);
+        }
+        const partitions = topics[topic] ?? [];
+        partitions.push(partitionId);
+        topics[topic] = partitions;
+      }
+    }
+    return members.map(({ memberId }) => ({
+      memberId,
+      memberAssignment: AssignerProtocol.MemberAssignment.encode({
+        version: 0,
+        assignment: assignment.get(memberId) ?? {},
+        userData: Buffer.alloc(0),
+      }),
+    }));
+  },
+  protocol({ topics }) {
+    return {
+      name: 'RoundRobinAssigner',
+      metadata: AssignerProtocol.MemberMetadata.encode({
+        version: 0,
+        topics,
+        userData: Buffer.alloc(0),
+      }),
+    };
+  },
+});
 
 /** Heartbeat calls within this many ms of the last one share its answer. */
 const HEARTBEAT_COALESCE_MS = 100;
@@ -375,6 +434,7 @@ function createConsumer(
 ): ClientConsumer {
   const consumer: Consumer = kafka.consumer({
     groupId: config.groupId,
+    partitionAssigners: [subscriberRoundRobin],
     maxWaitTimeInMs: config.maxWaitTimeInMs,
     maxBytesPerPartition: config.maxBytesPerPartition,
     sessionTimeout: config.sessionTimeoutMs,

@@ -4,6 +4,8 @@ import { sleep, testWorld } from './helpers.ts';
 
 const Ask = defineMessage<{ n: number; from: string }>('scale.Ask');
 const Answer = defineMessage<{ n: number; to: string; by: string }>('scale.Answer');
+const Existing = defineMessage<{ n: number }>('scale.Existing');
+const Added = defineMessage<{ n: number }>('scale.Added');
 
 describe('scale-out', () => {
   let world: ReturnType<typeof testWorld>;
@@ -74,5 +76,35 @@ describe('scale-out', () => {
     // The third instance joined while requests were flowing and took a share of them.
     expect(answeredBy.get('s3') ?? 0).toBeGreaterThan(0);
     expect([...answeredBy.values()].reduce((a, b) => a + b, 0)).toBeGreaterThanOrEqual(1000);
+  });
+
+  it('instances that subscribe to different events (a rolling deploy adding a handler): each event reaches an instance that handles it', async () => {
+    const handled: Array<{ by: string; type: string; n: number }> = [];
+    const record = (by: string, type: string) => (p: { n: number }) =>
+      void handled.push({ by, type, n: p.n });
+    // The running version handles one event; it joins first and leads the group.
+    const old = world.endpoint('Server', { instanceId: 'old' });
+    old.handle(Existing, record('old', 'existing'));
+    await old.start();
+    const publisher = world.endpoint('Publisher', { sendOnly: true });
+    await publisher.start();
+    await publisher.publish(Existing, { n: 0 });
+    await expect.poll(() => handled.length, { timeout: 30_000, interval: 50 }).toBe(1);
+    // The new version handles a second event too.
+    const added = world.endpoint('Server', { instanceId: 'new' });
+    added.handle(Existing, record('new', 'existing'));
+    added.handle(Added, record('new', 'added'));
+    await added.start();
+    for (let n = 1; n <= 10; n++) await publisher.publish(Added, { n });
+    for (let n = 1; n <= 10; n++) await publisher.publish(Existing, { n });
+    // At least once: a rebalance may hand a record over before its position is committed.
+    const ofType = (type: string) =>
+      [...new Set(handled.filter((h) => h.type === type).map((h) => h.n))].sort((a, b) => a - b);
+    const all = Array.from({ length: 10 }, (_, i) => i + 1);
+    await expect.poll(() => ofType('added'), { timeout: 45_000, interval: 50 }).toEqual(all);
+    await expect
+      .poll(() => ofType('existing'), { timeout: 45_000, interval: 50 })
+      .toEqual([0, ...all]);
+    expect(handled.filter((h) => h.type === 'added').every((h) => h.by === 'new')).toBe(true);
   });
 });
