@@ -7,6 +7,7 @@ import {
   DestinationNotFoundError,
   defineMessage,
   EndpointStateError,
+  EndpointStoppedError,
   Headers,
   SendOnlyEndpointError,
   type Serializer,
@@ -112,6 +113,59 @@ describe('endpoint lifecycle', () => {
     await expect.poll(() => seen).toEqual(['one:false', 'two']);
     await sleep(50);
     expect(pongs).toEqual([]);
+  });
+
+  it('stop() fails requests a handler awaits (no reply can arrive) instead of waiting out its deadline', async () => {
+    const asked: number[] = [];
+    const silent = w.endpoint({ name: 'Silent' });
+    // Takes the request and never answers.
+    silent.handle(Ping, (p) => void asked.push(p.n));
+    await silent.start();
+    let failure: unknown;
+    const server = w.endpoint({
+      name: 'Asking',
+      stopTimeoutMs: 60_000,
+      routes: { [Ping.name]: 'Silent' },
+    });
+    server.handle(Pong, async (p) => {
+      try {
+        await server.request(Ping, { n: p.n }, { expect: Pong, timeoutMs: 60_000 });
+      } catch (error) {
+        failure = error;
+      }
+    });
+    await server.start();
+    const client = w.endpoint({ name: 'AskingClient', sendOnly: true });
+    await client.start();
+    await client.send(Pong, { n: 7 }, { to: 'Asking' });
+    await expect.poll(() => asked).toEqual([7]);
+    // Resolves well before the 60 s deadline (the test would time out otherwise).
+    await server.stop();
+    expect(failure).toBeInstanceOf(EndpointStoppedError);
+    expect(server.stats.handled).toBe(1);
+  });
+
+  it('a stop() asked for during start() stops the endpoint once started; a second stop() waits for the first', async () => {
+    const early = w.endpoint({ name: 'StopWhileStarting' });
+    const starting = early.start();
+    const stopping = early.stop();
+    await starting;
+    await stopping;
+    expect(early.state).toBe('stopped');
+
+    const server = w.endpoint({ name: 'StopTwice' });
+    server.handle(Ping, async () => {
+      await sleep(100);
+    });
+    await server.start();
+    const client = w.endpoint({ name: 'StopTwiceClient', sendOnly: true });
+    await client.start();
+    await client.send(Ping, { n: 1 }, { to: 'StopTwice' });
+    await expect.poll(() => server.stats.inFlight).toBe(1);
+    const first = server.stop();
+    await server.stop();
+    expect(server.state).toBe('stopped');
+    await first;
   });
 
   it('a failed start can be retried and leaves nothing open', async () => {
@@ -249,6 +303,25 @@ describe('handlers and context', () => {
     await expect(client.send(Ping, { n: 1 }, { to: 'DoesNotExist' })).rejects.toThrow(
       DestinationNotFoundError,
     );
+  });
+
+  it('register() on a send-only endpoint throws, and the message is not sent', async () => {
+    const target = w.endpoint({ name: 'RegisterTarget' });
+    const got: number[] = [];
+    target.handle(Ping, (p) => void got.push(p.n));
+    await target.start();
+    const sendOnly = w.endpoint({
+      name: 'RegisterSendOnly',
+      sendOnly: true,
+      routes: { [Ping.name]: 'RegisterTarget' },
+    });
+    await sendOnly.start();
+    const sent = sendOnly.send(Ping, { n: 1 });
+    expect(() => sent.register(() => {})).toThrow(SendOnlyEndpointError);
+    await expect(sent).rejects.toThrow(SendOnlyEndpointError);
+    // Queues keep order: had the first gone out, it would arrive before this one.
+    await sendOnly.send(Ping, { n: 2 });
+    await expect.poll(() => got).toEqual([2]);
   });
 
   it('send-only endpoints have no queues and say why they cannot receive', async () => {

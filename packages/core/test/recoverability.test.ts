@@ -4,6 +4,7 @@ import {
   defineMessage,
   Headers,
   recoverabilityDefaults,
+  UsageError,
 } from '../src/index.ts';
 import { resolveRecoverability } from '../src/recoverability/recoverability.ts';
 import { readQueue, recordingLogger, world } from './helpers.ts';
@@ -45,6 +46,10 @@ describe('the default policy', () => {
 
   it('sends messages no retry can fix straight to the error queue', () => {
     expect(policy.decide(failure(1, 0, new DeserializationError('bad')), true)).toEqual({
+      kind: 'move-to-error',
+    });
+    // A handler misusing the API fails the same way on every retry.
+    expect(policy.decide(failure(1, 0, new UsageError('no reply-to')), true)).toEqual({
       kind: 'move-to-error',
     });
   });
@@ -120,6 +125,78 @@ describe('recoverability on an endpoint', () => {
     expect(
       logger.lines.some((l) => l.level === 'warn' && /cannot delay delivery/.test(l.message)),
     ).toBe(true);
+  });
+
+  it.each(['-Infinity', '-3', 'two'])(
+    'a hostile delayed-retries header (%s) counts as none: the message still reaches the error queue',
+    async (value) => {
+      let attempts = 0;
+      const server = w.endpoint({
+        name: `Hostile-${value.replace(/\W/g, '')}`,
+        recoverability: { immediateRetries: 0, delayedRetries: { count: 2, delayMs: 10 } },
+      });
+      server.handle(Job, () => {
+        attempts++;
+        throw new Error('always');
+      });
+      await server.start();
+      const errors = await readQueue(w.transport, 'error');
+      const raw = await w.transport.openEndpoint(
+        { endpointName: 'raw', errorQueue: 'error', subscriptions: [] },
+        { logger: recordingLogger() },
+      );
+      await raw.dispatch([
+        {
+          message: {
+            messageId: `hostile-${value}`,
+            headers: { [Headers.MessageType]: Job.name, [Headers.DelayedRetries]: value },
+            body: Buffer.from('{"n":1}'),
+          },
+          destination: { kind: 'queue', queue: server.name },
+        },
+      ]);
+      await expect.poll(() => errors.messages.length).toBe(1);
+      expect(attempts).toBe(3);
+      expect(server.stats.delayedRetries).toBe(2);
+      await raw.close();
+      await errors.close();
+    },
+  );
+
+  it('a header that is not a string makes the message unreadable, not a redelivery loop', async () => {
+    let attempts = 0;
+    const server = w.endpoint({
+      name: 'NotAString',
+      recoverability: { unreadableMessages: 'error-queue' },
+    });
+    server.handle(Job, () => void attempts++);
+    await server.start();
+    const errors = await readQueue(w.transport, 'error');
+    const raw = await w.transport.openEndpoint(
+      { endpointName: 'raw', errorQueue: 'error', subscriptions: [] },
+      { logger: recordingLogger() },
+    );
+    await raw.dispatch([
+      {
+        message: {
+          messageId: 'numeric-code',
+          // A transport's bug, or a foreign property passed on as it came.
+          headers: {
+            [Headers.MessageType]: Job.name,
+            [Headers.ReturnCode]: 5 as unknown as string,
+          },
+          body: Buffer.from('{"n":1}'),
+        },
+        destination: { kind: 'queue', queue: server.name },
+      },
+    ]);
+    await expect.poll(() => errors.messages.length).toBe(1);
+    expect(errors.messages[0]?.headers[Headers.ExceptionMessage]).toContain(
+      `header '${Headers.ReturnCode}' is not a string`,
+    );
+    expect(attempts).toBe(0);
+    await raw.close();
+    await errors.close();
   });
 
   it('nothing is lost when the error queue cannot be reached: the message comes back', async () => {

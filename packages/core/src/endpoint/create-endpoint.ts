@@ -59,6 +59,8 @@ interface PlannedSend {
   dispatchStarted: boolean;
   /** Set by `register`: registers the callback, then dispatches (replaces the plain dispatch). */
   request?: () => Promise<void>;
+  /** Set by a `register` that refused: the send fails with this instead of going out. */
+  refused?: Error;
 }
 
 const unwrapReply = (reply: Reply, expect: ReplyExpectation): unknown =>
@@ -84,6 +86,8 @@ class TidingsEndpoint implements Endpoint, ProcessorHost {
   readonly inputQueue: string | undefined;
   readonly instanceQueue: string | undefined;
   private currentState: EndpointState = 'created';
+  private starting: Promise<void> | undefined;
+  private stopping: Promise<void> | undefined;
   private connection: TransportEndpoint | undefined;
   private readonly processor = new MessageProcessor(this);
   private readonly shutdown = new AbortController();
@@ -165,7 +169,13 @@ class TidingsEndpoint implements Endpoint, ProcessorHost {
     return this;
   }
 
-  async start(): Promise<void> {
+  start(): Promise<void> {
+    const starting = this.startOnce();
+    if (this.currentState === 'starting') this.starting = starting;
+    return starting;
+  }
+
+  private async startOnce(): Promise<void> {
     if (this.currentState !== 'created') {
       throw new EndpointStateError(
         `Endpoint '${this.name}' cannot start: it is ${this.currentState}. Create a new endpoint to start again.`,
@@ -222,7 +232,15 @@ class TidingsEndpoint implements Endpoint, ProcessorHost {
     });
   }
 
-  async stop(): Promise<void> {
+  /** One stop per endpoint: a second call waits for the first. */
+  stop(): Promise<void> {
+    this.stopping ??= this.stopOnce();
+    return this.stopping;
+  }
+
+  private async stopOnce(): Promise<void> {
+    // Asked for while starting: stop once the start is done (or has failed).
+    if (this.currentState === 'starting') await this.starting?.catch(() => {});
     if (this.currentState === 'created') {
       this.currentState = 'stopped';
       return;
@@ -232,8 +250,10 @@ class TidingsEndpoint implements Endpoint, ProcessorHost {
     const connection = this.transportEndpoint;
     try {
       if (!this.options.sendOnly) await connection.stopReceiving();
-      await this.drainInFlight();
+      // No reply can arrive any more: requests fail now, so handlers awaiting one finish instead
+      // of holding the drain until its deadline.
       this.registry.rejectAll(new EndpointStoppedError(this.name));
+      await this.drainInFlight();
     } finally {
       await connection.close();
       this.currentState = 'stopped';
@@ -280,7 +300,9 @@ class TidingsEndpoint implements Endpoint, ProcessorHost {
         // rejection is reported there, so it must not also surface as unhandled.
         dispatched.catch(() => {});
         if (this.options.sendOnly) {
-          throw new SendOnlyEndpointError(this.name, 'receive replies (register)');
+          // Not sent either: a caller who retries after this error must not send it twice.
+          planned.refused = new SendOnlyEndpointError(this.name, 'receive replies (register)');
+          throw planned.refused;
         }
         if (planned.dispatchStarted || planned.request) {
           throw new UsageError(
@@ -467,6 +489,7 @@ class TidingsEndpoint implements Endpoint, ProcessorHost {
 
   /** Runs inside a `then` callback, so what it throws rejects the send. */
   private dispatchPlanned(planned: PlannedSend): Promise<void> {
+    if (planned.refused !== undefined) return Promise.reject(planned.refused);
     planned.dispatchStarted = true;
     if (planned.request) return planned.request();
     return this.buildAndDispatch(planned.intent);

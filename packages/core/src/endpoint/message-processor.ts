@@ -62,7 +62,8 @@ interface ParsedMessage {
   deserializationError: unknown;
 }
 
-const backoffAfterFailedMoveMs = 1000;
+/** Before a message that could not be dealt with goes back to its queue. */
+const backoffAfterFailureMs = 1000;
 
 /** A message no handler could ever read: its body or its headers are broken. */
 function isUnreadable(error: unknown): boolean {
@@ -121,8 +122,14 @@ export class MessageProcessor {
     }
   }
 
-  /** Only a bug in core lands here; the message goes back to the queue rather than being lost. */
-  private unexpectedFailure(raw: IncomingTransportMessage, error: unknown): MessageOutcome {
+  /**
+   * Only a bug lands here; the message goes back to the queue rather than being lost, after a
+   * pause so that a message which always hits the bug does not become a hot redelivery loop.
+   */
+  private async unexpectedFailure(
+    raw: IncomingTransportMessage,
+    error: unknown,
+  ): Promise<MessageOutcome> {
     this.host.options.logger.error(
       'Unexpected failure while processing a message; it will be received again',
       {
@@ -130,7 +137,14 @@ export class MessageProcessor {
         error: errorMessage(error),
       },
     );
+    await this.pauseUnlessStopping();
     return 'abandon';
+  }
+
+  private async pauseUnlessStopping(): Promise<void> {
+    if (!this.host.shutdownSignal.aborted) {
+      await new Promise((resolve) => setTimeout(resolve, backoffAfterFailureMs));
+    }
   }
 
   private processMessage(raw: IncomingTransportMessage): MessageOutcome | Promise<MessageOutcome> {
@@ -187,6 +201,15 @@ export class MessageProcessor {
       return new MalformedMessageError(`Message ${raw.messageId}: ${raw.unreadableReason}`);
     }
     const headers = raw.headers;
+    // Transports hand over strings; a value that is not one (a transport's bug, or a foreign
+    // client's property it passed on) would break whatever reads it.
+    for (const name in headers) {
+      if (typeof headers[name] !== 'string') {
+        return new MalformedMessageError(
+          `Message ${raw.messageId}: header '${name.slice(0, 100)}' is not a string.`,
+        );
+      }
+    }
     const messageType = headers[Headers.MessageType];
     const codeHeader = headers[Headers.ReturnCode];
     let returnCode: number | undefined;
@@ -367,7 +390,9 @@ export class MessageProcessor {
   ): Promise<MessageOutcome> {
     const { raw } = parsed;
     const host = this.host;
-    const delayedRetries = Number(raw.headers[Headers.DelayedRetries] ?? 0) || 0;
+    // From the wire: anything but a whole number of zero or more counts as none.
+    const counted = Number(raw.headers[Headers.DelayedRetries] ?? 0);
+    const delayedRetries = Number.isSafeInteger(counted) && counted >= 0 ? counted : 0;
     const action = host.options.recoverability.decide(
       {
         error,
@@ -499,9 +524,7 @@ export class MessageProcessor {
         error: errorMessage(dispatchError),
       });
       // Pause so a broken error queue does not become a hot redelivery loop.
-      if (!this.host.shutdownSignal.aborted) {
-        await new Promise((resolve) => setTimeout(resolve, backoffAfterFailedMoveMs));
-      }
+      await this.pauseUnlessStopping();
       return 'abandon';
     }
     this.host.counters.movedToErrorQueue++;

@@ -71,6 +71,9 @@ const unrecoverableCodes = new Set([
   'TIDINGS_VALIDATION',
   'TIDINGS_MALFORMED_MESSAGE',
   'TIDINGS_NO_HANDLER',
+  // A handler misusing the API (a reply to a message without reply-to, a reserved header): the
+  // same call fails again on every retry.
+  'TIDINGS_USAGE',
 ]);
 
 export function isUnrecoverable(error: unknown): boolean {
