@@ -1,4 +1,5 @@
 import { afterEach, describe, expect, it } from 'vitest';
+import { messageSize } from '../src/endpoint/outgoing.ts';
 import {
   DeserializationError,
   defineMessage,
@@ -6,6 +7,7 @@ import {
   recoverabilityDefaults,
   UsageError,
 } from '../src/index.ts';
+import { failureHeaders } from '../src/recoverability/failure-headers.ts';
 import { resolveRecoverability } from '../src/recoverability/recoverability.ts';
 import { readQueue, recordingLogger, world } from './helpers.ts';
 
@@ -65,6 +67,24 @@ describe('the default policy', () => {
       kind: 'discard',
       reason: 'range',
     });
+  });
+});
+
+describe('failure headers', () => {
+  it('fit the room left under the size limit: the stack is cut first, then the message', () => {
+    const error = new Error('m'.repeat(3_000));
+    const full = failureHeaders(error, 'Sales');
+    expect(full[Headers.ExceptionStack]?.length).toBeGreaterThan(3_000);
+    const noBody = new Uint8Array(0);
+    const roomy = failureHeaders(error, 'Sales', messageSize(full, noBody) - 100);
+    expect(messageSize(roomy, noBody)).toBeLessThanOrEqual(messageSize(full, noBody) - 100);
+    expect(roomy[Headers.ExceptionMessage]).toBe(full[Headers.ExceptionMessage]);
+    expect(roomy[Headers.ExceptionStack]?.endsWith('…')).toBe(true);
+    const tight = failureHeaders(error, 'Sales', 1_000);
+    expect(messageSize(tight, noBody)).toBeLessThanOrEqual(1_000);
+    expect(tight[Headers.ExceptionStack]).toBeUndefined();
+    expect(tight[Headers.ExceptionMessage]?.endsWith('…')).toBe(true);
+    expect(tight[Headers.FailedQueue]).toBe('Sales');
   });
 });
 

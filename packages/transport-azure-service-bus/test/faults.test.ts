@@ -216,6 +216,28 @@ describe('faults against the test peer', () => {
     expect(transport.stats.queuesRecreated).toBe(1);
   });
 
+  it('a failing message close to the size limit still reaches the error queue, its stack cut', async () => {
+    prefix = `f${randomBytes(3).toString('hex')}`;
+    const Big = defineMessage<{ text: string }>('faults.Big');
+    const server = await start('Server', (e) =>
+      e.handle(Big, () => {
+        throw new Error('x'.repeat(4_000));
+      }),
+    );
+    const { endpoint: sender } = await start('Client', () => {}, {
+      sendOnly: true,
+      routes: { [Big.name]: name('Server') },
+    });
+    // Under the 256 KB limit by less than the failure headers would add in full.
+    await sender.send(Big, { text: 'y'.repeat(250 * 1024) });
+    await expect.poll(() => peer.messages(errorQueue()).length, wait).toBe(1);
+    const h = busHeadersOf(peer.messages(errorQueue())[0]?.applicationProperties ?? {});
+    expect(h[Headers.FailedQueue]).toBe(name('Server'));
+    expect(h[Headers.ExceptionStack]).toBeUndefined();
+    expect(h[Headers.ExceptionMessage]?.endsWith('…')).toBe(true);
+    expect(server.endpoint.stats.movedToErrorQueue).toBe(1);
+  });
+
   it('with duplicate detection on, a delayed retry is delivered, keeping its message id', async () => {
     prefix = `f${randomBytes(3).toString('hex')}`;
     const transport = peerTransport(peer, { duplicateDetectionWindowMs: 60_000 });

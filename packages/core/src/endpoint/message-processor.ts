@@ -21,6 +21,7 @@ import { errorMessage } from '../util.js';
 import type { Handler } from './endpoint.js';
 import type { ResolvedEndpointOptions } from './endpoint-options.js';
 import { type ContextHost, MessageHandlerContext } from './handler-context.js';
+import { messageSize } from './outgoing.js';
 
 export interface HandlerRegistration {
   readonly definition: MessageDefinition;
@@ -61,6 +62,12 @@ interface ParsedMessage {
   payload: unknown;
   deserializationError: unknown;
 }
+
+/**
+ * Left under a transport's size limit when failure headers are added to a message: its framing
+ * and header encoding, which core cannot count (more than 1 KB on Service Bus's 256 KB).
+ */
+const framingAllowance = (limit: number) => Math.max(4096, Math.ceil(limit / 64));
 
 /** Before a message that could not be dealt with goes back to its queue. */
 const backoffAfterFailureMs = 1000;
@@ -492,6 +499,15 @@ export class MessageProcessor {
   }
 
   /** Copies the message with failure headers to the error queue; settles only once that is durable. */
+  /**
+   * What the failure headers may take so the copy stays under the transport's limit, with some
+   * bytes spare for its own framing, which core cannot count.
+   */
+  private failureHeaderRoom(raw: IncomingTransportMessage): number {
+    const limit = this.host.options.transport.capabilities.maxMessageSizeBytes;
+    return limit - framingAllowance(limit) - messageSize(raw.headers, raw.body);
+  }
+
   private async moveToError(
     raw: IncomingTransportMessage,
     error: unknown,
@@ -512,7 +528,10 @@ export class MessageProcessor {
         {
           message: {
             messageId: raw.messageId,
-            headers: { ...raw.headers, ...failureHeaders(error, raw.queue) },
+            headers: {
+              ...raw.headers,
+              ...failureHeaders(error, raw.queue, this.failureHeaderRoom(raw)),
+            },
             body: raw.body,
           },
           destination: { kind: 'queue', queue: errorQueue },

@@ -66,7 +66,8 @@ export function checkUserHeaders(headers: Readonly<Record<string, string>> | und
 /** Size as the transports count it: body plus header names and values. */
 export function messageSize(headers: Readonly<Record<string, string>>, body: Uint8Array): number {
   let size = body.byteLength;
-  for (const name in headers) size += name.length + (headers[name] as string).length;
+  // String(): a received message's headers may hold something else (it is then malformed).
+  for (const name in headers) size += name.length + String(headers[name]).length;
   return size;
 }
 

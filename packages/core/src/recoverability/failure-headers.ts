@@ -1,13 +1,24 @@
+import { messageSize } from '../endpoint/outgoing.js';
 import { Headers, MAX_FAILURE_HEADER_LENGTH } from '../messages/headers.js';
 import { errorMessage } from '../util.js';
+
+const noBody = new Uint8Array(0);
 
 const cut = (value: string) =>
   value.length > MAX_FAILURE_HEADER_LENGTH
     ? `${value.slice(0, MAX_FAILURE_HEADER_LENGTH)}…`
     : value;
 
-/** The headers that record why a message was moved to the error queue. */
-export function failureHeaders(error: unknown, failedQueue: string): Record<string, string> {
+/**
+ * The headers that record why a message was moved to the error queue, in at most `room` bytes
+ * (as core counts them): near the size limit the stack is cut first, then the exception message,
+ * since a copy too large for the error queue could never leave the input queue.
+ */
+export function failureHeaders(
+  error: unknown,
+  failedQueue: string,
+  room = Number.POSITIVE_INFINITY,
+): Record<string, string> {
   const headers: Record<string, string> = {
     [Headers.ExceptionType]: error instanceof Error ? error.name : typeof error,
     [Headers.ExceptionMessage]: cut(errorMessage(error)),
@@ -17,5 +28,13 @@ export function failureHeaders(error: unknown, failedQueue: string): Record<stri
   if (error instanceof Error && error.stack) headers[Headers.ExceptionStack] = cut(error.stack);
   const code = (error as { code?: unknown } | null)?.code;
   if (typeof code === 'string') headers[Headers.ExceptionCode] = code;
+  for (const name of [Headers.ExceptionStack, Headers.ExceptionMessage]) {
+    const over = messageSize(headers, noBody) - room;
+    if (!(over > 0)) break;
+    const value = headers[name];
+    if (value === undefined) continue;
+    if (value.length > over + 1) headers[name] = `${value.slice(0, value.length - over - 1)}…`;
+    else delete headers[name];
+  }
   return headers;
 }
