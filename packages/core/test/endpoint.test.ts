@@ -14,7 +14,7 @@ import {
   silentLogger,
   UsageError,
 } from '../src/index.ts';
-import { recordingLogger, sleep, world } from './helpers.ts';
+import { readQueue, recordingLogger, sleep, world } from './helpers.ts';
 
 const Ping = defineMessage<{ n: number }>('t.Ping');
 const Pong = defineMessage<{ n: number }>('t.Pong');
@@ -166,6 +166,37 @@ describe('endpoint lifecycle', () => {
     await server.stop();
     expect(server.state).toBe('stopped');
     await first;
+  });
+
+  it('a handler that fails after the stop deadline sends no copy to the error queue: the message comes again', async () => {
+    const errors = await readQueue(w.transport, 'error');
+    const first = w.endpoint({
+      name: 'LateFailure',
+      instanceId: 'one',
+      stopTimeoutMs: 50,
+      recoverability: { immediateRetries: 0, delayedRetries: { count: 0 } },
+    });
+    let failedLate = false;
+    first.handle(Ping, async (_p, ctx) => {
+      await new Promise<void>((resolve) => ctx.signal.addEventListener('abort', () => resolve()));
+      failedLate = true;
+      throw new Error('failed after the deadline');
+    });
+    await first.start();
+    const client = w.endpoint({ name: 'LateFailureClient', sendOnly: true });
+    await client.start();
+    await client.send(Ping, { n: 1 }, { to: 'LateFailure' });
+    await expect.poll(() => first.stats.inFlight).toBe(1);
+    await first.stop();
+    await expect.poll(() => failedLate).toBe(true);
+    const second = w.endpoint({ name: 'LateFailure', instanceId: 'two' });
+    const again: number[] = [];
+    second.handle(Ping, (p) => void again.push(p.n));
+    await second.start();
+    await expect.poll(() => again).toEqual([1]);
+    expect(errors.messages).toEqual([]);
+    expect(first.stats.movedToErrorQueue).toBe(0);
+    await errors.close();
   });
 
   it('a failed start can be retried and leaves nothing open', async () => {

@@ -536,6 +536,11 @@ class TidingsEndpoint implements Endpoint, ProcessorHost {
           this.registry.release();
           throw new EndpointStoppedError(this.name);
         }
+        // Aborted while it waited for a slot: nothing is sent.
+        if (signal?.aborted) {
+          this.registry.release();
+          throw new RequestAbortedError(messageType, signal.reason);
+        }
         const messageId = intent.messageId as string;
         this.registry.register(
           messageId,

@@ -397,6 +397,9 @@ export class MessageProcessor {
   ): Promise<MessageOutcome> {
     const { raw } = parsed;
     const host = this.host;
+    // Stopped past the deadline while handling: the message is being abandoned (it comes again),
+    // so no retry is scheduled and no copy goes to the error queue.
+    if (host.shutdownSignal.aborted) return 'abandon';
     // From the wire: anything but a whole number of zero or more counts as none.
     const counted = Number(raw.headers[Headers.DelayedRetries] ?? 0);
     const delayedRetries = Number.isSafeInteger(counted) && counted >= 0 ? counted : 0;
