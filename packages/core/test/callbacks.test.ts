@@ -1,4 +1,4 @@
-import { afterEach, describe, expect, it } from 'vitest';
+import { afterEach, describe, expect, it, vi } from 'vitest';
 import { CallbackRegistry, PendingRequest } from '../src/callbacks/callback-registry.ts';
 import {
   defineMessage,
@@ -55,6 +55,104 @@ describe('CallbackRegistry', () => {
     expect(registry.take('a')).toBeUndefined();
     await sleep(40);
     expect(log).toEqual(['a:ok']);
+  });
+
+  it('answered requests with many distinct timeouts leave only what the pending ones need', () => {
+    const registry = new CallbackRegistry(10_000);
+    registry.acquire('t.Ping');
+    registry.register('long', entry([], 'long'), { timeoutMs: 60_000 });
+    // Distinct timeouts, as requests that waited for a slot or pass on a web budget have; some
+    // land beside the long request's.
+    for (let i = 0; i < 5_000; i++) {
+      registry.acquire('t.Ping');
+      registry.register(`r${i}`, entry([], `r${i}`), { timeoutMs: 58_000 + i });
+    }
+    expect(registry.deadlineStats.queues).toBeGreaterThan(1);
+    // Replies arrive out of order; every 100th request stays pending.
+    const answered = Array.from({ length: 5_000 }, (_, i) => i).filter((i) => i % 100 !== 0);
+    for (const i of [...answered.filter((i) => i % 2), ...answered.filter((i) => !(i % 2))]) {
+      expect(registry.take(`r${i}`)).toBeDefined();
+    }
+    expect(registry.size).toBe(51);
+    // Answered entries are compacted away once they outnumber the pending ones in their queue.
+    const stats = registry.deadlineStats;
+    expect(stats.entries).toBeLessThanOrEqual(2 * 51);
+    expect(stats.queues).toBeLessThanOrEqual(51);
+    expect(stats.timers).toBe(stats.queues);
+
+    for (let i = 0; i < 5_000; i += 100) registry.take(`r${i}`);
+    expect(registry.deadlineStats).toEqual({ queues: 1, timers: 1, entries: 1 });
+    registry.take('long');
+    expect(registry.deadlineStats).toEqual({ queues: 0, timers: 0, entries: 0 });
+  });
+
+  it('requests with distinct timeouts all time out, none before its own timeout', async () => {
+    const registry = new CallbackRegistry(100);
+    const outcomes: Array<{ timeoutMs: number; elapsed: number; error: unknown }> = [];
+    // Longer timeouts first, so a later request's deadline comes before an earlier one's.
+    for (let timeoutMs = 40; timeoutMs > 20; timeoutMs--) {
+      const registeredAt = performance.now();
+      const fail = (error: unknown) =>
+        outcomes.push({ timeoutMs, elapsed: performance.now() - registeredAt, error });
+      registry.acquire('t.Ping');
+      registry.register(
+        `t${timeoutMs}`,
+        new PendingRequest(
+          't.Ping',
+          'any',
+          () => {},
+          undefined,
+          () => {},
+          fail,
+        ) as unknown as PendingRequest,
+        { timeoutMs },
+      );
+    }
+    await expect.poll(() => outcomes.length).toBe(20);
+    for (const { timeoutMs, elapsed, error } of outcomes) {
+      expect(error).toBeInstanceOf(RequestTimeoutError);
+      expect(error).toMatchObject({ timeoutMs });
+      expect(elapsed).toBeGreaterThanOrEqual(timeoutMs);
+    }
+    expect(registry.size).toBe(0);
+    expect(registry.deadlineStats).toEqual({ queues: 0, timers: 0, entries: 0 });
+  });
+
+  it('aborted and rejected requests leave no deadline bookkeeping behind', () => {
+    const log: string[] = [];
+    const registry = new CallbackRegistry(10);
+    const controller = new AbortController();
+    registry.acquire('t.Ping');
+    registry.register('aborted', entry(log, 'aborted'), {
+      timeoutMs: 1_000,
+      signal: controller.signal,
+    });
+    registry.acquire('t.Ping');
+    registry.register('kept', entry(log, 'kept'), { timeoutMs: 2_000 });
+    controller.abort();
+    expect(registry.deadlineStats).toEqual({ queues: 1, timers: 1, entries: 1 });
+    registry.rejectAll(new EndpointStoppedError('x'));
+    expect(log).toEqual(['aborted:RequestAbortedError', 'kept:EndpointStoppedError']);
+    expect(registry.deadlineStats).toEqual({ queues: 0, timers: 0, entries: 0 });
+  });
+
+  it('a timeout longer than the longest Node timer is waited for in steps Node can arm', async () => {
+    const setTimeoutSpy = vi.spyOn(globalThis, 'setTimeout');
+    try {
+      const log: string[] = [];
+      const registry = new CallbackRegistry(1);
+      registry.acquire('t.Ping');
+      registry.register('far', entry(log, 'far'), { timeoutMs: 3_000_000_000 });
+      await sleep(20);
+      const delays = setTimeoutSpy.mock.calls.map((call) => call[1] ?? 0);
+      // Node fires a longer timer after 1 ms, which would wake the registry every millisecond.
+      expect(Math.max(...delays)).toBeLessThanOrEqual(2 ** 31 - 1);
+      expect(log).toEqual([]);
+      registry.rejectAll(new EndpointStoppedError('x'));
+      expect(log).toEqual(['far:EndpointStoppedError']);
+    } finally {
+      setTimeoutSpy.mockRestore();
+    }
   });
 
   it('refuses a duplicate correlation id and gives the slot back', () => {

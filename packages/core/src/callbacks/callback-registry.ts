@@ -12,7 +12,12 @@ import type { Reply, ReplyExpectation } from './reply.js';
  */
 export class PendingRequest<S = unknown, R = unknown> {
   correlationId = '';
-  /** Whole milliseconds on the `performance.now()` clock: a small integer is stored unboxed. */
+  /** The timeout it was registered with: reported on timeout, and picks its deadline queue. */
+  timeoutMs = 0;
+  /**
+   * Whole milliseconds on the `performance.now()` clock: a small integer is stored unboxed.
+   * `SETTLED` once the entry has left the registry.
+   */
   deadline = 0;
   /** Set only for requests with an AbortSignal. */
   abort: { readonly signal: AbortSignal; readonly listener: () => void } | undefined = undefined;
@@ -48,22 +53,60 @@ export interface RegisterSettings {
 }
 
 /**
- * Deadlines of one timeout length, in registration order: they expire in that order, so one
- * timer per distinct timeout serves every pending request (no timer object per request).
+ * Timeouts are grouped in buckets this wide, one deadline queue and one timer per bucket, so
+ * requests with many distinct timeouts (a request that waited for a slot passes what is left of
+ * its timeout; a web request passes its remaining budget) share a few timers.
+ */
+const BUCKET_MS = 8;
+/** The longest delay `setTimeout` honours: it fires a longer one after 1 ms. */
+const MAX_TIMER_MS = 2 ** 31 - 1;
+/** `PendingRequest.deadline` of an entry that has left the registry. */
+const SETTLED = -1;
+
+/**
+ * The pending requests whose timeouts fall in one bucket, in registration order, under one timer
+ * (no timer object per request). Each keeps its exact deadline and never times out before it.
+ * Within a bucket, an entry's deadline is less than `BUCKET_MS` after that of any entry registered
+ * later, so expiring from the head in order makes a request at most `BUCKET_MS - 1` ms late (and
+ * not at all when its neighbours share its timeout, the common case).
+ *
+ * Settled entries (answered, aborted, timed out) leave the head at once and are compacted away
+ * once they outnumber the live ones, so a queue holds at most twice its live entries; the
+ * registry drops a queue and its timer when no live entry is left.
  */
 class DeadlineQueue {
-  constructor(readonly timeoutMs: number) {}
   private items: PendingRequest[] = [];
   private head = 0;
-  timer: NodeJS.Timeout | undefined;
+  /** Entries not settled yet. Settled ones never sit at the head. */
+  live = 0;
+  timer: NodeJS.Timeout | undefined = undefined;
 
   get first(): PendingRequest | undefined {
     return this.items[this.head];
   }
+  /** Entries held, settled ones included. */
+  get length(): number {
+    return this.items.length - this.head;
+  }
   push(entry: PendingRequest): void {
     this.items.push(entry);
+    this.live++;
   }
-  shift(): void {
+  /** Accounts for an entry of this queue whose deadline was just set to `SETTLED`. */
+  settle(entry: PendingRequest): void {
+    this.live--;
+    if (this.live === 0) {
+      this.items = [];
+      this.head = 0;
+    } else if (this.items[this.head] === entry) {
+      // Replies mostly come in request order: the head leaves, with settled ones behind it.
+      do this.shift();
+      while (this.items[this.head]?.deadline === SETTLED);
+    } else if (this.length > 2 * this.live) {
+      this.compact();
+    }
+  }
+  private shift(): void {
     this.items[this.head++] = undefined as unknown as PendingRequest;
     if (this.head === this.items.length) {
       this.items = [];
@@ -72,6 +115,17 @@ class DeadlineQueue {
       this.items = this.items.slice(this.head);
       this.head = 0;
     }
+  }
+  /** Keeps the live entries, in order (amortised: runs after as many settles as it keeps). */
+  private compact(): void {
+    const items = this.items;
+    let kept = 0;
+    for (let i = this.head; i < items.length; i++) {
+      const entry = items[i] as PendingRequest;
+      if (entry.deadline !== SETTLED) items[kept++] = entry;
+    }
+    items.length = kept;
+    this.head = 0;
   }
 }
 
@@ -97,6 +151,17 @@ export class CallbackRegistry {
   /** Callers waiting for a slot because `maxPending` is reached. */
   get waiting(): number {
     return this.waiters.length;
+  }
+
+  /** Deadline bookkeeping, for tests and diagnostics: queues, armed timers, queued entries. */
+  get deadlineStats(): { queues: number; timers: number; entries: number } {
+    let timers = 0;
+    let entries = 0;
+    for (const queue of this.deadlines.values()) {
+      if (queue.timer !== undefined) timers++;
+      entries += queue.length;
+    }
+    return { queues: this.deadlines.size, timers, entries };
   }
 
   /**
@@ -147,7 +212,10 @@ export class CallbackRegistry {
     this.wakeNext();
   }
 
-  /** Turns a reserved slot into a pending entry with its timeout and abort handling. */
+  /**
+   * Turns a reserved slot into a pending entry with its timeout and abort handling. `entry` is
+   * new: an entry is registered once.
+   */
   register(correlationId: string, entry: PendingRequest, settings: RegisterSettings): void {
     if (this.pending.has(correlationId)) {
       this.release();
@@ -157,9 +225,10 @@ export class CallbackRegistry {
     }
     this.reserved--;
     entry.correlationId = correlationId;
+    entry.timeoutMs = settings.timeoutMs;
     entry.deadline = Math.ceil(performance.now()) + settings.timeoutMs;
     this.pending.set(correlationId, entry);
-    this.scheduleTimeout(entry, settings.timeoutMs);
+    this.scheduleTimeout(entry);
     const signal = settings.signal;
     if (signal) {
       const listener = () => {
@@ -183,8 +252,8 @@ export class CallbackRegistry {
     if (entry === undefined) return undefined;
     this.pending.delete(correlationId);
     if (entry.abort) entry.abort.signal.removeEventListener('abort', entry.abort.listener);
+    this.unschedule(entry);
     this.wakeNext();
-    if (this.pending.size === 0) this.clearTimers();
     return entry;
   }
 
@@ -197,23 +266,40 @@ export class CallbackRegistry {
       this.remove(correlationId)?.fail(error);
     }
     while (this.waiters.length > 0) this.waiters.shift()?.();
-    this.clearTimers();
   }
 
-  private scheduleTimeout(entry: PendingRequest, timeoutMs: number): void {
-    let queue = this.deadlines.get(timeoutMs);
+  private scheduleTimeout(entry: PendingRequest): void {
+    const bucket = Math.ceil(entry.timeoutMs / BUCKET_MS);
+    let queue = this.deadlines.get(bucket);
     if (queue === undefined) {
-      queue = new DeadlineQueue(timeoutMs);
-      this.deadlines.set(timeoutMs, queue);
+      queue = new DeadlineQueue();
+      this.deadlines.set(bucket, queue);
     }
     queue.push(entry);
     if (queue.timer === undefined) this.armTimer(queue);
   }
 
+  /** Takes a leaving entry out of its deadline queue; a queue left with no live entry goes. */
+  private unschedule(entry: PendingRequest): void {
+    const bucket = Math.ceil(entry.timeoutMs / BUCKET_MS);
+    // A pending entry's queue stays in the map until its last live entry leaves.
+    const queue = this.deadlines.get(bucket) as DeadlineQueue;
+    entry.deadline = SETTLED;
+    queue.settle(entry);
+    if (queue.live === 0) {
+      clearTimeout(queue.timer);
+      queue.timer = undefined;
+      this.deadlines.delete(bucket);
+    }
+  }
+
   private armTimer(queue: DeadlineQueue): void {
     const first = queue.first;
     if (first === undefined) return;
-    const delay = Math.max(0, Math.ceil(first.deadline - performance.now()));
+    const delay = Math.min(
+      MAX_TIMER_MS,
+      Math.max(0, Math.ceil(first.deadline - performance.now())),
+    );
     queue.timer = setTimeout(() => {
       queue.timer = undefined;
       this.expire(queue);
@@ -222,24 +308,15 @@ export class CallbackRegistry {
 
   private expire(queue: DeadlineQueue): void {
     const now = performance.now();
+    // The head is always live; an entry whose deadline has not come stops the walk (the timer
+    // may fire early, or for a head that has since left).
     for (let entry = queue.first; entry !== undefined; entry = queue.first) {
-      // Entries already answered, aborted or replaced are skipped: only live ones time out.
-      if (this.pending.get(entry.correlationId) !== entry) {
-        queue.shift();
-        continue;
-      }
       if (entry.deadline > now) break;
-      queue.shift();
       this.remove(entry.correlationId);
-      entry.fail(new RequestTimeoutError(entry.messageType, queue.timeoutMs, entry.correlationId));
+      entry.fail(new RequestTimeoutError(entry.messageType, entry.timeoutMs, entry.correlationId));
     }
-    this.armTimer(queue);
-  }
-
-  /** Nothing pending: drop the timers so an idle endpoint holds no handles. */
-  private clearTimers(): void {
-    for (const queue of this.deadlines.values()) clearTimeout(queue.timer);
-    this.deadlines.clear();
+    // A callback above may have registered into this queue and armed it already.
+    if (queue.live > 0 && queue.timer === undefined) this.armTimer(queue);
   }
 
   private wakeNext(): void {
