@@ -59,3 +59,22 @@ export async function readQueue(transport: Transport, queue: string) {
   });
   return { messages, close: () => connection.close() };
 }
+
+/** Puts a hand-made message into a queue through the SPI, as a foreign or broken sender would. */
+export async function putRaw(
+  transport: Transport,
+  queue: string,
+  messageId: string,
+  headers: Record<string, string>,
+  body: Uint8Array = Buffer.from('{"n":1}'),
+): Promise<void> {
+  const connection = await transport.openEndpoint(
+    // Naming the queue as the error queue makes sure it exists.
+    { endpointName: 'raw', errorQueue: queue, subscriptions: [] },
+    { logger: silentLogger },
+  );
+  await connection.dispatch([
+    { message: { messageId, headers, body }, destination: { kind: 'queue', queue } },
+  ]);
+  await connection.close();
+}

@@ -9,7 +9,7 @@ import {
 } from '../src/index.ts';
 import { failureHeaders } from '../src/recoverability/failure-headers.ts';
 import { resolveRecoverability } from '../src/recoverability/recoverability.ts';
-import { readQueue, recordingLogger, world } from './helpers.ts';
+import { putRaw, readQueue, recordingLogger, world } from './helpers.ts';
 
 const Job = defineMessage<{ n: number }>('t.Job');
 
@@ -161,24 +161,13 @@ describe('recoverability on an endpoint', () => {
       });
       await server.start();
       const errors = await readQueue(w.transport, 'error');
-      const raw = await w.transport.openEndpoint(
-        { endpointName: 'raw', errorQueue: 'error', subscriptions: [] },
-        { logger: recordingLogger() },
-      );
-      await raw.dispatch([
-        {
-          message: {
-            messageId: `hostile-${value}`,
-            headers: { [Headers.MessageType]: Job.name, [Headers.DelayedRetries]: value },
-            body: Buffer.from('{"n":1}'),
-          },
-          destination: { kind: 'queue', queue: server.name },
-        },
-      ]);
+      await putRaw(w.transport, server.name, `hostile-${value}`, {
+        [Headers.MessageType]: Job.name,
+        [Headers.DelayedRetries]: value,
+      });
       await expect.poll(() => errors.messages.length).toBe(1);
       expect(attempts).toBe(3);
       expect(server.stats.delayedRetries).toBe(2);
-      await raw.close();
       await errors.close();
     },
   );
@@ -192,30 +181,16 @@ describe('recoverability on an endpoint', () => {
     server.handle(Job, () => void attempts++);
     await server.start();
     const errors = await readQueue(w.transport, 'error');
-    const raw = await w.transport.openEndpoint(
-      { endpointName: 'raw', errorQueue: 'error', subscriptions: [] },
-      { logger: recordingLogger() },
-    );
-    await raw.dispatch([
-      {
-        message: {
-          messageId: 'numeric-code',
-          // A transport's bug, or a foreign property passed on as it came.
-          headers: {
-            [Headers.MessageType]: Job.name,
-            [Headers.ReturnCode]: 5 as unknown as string,
-          },
-          body: Buffer.from('{"n":1}'),
-        },
-        destination: { kind: 'queue', queue: server.name },
-      },
-    ]);
+    // A transport's bug, or a foreign property passed on as it came.
+    await putRaw(w.transport, server.name, 'numeric-code', {
+      [Headers.MessageType]: Job.name,
+      [Headers.ReturnCode]: 5 as unknown as string,
+    });
     await expect.poll(() => errors.messages.length).toBe(1);
     expect(errors.messages[0]?.headers[Headers.ExceptionMessage]).toContain(
       `header '${Headers.ReturnCode}' is not a string`,
     );
     expect(attempts).toBe(0);
-    await raw.close();
     await errors.close();
   });
 
@@ -303,20 +278,13 @@ describe('unreadable messages on a transport with its own dead-letter queue', ()
     });
     server.handle(Job, () => {});
     await server.start();
-    const raw = await w.transport.openEndpoint(
-      { endpointName: 'raw', errorQueue: 'error', subscriptions: [] },
-      { logger: recordingLogger() },
+    await putRaw(
+      w.transport,
+      server.name,
+      'bad',
+      { [Headers.MessageType]: Job.name },
+      Buffer.from('{"n":'),
     );
-    await raw.dispatch([
-      {
-        message: {
-          messageId: 'bad',
-          headers: { [Headers.MessageType]: Job.name },
-          body: Buffer.from('{"n":'),
-        },
-        destination: { kind: 'queue', queue: server.name },
-      },
-    ]);
     return { server, outcomes };
   }
 

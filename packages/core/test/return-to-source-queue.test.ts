@@ -4,29 +4,18 @@ import {
   createInMemoryTransport,
   Headers,
   returnToSourceQueue,
-  silentLogger,
   type Transport,
   TransportUnavailableError,
 } from '../src/index.ts';
-import { readQueue, recordingLogger } from './helpers.ts';
+import { putRaw, readQueue, recordingLogger } from './helpers.ts';
 
 const body = new TextEncoder().encode('{"n":1}');
 
 /** Puts hand-made messages into a queue, as a failed endpoint would have. */
 async function put(transport: Transport, queue: string, messages: Array<Record<string, string>>) {
-  const connection = await transport.openEndpoint(
-    { endpointName: 'putter', inputQueue: queue, errorQueue: queue, subscriptions: [] },
-    { logger: silentLogger },
-  );
   for (const headers of messages) {
-    await connection.dispatch([
-      {
-        destination: { kind: 'queue', queue },
-        message: { messageId: headers[Headers.MessageId] as string, headers, body },
-      },
-    ]);
+    await putRaw(transport, queue, headers[Headers.MessageId] as string, headers, body);
   }
-  await connection.close();
 }
 
 const failedIn = (queue: string | undefined, id: string): Record<string, string> => ({
