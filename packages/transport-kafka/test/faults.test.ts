@@ -1,15 +1,8 @@
 import { execFileSync } from 'node:child_process';
-import {
-  defineMessage,
-  Headers,
-  type IncomingTransportMessage,
-  PACKED_HEADERS,
-  silentLogger,
-  TransportUnavailableError,
-} from '@tidings/core';
+import { defineMessage, Headers, PACKED_HEADERS, TransportUnavailableError } from '@tidings/core';
 import { Kafka, logLevel } from 'kafkajs';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { readQueue, sleep, testWorld } from './helpers.ts';
+import { publishRaw, readQueue, sleep, testWorld } from './helpers.ts';
 import { brokers } from './kafka-test-options.ts';
 import { proxyCluster } from './tcp-proxy.ts';
 
@@ -205,27 +198,9 @@ describe('faults', () => {
       mapBrokerAddress: proxy.mapBrokerAddress,
       retries: 1,
     });
-    const queue = world.name('Raw');
-    const received: IncomingTransportMessage[] = [];
-    const connection = await transport.openEndpoint(
-      { endpointName: queue, inputQueue: queue, errorQueue: world.errorQueue, subscriptions: [] },
-      { logger: silentLogger },
-    );
-    await connection.startReceiving({
-      concurrency: 4,
-      onMessage: async (message) => {
-        received.push(message);
-        return 'complete';
-      },
-    });
+    const { connection, messages: received } = await readQueue(world, world.name('Raw'), transport);
     const type = `${world.id}.Changed`;
-    const publish = (id: string) =>
-      connection.dispatch([
-        {
-          message: { messageId: id, headers: { [Headers.MessageId]: id }, body: Buffer.from('{}') },
-          destination: { kind: 'publish', messageType: type },
-        },
-      ]);
+    const publish = (id: string) => publishRaw(connection, type, id);
     // Creates the event topic: subscribing needs no topic creation, only the cluster.
     await publish('before-subscribe');
 

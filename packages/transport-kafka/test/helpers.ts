@@ -3,8 +3,11 @@ import {
   createEndpoint,
   type Endpoint,
   type EndpointOptions,
+  Headers,
   type IncomingTransportMessage,
   silentLogger,
+  type Transport,
+  type TransportEndpoint,
 } from '@tidings/core';
 import {
   createKafkaTransport,
@@ -51,15 +54,17 @@ export function testWorld() {
 
 export const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
-/** Reads a queue's topic through the SPI, recording every message. */
-export async function readQueue(world: ReturnType<typeof testWorld>, queue: string) {
+/** Reads a queue's topic through the SPI (on `transport`, else a new one), recording every message. */
+export async function readQueue(
+  world: ReturnType<typeof testWorld>,
+  queue: string,
+  transport: Transport = world.transport(),
+) {
   const messages: IncomingTransportMessage[] = [];
-  const connection = await world
-    .transport()
-    .openEndpoint(
-      { endpointName: queue, inputQueue: queue, errorQueue: world.errorQueue, subscriptions: [] },
-      { logger: silentLogger },
-    );
+  const connection = await transport.openEndpoint(
+    { endpointName: queue, inputQueue: queue, errorQueue: world.errorQueue, subscriptions: [] },
+    { logger: silentLogger },
+  );
   await connection.startReceiving({
     concurrency: 4,
     onMessage: async (message) => {
@@ -69,9 +74,19 @@ export async function readQueue(world: ReturnType<typeof testWorld>, queue: stri
   });
   return {
     messages,
+    connection,
     close: async () => {
       await connection.stopReceiving();
       await connection.close();
     },
   };
 }
+
+/** Publishes an event with nothing but a message id, through the SPI. */
+export const publishRaw = (connection: TransportEndpoint, messageType: string, id: string) =>
+  connection.dispatch([
+    {
+      message: { messageId: id, headers: { [Headers.MessageId]: id }, body: Buffer.from('{}') },
+      destination: { kind: 'publish', messageType },
+    },
+  ]);

@@ -3,16 +3,14 @@ import {
   DestinationNotFoundError,
   defineMessage,
   Headers,
-  type IncomingTransportMessage,
   PACKED_HEADERS,
   silentLogger,
-  type TransportEndpoint,
   UsageError,
 } from '@tidings/core';
 import { Kafka, logLevel } from 'kafkajs';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { createKafkaTransport } from '../src/index.ts';
-import { readQueue, sleep, testWorld } from './helpers.ts';
+import { publishRaw, readQueue, sleep, testWorld } from './helpers.ts';
 import { brokers } from './kafka-test-options.ts';
 
 const Step = defineMessage<{ key: string; n: number }>('kafka.Step');
@@ -221,28 +219,10 @@ describe('kafka transport', () => {
 
   it('subscribe and unsubscribe on a receiving connection', async () => {
     const queue = world.name('Raw');
-    const received: IncomingTransportMessage[] = [];
-    const transport = world.transport();
-    const connection = await transport.openEndpoint(
-      { endpointName: queue, inputQueue: queue, errorQueue: world.errorQueue, subscriptions: [] },
-      { logger: silentLogger },
-    );
-    await connection.startReceiving({
-      concurrency: 4,
-      onMessage: async (message) => {
-        received.push(message);
-        return 'complete';
-      },
-    });
+    const { connection, messages: received } = await readQueue(world, queue);
     const type = `${world.id}.Changed`;
     await connection.subscribe(type);
-    const publish = (id: string) =>
-      connection.dispatch([
-        {
-          message: { messageId: id, headers: { [Headers.MessageId]: id }, body: Buffer.from('{}') },
-          destination: { kind: 'publish', messageType: type },
-        },
-      ]);
+    const publish = (id: string) => publishRaw(connection, type, id);
     await publish('after-subscribe');
     await expect.poll(() => received.map((m) => m.messageId), wait).toEqual(['after-subscribe']);
     expect(received[0]?.queue).toBe(queue);
@@ -255,32 +235,8 @@ describe('kafka transport', () => {
   });
 
   describe('subscription changes while receiving', () => {
-    const publish = (connection: TransportEndpoint, messageType: string, id: string) =>
-      connection.dispatch([
-        {
-          message: { messageId: id, headers: { [Headers.MessageId]: id }, body: Buffer.from('{}') },
-          destination: { kind: 'publish', messageType },
-        },
-      ]);
-
     const receiving = async (queue: string) => {
-      const received: IncomingTransportMessage[] = [];
-      const connection = await world.transport().openEndpoint(
-        {
-          endpointName: queue,
-          inputQueue: queue,
-          errorQueue: world.errorQueue,
-          subscriptions: [],
-        },
-        { logger: silentLogger },
-      );
-      await connection.startReceiving({
-        concurrency: 4,
-        onMessage: async (message) => {
-          received.push(message);
-          return 'complete';
-        },
-      });
+      const { connection, messages: received } = await readQueue(world, queue);
       return { connection, received };
     };
 
@@ -320,8 +276,8 @@ describe('kafka transport', () => {
       const first = `${world.id}.First`;
       const second = `${world.id}.Second`;
       await Promise.all([connection.subscribe(first), connection.subscribe(second)]);
-      await publish(connection, first, 'first');
-      await publish(connection, second, 'second');
+      await publishRaw(connection, first, 'first');
+      await publishRaw(connection, second, 'second');
       await expect
         .poll(() => received.map((m) => m.messageId).sort(), wait)
         .toEqual(['first', 'second']);
@@ -337,8 +293,8 @@ describe('kafka transport', () => {
       // The second stops the consumer the first started as soon as that one has joined its group.
       await connection.subscribe(first);
       await connection.subscribe(second);
-      await publish(connection, first, 'first');
-      await publish(connection, second, 'second');
+      await publishRaw(connection, first, 'first');
+      await publishRaw(connection, second, 'second');
       await expect
         .poll(() => received.map((m) => m.messageId).sort(), wait)
         .toEqual(['first', 'second']);
