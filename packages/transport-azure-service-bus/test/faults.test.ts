@@ -201,20 +201,27 @@ describe('faults against the test peer', () => {
     expect(server.endpoint.stats.movedToErrorQueue).toBe(1);
   });
 
-  it('an instance queue deleted under a running endpoint (auto-delete after a long outage) is created again; replies arrive', async () => {
-    prefix = `f${randomBytes(3).toString('hex')}`;
-    await start('Server', (e) => e.handle(Ping, (p, ctx) => ctx.reply(Pong, { n: p.n })));
-    const { endpoint: client, transport } = await start('Client', () => {}, { instanceId: 'c1' });
-    expect(await client.request(Ping, { n: 1 }, { expect: Pong })).toEqual({ n: 1 });
-    const instanceQueue = `${name('Client')}.c1`;
-    expect(peer.deleteQueue(instanceQueue)).toBe(true);
-    await expect.poll(() => peer.queueExists(instanceQueue), wait).toBe(true);
-    expect(peer.queueOptions(instanceQueue)?.autoDeleteOnIdleMs).toBeGreaterThan(0);
-    await expect
-      .poll(() => client.request(Ping, { n: 2 }, { expect: Pong, timeoutMs: 5_000 }), recoveryWait)
-      .toEqual({ n: 2 });
-    expect(transport.stats.queuesRecreated).toBe(1);
-  });
+  it(
+    'an instance queue deleted under a running endpoint (auto-delete after a long outage) is created again; replies arrive',
+    async () => {
+      prefix = `f${randomBytes(3).toString('hex')}`;
+      await start('Server', (e) => e.handle(Ping, (p, ctx) => ctx.reply(Pong, { n: p.n })));
+      const { endpoint: client, transport } = await start('Client', () => {}, { instanceId: 'c1' });
+      expect(await client.request(Ping, { n: 1 }, { expect: Pong })).toEqual({ n: 1 });
+      const instanceQueue = `${name('Client')}.c1`;
+      expect(peer.deleteQueue(instanceQueue)).toBe(true);
+      await expect.poll(() => peer.queueExists(instanceQueue), wait).toBe(true);
+      expect(peer.queueOptions(instanceQueue)?.autoDeleteOnIdleMs).toBeGreaterThan(0);
+      await expect
+        .poll(
+          () => client.request(Ping, { n: 2 }, { expect: Pong, timeoutMs: 5_000 }),
+          recoveryWait,
+        )
+        .toEqual({ n: 2 });
+      expect(transport.stats.queuesRecreated).toBe(1);
+    },
+    recoveryTestTimeout,
+  );
 
   it('a failing message close to the size limit still reaches the error queue, its stack cut', async () => {
     prefix = `f${randomBytes(3).toString('hex')}`;
