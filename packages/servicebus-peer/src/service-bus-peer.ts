@@ -80,6 +80,8 @@ export interface ServiceBusPeer {
   lockedCount(path: string): number;
   /** Receive links attached to a queue or subscription. */
   receiverCount(path: string): number;
+  /** Links clients send on to this queue or topic, open now. */
+  senderCount(path: string): number;
   scheduledCount(path: string): number;
   /** Fault: destroys every client socket at once, as a network cut would. Returns how many. */
   dropConnections(): number;
@@ -486,6 +488,8 @@ export async function startServiceBusPeer(
   };
 
   const container = rhea.create_container({ id: 'servicebus-peer' });
+  /** Links clients send on, by the entity they send to (for `senderCount`). */
+  const inboundLinks = new Map<Receiver, string>();
 
   container.on('receiver_open', (context: EventContext) => {
     // The client sends on this link: to an entity, to $cbs or to an entity's $management.
@@ -502,7 +506,11 @@ export async function startServiceBusPeer(
     if (path === '$cbs') return;
     if (path.endsWith(MANAGEMENT_SUFFIX)) return;
     if (sendable(address) === undefined) link.close(notFound(address));
+    else inboundLinks.set(link, path);
   });
+  container.on('receiver_close', (context: EventContext) =>
+    inboundLinks.delete(context.receiver as Receiver),
+  );
 
   container.on('sender_open', (context: EventContext) => {
     // The client receives on this link: from an entity, or replies for $cbs / $management.
@@ -652,6 +660,11 @@ export async function startServiceBusPeer(
   container.on('rejected', (context: EventContext) => settle(context, 'rejected'));
 
   const forget = (connection: Connection, link?: Sender): void => {
+    if (link === undefined) {
+      for (const inbound of inboundLinks.keys()) {
+        if (inbound.connection === connection) inboundLinks.delete(inbound);
+      }
+    }
     const links = consumerLinks.get(connection);
     if (links === undefined) return;
     for (const [sender, entity] of [...links]) {
@@ -844,6 +857,13 @@ export async function startServiceBusPeer(
     },
     lockedCount: (path) => entityAt(path)?.locks.size ?? 0,
     receiverCount: (path) => entityAt(path)?.consumers.length ?? 0,
+    senderCount(path) {
+      let count = 0;
+      for (const [link, linked] of inboundLinks) {
+        if (linked === normalise(path) && link.is_open()) count++;
+      }
+      return count;
+    },
     scheduledCount(path) {
       const target = sendable(path);
       return target === undefined ? 0 : target.scheduled.size;

@@ -37,6 +37,16 @@ import {
 } from './options.js';
 
 const TRANSPORT_NAME = 'azure-service-bus';
+
+/** A message that fits in no batch of `limit` bytes. */
+const tooLarge = (operation: TransportOperation, limit: number) =>
+  new MessageTooLargeError(
+    operation.message.headers[Headers.MessageType] ?? operation.message.messageId,
+    operation.message.body.byteLength,
+    limit,
+    TRANSPORT_NAME,
+  );
+
 /** Generous bound on what AMQP encoding adds to body plus headers (sections, descriptors, ids). */
 const ENCODING_HEADROOM_BYTES = 16 * 1024;
 /** How long a receiver may stay silent after a receive error before it is replaced. */
@@ -170,6 +180,10 @@ export function createAzureServiceBusTransport(
       'retryDelayMs',
       options.retryDelayMs ?? azureServiceBusTransportDefaults.retryDelayMs,
     ),
+    maxCachedSenders: checkWholeNumber(
+      'maxCachedSenders',
+      options.maxCachedSenders ?? azureServiceBusTransportDefaults.maxCachedSenders,
+    ),
   };
   const duplicateDetection =
     options.duplicateDetectionWindowMs === undefined
@@ -268,21 +282,34 @@ export function createAzureServiceBusTransport(
       } catch (error) {
         throw fail(error, 'creating queues');
       }
-      // One client (one AMQP connection) per endpoint; senders cached per destination.
+      // One client (one AMQP connection) per endpoint; senders cached per destination, the most
+      // recently used last, each with the sends using it now.
       const client = newClient();
-      const senders = new Map<string, ServiceBusSender>();
-      const senderFor = (entity: string): ServiceBusSender => {
-        let sender = senders.get(entity);
-        if (sender === undefined) {
-          sender = client.createSender(entity);
-          senders.set(entity, sender);
+      const senders = new Map<string, { sender: ServiceBusSender; inUse: number }>();
+      const senderFor = (entity: string) => {
+        let cached = senders.get(entity);
+        if (cached === undefined) {
+          if (senders.size >= settings.maxCachedSenders) closeIdleSenders();
+          cached = { sender: client.createSender(entity), inUse: 0 };
+        } else {
+          senders.delete(entity);
         }
-        return sender;
+        senders.set(entity, cached);
+        return cached;
+      };
+      /** Closes the least recently used senders no send is using, down to below the limit. */
+      const closeIdleSenders = () => {
+        for (const [entity, cached] of senders) {
+          if (senders.size < settings.maxCachedSenders) return;
+          if (cached.inUse > 0) continue;
+          senders.delete(entity);
+          cached.sender.close().catch(() => {});
+        }
       };
       const dropSender = (entity: string) => {
-        const sender = senders.get(entity);
+        const cached = senders.get(entity);
         senders.delete(entity);
-        sender?.close().catch(() => {});
+        cached?.sender.close().catch(() => {});
       };
 
       const subscribe = async (messageType: string) => {
@@ -309,37 +336,29 @@ export function createAzureServiceBusTransport(
 
       /** Sends one destination's messages in as few batches as fit; a message that fits in none is refused. */
       const sendTo = async (entity: string, operations: readonly TransportOperation[]) => {
-        const sender = senderFor(entity);
-        const [only] = operations;
-        if (operations.length === 1 && only !== undefined && roughSize(only) < directSendLimit) {
-          // Well under the limit (core checked body plus headers): skip the batch envelope.
-          await sender.sendMessages(toServiceBusMessage(only.message, only.delayMs));
-          return;
-        }
-        let batch = await sender.createMessageBatch();
-        for (const operation of operations) {
-          const message = toServiceBusMessage(operation.message, operation.delayMs);
-          if (batch.tryAddMessage(message)) continue;
-          if (batch.count === 0) {
-            throw new MessageTooLargeError(
-              operation.message.headers[Headers.MessageType] ?? operation.message.messageId,
-              operation.message.body.byteLength,
-              batch.maxSizeInBytes,
-              TRANSPORT_NAME,
-            );
+        const cached = senderFor(entity);
+        const { sender } = cached;
+        cached.inUse++;
+        try {
+          const [only] = operations;
+          if (operations.length === 1 && only !== undefined && roughSize(only) < directSendLimit) {
+            // Well under the limit (core checked body plus headers): skip the batch envelope.
+            await sender.sendMessages(toServiceBusMessage(only.message, only.delayMs));
+            return;
           }
-          await sender.sendMessages(batch);
-          batch = await sender.createMessageBatch();
-          if (!batch.tryAddMessage(message)) {
-            throw new MessageTooLargeError(
-              operation.message.headers[Headers.MessageType] ?? operation.message.messageId,
-              operation.message.body.byteLength,
-              batch.maxSizeInBytes,
-              TRANSPORT_NAME,
-            );
+          let batch = await sender.createMessageBatch();
+          for (const operation of operations) {
+            const message = toServiceBusMessage(operation.message, operation.delayMs);
+            if (batch.tryAddMessage(message)) continue;
+            if (batch.count === 0) throw tooLarge(operation, batch.maxSizeInBytes);
+            await sender.sendMessages(batch);
+            batch = await sender.createMessageBatch();
+            if (!batch.tryAddMessage(message)) throw tooLarge(operation, batch.maxSizeInBytes);
           }
+          if (batch.count > 0) await sender.sendMessages(batch);
+        } finally {
+          cached.inUse--;
         }
-        if (batch.count > 0) await sender.sendMessages(batch);
       };
 
       /** Sends one destination's operations; errors mapped, a publish with no topic dropped. */
@@ -613,7 +632,7 @@ export function createAzureServiceBusTransport(
           await Promise.allSettled([...settling]);
           await Promise.allSettled(receivers.map((r) => r.receiver.close()));
           receivers = [];
-          await Promise.allSettled([...senders.values()].map((s) => s.close()));
+          await Promise.allSettled([...senders.values()].map((s) => s.sender.close()));
           senders.clear();
           await client.close().catch(() => {});
         },

@@ -92,6 +92,13 @@ export interface AzureServiceBusTransportSettings {
    */
   readonly retryDelayMs?: number;
   /**
+   * Senders (AMQP links) kept open per endpoint, one per destination; past this, the least
+   * recently used idle one is closed. A server replying to many short-lived client instances would
+   * otherwise keep a link to every instance queue it ever answered.
+   * @default 100
+   */
+  readonly maxCachedSenders?: number;
+  /**
    * TCP_NODELAY on the SDK's sockets. Without it each request/reply round trip waits about 40 ms
    * for a delayed ACK. The SDK has no option for it; the transport sets rhea's `tcp_no_delay` on
    * its own clients' connections (see src/no-delay.ts).
@@ -111,6 +118,7 @@ export const azureServiceBusTransportDefaults = {
   operationTimeoutMs: 30_000,
   maxRetries: 3,
   retryDelayMs: 500,
+  maxCachedSenders: 100,
   tcpNoDelay: true,
 } as const satisfies Required<
   Omit<

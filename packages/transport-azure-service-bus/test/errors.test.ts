@@ -85,6 +85,7 @@ describe('options', () => {
     ['maxRetries', -1, 'a whole number of at least 0'],
     ['maxAutoLockRenewalDurationMs', -1, 'a whole number of at least 0'],
     ['duplicateDetectionWindowMs', 0, 'a positive whole number'],
+    ['maxCachedSenders', 0, 'a positive whole number'],
   ])(
     'refuses %s = %s when the transport is created, without the connection string',
     (name, value, expected) => {

@@ -96,6 +96,35 @@ describe('topology through the installer seam', () => {
     }
   });
 
+  it('keeps at most maxCachedSenders sender links open, closing the least recently used', async () => {
+    for (const queue of ['topo-A', 'topo-B', 'topo-C']) peer.createQueue(queue);
+    const sender = createEndpoint({
+      name: 'topo-Fanout',
+      transport: peerTransport(peer, { maxCachedSenders: 2 }),
+      logger: silentLogger,
+      sendOnly: true,
+      recoverability: { errorQueue: 'topo-error' },
+    });
+    await sender.start();
+    const open = () => ['topo-A', 'topo-B', 'topo-C'].map((queue) => peer.senderCount(queue));
+    try {
+      await sender.send(Happened, { n: 1 }, { to: 'topo-A' });
+      await sender.send(Happened, { n: 2 }, { to: 'topo-B' });
+      await sender.send(Happened, { n: 3 }, { to: 'topo-A' });
+      expect(open()).toEqual([1, 1, 0]);
+      // A third destination: B, used least recently, is closed.
+      await sender.send(Happened, { n: 4 }, { to: 'topo-C' });
+      await expect.poll(() => open()).toEqual([1, 0, 1]);
+      // Sending to B again opens a new link; every message arrived.
+      await sender.send(Happened, { n: 5 }, { to: 'topo-B' });
+      await expect.poll(() => open()).toEqual([0, 1, 1]);
+      expect(['topo-A', 'topo-B', 'topo-C'].map((q) => peer.messages(q).length)).toEqual([2, 2, 1]);
+    } finally {
+      await sender.stop();
+      for (const queue of ['topo-A', 'topo-B', 'topo-C']) peer.deleteQueue(queue);
+    }
+  });
+
   it('a wrong key fails with a typed error that does not contain the key', async () => {
     const wrongKey = 'd3Jvbmcta2V5LXZhbHVl';
     const transport = createAzureServiceBusTransport({
