@@ -235,9 +235,17 @@ describe('kafka transport', () => {
   });
 
   describe('subscription changes while receiving', () => {
-    const receiving = async (queue: string) => {
-      const { connection, messages: received } = await readQueue(world, queue);
-      return { connection, received };
+    /** Publishes one event of each type and waits until the connection has received both. */
+    const expectBothReceived = async (
+      reader: Awaited<ReturnType<typeof readQueue>>,
+      first: string,
+      second: string,
+    ) => {
+      await publishRaw(reader.connection, first, 'first');
+      await publishRaw(reader.connection, second, 'second');
+      await expect
+        .poll(() => reader.messages.map((m) => m.messageId).sort(), wait)
+        .toEqual(['first', 'second']);
     };
 
     /**
@@ -272,39 +280,33 @@ describe('kafka transport', () => {
 
     it('two subscribes at once both take effect, and close leaves no consumer running', async () => {
       const queue = world.name('Raw');
-      const { connection, received } = await receiving(queue);
+      const reader = await readQueue(world, queue);
+      const { connection } = reader;
       const first = `${world.id}.First`;
       const second = `${world.id}.Second`;
       await Promise.all([connection.subscribe(first), connection.subscribe(second)]);
-      await publishRaw(connection, first, 'first');
-      await publishRaw(connection, second, 'second');
-      await expect
-        .poll(() => received.map((m) => m.messageId).sort(), wait)
-        .toEqual(['first', 'second']);
+      await expectBothReceived(reader, first, second);
       await connection.stopReceiving();
       await connection.close();
       await expectNoConsumerLeftIn(queue);
     });
 
     it('subscribes one right after another: each receives what is published after it', async () => {
-      const { connection, received } = await receiving(world.name('Raw'));
+      const reader = await readQueue(world, world.name('Raw'));
+      const { connection } = reader;
       const first = `${world.id}.First`;
       const second = `${world.id}.Second`;
       // The second stops the consumer the first started as soon as that one has joined its group.
       await connection.subscribe(first);
       await connection.subscribe(second);
-      await publishRaw(connection, first, 'first');
-      await publishRaw(connection, second, 'second');
-      await expect
-        .poll(() => received.map((m) => m.messageId).sort(), wait)
-        .toEqual(['first', 'second']);
+      await expectBothReceived(reader, first, second);
       await connection.stopReceiving();
       await connection.close();
     });
 
     it('a close while an unsubscribe restarts the consumer leaves no consumer running', async () => {
       const queue = world.name('Raw');
-      const { connection } = await receiving(queue);
+      const { connection } = await readQueue(world, queue);
       const type = `${world.id}.Changed`;
       await connection.subscribe(type);
       await Promise.all([connection.unsubscribe(type), connection.close()]);
