@@ -95,12 +95,14 @@ export async function waitFor(condition: () => boolean, timeoutMs = 120_000): Pr
  * keeps for each row the round with the median throughput: shared machines are noisy, and one
  * slow moment should not decide a ratio. The note lists every round, and for Tidings rows the
  * ratio to the fastest raw row of the same round: raw and Tidings run back to back there, so a
- * machine that slows down for a while moves both.
+ * machine that slows down for a while moves both. A first round runs unmeasured: in it the
+ * JavaScript engine is still compiling every path, the raw ones first, since they run first.
  */
 export async function medianOfRounds(
   rounds: number,
   runRound: () => Promise<BenchRow[]>,
 ): Promise<BenchRow[]> {
+  await runRound();
   const all: BenchRow[][] = [];
   for (let round = 0; round < rounds; round++) all.push(await runRound());
   return (all[0] ?? []).map((first, i) => {
