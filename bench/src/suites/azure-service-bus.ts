@@ -1,15 +1,18 @@
+import { fork } from 'node:child_process';
 import { randomBytes, randomUUID } from 'node:crypto';
+import { Agent } from 'node:https';
+import { fileURLToPath } from 'node:url';
 import {
+  ServiceBusAdministrationClient,
   ServiceBusClient,
   type ServiceBusReceivedMessage,
   type ServiceBusReceiver,
 } from '@azure/service-bus';
 import { createEndpoint, defineMessage, type Endpoint, silentLogger } from '@tidings/core';
-import { type ServiceBusPeer, startServiceBusPeer } from '@tidings/servicebus-peer';
 import {
+  type AdministrationOptions,
   createAzureServiceBusTransport,
   enableTcpNoDelay,
-  type TopologyInstaller,
 } from '@tidings/transport-azure-service-bus';
 import {
   type BenchRow,
@@ -22,10 +25,12 @@ import {
 } from '../report.js';
 
 /**
- * Azure Service Bus through the test peer (an AMQP 1.0 peer on rhea, in this process). The peer
- * is not Service Bus: no network hop to Azure, no replication, no throttling. Its figures compare
- * Tidings with the raw @azure/service-bus SDK doing the same work in the same run; they are no
- * reference for a real namespace. Both sides run with TCP_NODELAY (see enableTcpNoDelay).
+ * Azure Service Bus through the test peer (an AMQP 1.0 peer on rhea) in a process of its own, as
+ * a broker runs apart from its clients. The peer is not Service Bus: no network hop to Azure, no
+ * replication, no throttling. Its figures compare Tidings with the raw @azure/service-bus SDK
+ * doing the same work in the same run; they are no reference for a real namespace. Both sides
+ * create their queues through the peer's management endpoint and run with TCP_NODELAY (see
+ * enableTcpNoDelay).
  */
 const transportName = 'azure-service-bus (test peer, not Service Bus)';
 const oneWayCount = 5_000;
@@ -41,29 +46,73 @@ const Quote = defineMessage<{ id: number; sku: string }>('bench.Quote');
 const runId = () => `bench${randomBytes(3).toString('hex')}`;
 
 const row = rowFor(transportName);
-/** The clients, Tidings and the peer all run in this process. */
-const cpu = (start: NodeJS.CpuUsage, messages: number) => ({
-  note: cpuNote(start, messages, 'client+server+peer'),
+interface CpuStart {
+  readonly own: NodeJS.CpuUsage;
+  readonly peerMicros: number;
+}
+
+/** CPU from here on: this process's (the clients, Tidings and the SDK) and the peer's. */
+const cpuStart = async (peer: Peer): Promise<CpuStart> => ({
+  own: process.cpuUsage(),
+  peerMicros: await peer.cpuMicros(),
 });
 
-function installer(peer: ServiceBusPeer): TopologyInstaller {
+const cpu = async (peer: Peer, start: CpuStart, messages: number) => {
+  const peerMicros = (await peer.cpuMicros()) - start.peerMicros;
   return {
-    ensureQueue: async (name, settings) => peer.createQueue(name, settings),
-    ensureTopic: async (name) => peer.createTopic(name),
-    ensureSubscription: async (topic, name, settings) =>
-      peer.createSubscription(topic, name, settings),
-    deleteSubscription: async (topic, name) => void peer.deleteSubscription(topic, name),
+    note: `${cpuNote(start.own, messages, 'client+server')}; peer ${Math.round(peerMicros / messages)} µs/msg`,
+  };
+};
+
+interface Peer {
+  readonly connectionString: string;
+  /** Trusts the peer's self-signed certificate for its management endpoint. */
+  readonly administration: AdministrationOptions;
+  /** The peer process's CPU time so far (µs). */
+  cpuMicros(): Promise<number>;
+  close(): Promise<void>;
+}
+
+const peerScript = fileURLToPath(new URL('./servicebus-peer-process.js', import.meta.url));
+
+async function startPeerProcess(): Promise<Peer> {
+  const child = fork(peerScript, [], {
+    execArgv: [],
+    stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
+  });
+  const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
+  const { connectionString, certificate } = await new Promise<{
+    connectionString: string;
+    certificate: string;
+  }>((resolve, reject) => {
+    child.once('message', (message) => resolve(message as never));
+    void exited.then(() =>
+      reject(new Error('the Service Bus peer process exited before listening')),
+    );
+  });
+  return {
+    connectionString,
+    administration: { agent: new Agent({ ca: certificate, keepAlive: true }) },
+    cpuMicros: () =>
+      new Promise((resolve) => {
+        child.once('message', (message) => resolve((message as { cpuMicros: number }).cpuMicros));
+        child.send('cpu');
+      }),
+    close: async () => {
+      child.disconnect();
+      await exited;
+    },
   };
 }
 
 // Tidings
 
-async function tidingsEndpoints(peer: ServiceBusPeer) {
+async function tidingsEndpoints(peer: Peer) {
   const id = runId();
   const transport = () =>
     createAzureServiceBusTransport({
       connectionString: peer.connectionString,
-      installer: installer(peer),
+      administration: peer.administration,
     });
   let handled = 0;
   const server = createEndpoint({
@@ -109,25 +158,25 @@ async function tidingsEndpoints(peer: ServiceBusPeer) {
   };
 }
 
-async function tidingsOneWay(peer: ServiceBusPeer): Promise<BenchRow> {
+async function tidingsOneWay(peer: Peer): Promise<BenchRow> {
   const { client, handled, close } = await tidingsEndpoints(peer);
-  const cpuStart = process.cpuUsage();
+  const cpuFrom = await cpuStart(peer);
   const started = performance.now();
   await runConcurrent(oneWayCount, concurrency, (i) => client.send(Order, { id: i, sku: 'sku-1' }));
   await waitFor(() => handled() >= oneWayCount);
   const elapsed = performance.now() - started;
-  const used = cpu(cpuStart, oneWayCount);
+  const used = await cpu(peer, cpuFrom, oneWayCount);
   await close();
   return { ...row('one-way', 'tidings', oneWayCount, elapsed), ...used };
 }
 
-async function tidingsRequests(peer: ServiceBusPeer, total: number, c: number) {
+async function tidingsRequests(peer: Peer, total: number, c: number) {
   const { client, close } = await tidingsEndpoints(peer);
-  const cpuStart = process.cpuUsage();
+  const cpuFrom = await cpuStart(peer);
   const { elapsedMs, latenciesMs } = await runConcurrent(total, c, async (i) => {
     await client.request(Quote, { id: i, sku: 'sku-1' }, { expect: Ack });
   });
-  const used = cpu(cpuStart, total);
+  const used = await cpu(peer, cpuFrom, total);
   await close();
   return { ...row(`request/reply c=${c}`, 'tidings', total, elapsedMs, latenciesMs), ...used };
 }
@@ -153,12 +202,13 @@ function busLikeProperties(id: string): Record<string, string> {
   };
 }
 
-async function rawSetup(peer: ServiceBusPeer, withHeaders = false) {
+async function rawSetup(peer: Peer, withHeaders = false) {
   const id = runId();
   const serverQueue = `${id}-raw-Server`;
   const clientQueue = `${id}-raw-Client`;
-  peer.createQueue(serverQueue);
-  peer.createQueue(clientQueue);
+  const admin = new ServiceBusAdministrationClient(peer.connectionString, peer.administration);
+  await admin.createQueue(serverQueue);
+  await admin.createQueue(clientQueue);
   const serverClient = new ServiceBusClient(peer.connectionString);
   const clientClient = new ServiceBusClient(peer.connectionString);
   // The transport turns TCP_NODELAY on (about 40 ms per round trip otherwise); so does the
@@ -243,14 +293,14 @@ async function rawSetup(peer: ServiceBusPeer, withHeaders = false) {
   };
 }
 
-async function rawOneWay(peer: ServiceBusPeer, withHeaders = false): Promise<BenchRow> {
+async function rawOneWay(peer: Peer, withHeaders = false): Promise<BenchRow> {
   const raw = await rawSetup(peer, withHeaders);
-  const cpuStart = process.cpuUsage();
+  const cpuFrom = await cpuStart(peer);
   const started = performance.now();
   await runConcurrent(oneWayCount, concurrency, (i) => raw.send(i, false));
   await waitFor(() => raw.handled() >= oneWayCount);
   const elapsed = performance.now() - started;
-  const used = cpu(cpuStart, oneWayCount);
+  const used = await cpu(peer, cpuFrom, oneWayCount);
   await raw.close();
   return {
     ...row('one-way', withHeaders ? rawWithHeaders : rawImpl, oneWayCount, elapsed),
@@ -259,15 +309,15 @@ async function rawOneWay(peer: ServiceBusPeer, withHeaders = false): Promise<Ben
 }
 
 async function rawRequests(
-  peer: ServiceBusPeer,
+  peer: Peer,
   total: number,
   c: number,
   withHeaders = false,
 ): Promise<BenchRow> {
   const raw = await rawSetup(peer, withHeaders);
-  const cpuStart = process.cpuUsage();
+  const cpuFrom = await cpuStart(peer);
   const { elapsedMs, latenciesMs } = await runConcurrent(total, c, (i) => raw.request(i));
-  const used = cpu(cpuStart, total);
+  const used = await cpu(peer, cpuFrom, total);
   await raw.close();
   const impl = withHeaders ? rawWithHeaders : rawImpl;
   return { ...row(`request/reply c=${c}`, impl, total, elapsedMs, latenciesMs), ...used };
@@ -276,9 +326,9 @@ async function rawRequests(
 export const azureServiceBusSuite: BenchSuite = {
   name: 'azure-service-bus',
   async run() {
-    const peer = await startServiceBusPeer();
+    const peer = await startPeerProcess();
     try {
-      return await medianOfRounds(5, async () => [
+      return await medianOfRounds(7, async () => [
         await rawOneWay(peer),
         await rawOneWay(peer, true),
         await tidingsOneWay(peer),
