@@ -9,6 +9,7 @@ import {
   EndpointStateError,
   EndpointStoppedError,
   Headers,
+  MessageTooLargeError,
   SendOnlyEndpointError,
   type Serializer,
   silentLogger,
@@ -408,5 +409,45 @@ describe('handlers and context', () => {
     await expect(plain.send(Ping, { n: 1 }, { to: 'Later', delayMs: 10 })).rejects.toThrow(
       /cannot delay/,
     );
+  });
+});
+
+describe('message size', () => {
+  const limit = 4_096;
+  const transport = createInMemoryTransport({ maxMessageSizeBytes: limit });
+  const made: Array<ReturnType<typeof createEndpoint>> = [];
+  afterEach(async () => {
+    await Promise.all(made.splice(0).map((endpoint) => endpoint.stop()));
+  });
+  const sender = async () => {
+    const endpoint = createSendOnlyEndpoint({
+      name: 'Sizer',
+      transport,
+      logger: silentLogger,
+      routes: { [Ping.name]: 'Sized' },
+    });
+    made.push(endpoint);
+    await endpoint.start();
+    return endpoint;
+  };
+
+  it('counts header values in UTF-8 bytes: 2,000 characters of é are 4,000 bytes', async () => {
+    const endpoint = await sender();
+    const headers = { note: 'é'.repeat(2_000) };
+    // In characters the message is well under the limit; in bytes, over it.
+    const error = await endpoint.send(Ping, { n: 1 }, { headers }).catch((e: unknown) => e);
+    expect(error).toBeInstanceOf(MessageTooLargeError);
+    expect((error as MessageTooLargeError).message).toMatch(/\b4\d{3} bytes/);
+  });
+
+  it('sends a message under the limit in bytes that would be over it at three bytes a character', async () => {
+    const received: string[] = [];
+    const receiver = createEndpoint({ name: 'Sized', transport, logger: silentLogger });
+    made.push(receiver);
+    receiver.handle(Ping, (_ping, ctx) => void received.push(ctx.headers.note ?? ''));
+    await receiver.start();
+    const endpoint = await sender();
+    await endpoint.send(Ping, { n: 1 }, { headers: { note: 'e'.repeat(3_000) } });
+    await expect.poll(() => received.map((note) => note.length)).toEqual([3_000]);
   });
 });

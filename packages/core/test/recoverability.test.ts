@@ -86,6 +86,21 @@ describe('failure headers', () => {
     expect(tight[Headers.ExceptionMessage]?.endsWith('…')).toBe(true);
     expect(tight[Headers.FailedQueue]).toBe('Sales');
   });
+
+  it('fit the room in UTF-8 bytes when the error speaks another script', () => {
+    const error = new Error('é'.repeat(3_000));
+    const utf8Size = (headers: Record<string, string>) =>
+      Object.entries(headers).reduce(
+        (sum, [name, value]) => sum + Buffer.byteLength(name) + Buffer.byteLength(value),
+        0,
+      );
+    for (const room of [1_000, 3_000, 6_500]) {
+      const headers = failureHeaders(error, 'Sales', room);
+      expect(utf8Size(headers)).toBeLessThanOrEqual(room);
+      // Cut to fit, not dropped: the part that fits is kept, whole characters only.
+      expect(headers[Headers.ExceptionMessage]).toMatch(/^é{300,}…?$/);
+    }
+  });
 });
 
 describe('recoverability on an endpoint', () => {

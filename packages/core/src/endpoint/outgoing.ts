@@ -63,12 +63,31 @@ export function checkUserHeaders(headers: Readonly<Record<string, string>> | und
   }
 }
 
-/** Size as the transports count it: body plus header names and values. */
+/** Size as the transports count it: body plus header names and values, in UTF-8 bytes. */
 export function messageSize(headers: Readonly<Record<string, string>>, body: Uint8Array): number {
   let size = body.byteLength;
   // String(): a received message's headers may hold something else (it is then malformed).
-  for (const name in headers) size += name.length + String(headers[name]).length;
+  for (const name in headers) {
+    size += Buffer.byteLength(name) + Buffer.byteLength(String(headers[name]));
+  }
   return size;
+}
+
+/** UTF-8 takes at most three bytes for each UTF-16 unit (a surrogate pair: four for two). */
+const MAX_UTF8_BYTES_PER_UNIT = 3;
+
+/**
+ * True when the message cannot be over `limit` bytes even at three bytes per header character:
+ * counting characters is cheaper than counting bytes, and most messages are far below any limit.
+ */
+function surelyWithin(
+  headers: Readonly<Record<string, string>>,
+  body: Uint8Array,
+  limit: number,
+): boolean {
+  let units = 0;
+  for (const name in headers) units += name.length + (headers[name] as string).length;
+  return body.byteLength + MAX_UTF8_BYTES_PER_UNIT * units <= limit;
 }
 
 /**
@@ -127,14 +146,17 @@ function finish(
   headers: Record<string, string>,
   body: Uint8Array,
 ): TransportOperation {
-  const size = messageSize(headers, body);
-  if (size > settings.maxMessageSizeBytes) {
-    throw new MessageTooLargeError(
-      intent.messageType ?? `return code ${intent.returnCode}`,
-      size,
-      settings.maxMessageSizeBytes,
-      settings.transportName,
-    );
+  const limit = settings.maxMessageSizeBytes;
+  if (!surelyWithin(headers, body, limit)) {
+    const size = messageSize(headers, body);
+    if (size > limit) {
+      throw new MessageTooLargeError(
+        intent.messageType ?? `return code ${intent.returnCode}`,
+        size,
+        limit,
+        settings.transportName,
+      );
+    }
   }
   const message = { messageId, headers, body };
   return intent.delayMs !== undefined && intent.delayMs > 0
