@@ -52,12 +52,16 @@ const ENCODING_HEADROOM_BYTES = 16 * 1024;
 /** How long a receiver may stay silent after a receive error before it is replaced. */
 const RECEIVE_STALL_MS = 10_000;
 
-function roughSize(operation: TransportOperation): number {
-  let size = operation.message.body.byteLength + operation.message.messageId.length;
+/**
+ * The most bytes body, id and headers can take: characters are counted at three UTF-8 bytes each,
+ * as counting bytes costs more and only matters near the limit.
+ */
+function sizeAtMost(operation: TransportOperation): number {
+  let units = operation.message.messageId.length;
   for (const name in operation.message.headers) {
-    size += name.length + (operation.message.headers[name] as string).length;
+    units += name.length + (operation.message.headers[name] as string).length;
   }
-  return size;
+  return operation.message.body.byteLength + 3 * units;
 }
 
 /** Counts of what happened on the wire, for tests and monitoring. */
@@ -341,7 +345,7 @@ export function createAzureServiceBusTransport(
         cached.inUse++;
         try {
           const [only] = operations;
-          if (operations.length === 1 && only !== undefined && roughSize(only) < directSendLimit) {
+          if (operations.length === 1 && only !== undefined && sizeAtMost(only) < directSendLimit) {
             // Well under the limit (core checked body plus headers): skip the batch envelope.
             await sender.sendMessages(toServiceBusMessage(only.message, only.delayMs));
             return;

@@ -2,6 +2,7 @@ import {
   createEndpoint,
   DestinationNotFoundError,
   defineMessage,
+  MessageTooLargeError,
   silentLogger,
   TransportError,
 } from '@tidings/core';
@@ -91,6 +92,30 @@ describe('topology through the installer seam', () => {
       const error = await sender.send(Happened, { n: 1 }, { to: 'topo-Nowhere' }).catch((e) => e);
       expect(error).toBeInstanceOf(DestinationNotFoundError);
       expect(error.destination).toBe('topo-Nowhere');
+    } finally {
+      await sender.stop();
+    }
+  });
+
+  it('a message within the limit counted in characters but over it once encoded is refused with MessageTooLargeError before sending', async () => {
+    peer.createQueue('topo-Big');
+    const sender = createEndpoint({
+      name: 'topo-BigSender',
+      transport: peerTransport(peer),
+      logger: silentLogger,
+      sendOnly: true,
+      recoverability: { errorQueue: 'topo-error' },
+    });
+    await sender.start();
+    try {
+      // 130,000 characters, 260,000 bytes: core's count (body and headers) stays under the 256 KB
+      // limit; the AMQP encoding of the rest does not.
+      const headers = { note: 'é'.repeat(130_000) };
+      const error = await sender
+        .send(Happened, { n: 1 }, { to: 'topo-Big', headers })
+        .catch((e: unknown) => e);
+      expect(error).toBeInstanceOf(MessageTooLargeError);
+      expect(peer.messages('topo-Big')).toHaveLength(0);
     } finally {
       await sender.stop();
     }
