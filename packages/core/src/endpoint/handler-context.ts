@@ -17,12 +17,87 @@ export interface ContextHost {
 /** What `reply`, `send` and `publish` return once the message is collected: nothing to wait for. */
 const collected: Promise<void> = Promise.resolve();
 
+const ignore = () => {};
+
+/**
+ * A `reply`, `send` or `publish` that was not collected at the call: its build failed, or outgoing
+ * middleware made it asynchronous. It records whether the handler looked at its outcome, which a
+ * native promise cannot tell: `await` (on anything but a native promise), `.then`, `.catch`,
+ * `.finally` and `Promise.all` and its kin all call `then`.
+ */
+class OutgoingBuild extends Promise<void> {
+  // Promises derived from this one are plain: only the one the handler holds records anything.
+  static override get [Symbol.species](): PromiseConstructor {
+    return Promise;
+  }
+
+  /** The handler awaited it or attached a handler: a failure is then the handler's to deal with. */
+  observed = false;
+  /** Fulfils, never rejects, once the build is done; undefined if it failed at the call. */
+  done: Promise<void> | undefined = undefined;
+  operation: TransportOperation | undefined = undefined;
+  failed = false;
+  error: unknown = undefined;
+
+  // biome-ignore lint/suspicious/noThenProperty: what records that the handler looked
+  override then<TResult1 = void, TResult2 = never>(
+    // biome-ignore lint/suspicious/noConfusingVoidType: the signature of Promise<void>'s own then
+    onfulfilled?: ((value: void) => TResult1 | PromiseLike<TResult1>) | undefined | null,
+    onrejected?: ((reason: unknown) => TResult2 | PromiseLike<TResult2>) | undefined | null,
+  ): Promise<TResult1 | TResult2> {
+    this.observed = true;
+    return super.then(onfulfilled, onrejected);
+  }
+
+  /** A build that threw at the call. */
+  static failed(error: unknown): OutgoingBuild {
+    const build = new OutgoingBuild((_resolve, reject) => reject(error));
+    build.failed = true;
+    build.error = error;
+    build.ignoreRejection();
+    return build;
+  }
+
+  /** A build that outgoing middleware made asynchronous. */
+  static pending(operation: Promise<TransportOperation>): OutgoingBuild {
+    let resolveBuild!: () => void;
+    let rejectBuild!: (error: unknown) => void;
+    const build = new OutgoingBuild((resolve, reject) => {
+      resolveBuild = resolve;
+      rejectBuild = reject;
+    });
+    build.ignoreRejection();
+    build.done = operation.then(
+      (built) => {
+        build.operation = built;
+        resolveBuild();
+      },
+      (error: unknown) => {
+        build.failed = true;
+        build.error = error;
+        rejectBuild(error);
+      },
+    );
+    return build;
+  }
+
+  /**
+   * Through the base `then`, so it does not count as the handler looking: an unobserved failure
+   * fails the attempt instead of surfacing as an unhandled rejection, which ends the process.
+   */
+  private ignoreRejection(): void {
+    super.then(undefined, ignore);
+  }
+}
+
 /**
  * The context of one handling attempt. Outgoing messages are collected and dispatched together
  * only after every handler succeeded, so a failed attempt sends nothing.
  */
 export class MessageHandlerContext implements HandlerContext {
   readonly outgoing: TransportOperation[] = [];
+  /** Builds not collected at the call, in call order; undefined while every one was. */
+  private builds: OutgoingBuild[] | undefined;
 
   constructor(
     private readonly host: ContextHost,
@@ -83,22 +158,44 @@ export class MessageHandlerContext implements HandlerContext {
 
   /**
    * Builds an outgoing message now and keeps it for dispatch after the handlers. Not async: a
-   * handler that replies or sends pays no frame for it; errors still come as a rejection.
+   * handler that replies or sends pays no frame for it; errors still come as a rejection. A build
+   * that fails or runs asynchronously is tracked, so that the handler need not await it.
    */
   private collect(build: () => TransportOperation | Promise<TransportOperation>): Promise<void> {
     let operation: TransportOperation | Promise<TransportOperation>;
     try {
       operation = build();
     } catch (error) {
-      return Promise.reject(error);
+      return this.track(OutgoingBuild.failed(error));
     }
-    if (operation instanceof Promise) {
-      return operation.then((built) => {
-        this.outgoing.push(built);
-      });
-    }
+    if (operation instanceof Promise) return this.track(OutgoingBuild.pending(operation));
     this.outgoing.push(operation);
     return collected;
+  }
+
+  private track(build: OutgoingBuild): OutgoingBuild {
+    this.builds ??= [];
+    this.builds.push(build);
+    return build;
+  }
+
+  /**
+   * After the handlers returned: undefined when every message was collected at the call, nothing
+   * to wait for. Otherwise waits for every build the handlers started, awaited or not, collects
+   * what was built, and rejects with the first failure that no handler looked at.
+   */
+  whenBuilt(): Promise<void> | undefined {
+    return this.builds === undefined ? undefined : this.finishBuilds(this.builds);
+  }
+
+  private async finishBuilds(builds: readonly OutgoingBuild[]): Promise<void> {
+    // Every step waits a turn and reads the length again: a send made in a callback of an earlier
+    // one (`ctx.send(A).catch(() => ctx.send(B))`) runs before the wait moves on, and joins.
+    for (let i = 0; i < builds.length; i++) await builds[i]?.done;
+    for (const build of builds) {
+      if (!build.failed) this.outgoing.push(build.operation as TransportOperation);
+      else if (!build.observed) throw build.error;
+    }
   }
 
   send<T>(definition: MessageDefinition<T>, payload: T, options?: SendOptions): Promise<void> {

@@ -363,13 +363,27 @@ export class MessageProcessor {
     return handling.then(() => this.afterHandlers(context, failed), failed);
   }
 
-  /** Handlers succeeded: send what they sent, then the message is handled. */
+  /**
+   * Handlers succeeded: once what they started sending is built (asynchronous outgoing middleware,
+   * a send not awaited), send it, then the message is handled.
+   */
   private afterHandlers(
     context: MessageHandlerContext,
     failed: (error: unknown) => Promise<MessageOutcome>,
   ): MessageOutcome | Promise<MessageOutcome> {
-    const host = this.host;
     // Stopped past the deadline while handling: the outcome is not ours to make durable.
+    if (this.host.shutdownSignal.aborted) return 'abandon';
+    const built = context.whenBuilt();
+    if (built === undefined) return this.dispatchOutgoing(context, failed);
+    return built.then(() => this.dispatchOutgoing(context, failed), failed);
+  }
+
+  private dispatchOutgoing(
+    context: MessageHandlerContext,
+    failed: (error: unknown) => Promise<MessageOutcome>,
+  ): MessageOutcome | Promise<MessageOutcome> {
+    const host = this.host;
+    // Or while waiting for what the handlers sent to be built.
     if (host.shutdownSignal.aborted) return 'abandon';
     if (context.outgoing.length === 0) {
       host.counters.handled++;
