@@ -68,7 +68,11 @@ export interface HandlerContext {
   readonly endpointName: string;
   /** Aborted when the endpoint's stop deadline passes: wrap up, the message will be received again. */
   readonly signal: AbortSignal;
-  /** Replies with a message. Sent when all handlers for this message have succeeded. */
+  /**
+   * Replies with a message. Sent when all handlers for this message have succeeded. Like `send`
+   * and `publish`, it belongs to the attempt awaited or not: one that cannot be built (no
+   * reply-to, too large) fails the attempt unless the handler awaited or caught the promise.
+   */
   reply<T>(definition: MessageDefinition<T>, payload: T, options?: ReplyOptions): Promise<void>;
   /** Replies with a return code (an integer, e.g. an enum value); it travels as a header, no body. */
   reply(code: number, options?: ReplyOptions): Promise<void>;
