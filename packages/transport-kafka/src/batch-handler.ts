@@ -49,6 +49,11 @@ export class PartitionState {
     return this.running;
   }
 
+  /** Offset of the last record taken in; -1 before the first. */
+  get lastTaken(): bigint {
+    return this.highest;
+  }
+
   /**
    * Takes a batch in: starts every record (bounded by the shared slots and by the partition's
    * buffer) and returns once all are started, so the next fetch overlaps the handling. Records

@@ -142,6 +142,8 @@ export interface KafkaClient {
   listTopics(): Promise<Set<string>>;
   /** Offset of the next record to be written, per partition. */
   endOffsets(topic: string): Promise<Map<number, string>>;
+  /** Offset of the oldest record still kept, per partition. */
+  startOffsets(topic: string): Promise<Map<number, string>>;
   /**
    * Sets a group's positions from outside it. Only works while the group has no members, and not
    * on every cluster; callers treat a failure as "not done".
@@ -396,6 +398,11 @@ export function createKafkaClient(config: ClientConfig): KafkaClient {
     async endOffsets(topic) {
       const offsets = await admin.fetchTopicOffsets(topic);
       return new Map(offsets.map((o) => [o.partition, o.offset]));
+    },
+
+    async startOffsets(topic) {
+      const offsets = await admin.fetchTopicOffsets(topic);
+      return new Map(offsets.map((o) => [o.partition, o.low]));
     },
 
     async setGroupOffsets(groupId, topic, positions) {

@@ -50,6 +50,8 @@ type Resolved = Required<Omit<KafkaTransportOptions, 'sasl' | 'mapBrokerAddress'
   Pick<KafkaTransportOptions, 'sasl' | 'mapBrokerAddress'>;
 
 const REDELIVERY_DELAY_MS = 250;
+/** Longest a receiver waits after its group's join for a partition with records to give one. */
+const CAUGHT_UP_LIMIT_MS = 10_000;
 
 function validate(options: KafkaTransportOptions): Resolved {
   if (options === undefined || options === null) {
@@ -391,6 +393,13 @@ export function createKafkaTransport(options: KafkaTransportOptions): KafkaTrans
       readonly consumer: ClientConsumer;
       /** Records taken in and not done, across the consumer's partitions. */
       inFlight(): number;
+      /**
+       * Resolves once the group has joined and every partition of this member that held records
+       * to read then has handed its first one over: from here on its records arrive as fast as
+       * they are fetched. A partition that gives nothing for `CAUGHT_UP_LIMIT_MS` after the join
+       * (only transaction markers in it, say) is not waited for.
+       */
+      caughtUp(): Promise<void>;
     }
 
     const receiverFor = (
@@ -398,6 +407,9 @@ export function createKafkaTransport(options: KafkaTransportOptions): KafkaTrans
       topics: Array<{ topic: string; from: 'earliest' | 'latest' }>,
     ): Receiver => {
       const partitions = new Map<string, PartitionState>();
+      let assigned: Readonly<Record<string, readonly number[]>> = {};
+      /** Woken after each batch is taken in: `caughtUp` looks again. */
+      const batchTaken: Array<() => void> = [];
       const deps = {
         slots: slots as Semaphore,
         deliver,
@@ -425,8 +437,10 @@ export function createKafkaTransport(options: KafkaTransportOptions): KafkaTrans
             partitions.set(key, state);
           }
           await state.take(batch, control);
+          for (const wake of batchTaken.splice(0)) wake();
         },
         onAssigned: (assignment, seek) => {
+          assigned = assignment;
           // Partitions that went to another member: records still running there record nothing;
           // the new owner starts from the committed position.
           for (const [key, state] of partitions) {
@@ -457,9 +471,51 @@ export function createKafkaTransport(options: KafkaTransportOptions): KafkaTrans
           });
         },
       });
+      /** Where this member starts reading each assigned partition that holds records beyond it. */
+      const toRead = async () => {
+        const waiting: Array<{ topic: string; partition: number; from: bigint }> = [];
+        for (const { topic, from } of topics) {
+          const mine = assigned[topic] ?? [];
+          if (mine.length === 0) continue;
+          const [starts, ends, committed] = await Promise.all([
+            kafka.startOffsets(topic),
+            kafka.endOffsets(topic),
+            kafka.committedOffsets(groupId, topic),
+          ]);
+          for (const partition of mine) {
+            const end = BigInt(ends.get(partition) ?? '0');
+            const fallback = from === 'earliest' ? starts.get(partition) : ends.get(partition);
+            const start = BigInt(committed.get(partition) ?? fallback ?? '0');
+            if (end > start) waiting.push({ topic, partition, from: start });
+          }
+        }
+        return waiting;
+      };
+      const caughtUp = async () => {
+        await consumer.joined();
+        const deadline = Date.now() + CAUGHT_UP_LIMIT_MS;
+        // Positions unknown (the cluster did not answer): joined is as far as this can tell.
+        let waiting = await toRead().catch(() => []);
+        while (waiting.length > 0 && !stopping && Date.now() < deadline) {
+          waiting = waiting.filter(
+            ({ topic, partition, from }) =>
+              assigned[topic]?.includes(partition) &&
+              (partitions.get(`${topic}|${partition}`)?.lastTaken ?? -1n) < from,
+          );
+          if (waiting.length === 0) return;
+          await new Promise<void>((resolve) => {
+            const timer = setTimeout(resolve, 100);
+            batchTaken.push(() => {
+              clearTimeout(timer);
+              resolve();
+            });
+          });
+        }
+      };
       return {
         consumer,
         inFlight: () => [...partitions.values()].reduce((sum, p) => sum + p.inFlight, 0),
+        caughtUp,
       };
     };
 
@@ -553,7 +609,7 @@ export function createKafkaTransport(options: KafkaTransportOptions): KafkaTrans
       },
 
       async whenReceiving() {
-        await Promise.all([mainReceiver?.consumer.joined(), instanceReceiver?.consumer.joined()]);
+        await Promise.all([mainReceiver?.caughtUp(), instanceReceiver?.caughtUp()]);
       },
 
       async stopReceiving() {

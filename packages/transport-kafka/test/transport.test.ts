@@ -79,6 +79,34 @@ describe('kafka transport', () => {
     await connection.close();
   });
 
+  it('whenReceiving resolves once every partition holding records has handed its first one over', async () => {
+    const queue = world.name('Backlog');
+    // The queue's topic (six partitions) exists before anything is sent to it.
+    const transport = world.transport();
+    const creating = await transport.openEndpoint(
+      { endpointName: queue, inputQueue: queue, errorQueue: world.errorQueue, subscriptions: [] },
+      { logger: silentLogger },
+    );
+    // Sixty keys: every one of the six partitions gets records (all but certainly).
+    await creating.dispatch(
+      Array.from({ length: 60 }, (_, n) => ({
+        message: {
+          messageId: `${queue}-${n}`,
+          headers: { [Headers.MessageId]: `${queue}-${n}` },
+          body: Buffer.from('{}'),
+        },
+        destination: { kind: 'queue' as const, queue },
+      })),
+    );
+    await creating.close();
+    const reader = await readQueue(world, queue, transport);
+    await reader.connection.whenReceiving?.();
+    // The group's join alone hands nothing over: a first record from each partition has come.
+    expect(reader.messages.length).toBeGreaterThanOrEqual(6);
+    await expect.poll(() => reader.messages.length, wait).toBe(60);
+    await reader.close();
+  });
+
   it('on the wire: bus headers packed in one record header, user headers their own, the key the message id or the ordering key', async () => {
     const server = world.endpoint('Server');
     server.handle(Step, () => {});
