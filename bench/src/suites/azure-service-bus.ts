@@ -85,31 +85,50 @@ interface Peer {
 
 const peerScript = fileURLToPath(new URL('./servicebus-peer-process.js', import.meta.url));
 
+/** How long the peer process may take to listen. */
+const PEER_START_TIMEOUT_MS = 30_000;
+
 async function startPeerProcess(): Promise<Peer> {
   const child = fork(peerScript, [], {
     execArgv: [],
     stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
   });
   const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
-  const { connectionString, certificate } = await new Promise<{
-    connectionString: string;
-    certificate: string;
-  }>((resolve, reject) => {
-    child.once('message', (message) => resolve(message as never));
-    void exited.then(() =>
-      reject(new Error('the Service Bus peer process exited before listening')),
-    );
-  });
+  const gone = () => new Error('the Service Bus peer process has exited');
+  // A send on a channel already closed reports here; the request it belonged to fails on exit.
+  child.on('error', () => {});
+  const listening = new Promise<{ connectionString: string; certificate: string }>(
+    (resolve, reject) => {
+      const timer = setTimeout(() => {
+        child.kill();
+        reject(new Error(`the Service Bus peer did not listen within ${PEER_START_TIMEOUT_MS} ms`));
+      }, PEER_START_TIMEOUT_MS);
+      child.once('message', (message) => {
+        clearTimeout(timer);
+        resolve(message as never);
+      });
+      void exited.then(() => {
+        clearTimeout(timer);
+        reject(gone());
+      });
+    },
+  );
+  const { connectionString, certificate } = await listening;
   return {
     connectionString,
     administration: { agent: new Agent({ ca: certificate, keepAlive: true }) },
     cpuMicros: () =>
-      new Promise((resolve) => {
+      new Promise((resolve, reject) => {
+        if (!child.connected) {
+          reject(gone());
+          return;
+        }
         child.once('message', (message) => resolve((message as { cpuMicros: number }).cpuMicros));
+        void exited.then(() => reject(gone()));
         child.send('cpu');
       }),
     close: async () => {
-      child.disconnect();
+      if (child.connected) child.disconnect();
       await exited;
     },
   };
