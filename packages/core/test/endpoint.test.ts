@@ -1,4 +1,5 @@
 import { afterEach, describe, expect, it } from 'vitest';
+import { messageSize } from '../src/endpoint/outgoing.ts';
 import {
   ConfigurationError,
   createEndpoint,
@@ -438,6 +439,35 @@ describe('message size', () => {
     const error = await endpoint.send(Ping, { n: 1 }, { headers }).catch((e: unknown) => e);
     expect(error).toBeInstanceOf(MessageTooLargeError);
     expect((error as MessageTooLargeError).message).toMatch(/\b4\d{3} bytes/);
+  });
+
+  it('counts a bus header as packed JSON: a control character is six bytes, a quote two', () => {
+    const none = new Uint8Array(0);
+    const name = 'tidings.note';
+    expect(messageSize({ [name]: '\u0001'.repeat(100) }, none)).toBe(name.length + 600);
+    expect(messageSize({ [name]: '"'.repeat(100) }, none)).toBe(name.length + 200);
+    expect(messageSize({ [name]: 'é'.repeat(100) }, none)).toBe(name.length + 200);
+    expect(messageSize({ [name]: 'plain' }, none)).toBe(name.length + 5);
+    // Other headers are entries of their own, not JSON.
+    expect(messageSize({ note: '\u0001'.repeat(100) }, none)).toBe(4 + 100);
+  });
+
+  it('refuses a message whose bus headers, written as JSON, are over the limit', async () => {
+    const endpoint = createSendOnlyEndpoint({
+      name: 'SizerJson',
+      transport,
+      logger: silentLogger,
+      routes: { [Ping.name]: 'Sized' },
+    });
+    made.push(endpoint);
+    // 700 control characters: 700 units, under the limit at three bytes each, 4,200 bytes as JSON.
+    endpoint.useOutgoing(async (ctx, next) => {
+      ctx.headers['tidings.note'] = '\u0001'.repeat(700);
+      await next();
+    });
+    await endpoint.start();
+    const error = await endpoint.send(Ping, { n: 1 }).catch((e: unknown) => e);
+    expect(error).toBeInstanceOf(MessageTooLargeError);
   });
 
   it('sends a message under the limit in bytes that would be over it at three bytes a character', async () => {

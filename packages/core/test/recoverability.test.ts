@@ -4,6 +4,7 @@ import {
   DeserializationError,
   defineMessage,
   Headers,
+  packHeaders,
   recoverabilityDefaults,
   UsageError,
 } from '../src/index.ts';
@@ -99,6 +100,53 @@ describe('failure headers', () => {
       expect(utf8Size(headers)).toBeLessThanOrEqual(room);
       // Cut to fit, not dropped: the part that fits is kept, whole characters only.
       expect(headers[Headers.ExceptionMessage]).toMatch(/^é{300,}…?$/);
+    }
+  });
+});
+
+describe('failure headers, cut further', () => {
+  const noBody = new Uint8Array(0);
+  /** True when no surrogate is left without its other half. */
+  const wellFormed = (value: string) => Buffer.from(value, 'utf8').toString('utf8') === value;
+  /** The bytes of the one `tidings.headers` entry a broker transport packs them into. */
+  const packedSize = (headers: Record<string, string>) =>
+    Buffer.byteLength(packHeaders(headers, new Set()).packed ?? '');
+
+  it('cut the exception type and code too when they alone are over the room', () => {
+    const error = Object.assign(new Error('m'), {
+      name: 'N'.repeat(10_000),
+      code: 'C'.repeat(10_000),
+    });
+    const headers = failureHeaders(error, 'Sales', 500);
+    expect(messageSize(headers, noBody)).toBeLessThanOrEqual(500);
+    expect(headers[Headers.FailedQueue]).toBe('Sales');
+    expect(headers[Headers.TimeOfFailure]).toBeDefined();
+    // The stack and the message go first; type and code are cut after them.
+    expect(headers[Headers.ExceptionStack]).toBeUndefined();
+    const type = headers[Headers.ExceptionType] ?? '';
+    expect(type).toMatch(/^N{100,}…$/);
+  });
+
+  it('keep whole characters when the length cap cuts the message and stack', () => {
+    // 'a' then pairs: the 4,096th unit is the first half of a pair.
+    const error = new Error(`a${'😀'.repeat(3_000)}`);
+    const headers = failureHeaders(error, 'Sales');
+    const message = headers[Headers.ExceptionMessage] ?? '';
+    expect(message.endsWith('…')).toBe(true);
+    expect(wellFormed(message)).toBe(true);
+    expect(wellFormed(headers[Headers.ExceptionStack] ?? '')).toBe(true);
+  });
+
+  it('fit the room as packed JSON, where a control character takes six bytes', () => {
+    const error = new Error('\u0001'.repeat(3_000));
+    for (const room of [1_000, 4_000, 20_000]) {
+      const headers = failureHeaders(error, 'Sales', room);
+      expect(messageSize(headers, noBody)).toBeLessThanOrEqual(room);
+      expect(packedSize(headers)).toBeLessThanOrEqual(room);
+      // Cut to fit, not dropped.
+      const message = headers[Headers.ExceptionMessage] ?? '';
+      expect(message.replace(/…$/, '')).toBe('\u0001'.repeat(message.replace(/…$/, '').length));
+      expect(message.length).toBeGreaterThan(100);
     }
   });
 });
@@ -264,7 +312,10 @@ describe('unreadable messages on a transport with its own dead-letter queue', ()
   const w = world();
   afterEach(() => w.stopAll());
 
-  async function serverWith(unreadableMessages?: 'dead-letter' | 'error-queue') {
+  async function serverWith(
+    unreadableMessages?: 'dead-letter' | 'error-queue',
+    headers: Record<string, string> = {},
+  ) {
     const outcomes: unknown[] = [];
     // The real in-memory transport, declaring a native dead-letter queue and recording outcomes.
     const withDeadLetter = {
@@ -297,7 +348,7 @@ describe('unreadable messages on a transport with its own dead-letter queue', ()
       w.transport,
       server.name,
       'bad',
-      { [Headers.MessageType]: Job.name },
+      { [Headers.MessageType]: Job.name, ...headers },
       Buffer.from('{"n":'),
     );
     return { server, outcomes };
@@ -308,6 +359,19 @@ describe('unreadable messages on a transport with its own dead-letter queue', ()
     await expect.poll(() => outcomes.length).toBe(1);
     expect(outcomes[0]).toMatchObject({ kind: 'dead-letter', reason: 'TIDINGS_DESERIALIZATION' });
     expect(server.stats).toMatchObject({ deadLettered: 1, movedToErrorQueue: 0 });
+  });
+
+  it('keep whole characters in the reason when it is cut to length', async () => {
+    // The content type appears in the error; pad it so the cut falls inside a surrogate pair.
+    const before = `Message '${Job.name}' has content type '`.length;
+    const pad = 'a'.repeat((4_095 - before) % 2);
+    const { outcomes } = await serverWith(undefined, {
+      [Headers.ContentType]: `${pad}${'😀'.repeat(3_000)}`,
+    });
+    await expect.poll(() => outcomes.length).toBe(1);
+    const description = (outcomes[0] as { description: string }).description;
+    expect(description.length).toBeGreaterThan(4_000);
+    expect(Buffer.from(description, 'utf8').toString('utf8')).toBe(description);
   });
 
   it("moves them to the error queue with unreadableMessages: 'error-queue'", async () => {

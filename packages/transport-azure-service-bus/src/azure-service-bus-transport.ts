@@ -53,15 +53,16 @@ const ENCODING_HEADROOM_BYTES = 16 * 1024;
 const RECEIVE_STALL_MS = 10_000;
 
 /**
- * The most bytes body, id and headers can take: characters are counted at three UTF-8 bytes each,
- * as counting bytes costs more and only matters near the limit.
+ * The most bytes body, id and headers can take: characters are counted at six bytes each, what a
+ * control character or a lone surrogate takes in the packed bus headers' JSON (`\uXXXX`; UTF-8
+ * alone takes at most three), as counting bytes costs more and only matters near the limit.
  */
 function sizeAtMost(operation: TransportOperation): number {
   let units = operation.message.messageId.length;
   for (const name in operation.message.headers) {
     units += name.length + (operation.message.headers[name] as string).length;
   }
-  return operation.message.body.byteLength + 3 * units;
+  return operation.message.body.byteLength + 6 * units;
 }
 
 /** Counts of what happened on the wire, for tests and monitoring. */

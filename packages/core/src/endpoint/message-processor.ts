@@ -10,7 +10,7 @@ import type { MessageDefinition } from '../messages/define-message.js';
 import { Headers, MAX_FAILURE_HEADER_LENGTH } from '../messages/headers.js';
 import { validatePayload } from '../messages/validate.js';
 import { type IncomingMiddleware, runMiddleware } from '../pipeline/middleware.js';
-import { failureHeaders } from '../recoverability/failure-headers.js';
+import { failureHeaders, sliceWhole } from '../recoverability/failure-headers.js';
 import type { RecoverabilityAction } from '../recoverability/recoverability.js';
 import type {
   IncomingTransportMessage,
@@ -533,7 +533,7 @@ export class MessageProcessor {
     const { logger } = this.host.options;
     if (this.deadLettersUnreadable && isUnreadable(error)) {
       this.host.counters.deadLettered++;
-      const description = errorMessage(error).slice(0, MAX_FAILURE_HEADER_LENGTH);
+      const description = sliceWhole(errorMessage(error), MAX_FAILURE_HEADER_LENGTH);
       logger.error(`Dead-lettered a message that cannot be read: ${description}`, {
         messageId: raw.messageId,
         queue: raw.queue,

@@ -6,6 +6,7 @@ import {
   runMiddleware,
 } from '../pipeline/middleware.js';
 import type { Serializer } from '../serialization/serializer.js';
+import { packedValueSize } from '../transport/packed-headers.js';
 import type { TransportDestination, TransportOperation } from '../transport/transport.js';
 import { newId } from '../util.js';
 
@@ -36,6 +37,8 @@ export interface OutgoingSettings {
 
 const emptyBody = new Uint8Array(0);
 
+const BUS_PREFIX = 'tidings.';
+
 // Formatting a date costs more than the rest of the headers; reuse it within the millisecond.
 let lastTime = 0;
 let lastTimeText = '';
@@ -63,21 +66,37 @@ export function checkUserHeaders(headers: Readonly<Record<string, string>> | und
   }
 }
 
-/** Size as the transports count it: body plus header names and values, in UTF-8 bytes. */
+/**
+ * The bytes one header takes as the transports count it: its name and value in UTF-8, and a bus
+ * (`tidings.`) header's value as written in the packed JSON entry (`packHeaders`), where a control
+ * character takes six bytes and `"` two.
+ */
+export function headerSize(name: string, value: string): number {
+  return (
+    Buffer.byteLength(name) +
+    (name.startsWith(BUS_PREFIX) ? packedValueSize(value) : Buffer.byteLength(value))
+  );
+}
+
+/**
+ * Size as the transports count it: body plus header names and values, in UTF-8 bytes, bus headers'
+ * values as packed JSON (see `headerSize`).
+ */
 export function messageSize(headers: Readonly<Record<string, string>>, body: Uint8Array): number {
   let size = body.byteLength;
   // String(): a received message's headers may hold something else (it is then malformed).
-  for (const name in headers) {
-    size += Buffer.byteLength(name) + Buffer.byteLength(String(headers[name]));
-  }
+  for (const name in headers) size += headerSize(name, String(headers[name]));
   return size;
 }
 
-/** UTF-8 takes at most three bytes for each UTF-16 unit (a surrogate pair: four for two). */
-const MAX_UTF8_BYTES_PER_UNIT = 3;
+/**
+ * The most bytes one UTF-16 unit can take as `messageSize` counts it: six, for a control character
+ * or a lone surrogate in a bus header's packed JSON (`\uXXXX`); UTF-8 alone takes at most three.
+ */
+const MAX_BYTES_PER_UNIT = 6;
 
 /**
- * True when the message cannot be over `limit` bytes even at three bytes per header character:
+ * True when the message cannot be over `limit` bytes even at six bytes per header character:
  * counting characters is cheaper than counting bytes, and most messages are far below any limit.
  */
 function surelyWithin(
@@ -87,7 +106,7 @@ function surelyWithin(
 ): boolean {
   let units = 0;
   for (const name in headers) units += name.length + (headers[name] as string).length;
-  return body.byteLength + MAX_UTF8_BYTES_PER_UNIT * units <= limit;
+  return body.byteLength + MAX_BYTES_PER_UNIT * units <= limit;
 }
 
 /**

@@ -12,6 +12,14 @@ const BUS_PREFIX = 'tidings.';
 /** A value JSON writes as it is between quotes: printable ASCII without `"` or `\\`. */
 const PLAIN = /^[\x20\x21\x23-\x5b\x5d-\x7e]*$/;
 
+/**
+ * The UTF-8 bytes `value` takes in the packed entry, quotes left out: a control character or a
+ * lone surrogate is written `\uXXXX` (six bytes for one unit), `"` and `\\` take two.
+ */
+export function packedValueSize(value: string): number {
+  return PLAIN.test(value) ? value.length : Buffer.byteLength(JSON.stringify(value)) - 2;
+}
+
 /** Packed keys (JSON, quoted) by header name, so sending does not build the same strings again. */
 const packedKeys = new Map<string, string>();
 const packedKey = (name: string): string => {
