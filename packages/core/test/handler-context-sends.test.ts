@@ -7,8 +7,9 @@ import {
   MessageTooLargeError,
   NoRouteError,
   type Transport,
+  UsageError,
 } from '../src/index.ts';
-import { putRaw, readQueue, sleep, world } from './helpers.ts';
+import { putRaw, readQueue, recordingLogger, sleep, world } from './helpers.ts';
 
 const Job = defineMessage<{ n: number }>('t.Job');
 const Unrouted = defineMessage<{ n: number }>('t.Unrouted');
@@ -92,6 +93,155 @@ describe('sends, replies and publishes made in a handler', () => {
     expect(errors.messages[0]?.headers[Headers.ExceptionCode]).toBe('TIDINGS_USAGE');
     expect(unhandled).toEqual([]);
     await errors.close();
+  });
+
+  describe(".then without a rejection handler and .finally do not make a failure the handler's", () => {
+    async function failingServer(
+      name: string,
+      handle: (ctx: HandlerContext) => void | Promise<void>,
+    ) {
+      const server = w.endpoint({
+        name,
+        recoverability: {
+          immediateRetries: 0,
+          delayedRetries: { count: 0 },
+          errorQueue: `${name}.errors`,
+        },
+      });
+      server.handle(Job, (_job, ctx) => handle(ctx));
+      await server.start();
+      const errors = await readQueue(w.transport, `${name}.errors`);
+      await putJob(w.transport, name);
+      await expect.poll(() => server.stats.handled + server.stats.movedToErrorQueue).toBe(1);
+      await expect.poll(() => errors.messages.length).toBe(1);
+      await errors.close();
+      return { server, errors };
+    }
+
+    it.each([
+      ['FollowThen', '.then(onFulfilled)', (sending: Promise<void>) => void sending.then(() => {})],
+      ['FollowFinally', '.finally', (sending: Promise<void>) => void sending.finally(() => {})],
+    ])(
+      '%s: a send with no route followed by %s fails the attempt, and nothing is left unhandled',
+      async (name, _form, follow) => {
+        const { server, errors } = await failingServer(name, (ctx) => {
+          follow(ctx.send(Unrouted, { n: 1 }));
+        });
+        expect(server.stats).toMatchObject({ handled: 0, movedToErrorQueue: 1 });
+        expect(errors.messages[0]?.headers[Headers.ExceptionCode]).toBe('TIDINGS_NO_ROUTE');
+        expect(unhandled).toEqual([]);
+      },
+    );
+
+    it('a chain that catches only at its end gets the failure, and the attempt fails all the same', async () => {
+      const caught: unknown[] = [];
+      const { server } = await failingServer('CatchAtEnd', (ctx) => {
+        void ctx
+          .send(Unrouted, { n: 1 })
+          .then(() => {})
+          .catch((error: unknown) => void caught.push(error));
+      });
+      expect(caught).toEqual([expect.any(NoRouteError)]);
+      expect(server.stats).toMatchObject({ handled: 0, movedToErrorQueue: 1 });
+      expect(unhandled).toEqual([]);
+    });
+
+    it('a handler that awaits what .finally returns still gets the rejection; the attempt fails all the same', async () => {
+      const caught: unknown[] = [];
+      const { server } = await failingServer('AwaitFinally', async (ctx) => {
+        try {
+          await ctx.send(Unrouted, { n: 1 }).finally(() => {});
+        } catch (error) {
+          caught.push(error);
+        }
+      });
+      expect(caught).toEqual([expect.any(NoRouteError)]);
+      expect(server.stats).toMatchObject({ handled: 0, movedToErrorQueue: 1 });
+      expect(unhandled).toEqual([]);
+    });
+
+    it(".then with a rejection handler makes the failure the handler's: the message is handled", async () => {
+      const caught: unknown[] = [];
+      const server = w.endpoint({
+        name: 'ThenWithRejection',
+        recoverability: { immediateRetries: 0 },
+      });
+      server.handle(Job, (_job, ctx) => {
+        void ctx.send(Unrouted, { n: 1 }).then(
+          () => {},
+          (error: unknown) => void caught.push(error),
+        );
+      });
+      await server.start();
+      await putJob(w.transport, server.name);
+      await expect.poll(() => server.stats.handled + server.stats.movedToErrorQueue).toBe(1);
+      expect(server.stats).toMatchObject({ handled: 1, movedToErrorQueue: 0 });
+      expect(caught).toEqual([expect.any(NoRouteError)]);
+    });
+  });
+
+  describe('a send made after the attempt finished is refused, not dropped', () => {
+    it('without middleware: a send chained on one the handler did not await rejects with UsageError and is logged', async () => {
+      const name = 'LateFast';
+      const out = { to: `${name}.out` };
+      const logger = recordingLogger();
+      const late: unknown[] = [];
+      const server = w.endpoint({ name, logger, recoverability: { immediateRetries: 0 } });
+      server.handle(Job, (_job, ctx) => {
+        void ctx
+          .send(Small, { n: 1 }, out)
+          .then(() => ctx.send(Small, { n: 2 }, out))
+          .catch((error: unknown) => void late.push(error));
+        // Not awaited, not caught: refused all the same, and it cannot end the process.
+        void ctx.send(Small, { n: 3 }, out).then(() => void ctx.send(Small, { n: 4 }, out));
+      });
+      await server.start();
+      const delivered = await readQueue(w.transport, `${name}.out`);
+      await putJob(w.transport, name);
+      await expect.poll(() => server.stats.handled).toBe(1);
+      await expect.poll(() => late.length).toBe(1);
+      expect(late[0]).toBeInstanceOf(UsageError);
+      expect((late[0] as Error).message).toMatch(/had finished.*await/is);
+      await expect.poll(() => logger.lines.filter((line) => line.level === 'error').length).toBe(2);
+      await sleep(20);
+      expect(delivered.messages.map((m) => (sent(m).payload as { n: number }).n).sort()).toEqual([
+        1, 3,
+      ]);
+      expect(unhandled).toEqual([]);
+      await delivered.close();
+    });
+
+    it('with asynchronous outgoing middleware: a send chained two steps after one not awaited rejects with UsageError and is logged', async () => {
+      const name = 'LateSlow';
+      const out = { to: `${name}.out` };
+      const logger = recordingLogger();
+      const late: unknown[] = [];
+      const server = w.endpoint({ name, logger, recoverability: { immediateRetries: 0 } });
+      server.useOutgoing(async (_ctx, next) => {
+        await sleep(5);
+        await next();
+      });
+      server.handle(Job, (_job, ctx) => {
+        void ctx
+          .send(Small, { n: 1 }, out)
+          .then(() => {})
+          .then(() => ctx.send(Small, { n: 2 }, out))
+          .catch((error: unknown) => void late.push(error));
+      });
+      await server.start();
+      const delivered = await readQueue(w.transport, `${name}.out`);
+      await putJob(w.transport, name);
+      await expect.poll(() => server.stats.handled).toBe(1);
+      await expect.poll(() => late.length).toBe(1);
+      expect(late[0]).toBeInstanceOf(UsageError);
+      expect(logger.lines.filter((line) => line.level === 'error')).toEqual([
+        expect.objectContaining({ message: expect.stringMatching(/had finished/) }),
+      ]);
+      await sleep(20);
+      expect(delivered.messages.map((m) => (sent(m).payload as { n: number }).n)).toEqual([1]);
+      expect(unhandled).toEqual([]);
+      await delivered.close();
+    });
   });
 
   describe('a failure the handler catches on purpose is its own business', () => {
@@ -205,6 +355,18 @@ describe('sends, replies and publishes made in a handler', () => {
       expect(errors.messages[0]?.headers[Headers.ExceptionCode]).toBe('TIDINGS_SERIALIZATION');
       expect(server.stats).toMatchObject({ handled: 0, movedToErrorQueue: 1 });
       expect(delivered.messages).toEqual([]);
+      expect(unhandled).toEqual([]);
+      await Promise.all([errors.close(), delivered.close()]);
+    });
+
+    it('a send that fails after the middleware, followed only by .then(onFulfilled), fails the attempt', async () => {
+      const name = 'SlowThenFails';
+      const { server, errors, delivered } = await slowServer(name, (ctx) => {
+        void ctx.send(Small, { n: 10n } as never, { to: `${name}.out` }).then(() => {});
+      });
+      await expect.poll(() => errors.messages.length).toBe(1);
+      expect(errors.messages[0]?.headers[Headers.ExceptionCode]).toBe('TIDINGS_SERIALIZATION');
+      expect(server.stats).toMatchObject({ handled: 0, movedToErrorQueue: 1 });
       expect(unhandled).toEqual([]);
       await Promise.all([errors.close(), delivered.close()]);
     });

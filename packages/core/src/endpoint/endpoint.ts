@@ -76,7 +76,18 @@ export interface HandlerContext {
   reply<T>(definition: MessageDefinition<T>, payload: T, options?: ReplyOptions): Promise<void>;
   /** Replies with a return code (an integer, e.g. an enum value); it travels as a header, no body. */
   reply(code: number, options?: ReplyOptions): Promise<void>;
-  /** Sends a message; it leaves when all handlers for this message have succeeded. */
+  /**
+   * Sends a message; it leaves when all handlers for this message have succeeded. Like `reply`
+   * and `publish`, it belongs to the attempt awaited or not, and so does its failure (no route,
+   * too large, not serializable), which fails the attempt, unless the handler attaches a rejection
+   * handler to the very promise returned: `await` (in `try` or not), `.catch`, `.then(f, g)`,
+   * `Promise.all`, `allSettled` and `race` do. `.then(f)` alone and `.finally(f)` do not: the
+   * attempt fails, and so does a chain that catches only at its end
+   * (`ctx.send(A).then(f).catch(g)`: `g` sees the error, the attempt still fails). A `send`,
+   * `reply` or `publish` made once the attempt has finished, as one in a callback of a send the
+   * handler did not await or on a timer can be, is not sent: it rejects with `UsageError` and is
+   * logged as an error. Await every one in the handler, or return its promise.
+   */
   send<T>(definition: MessageDefinition<T>, payload: T, options?: SendOptions): Promise<void>;
   /** Publishes an event; it leaves when all handlers for this message have succeeded. */
   publish<T>(definition: MessageDefinition<T>, payload: T, options?: PublishOptions): Promise<void>;

@@ -1,4 +1,5 @@
 import { UsageError } from '../errors.js';
+import type { Logger } from '../logging/logger.js';
 import type { MessageDefinition } from '../messages/define-message.js';
 import type { TransportOperation } from '../transport/transport.js';
 import type { HandlerContext, PublishOptions, ReplyOptions, SendOptions } from './endpoint.js';
@@ -12,6 +13,8 @@ export interface ContextHost {
   build(intent: OutgoingIntent): TransportOperation | Promise<TransportOperation>;
   resolveRoute(messageType: string, to: string | undefined): string;
   checkOptions(options: SendOptions | PublishOptions | undefined): void;
+  /** Where a send made after its attempt finished is reported. */
+  readonly options: { readonly logger: Logger };
 }
 
 /** What `reply`, `send` and `publish` return once the message is collected: nothing to wait for. */
@@ -21,9 +24,11 @@ const ignore = () => {};
 
 /**
  * A `reply`, `send` or `publish` that was not collected at the call: its build failed, or outgoing
- * middleware made it asynchronous. It records whether the handler looked at its outcome, which a
- * native promise cannot tell: `await` (on anything but a native promise), `.then`, `.catch`,
- * `.finally` and `Promise.all` and its kin all call `then`.
+ * middleware made it asynchronous. It records whether the handler took on its failure, which a
+ * native promise cannot tell: only a call of `then` with a rejection handler does (`await` on
+ * anything but a native promise, `.catch`, `.then(f, g)`, `Promise.all` and its kin). `.then(f)`
+ * alone and `.finally` pass the failure on to a promise of their own, which the handler may never
+ * look at: they do not count, and what they return is kept from ending the process.
  */
 class OutgoingBuild extends Promise<void> {
   // Promises derived from this one are plain: only the one the handler holds records anything.
@@ -31,13 +36,15 @@ class OutgoingBuild extends Promise<void> {
     return Promise;
   }
 
-  /** The handler awaited it or attached a handler: a failure is then the handler's to deal with. */
+  /** The handler attached a rejection handler: a failure is then the handler's to deal with. */
   observed = false;
   /** Fulfils, never rejects, once the build is done; undefined if it failed at the call. */
   done: Promise<void> | undefined = undefined;
   operation: TransportOperation | undefined = undefined;
   failed = false;
   error: unknown = undefined;
+  /** Set while `finally` runs: the `then` it calls passes functions of its own, not the handler's. */
+  private inFinally = false;
 
   // biome-ignore lint/suspicious/noThenProperty: what records that the handler looked
   override then<TResult1 = void, TResult2 = never>(
@@ -45,8 +52,26 @@ class OutgoingBuild extends Promise<void> {
     onfulfilled?: ((value: void) => TResult1 | PromiseLike<TResult1>) | undefined | null,
     onrejected?: ((reason: unknown) => TResult2 | PromiseLike<TResult2>) | undefined | null,
   ): Promise<TResult1 | TResult2> {
-    this.observed = true;
-    return super.then(onfulfilled, onrejected);
+    if (typeof onrejected === 'function' && !this.inFinally) {
+      this.observed = true;
+      return super.then(onfulfilled, onrejected);
+    }
+    const derived = super.then(onfulfilled, onrejected);
+    // The build's failure fails the attempt; the promise that carries it on must not also end the
+    // process as an unhandled rejection. Only when the build fails: a callback's own error on
+    // success stays the caller's, as with any promise. Whoever awaits `derived` still gets it.
+    super.then(undefined, () => derived.then(undefined, ignore));
+    return derived;
+  }
+
+  override finally(onfinally?: (() => void) | undefined | null): Promise<void> {
+    // Per the spec, `finally` calls `this.then(thenFinally, catchFinally)` synchronously.
+    this.inFinally = true;
+    try {
+      return super.finally(onfinally);
+    } finally {
+      this.inFinally = false;
+    }
   }
 
   /** A build that threw at the call. */
@@ -98,6 +123,8 @@ export class MessageHandlerContext implements HandlerContext {
   readonly outgoing: TransportOperation[] = [];
   /** Builds not collected at the call, in call order; undefined while every one was. */
   private builds: OutgoingBuild[] | undefined;
+  /** What it sends is final: being dispatched, or the attempt failed. Later sends are refused. */
+  private closed = false;
 
   constructor(
     private readonly host: ContextHost,
@@ -121,7 +148,7 @@ export class MessageHandlerContext implements HandlerContext {
     payloadOrOptions?: unknown,
     maybeOptions?: ReplyOptions,
   ): Promise<void> {
-    return this.collect(() =>
+    return this.collect('reply', () =>
       this.replyOperation(definitionOrCode, payloadOrOptions, maybeOptions),
     );
   }
@@ -161,7 +188,11 @@ export class MessageHandlerContext implements HandlerContext {
    * handler that replies or sends pays no frame for it; errors still come as a rejection. A build
    * that fails or runs asynchronously is tracked, so that the handler need not await it.
    */
-  private collect(build: () => TransportOperation | Promise<TransportOperation>): Promise<void> {
+  private collect(
+    what: 'reply' | 'send' | 'publish',
+    build: () => TransportOperation | Promise<TransportOperation>,
+  ): Promise<void> {
+    if (this.closed) return this.refuseLate(what);
     let operation: TransportOperation | Promise<TransportOperation>;
     try {
       operation = build();
@@ -180,9 +211,36 @@ export class MessageHandlerContext implements HandlerContext {
   }
 
   /**
+   * A `reply`, `send` or `publish` made once what the attempt sends was final (a callback of a
+   * send the handler did not await, a timer): it would be lost, so it is refused and logged. The
+   * rejection is marked handled, so that it cannot end the process; a caller who awaits it gets it.
+   */
+  private refuseLate(what: 'reply' | 'send' | 'publish'): Promise<void> {
+    const error = new UsageError(
+      `A ${what} made while handling '${this.messageType}' (${this.messageId}) came after the handling attempt had finished, and was not sent. Await every send, reply and publish in the handler (or return its promise) so that it belongs to the attempt.`,
+    );
+    this.host.options.logger.error(error.message, {
+      messageId: this.messageId,
+      messageType: this.messageType,
+    });
+    const refused = Promise.reject(error);
+    refused.catch(ignore);
+    return refused;
+  }
+
+  /**
+   * The processor is dispatching what the handlers sent, or the attempt failed: a `reply`, `send`
+   * or `publish` from now on is refused. A field write, nothing more.
+   */
+  close(): void {
+    this.closed = true;
+  }
+
+  /**
    * After the handlers returned: undefined when every message was collected at the call, nothing
    * to wait for. Otherwise waits for every build the handlers started, awaited or not, collects
-   * what was built, and rejects with the first failure that no handler looked at.
+   * what was built, and rejects with the first failure that no handler took on. The context is
+   * closed once the wait is over, as what it sends is then final.
    */
   whenBuilt(): Promise<void> | undefined {
     return this.builds === undefined ? undefined : this.finishBuilds(this.builds);
@@ -192,6 +250,8 @@ export class MessageHandlerContext implements HandlerContext {
     // Every step waits a turn and reads the length again: a send made in a callback of an earlier
     // one (`ctx.send(A).catch(() => ctx.send(B))`) runs before the wait moves on, and joins.
     for (let i = 0; i < builds.length; i++) await builds[i]?.done;
+    // A send made later (further down a chain) would miss the dispatch: refused instead.
+    this.closed = true;
     for (const build of builds) {
       if (!build.failed) this.outgoing.push(build.operation as TransportOperation);
       else if (!build.observed) throw build.error;
@@ -199,7 +259,7 @@ export class MessageHandlerContext implements HandlerContext {
   }
 
   send<T>(definition: MessageDefinition<T>, payload: T, options?: SendOptions): Promise<void> {
-    return this.collect(() => {
+    return this.collect('send', () => {
       this.host.checkOptions(options);
       const queue = this.host.resolveRoute(definition.name, options?.to);
       return this.host.build({
@@ -222,7 +282,7 @@ export class MessageHandlerContext implements HandlerContext {
     payload: T,
     options?: PublishOptions,
   ): Promise<void> {
-    return this.collect(() => {
+    return this.collect('publish', () => {
       this.host.checkOptions(options);
       return this.host.build({
         intent: 'publish',

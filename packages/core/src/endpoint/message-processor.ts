@@ -351,8 +351,11 @@ export class MessageProcessor {
       raw.headers[Headers.ReplyTo],
       host.shutdownSignal,
     );
-    const failed = (error: unknown) =>
-      this.afterFailure(parsed, registration, payload, attempt, error);
+    const failed = (error: unknown) => {
+      // What the attempt sends is discarded: a send made from now on is refused, not lost unseen.
+      context.close();
+      return this.afterFailure(parsed, registration, payload, attempt, error);
+    };
     let handling: void | Promise<void>;
     try {
       handling = this.invokeHandlers(registration, payload, context, parsed);
@@ -383,6 +386,8 @@ export class MessageProcessor {
     failed: (error: unknown) => Promise<MessageOutcome>,
   ): MessageOutcome | Promise<MessageOutcome> {
     const host = this.host;
+    // What goes out is final: a send made later (in a callback of one not awaited) is refused.
+    context.close();
     // Or while waiting for what the handlers sent to be built.
     if (host.shutdownSignal.aborted) return 'abandon';
     if (context.outgoing.length === 0) {
