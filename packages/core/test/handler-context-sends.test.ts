@@ -22,6 +22,15 @@ const sent = (message: { headers: Record<string, string>; body: Uint8Array }) =>
   payload: JSON.parse(Buffer.from(message.body).toString('utf8')) as unknown,
 });
 
+/** The message was handled and nothing went to the error queue. */
+function expectHandled(
+  server: { stats: { handled: number; movedToErrorQueue: number } },
+  errors: { messages: unknown[] },
+) {
+  expect(server.stats).toMatchObject({ handled: 1, movedToErrorQueue: 0 });
+  expect(errors.messages).toEqual([]);
+}
+
 /** A hand-made incoming `Job`, without a reply-to address. */
 const putJob = (transport: Transport, queue: string) =>
   putRaw(transport, queue, `job-${queue}`, { [Headers.MessageType]: Job.name });
@@ -69,7 +78,6 @@ describe('sends, replies and publishes made in a handler', () => {
       `No route for message type '${Unrouted.name}'`,
     );
     expect(headers[Headers.FailedQueue]).toBe(server.name);
-    expect(unhandled).toEqual([]);
     await errors.close();
   });
 
@@ -91,7 +99,6 @@ describe('sends, replies and publishes made in a handler', () => {
     expect(attempts).toBe(1);
     await expect.poll(() => errors.messages.length).toBe(1);
     expect(errors.messages[0]?.headers[Headers.ExceptionCode]).toBe('TIDINGS_USAGE');
-    expect(unhandled).toEqual([]);
     await errors.close();
   });
 
@@ -129,7 +136,6 @@ describe('sends, replies and publishes made in a handler', () => {
         });
         expect(server.stats).toMatchObject({ handled: 0, movedToErrorQueue: 1 });
         expect(errors.messages[0]?.headers[Headers.ExceptionCode]).toBe('TIDINGS_NO_ROUTE');
-        expect(unhandled).toEqual([]);
       },
     );
 
@@ -143,7 +149,6 @@ describe('sends, replies and publishes made in a handler', () => {
       });
       expect(caught).toEqual([expect.any(NoRouteError)]);
       expect(server.stats).toMatchObject({ handled: 0, movedToErrorQueue: 1 });
-      expect(unhandled).toEqual([]);
     });
 
     it('a handler that awaits what .finally returns still gets the rejection; the attempt fails all the same', async () => {
@@ -157,7 +162,6 @@ describe('sends, replies and publishes made in a handler', () => {
       });
       expect(caught).toEqual([expect.any(NoRouteError)]);
       expect(server.stats).toMatchObject({ handled: 0, movedToErrorQueue: 1 });
-      expect(unhandled).toEqual([]);
     });
 
     it(".then with a rejection handler makes the failure the handler's: the message is handled", async () => {
@@ -207,7 +211,6 @@ describe('sends, replies and publishes made in a handler', () => {
       expect(delivered.messages.map((m) => (sent(m).payload as { n: number }).n).sort()).toEqual([
         1, 3,
       ]);
-      expect(unhandled).toEqual([]);
       await delivered.close();
     });
 
@@ -239,7 +242,6 @@ describe('sends, replies and publishes made in a handler', () => {
       ]);
       await sleep(20);
       expect(delivered.messages.map((m) => (sent(m).payload as { n: number }).n)).toEqual([1]);
-      expect(unhandled).toEqual([]);
       await delivered.close();
     });
   });
@@ -282,9 +284,7 @@ describe('sends, replies and publishes made in a handler', () => {
         .poll(() => delivered.messages.map(sent))
         .toEqual([{ type: Small.name, payload: { n: 1 } }]);
       expect(caught).toEqual([expect.any(MessageTooLargeError)]);
-      expect(server.stats).toMatchObject({ handled: 1, movedToErrorQueue: 0 });
-      expect(errors.messages).toEqual([]);
-      expect(unhandled).toEqual([]);
+      expectHandled(server, errors);
       await Promise.all([errors.close(), delivered.close()]);
     });
 
@@ -301,9 +301,7 @@ describe('sends, replies and publishes made in a handler', () => {
         .poll(() => delivered.messages.map(sent))
         .toEqual([{ type: Small.name, payload: { n: 2 } }]);
       expect(caught).toEqual([expect.any(NoRouteError)]);
-      expect(server.stats).toMatchObject({ handled: 1, movedToErrorQueue: 0 });
-      expect(errors.messages).toEqual([]);
-      expect(unhandled).toEqual([]);
+      expectHandled(server, errors);
       await Promise.all([errors.close(), delivered.close()]);
     });
   });
@@ -355,7 +353,6 @@ describe('sends, replies and publishes made in a handler', () => {
       expect(errors.messages[0]?.headers[Headers.ExceptionCode]).toBe('TIDINGS_SERIALIZATION');
       expect(server.stats).toMatchObject({ handled: 0, movedToErrorQueue: 1 });
       expect(delivered.messages).toEqual([]);
-      expect(unhandled).toEqual([]);
       await Promise.all([errors.close(), delivered.close()]);
     });
 
@@ -367,7 +364,6 @@ describe('sends, replies and publishes made in a handler', () => {
       await expect.poll(() => errors.messages.length).toBe(1);
       expect(errors.messages[0]?.headers[Headers.ExceptionCode]).toBe('TIDINGS_SERIALIZATION');
       expect(server.stats).toMatchObject({ handled: 0, movedToErrorQueue: 1 });
-      expect(unhandled).toEqual([]);
       await Promise.all([errors.close(), delivered.close()]);
     });
 
@@ -390,7 +386,6 @@ describe('sends, replies and publishes made in a handler', () => {
         .poll(() => delivered.messages.map((m) => (sent(m).payload as { n: number }).n).sort())
         .toEqual([4, 5, 6]);
       expect(errors.messages).toEqual([]);
-      expect(unhandled).toEqual([]);
       await Promise.all([errors.close(), delivered.close()]);
     });
   });
