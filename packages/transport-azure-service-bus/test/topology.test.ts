@@ -22,6 +22,19 @@ beforeAll(async () => {
 });
 afterAll(() => peer.close());
 
+/** A started send-only endpoint on the peer. */
+async function startSender(name: string) {
+  const sender = createEndpoint({
+    name,
+    transport: peerTransport(peer),
+    logger: silentLogger,
+    sendOnly: true,
+    recoverability: { errorQueue: 'topo-error' },
+  });
+  await sender.start();
+  return sender;
+}
+
 describe('topology through the installer seam', () => {
   it('creates the endpoint queue, an instance queue that expires when idle, the error queue, and a forwarding subscription per event type', async () => {
     const endpoint = createEndpoint({
@@ -79,14 +92,7 @@ describe('topology through the installer seam', () => {
   });
 
   it('publishing an event nobody subscribed to succeeds; sending to a missing queue fails with DestinationNotFoundError', async () => {
-    const sender = createEndpoint({
-      name: 'topo-Sender',
-      transport: peerTransport(peer),
-      logger: silentLogger,
-      sendOnly: true,
-      recoverability: { errorQueue: 'topo-error' },
-    });
-    await sender.start();
+    const sender = await startSender('topo-Sender');
     try {
       await sender.publish(defineMessage<{ n: number }>('topology.Unheard'), { n: 1 });
       const error = await sender.send(Happened, { n: 1 }, { to: 'topo-Nowhere' }).catch((e) => e);
@@ -99,14 +105,7 @@ describe('topology through the installer seam', () => {
 
   it('a message within the limit counted in characters but over it once encoded is refused with MessageTooLargeError before sending', async () => {
     peer.createQueue('topo-Big');
-    const sender = createEndpoint({
-      name: 'topo-BigSender',
-      transport: peerTransport(peer),
-      logger: silentLogger,
-      sendOnly: true,
-      recoverability: { errorQueue: 'topo-error' },
-    });
-    await sender.start();
+    const sender = await startSender('topo-BigSender');
     try {
       // 130,000 characters, 260,000 bytes: core's count (body and headers) stays under the 256 KB
       // limit; the AMQP encoding of the rest does not.
