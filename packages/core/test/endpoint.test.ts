@@ -420,14 +420,19 @@ describe('message size', () => {
   afterEach(async () => {
     await Promise.all(made.splice(0).map((endpoint) => endpoint.stop()));
   });
-  const sender = async () => {
+  /** A started send-only endpoint routing Ping to 'Sized'; `configure` runs before the start. */
+  const sender = async (
+    name = 'Sizer',
+    configure: (endpoint: ReturnType<typeof createSendOnlyEndpoint>) => void = () => {},
+  ) => {
     const endpoint = createSendOnlyEndpoint({
-      name: 'Sizer',
+      name,
       transport,
       logger: silentLogger,
       routes: { [Ping.name]: 'Sized' },
     });
     made.push(endpoint);
+    configure(endpoint);
     await endpoint.start();
     return endpoint;
   };
@@ -453,19 +458,13 @@ describe('message size', () => {
   });
 
   it('refuses a message whose bus headers, written as JSON, are over the limit', async () => {
-    const endpoint = createSendOnlyEndpoint({
-      name: 'SizerJson',
-      transport,
-      logger: silentLogger,
-      routes: { [Ping.name]: 'Sized' },
-    });
-    made.push(endpoint);
-    // 700 control characters: 700 units, under the limit at three bytes each, 4,200 bytes as JSON.
-    endpoint.useOutgoing(async (ctx, next) => {
-      ctx.headers['tidings.note'] = '\u0001'.repeat(700);
-      await next();
-    });
-    await endpoint.start();
+    const endpoint = await sender('SizerJson', (configured) =>
+      // 700 control characters: 700 units, under the limit at three bytes each, 4,200 bytes as JSON.
+      configured.useOutgoing(async (ctx, next) => {
+        ctx.headers['tidings.note'] = '\u0001'.repeat(700);
+        await next();
+      }),
+    );
     const error = await endpoint.send(Ping, { n: 1 }).catch((e: unknown) => e);
     expect(error).toBeInstanceOf(MessageTooLargeError);
   });
