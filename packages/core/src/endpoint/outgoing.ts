@@ -6,7 +6,7 @@ import {
   runMiddleware,
 } from '../pipeline/middleware.js';
 import type { Serializer } from '../serialization/serializer.js';
-import { packedValueSize } from '../transport/packed-headers.js';
+import { headerSize } from '../transport/packed-headers.js';
 import type { TransportDestination, TransportOperation } from '../transport/transport.js';
 import { newId } from '../util.js';
 
@@ -37,8 +37,6 @@ export interface OutgoingSettings {
 
 const emptyBody = new Uint8Array(0);
 
-const BUS_PREFIX = 'tidings.';
-
 // Formatting a date costs more than the rest of the headers; reuse it within the millisecond.
 let lastTime = 0;
 let lastTimeText = '';
@@ -67,20 +65,8 @@ export function checkUserHeaders(headers: Readonly<Record<string, string>> | und
 }
 
 /**
- * The bytes one header takes as the transports count it: its name and value in UTF-8, and a bus
- * (`tidings.`) header's value as written in the packed JSON entry (`packHeaders`), where a control
- * character takes six bytes and `"` two.
- */
-export function headerSize(name: string, value: string): number {
-  return (
-    Buffer.byteLength(name) +
-    (name.startsWith(BUS_PREFIX) ? packedValueSize(value) : Buffer.byteLength(value))
-  );
-}
-
-/**
  * Size as the transports count it: body plus header names and values, in UTF-8 bytes, bus headers'
- * values as packed JSON (see `headerSize`).
+ * values as packed JSON (`headerSize`).
  */
 export function messageSize(headers: Readonly<Record<string, string>>, body: Uint8Array): number {
   let size = body.byteLength;

@@ -1,5 +1,6 @@
-import { headerSize, messageSize } from '../endpoint/outgoing.js';
+import { messageSize } from '../endpoint/outgoing.js';
 import { Headers, MAX_FAILURE_HEADER_LENGTH } from '../messages/headers.js';
+import { headerSize } from '../transport/packed-headers.js';
 import { errorMessage } from '../util.js';
 
 const noBody = new Uint8Array(0);

@@ -13,11 +13,17 @@ const BUS_PREFIX = 'tidings.';
 const PLAIN = /^[\x20\x21\x23-\x5b\x5d-\x7e]*$/;
 
 /**
- * The UTF-8 bytes `value` takes in the packed entry, quotes left out: a control character or a
- * lone surrogate is written `\uXXXX` (six bytes for one unit), `"` and `\\` take two.
+ * The bytes one header takes as the transports count it: its name and value in UTF-8, and a bus
+ * (`tidings.`) header's value as `packHeaders` writes it in the packed JSON entry, quotes left out,
+ * where a control character or a lone surrogate is `\uXXXX` (six bytes for one unit) and `"` two.
  */
-export function packedValueSize(value: string): number {
-  return PLAIN.test(value) ? value.length : Buffer.byteLength(JSON.stringify(value)) - 2;
+export function headerSize(name: string, value: string): number {
+  const valueSize = !name.startsWith(BUS_PREFIX)
+    ? Buffer.byteLength(value)
+    : PLAIN.test(value)
+      ? value.length
+      : Buffer.byteLength(JSON.stringify(value)) - 2;
+  return Buffer.byteLength(name) + valueSize;
 }
 
 /** Packed keys (JSON, quoted) by header name, so sending does not build the same strings again. */
