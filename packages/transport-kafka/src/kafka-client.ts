@@ -159,14 +159,16 @@ export interface KafkaClient {
   close(): Promise<void>;
 }
 
+/**
+ * kafkajs reports expected protocol answers (a rebalance in progress) as errors: its errors and
+ * warnings are warnings here; its info chatter (joins, starts) is info. `error` is this file's.
+ */
 const levelOf = (level: logLevel): ClientLogLevel =>
-  level === logLevel.ERROR
-    ? 'error'
-    : level === logLevel.WARN
-      ? 'warn'
-      : level === logLevel.INFO
-        ? 'info'
-        : 'debug';
+  level === logLevel.ERROR || level === logLevel.WARN
+    ? 'warn'
+    : level === logLevel.INFO
+      ? 'info'
+      : 'debug';
 
 const saslOf = (sasl: KafkaSaslOptions): SASLOptions => ({
   mechanism: sasl.mechanism,
@@ -246,6 +248,10 @@ const subscriberRoundRobin: PartitionAssigner = ({ cluster }) => ({
     };
   },
 });
+
+/** A consumer kafkajs left stopped is started again after this, then twice as long each time. */
+const FIRST_RESTART_DELAY_MS = 1_000;
+const MAX_RESTART_DELAY_MS = 30_000;
 
 /** Heartbeat calls within this many ms of the last one share its answer. */
 const HEARTBEAT_COALESCE_MS = 100;
@@ -466,6 +472,8 @@ function createConsumer(
   let stopped = false;
   let paused = false;
   let running: Promise<void> | undefined;
+  let restartTimer: NodeJS.Timeout | undefined;
+  let restartDelayMs = FIRST_RESTART_DELAY_MS;
   const topics = config.topics.map((t) => t.topic);
   // Positions recorded but not committed yet, by topic and partition; committed together.
   const pending = new Map<string, { topic: string; partition: number; offset: string }>();
@@ -503,7 +511,29 @@ function createConsumer(
     return flushing;
   };
 
+  /**
+   * kafkajs restarts a consumer after errors it retries, and leaves it stopped after the others
+   * (an authorization refused, say): the endpoint would receive nothing until restarted. Such an
+   * error may be fixed outside (an ACL granted), so the consumer is started again, less often each
+   * time until it joins.
+   */
+  consumer.on(consumer.events.CRASH, ({ payload }) => {
+    if (payload.restart || stopped) return;
+    log('error', 'The consumer stopped on an error the client does not retry; starting it again', {
+      groupId: config.groupId,
+      error: payload.error.message,
+      inMs: restartDelayMs,
+    });
+    clearTimeout(restartTimer);
+    restartTimer = setTimeout(() => {
+      restartTimer = undefined;
+      if (!stopped) running = run();
+    }, restartDelayMs);
+    restartDelayMs = Math.min(2 * restartDelayMs, MAX_RESTART_DELAY_MS);
+  });
+
   consumer.on(consumer.events.GROUP_JOIN, (event) => {
+    restartDelayMs = FIRST_RESTART_DELAY_MS;
     if (paused) consumer.pause(topics.map((topic) => ({ topic })));
     const assigned = event.payload.memberAssignment;
     for (const [key, position] of pending) {
@@ -562,6 +592,23 @@ function createConsumer(
     }
   };
 
+  const run = () =>
+    consumer
+      .run({
+        autoCommit: false,
+        eachBatchAutoResolve: false,
+        partitionsConsumedConcurrently: config.partitionsConcurrently,
+        eachBatch: onBatch,
+      })
+      .catch((error: unknown) => {
+        if (!stopped) {
+          log('error', 'The consumer could not start', {
+            groupId: config.groupId,
+            error: error instanceof Error ? error.message : String(error),
+          });
+        }
+      });
+
   return {
     async start() {
       await consumer.connect();
@@ -573,21 +620,7 @@ function createConsumer(
       }
       // run() resolves only once the group is joined, which takes seconds on some clusters;
       // records sent meanwhile wait in the topics, so nothing depends on it having joined.
-      running = consumer
-        .run({
-          autoCommit: false,
-          eachBatchAutoResolve: false,
-          partitionsConsumedConcurrently: config.partitionsConcurrently,
-          eachBatch: onBatch,
-        })
-        .catch((error: unknown) => {
-          if (!stopped) {
-            log('error', 'The consumer could not start', {
-              groupId: config.groupId,
-              error: error instanceof Error ? error.message : String(error),
-            });
-          }
-        });
+      running = run();
     },
     joined: () => joined,
     pause() {
@@ -620,6 +653,7 @@ function createConsumer(
     flush,
     async stop() {
       stopped = true;
+      clearTimeout(restartTimer);
       markJoined();
       // A disconnect while the group join is still pending does not abort the join: the member
       // would join anyway and linger. Let the join finish, then leave.

@@ -124,11 +124,16 @@ export function createKafkaTransport(options: KafkaTransportOptions): KafkaTrans
 
   let logger: Logger = silentLogger;
   const log = (level: ClientLogLevel, message: string, fields: Record<string, unknown>) => {
-    // kafkajs reports expected protocol answers (a rebalance in progress) as errors: they are
-    // warnings for us; its info chatter (joins, starts) is debug.
+    // kafkajs's info chatter (joins, starts) is debug here.
     const text = redactSecrets(message, secrets);
-    if (level === 'error' || level === 'warn') logger.warn(text, fields);
-    else logger.debug(text, fields);
+    const safe: Record<string, unknown> = {};
+    for (const name in fields) {
+      const value = fields[name];
+      safe[name] = typeof value === 'string' ? redactSecrets(value, secrets) : value;
+    }
+    if (level === 'error') logger.error(text, safe);
+    else if (level === 'warn') logger.warn(text, safe);
+    else logger.debug(text, safe);
   };
 
   let client: KafkaClient | undefined;

@@ -113,12 +113,17 @@ describe('errors from a real connection', () => {
       connectionTimeoutMs: 500,
       sasl: { mechanism: 'plain', username: 'u', password: 'hunter2-secret' },
     });
+    const logged: string[] = [];
+    const record = (message: string, fields?: unknown) =>
+      void logged.push(`${message} ${JSON.stringify(fields)}`);
     const opening = transport.openEndpoint(
       { endpointName: 'x', errorQueue: 'x-error', subscriptions: [] },
-      { logger: { debug() {}, info() {}, warn() {}, error() {} } },
+      { logger: { debug: record, info: record, warn: record, error: record } },
     );
     await expect(opening).rejects.toBeInstanceOf(TransportUnavailableError);
     await expect(opening).rejects.not.toThrow('hunter2-secret');
     await transport.close();
+    expect(logged.length).toBeGreaterThan(0);
+    expect(logged.filter((line) => line.includes('hunter2-secret'))).toEqual([]);
   });
 });

@@ -189,6 +189,30 @@ describe('faults', () => {
     expect(server.stats.movedToErrorQueue).toBe(0);
   });
 
+  it('a consumer stopped by an error kafkajs does not retry is started again', async () => {
+    const proxy = await proxyCluster(brokers());
+    cleanups.push(() => proxy.close());
+    // The group is refused twice, as by an ACL fixed soon after: kafkajs gives up on the first.
+    proxy.failJoins(world.name('Server'), 2);
+    const handled: number[] = [];
+    const server = world.endpoint('Server', {
+      transport: world.transport({
+        brokers: proxy.brokers,
+        mapBrokerAddress: proxy.mapBrokerAddress,
+      }),
+    });
+    server.handle(Work, (p) => void handled.push(p.n));
+    await server.start();
+    const sender = world.endpoint('Sender', {
+      sendOnly: true,
+      routes: { [Work.name]: world.name('Server') },
+    });
+    await sender.start();
+    await sender.send(Work, { n: 1 });
+    await expect.poll(() => handled, wait).toEqual([1]);
+    expect(proxy.joinsFailed).toBe(2);
+  });
+
   it('a subscribe that failed while the cluster was unreachable succeeds when made again', async () => {
     const proxy = await proxyCluster(brokers());
     cleanups.push(() => proxy.close());

@@ -1,3 +1,3 @@
 export { type DescribeTransportOptions, describeTransport } from './describe-transport.js';
 export { createScope, type ScopeHelpers, type TestScope } from './scope.js';
-export { startTcpProxy, type TcpProxy } from './tcp-proxy.js';
+export { type ProxyInterceptor, startTcpProxy, type TcpProxy } from './tcp-proxy.js';

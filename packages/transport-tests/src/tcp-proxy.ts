@@ -1,4 +1,5 @@
 import { connect, createServer, type Server, type Socket } from 'node:net';
+import type { Duplex } from 'node:stream';
 
 /**
  * A loopback TCP proxy in front of one broker, for fault tests: a transport connected through it
@@ -17,7 +18,19 @@ export interface TcpProxy {
   close(): Promise<void>;
 }
 
-export async function startTcpProxy(target: { host: string; port: number }): Promise<TcpProxy> {
+/**
+ * Streams a connection's bytes pass through, one pair per connection (both see the same
+ * connection, so they can share what it has said): to read or rewrite a broker protocol.
+ */
+export interface ProxyInterceptor {
+  readonly toUpstream: Duplex;
+  readonly toClient: Duplex;
+}
+
+export async function startTcpProxy(
+  target: { host: string; port: number },
+  intercept?: () => ProxyInterceptor,
+): Promise<TcpProxy> {
   const pairs = new Set<[Socket, Socket]>();
   let paused = false;
   const server: Server = createServer((client) => {
@@ -37,8 +50,16 @@ export async function startTcpProxy(target: { host: string; port: number }): Pro
     };
     client.on('error', drop).on('close', drop);
     upstream.on('error', drop).on('close', drop);
-    client.pipe(upstream);
-    upstream.pipe(client);
+    if (intercept === undefined) {
+      client.pipe(upstream);
+      upstream.pipe(client);
+    } else {
+      const { toUpstream, toClient } = intercept();
+      toUpstream.on('error', drop);
+      toClient.on('error', drop);
+      client.pipe(toUpstream).pipe(upstream);
+      upstream.pipe(toClient).pipe(client);
+    }
   });
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
   const address = server.address();
