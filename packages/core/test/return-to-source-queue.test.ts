@@ -43,10 +43,11 @@ describe('returnToSourceQueue', () => {
     const result = await returnToSourceQueue({ transport, logger, idleMs: 2_000 });
     expect(result).toEqual({ returned: 2, kept: 2 });
     await expect.poll(() => billing.messages.map((m) => m.messageId)).toEqual(['a', 'd']);
-    // Back as it was sent: failure headers and the delayed-retry count gone, the rest kept.
+    // Back as it was sent: failure headers and the delayed-retry count gone, the return counted.
     expect(billing.messages[0]?.headers).toEqual({
       [Headers.MessageId]: 'a',
       [Headers.MessageType]: 't.Job',
+      [Headers.Returns]: '1',
       'x-tenant': 'acme',
     });
     expect(Buffer.from(billing.messages[0]?.body ?? []).toString()).toBe('{"n":1}');
@@ -58,6 +59,26 @@ describe('returnToSourceQueue', () => {
       'gone',
     );
     await Promise.all([billing.close(), errors.close()]);
+  });
+
+  it('counts returns in tidings.returns: a message returned before counts on; junk counts as none', async () => {
+    const transport = createInMemoryTransport();
+    const billing = await readQueue(transport, 'billing');
+    await put(transport, 'error', [
+      { ...failedIn('billing', 'again'), [Headers.Returns]: '2' },
+      { ...failedIn('billing', 'junk'), [Headers.Returns]: '-1x' },
+    ]);
+    expect(await returnToSourceQueue({ transport, idleMs: 1_000 })).toEqual({
+      returned: 2,
+      kept: 0,
+    });
+    await expect
+      .poll(() => billing.messages.map((m) => [m.messageId, m.headers[Headers.Returns]]))
+      .toEqual([
+        ['again', '3'],
+        ['junk', '1'],
+      ]);
+    await billing.close();
   });
 
   it('ends after idleMs when the error queue is empty', async () => {

@@ -23,13 +23,20 @@ const MAX_MESSAGE_ID_LENGTH = 128;
 
 /**
  * The native id for a bus message id: the id itself, where Service Bus takes it. A delayed retry
- * is a new send of the same message: with the original's id, a queue with duplicate detection
- * would drop it as a repeat and the message would be lost, so each retry round has its own id (a
- * retry sent twice is still a duplicate). An id too long for Service Bus (from another sender, or
- * chosen by the caller) is hashed.
+ * or a return from the error queue is a new send of the same message: with the original's id, a
+ * queue with duplicate detection would drop it as a repeat and the message would be lost, so each
+ * return and each retry round within it has its own id (one of them sent twice is still a
+ * duplicate). An id too long for Service Bus (from another sender, or chosen by the caller) is
+ * hashed.
  */
-function nativeMessageId(messageId: string, retryRound: string | undefined): string {
-  const suffix = retryRound === undefined ? '' : `/retry-${retryRound}`;
+function nativeMessageId(
+  messageId: string,
+  returns: string | undefined,
+  retryRound: string | undefined,
+): string {
+  const suffix = `${returns === undefined ? '' : `/return-${returns}`}${
+    retryRound === undefined ? '' : `/retry-${retryRound}`
+  }`;
   const id = `${messageId}${suffix}`;
   if (id.length <= MAX_MESSAGE_ID_LENGTH) return id;
   return `${createHash('sha256').update(messageId).digest('hex')}${suffix}`.slice(
@@ -57,7 +64,7 @@ export function toServiceBusMessage(
   const { packed, other: applicationProperties } = packHeaders(h, NATIVE);
   if (packed !== undefined) applicationProperties[PACKED_HEADERS] = packed;
   const busId = h[Headers.MessageId] ?? message.messageId;
-  const messageId = nativeMessageId(busId, h[Headers.DelayedRetries]);
+  const messageId = nativeMessageId(busId, h[Headers.Returns], h[Headers.DelayedRetries]);
   // Where the native id is not the bus id, the bus id travels beside it; receiving prefers it.
   if (messageId !== busId) applicationProperties[Headers.MessageId] = busId;
   return {

@@ -6,6 +6,7 @@ import {
   type Endpoint,
   Headers,
   PACKED_HEADERS,
+  returnToSourceQueue,
   silentLogger,
   unpackHeaders,
 } from '@tidings/core';
@@ -272,6 +273,44 @@ describe('faults against the test peer', () => {
       .poll(() => attempts, wait)
       .toEqual([`${prefix}-once`, `${prefix}-once`, `${prefix}-once`]);
     expect(server.stats.delayedRetries).toBe(2);
+    expect(peer.messages(errorQueue())).toEqual([]);
+  });
+
+  it('with duplicate detection on, a message returned from the error queue is delivered, and so are its retries', async () => {
+    prefix = `f${randomBytes(3).toString('hex')}`;
+    const transport = peerTransport(peer, { duplicateDetectionWindowMs: 60_000 });
+    const attempts: string[] = [];
+    const server = createEndpoint({
+      name: name('Server'),
+      transport,
+      logger: silentLogger,
+      recoverability: {
+        errorQueue: errorQueue(),
+        immediateRetries: 0,
+        delayedRetries: { count: 1, delayMs: 100 },
+      },
+    });
+    endpoints.push(server);
+    server.handle(Work, (_p, ctx) => {
+      attempts.push(ctx.messageId);
+      if (attempts.length < 4) throw new Error('not yet');
+    });
+    await server.start();
+    const { endpoint: sender } = await start('Client', () => {}, { sendOnly: true });
+    await sender.send(Work, { n: 1 }, { messageId: `${prefix}-back` });
+    // The first attempt and its delayed retry fail: the error queue has it.
+    await expect.poll(() => peer.messages(errorQueue()).length, wait).toBe(1);
+
+    // Returned well within the window: a new send of the same message to a queue that drops
+    // repeats. It fails once more, and its delayed retry (the same round as before) is handled.
+    const result = await returnToSourceQueue({
+      transport: peerTransport(peer),
+      errorQueue: errorQueue(),
+      idleMs: 1_000,
+    });
+    expect(result).toEqual({ returned: 1, kept: 0 });
+    await expect.poll(() => attempts.length, wait).toBe(4);
+    expect(new Set(attempts)).toEqual(new Set([`${prefix}-back`]));
     expect(peer.messages(errorQueue())).toEqual([]);
   });
 

@@ -593,6 +593,7 @@ export function describeTransport(options: DescribeTransportOptions): void {
           expect(headers[Headers.FailedQueue]).toBeUndefined();
           expect(headers[Headers.ExceptionMessage]).toBeUndefined();
           expect(headers[Headers.MessageType]).toBe(Work.name);
+          expect(headers[Headers.Returns]).toBe('1');
         }
         const errors = await t.readQueue(t.errorQueue);
         await expect.poll(() => errors.messages.map((m) => m.messageId), wait).toEqual([id(3)]);

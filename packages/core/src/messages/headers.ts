@@ -21,6 +21,8 @@ export const Headers = {
   OriginatingInstance: 'tidings.originating-instance',
   /** How many delayed retries this message has been through. */
   DelayedRetries: 'tidings.delayed-retries',
+  /** How many times `returnToSourceQueue` has sent this message back to the queue it failed in. */
+  Returns: 'tidings.returns',
   ExceptionType: 'tidings.exception.type',
   ExceptionCode: 'tidings.exception.code',
   ExceptionMessage: 'tidings.exception.message',

@@ -67,7 +67,8 @@ const FAILURE_HEADERS: ReadonlySet<string> = new Set([
 
 /**
  * Sends the messages in an error queue back to the queues they failed in, once whatever made them
- * fail is fixed. Each keeps its message id, so idempotent handlers stay safe. One pass: messages
+ * fail is fixed. Each keeps its message id, so idempotent handlers stay safe, and counts the
+ * return in `tidings.returns`. One pass: messages
  * that stay (filtered out, or whose queue is gone) go to the back of the error queue, and the pass
  * ends once they have all come round again with nothing new between, or nothing arrives for
  * `idleMs`. Every move is at-least-once: a message leaves the error queue only after its copy is
@@ -153,6 +154,12 @@ export async function returnToSourceQueue(
       if (failed.failedQueue === undefined || !filter(failed)) return await keep(message);
       const headers: Record<string, string> = {};
       for (const name in h) if (!FAILURE_HEADERS.has(name)) headers[name] = h[name] as string;
+      // Counted, so a transport can tell this send from the message's earlier ones (a broker's
+      // duplicate detection would drop it as a repeat). From the wire: junk counts as none.
+      const returns = Number(h[Headers.Returns] ?? 0);
+      headers[Headers.Returns] = String(
+        (Number.isSafeInteger(returns) && returns >= 0 ? returns : 0) + 1,
+      );
       try {
         await send(failed.failedQueue, message, headers);
       } catch (error) {
