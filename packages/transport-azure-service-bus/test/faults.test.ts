@@ -246,27 +246,35 @@ describe('faults against the test peer', () => {
     expect(server.endpoint.stats.movedToErrorQueue).toBe(1);
   });
 
-  it('with duplicate detection on, a delayed retry is delivered, keeping its message id', async () => {
+  /**
+   * A server reading a queue with duplicate detection, no immediate retries and `delayedRetries`
+   * delayed ones, whose handler fails its first `failures` attempts; and a send-only sender.
+   */
+  async function failingBehindDuplicateDetection(delayedRetries: number, failures: number) {
     prefix = `f${randomBytes(3).toString('hex')}`;
-    const transport = peerTransport(peer, { duplicateDetectionWindowMs: 60_000 });
     const attempts: string[] = [];
     const server = createEndpoint({
       name: name('Server'),
-      transport,
+      transport: peerTransport(peer, { duplicateDetectionWindowMs: 60_000 }),
       logger: silentLogger,
       recoverability: {
         errorQueue: errorQueue(),
         immediateRetries: 0,
-        delayedRetries: { count: 2, delayMs: 100 },
+        delayedRetries: { count: delayedRetries, delayMs: 100 },
       },
     });
     endpoints.push(server);
     server.handle(Work, (_p, ctx) => {
       attempts.push(ctx.messageId);
-      if (attempts.length < 3) throw new Error('not yet');
+      if (attempts.length <= failures) throw new Error('not yet');
     });
     await server.start();
     const { endpoint: sender } = await start('Client', () => {}, { sendOnly: true });
+    return { server, sender, attempts };
+  }
+
+  it('with duplicate detection on, a delayed retry is delivered, keeping its message id', async () => {
+    const { server, sender, attempts } = await failingBehindDuplicateDetection(2, 2);
     await sender.send(Work, { n: 1 }, { messageId: `${prefix}-once` });
     // The first attempt and two delayed retries, each a new send to a queue that drops repeats.
     await expect
@@ -277,26 +285,7 @@ describe('faults against the test peer', () => {
   });
 
   it('with duplicate detection on, a message returned from the error queue is delivered, and so are its retries', async () => {
-    prefix = `f${randomBytes(3).toString('hex')}`;
-    const transport = peerTransport(peer, { duplicateDetectionWindowMs: 60_000 });
-    const attempts: string[] = [];
-    const server = createEndpoint({
-      name: name('Server'),
-      transport,
-      logger: silentLogger,
-      recoverability: {
-        errorQueue: errorQueue(),
-        immediateRetries: 0,
-        delayedRetries: { count: 1, delayMs: 100 },
-      },
-    });
-    endpoints.push(server);
-    server.handle(Work, (_p, ctx) => {
-      attempts.push(ctx.messageId);
-      if (attempts.length < 4) throw new Error('not yet');
-    });
-    await server.start();
-    const { endpoint: sender } = await start('Client', () => {}, { sendOnly: true });
+    const { sender, attempts } = await failingBehindDuplicateDetection(1, 3);
     await sender.send(Work, { n: 1 }, { messageId: `${prefix}-back` });
     // The first attempt and its delayed retry fail: the error queue has it.
     await expect.poll(() => peer.messages(errorQueue()).length, wait).toBe(1);
