@@ -54,7 +54,7 @@ export {
   type MessageDefinition,
   type PayloadOf,
 } from './messages/define-message.js';
-export { Headers, type MessageIntent } from './messages/headers.js';
+export { Headers, headerCount, type MessageIntent } from './messages/headers.js';
 export { validatePayload } from './messages/validate.js';
 export type {
   IncomingContext,

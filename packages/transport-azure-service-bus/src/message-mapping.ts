@@ -2,6 +2,7 @@ import { createHash } from 'node:crypto';
 import type { ServiceBusMessage, ServiceBusReceivedMessage } from '@azure/service-bus';
 import {
   Headers,
+  headerCount,
   type IncomingTransportMessage,
   type OutgoingTransportMessage,
   PACKED_HEADERS,
@@ -29,13 +30,9 @@ const MAX_MESSAGE_ID_LENGTH = 128;
  * duplicate). An id too long for Service Bus (from another sender, or chosen by the caller) is
  * hashed.
  */
-function nativeMessageId(
-  messageId: string,
-  returns: string | undefined,
-  retryRound: string | undefined,
-): string {
-  const suffix = `${returns === undefined ? '' : `/return-${returns}`}${
-    retryRound === undefined ? '' : `/retry-${retryRound}`
+function nativeMessageId(messageId: string, returns: number, retryRound: number): string {
+  const suffix = `${returns === 0 ? '' : `/return-${returns}`}${
+    retryRound === 0 ? '' : `/retry-${retryRound}`
   }`;
   const id = `${messageId}${suffix}`;
   if (id.length <= MAX_MESSAGE_ID_LENGTH) return id;
@@ -64,7 +61,11 @@ export function toServiceBusMessage(
   const { packed, other: applicationProperties } = packHeaders(h, NATIVE);
   if (packed !== undefined) applicationProperties[PACKED_HEADERS] = packed;
   const busId = h[Headers.MessageId] ?? message.messageId;
-  const messageId = nativeMessageId(busId, h[Headers.Returns], h[Headers.DelayedRetries]);
+  const messageId = nativeMessageId(
+    busId,
+    headerCount(h, Headers.Returns),
+    headerCount(h, Headers.DelayedRetries),
+  );
   // Where the native id is not the bus id, the bus id travels beside it; receiving prefers it.
   if (messageId !== busId) applicationProperties[Headers.MessageId] = busId;
   return {

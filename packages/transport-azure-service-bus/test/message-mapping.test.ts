@@ -84,6 +84,30 @@ describe('message mapping', () => {
     expect(longRetry.applicationProperties?.[Headers.MessageId]).toBe(long);
   });
 
+  it('a returned message gets a native id of its own per return, and per retry round after it', () => {
+    const sent = (extra: Record<string, string>) =>
+      toServiceBusMessage(
+        {
+          messageId: 'm-1',
+          headers: { ...headers, [Headers.MessageId]: 'm-1', ...extra },
+          body: Buffer.from('x'),
+        },
+        undefined,
+      ).messageId;
+    expect(sent({ [Headers.Returns]: '1' })).toBe('m-1/return-1');
+    expect(sent({ [Headers.Returns]: '2', [Headers.DelayedRetries]: '1' })).toBe(
+      'm-1/return-2/retry-1',
+    );
+    // Counts come from the wire: junk counts as none, and never reaches the native id.
+    expect(sent({ [Headers.Returns]: 'x'.repeat(300), [Headers.DelayedRetries]: '-1' })).toBe(
+      'm-1',
+    );
+    const long = 'z'.repeat(128);
+    expect(
+      sent({ [Headers.MessageId]: long, [Headers.Returns]: '3', [Headers.DelayedRetries]: '2' }),
+    ).toMatch(/^[0-9a-f]{64}\/return-3\/retry-2$/);
+  });
+
   it('an id too long for Service Bus is hashed for the native one and round-trips beside it', () => {
     const long = 'y'.repeat(200);
     const out = toServiceBusMessage(

@@ -7,7 +7,7 @@ import {
   TidingsError,
 } from '../errors.js';
 import type { MessageDefinition } from '../messages/define-message.js';
-import { Headers, MAX_FAILURE_HEADER_LENGTH } from '../messages/headers.js';
+import { Headers, headerCount, MAX_FAILURE_HEADER_LENGTH } from '../messages/headers.js';
 import { validatePayload } from '../messages/validate.js';
 import { type IncomingMiddleware, runMiddleware } from '../pipeline/middleware.js';
 import { failureHeaders, sliceWhole } from '../recoverability/failure-headers.js';
@@ -419,9 +419,7 @@ export class MessageProcessor {
     // Stopped past the deadline while handling: the message is being abandoned (it comes again),
     // so no retry is scheduled and no copy goes to the error queue.
     if (host.shutdownSignal.aborted) return 'abandon';
-    // From the wire: anything but a whole number of zero or more counts as none.
-    const counted = Number(raw.headers[Headers.DelayedRetries] ?? 0);
-    const delayedRetries = Number.isSafeInteger(counted) && counted >= 0 ? counted : 0;
+    const delayedRetries = headerCount(raw.headers, Headers.DelayedRetries);
     const action = host.options.recoverability.decide(
       {
         error,

@@ -33,5 +33,14 @@ export const Headers = {
 
 export type MessageIntent = 'send' | 'publish' | 'reply';
 
+/**
+ * The value of a count header (`tidings.delayed-retries`, `tidings.returns`). It comes from the
+ * wire: anything but a whole number of zero or more counts as none.
+ */
+export function headerCount(headers: Readonly<Record<string, string>>, name: string): number {
+  const count = Number(headers[name] ?? 0);
+  return Number.isSafeInteger(count) && count >= 0 ? count : 0;
+}
+
 /** Header values longer than this are cut when recording failures, so a stack cannot make the message too large. */
 export const MAX_FAILURE_HEADER_LENGTH = 4096;

@@ -2,7 +2,7 @@ import { checkWholeNumber } from '../configuration/option-checks.js';
 import { checkQueueName } from '../endpoint/endpoint-options.js';
 import { TransportUnavailableError } from '../errors.js';
 import { type Logger, silentLogger } from '../logging/logger.js';
-import { Headers } from '../messages/headers.js';
+import { Headers, headerCount } from '../messages/headers.js';
 import type {
   IncomingTransportMessage,
   MessageOutcome,
@@ -155,11 +155,8 @@ export async function returnToSourceQueue(
       const headers: Record<string, string> = {};
       for (const name in h) if (!FAILURE_HEADERS.has(name)) headers[name] = h[name] as string;
       // Counted, so a transport can tell this send from the message's earlier ones (a broker's
-      // duplicate detection would drop it as a repeat). From the wire: junk counts as none.
-      const returns = Number(h[Headers.Returns] ?? 0);
-      headers[Headers.Returns] = String(
-        (Number.isSafeInteger(returns) && returns >= 0 ? returns : 0) + 1,
-      );
+      // duplicate detection would drop it as a repeat).
+      headers[Headers.Returns] = String(headerCount(h, Headers.Returns) + 1);
       try {
         await send(failed.failedQueue, message, headers);
       } catch (error) {
