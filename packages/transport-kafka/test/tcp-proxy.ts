@@ -7,22 +7,34 @@ const GROUP_AUTHORIZATION_FAILED = 30;
 
 /**
  * Passes Kafka frames on whole (a 4-byte size, then that many bytes), handing each to `each`
- * first, which may change it in place.
+ * first, which may change it in place. A frame's chunks are joined once it is complete.
  */
 function frames(each: (frame: Buffer) => void): Transform {
-  let held: Buffer = Buffer.alloc(0);
+  let held: Buffer[] = [];
+  let heldBytes = 0;
   return new Transform({
     transform(chunk: Buffer, _encoding, done) {
-      held = held.length === 0 ? chunk : Buffer.concat([held, chunk]);
-      let at = 0;
-      while (held.length - at >= 4 && held.length - at >= 4 + held.readInt32BE(at)) {
-        const frame = held.subarray(at, at + 4 + held.readInt32BE(at));
-        each(frame);
-        this.push(frame);
-        at += frame.length;
+      held.push(chunk);
+      heldBytes += chunk.length;
+      try {
+        while (heldBytes >= 4) {
+          const first = held[0] as Buffer;
+          const size = (first.length >= 4 ? first : Buffer.concat(held, heldBytes)).readInt32BE(0);
+          if (size < 0) throw new Error(`not a Kafka frame: size ${size}`);
+          if (heldBytes < 4 + size) break;
+          const all = held.length === 1 ? first : Buffer.concat(held, heldBytes);
+          const frame = all.subarray(0, 4 + size);
+          each(frame);
+          this.push(frame);
+          const rest = all.subarray(4 + size);
+          held = rest.length > 0 ? [rest] : [];
+          heldBytes = rest.length;
+        }
+        done();
+      } catch (error) {
+        // The proxy drops the connection.
+        done(error as Error);
       }
-      held = held.subarray(at);
-      done();
     },
   });
 }
