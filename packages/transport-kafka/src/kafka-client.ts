@@ -445,6 +445,7 @@ function createConsumer(
   log: ClientLog,
   retries: number,
 ): ClientConsumer {
+  let stopped = false;
   const consumer: Consumer = kafka.consumer({
     groupId: config.groupId,
     partitionAssigners: [subscriberRoundRobin],
@@ -459,8 +460,10 @@ function createConsumer(
       initialRetryTime: 100,
       maxRetryTime: 5_000,
       // A consumer that lost the cluster for longer than its retries starts over rather than
-      // ending for good: an endpoint keeps receiving once the cluster is back.
+      // ending for good: an endpoint keeps receiving once the cluster is back. Not after stop:
+      // kafkajs asks after its crash's own disconnect, which a stop meanwhile does not cancel.
       restartOnFailure: async (error) => {
+        if (stopped) return false;
         log('warn', 'The consumer failed; restarting it', {
           groupId: config.groupId,
           error: error.message,
@@ -469,7 +472,6 @@ function createConsumer(
       },
     },
   });
-  let stopped = false;
   let paused = false;
   let running: Promise<void> | undefined;
   let restartTimer: NodeJS.Timeout | undefined;
