@@ -98,11 +98,14 @@ export interface ConsumerConfig {
   onBatch(batch: RecordBatch, control: BatchControl): Promise<void>;
   /**
    * Called after every group join with this member's partitions, before the first fetch.
-   * `seek` sets where a partition is read from next.
+   * `seek` sets where a partition is read from next. `hold` keeps partitions from being fetched
+   * until the function it returns is called (while the consumer is not paused or stopped); stop
+   * waits for that call, so a commit made before it is not lost to the stop.
    */
   onAssigned?(
     assignment: Readonly<Record<string, readonly number[]>>,
     seek: (topic: string, partition: number, offset: string) => void,
+    hold: (partitions: ReadonlyArray<{ topic: string; partition: number }>) => () => void,
   ): void;
 }
 
@@ -483,6 +486,8 @@ function createConsumer(
   let flushing: Promise<boolean> = Promise.resolve(true);
   /** Commits made through `commit`, not yet settled. */
   const commits = new Set<Promise<void>>();
+  /** Partitions held by `onAssigned`, not released yet: what releases them may still commit. */
+  const holds = new Set<Promise<void>>();
   let markJoined: () => void = () => {};
   const joined = new Promise<void>((resolve) => {
     markJoined = resolve;
@@ -541,8 +546,32 @@ function createConsumer(
     for (const [key, position] of pending) {
       if (!assigned[position.topic]?.includes(position.partition)) pending.delete(key);
     }
-    config.onAssigned?.(event.payload.memberAssignment, (topic, partition, offset) =>
-      consumer.seek({ topic, partition, offset }),
+    config.onAssigned?.(
+      event.payload.memberAssignment,
+      (topic, partition, offset) => consumer.seek({ topic, partition, offset }),
+      (held) => {
+        const byTopic = new Map<string, number[]>();
+        for (const { topic, partition } of held) {
+          byTopic.set(topic, [...(byTopic.get(topic) ?? []), partition]);
+        }
+        const topicPartitions = [...byTopic].map(([topic, partitions]) => ({ topic, partitions }));
+        consumer.pause(topicPartitions);
+        let released: () => void = () => {};
+        const holding = new Promise<void>((resolve) => {
+          released = resolve;
+        });
+        holds.add(holding);
+        return () => {
+          holds.delete(holding);
+          released();
+          if (paused || stopped) return;
+          try {
+            consumer.resume(topicPartitions);
+          } catch {
+            // Not running (crashed): a restart fetches every assigned partition again.
+          }
+        };
+      },
     );
     markJoined();
   });
@@ -662,6 +691,7 @@ function createConsumer(
       await running;
       // kafkajs drops a commit made after the disconnect began, silently: a start position
       // committed at the join (a new subscription's) would be lost to a stop right after it.
+      await Promise.allSettled(holds);
       await Promise.allSettled(commits);
       await flush();
       await consumer.disconnect();

@@ -413,6 +413,8 @@ export function createKafkaTransport(options: KafkaTransportOptions): KafkaTrans
     ): Receiver => {
       const partitions = new Map<string, PartitionState>();
       let assigned: Readonly<Record<string, readonly number[]>> = {};
+      /** Group joins so far: a position read for one join is not applied after the next. */
+      let joins = 0;
       /** Woken after each batch is taken in: `caughtUp` looks again. */
       const batchTaken: Array<() => void> = [];
       const deps = {
@@ -444,7 +446,8 @@ export function createKafkaTransport(options: KafkaTransportOptions): KafkaTrans
           await state.take(batch, control);
           for (const wake of batchTaken.splice(0)) wake();
         },
-        onAssigned: (assignment, seek) => {
+        onAssigned: (assignment, seek, hold) => {
+          joins++;
           assigned = assignment;
           // Partitions that went to another member: records still running there record nothing;
           // the new owner starts from the committed position.
@@ -454,28 +457,76 @@ export function createKafkaTransport(options: KafkaTransportOptions): KafkaTrans
               partitions.delete(key);
             }
           }
-          const positions: Array<{ topic: string; partition: number; offset: string }> = [];
+          const anchored: Array<{ topic: string; partition: number; offset: string }> = [];
           for (const [topic, assigned] of Object.entries(assignment)) {
             const anchor = anchors.get(topic);
             if (anchor === undefined) continue;
             for (const partition of assigned) {
               const offset = anchor.get(partition);
-              if (offset === undefined) continue;
-              seek(topic, partition, offset);
-              positions.push({ topic, partition, offset });
-              anchor.delete(partition);
+              if (offset !== undefined) anchored.push({ topic, partition, offset });
             }
           }
-          if (positions.length === 0) return;
-          // Make the starting point durable, so events published while this process is down are
-          // not skipped when it comes back before handling any.
-          void consumer.commit(positions).catch((error: unknown) => {
-            context.logger.warn('Could not record where a new subscription starts', {
-              error: error instanceof Error ? error.message : String(error),
-            });
-          });
+          if (anchored.length > 0) startAtAnchors(anchored, seek, hold(anchored));
         },
       });
+
+      /**
+       * An anchor was read when the subscription was made. Another member may have joined first
+       * and committed since (and handled events past it, or not yet up to it): the group's
+       * position wins. So the partitions are held while the group's positions are read. An
+       * anchor goes once the group has a position there; until then the next join (this
+       * consumer's, or the next one's after a subscription change) applies it again.
+       */
+      const startAtAnchors = (
+        anchored: ReadonlyArray<{ topic: string; partition: number; offset: string }>,
+        seek: (topic: string, partition: number, offset: string) => void,
+        resume: () => void,
+      ) => {
+        const join = joins;
+        const settled = (topic: string, partition: number) => anchors.get(topic)?.delete(partition);
+        const groupPositions = async () => {
+          const committed = new Map<string, Map<number, string | undefined>>();
+          for (const topic of new Set(anchored.map((a) => a.topic))) {
+            committed.set(topic, await kafka.committedOffsets(groupId, topic));
+          }
+          return committed;
+        };
+        void groupPositions()
+          // Positions unknown (the cluster did not answer): the anchors, as read.
+          .catch(() => new Map<string, Map<number, string | undefined>>())
+          .then((committed) => {
+            // Rejoined meanwhile: these partitions may be another member's now.
+            if (join !== joins) return resume();
+            const positions: Array<{ topic: string; partition: number; offset: string }> = [];
+            try {
+              for (const { topic, partition, offset } of anchored) {
+                const groupOffset = committed.get(topic)?.get(partition);
+                seek(topic, partition, groupOffset ?? offset);
+                if (groupOffset === undefined) positions.push({ topic, partition, offset });
+                else settled(topic, partition);
+              }
+            } catch {
+              // The consumer stopped meanwhile: nothing to read from.
+              return resume();
+            }
+            if (positions.length === 0) return resume();
+            // Durable, so events published while this process is down are not skipped when it
+            // comes back before handling any. Made before the partitions are let go: a stop
+            // waits for both.
+            const committing = consumer.commit(positions);
+            resume();
+            committing.then(
+              () => {
+                for (const { topic, partition } of positions) settled(topic, partition);
+              },
+              (error: unknown) => {
+                context.logger.warn('Could not record where a new subscription starts', {
+                  error: error instanceof Error ? error.message : String(error),
+                });
+              },
+            );
+          });
+      };
       /** Where this member starts reading each assigned partition that holds records beyond it. */
       const toRead = async () => {
         const waiting: Array<{ topic: string; partition: number; from: bigint }> = [];

@@ -245,6 +245,64 @@ describe('kafka transport', () => {
     await expect.poll(() => got, wait).toEqual([1, 2]);
   });
 
+  it('a new subscription anchored before another member joined starts from the group position, not past it', async () => {
+    // A rolling deploy adding a subscription: an old member keeps the group busy, so where the
+    // subscription starts cannot be recorded for the group at once; each new member notes it.
+    const queue = world.name('Events');
+    const type = `${world.id}.Anchored`;
+    const topology = (subscriptions: string[]) => ({
+      endpointName: queue,
+      inputQueue: queue,
+      errorQueue: world.errorQueue,
+      subscriptions,
+    });
+    const open = (subscriptions: string[]) =>
+      world.transport().openEndpoint(topology(subscriptions), { logger: silentLogger });
+    const handled = new Set<string>();
+    const old = await open([]);
+    await old.startReceiving({ concurrency: 1, onMessage: async () => 'complete' });
+    await old.whenReceiving?.();
+
+    const first = await open([type]);
+    const ids = Array.from({ length: 12 }, (_, i) => `e${i}`);
+    for (const id of ids) await publishRaw(first, type, id);
+    // Opened now, with no position recorded yet: its note of the start is past every event.
+    const second = await open([type]);
+
+    // The first new member joins and takes every event partition; it handles one event at a time
+    // and holds the first until let go, so the others wait in its buffer.
+    let letGo: () => void = () => {};
+    const gate = new Promise<void>((resolve) => {
+      letGo = resolve;
+    });
+    let started = 0;
+    await first.startReceiving({
+      concurrency: 1,
+      onMessage: async (message) => {
+        started++;
+        await gate;
+        handled.add(message.messageId);
+        return 'complete';
+      },
+    });
+    await expect.poll(() => started, wait).toBe(1);
+    // The second joins: half the event partitions move to it, with none of their events handled.
+    await second.startReceiving({
+      concurrency: 4,
+      onMessage: async (message) => {
+        handled.add(message.messageId);
+        return 'complete';
+      },
+    });
+    await second.whenReceiving?.();
+    letGo();
+    await expect.poll(() => [...handled].sort(), wait).toEqual([...ids].sort());
+    for (const connection of [second, first, old]) {
+      await connection.stopReceiving();
+      await connection.close();
+    }
+  });
+
   it('subscribe and unsubscribe on a receiving connection', async () => {
     const queue = world.name('Raw');
     const { connection, messages: received } = await readQueue(world, queue);
