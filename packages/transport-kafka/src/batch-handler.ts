@@ -11,7 +11,7 @@ export interface BatchHandlerDeps {
   recordPosition(topic: string, partition: number, nextOffset: string): void;
   /** Wait before handing an abandoned record over again. */
   readonly redeliveryDelayMs: number;
-  /** Most records of one partition taken in and not yet done; more wait (and so does the fetch). */
+  /** Most records of one partition taken in and not yet done; the partition's fetch then pauses. */
   readonly maxBufferedPerPartition: number;
 }
 
@@ -32,7 +32,8 @@ export class PartitionState {
   private readonly tails = new Map<string | null, Promise<boolean>>();
   /** Highest offset taken in: a fetch that replays older records (after a rebalance) skips them. */
   private highest = -1n;
-  private progressed: (() => void) | undefined;
+  /** Set while the partition's fetch is paused because its buffer is full. */
+  private resumeFetch: (() => void) | undefined;
   /** Set when the partition is no longer ours: records still running record nothing. */
   revoked = false;
 
@@ -54,10 +55,21 @@ export class PartitionState {
     return this.highest;
   }
 
+  /** The partition went to another member: records still running record nothing. */
+  revoke(): void {
+    this.revoked = true;
+    // Paused partitions stay paused across rebalances: one assigned here again must be fetched.
+    this.resumeFetch?.();
+    this.resumeFetch = undefined;
+  }
+
   /**
    * Takes a batch in: starts every record (bounded by the shared slots and by the partition's
    * buffer) and returns once all are started, so the next fetch overlaps the handling. Records
-   * with one key run one after another in offset order; other keys run concurrently.
+   * with one key run one after another in offset order; other keys run concurrently. With the
+   * buffer full, the rest of the batch is left to be fetched again once records at its head are
+   * done: waiting here would hold up the fetch of every partition of this broker (kafkajs fetches
+   * them together), so a slow record would stall partitions it has nothing to do with.
    */
   async take(batch: RecordBatch, control: BatchControl): Promise<void> {
     // Whether to go on can change only across an await: checked at the start and after each wait.
@@ -74,10 +86,9 @@ export class PartitionState {
           fetched = record.offset;
           continue;
         }
-        while (this.entries.length >= this.deps.maxBufferedPerPartition) {
-          await this.nextProgress(100);
-          void control.heartbeat();
-          if (!canContinue()) return;
+        if (this.entries.length >= this.deps.maxBufferedPerPartition) {
+          this.resumeFetch ??= control.pause();
+          return;
         }
         this.highest = offset;
         fetched = record.offset;
@@ -171,18 +182,16 @@ export class PartitionState {
     if (last !== undefined && !this.revoked) {
       this.deps.recordPosition(this.topic, this.partition, (last.offset + 1n).toString());
     }
-    const wake = this.progressed;
-    this.progressed = undefined;
-    wake?.();
-  }
-
-  private nextProgress(timeoutMs: number): Promise<void> {
-    return new Promise((resolve) => {
-      const timer = setTimeout(resolve, timeoutMs);
-      this.progressed = () => {
-        clearTimeout(timer);
-        resolve();
-      };
-    });
+    // Half the buffer free again: fetch on (not at one free place, which would pause again at once).
+    if (
+      this.resumeFetch !== undefined &&
+      this.entries.length <= this.deps.maxBufferedPerPartition / 2 &&
+      !this.revoked &&
+      !this.deps.isStopping()
+    ) {
+      const resume = this.resumeFetch;
+      this.resumeFetch = undefined;
+      resume();
+    }
   }
 }

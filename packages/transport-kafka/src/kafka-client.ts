@@ -74,6 +74,8 @@ export interface BatchControl {
   heartbeat(): Promise<boolean>;
   /** The next fetch of this partition starts after this offset (nothing is committed by it). */
   markFetched(offset: string): void;
+  /** Stops fetching this partition until the function it returns is called. */
+  pause(): () => void;
 }
 
 export interface TopicSubscription {
@@ -611,6 +613,16 @@ function createConsumer(
         return lastHeartbeat;
       },
       markFetched: (offset) => payload.resolveOffset(offset),
+      pause: () => {
+        const resume = payload.pause();
+        return () => {
+          try {
+            resume();
+          } catch {
+            // The consumer restarted or stopped meanwhile: nothing is paused any more.
+          }
+        };
+      },
     };
     try {
       await config.onBatch({ topic: batch.topic, partition: batch.partition, records }, control);

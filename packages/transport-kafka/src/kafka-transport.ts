@@ -453,7 +453,7 @@ export function createKafkaTransport(options: KafkaTransportOptions): KafkaTrans
           // the new owner starts from the committed position.
           for (const [key, state] of partitions) {
             if (!assignment[state.topic]?.includes(state.partition)) {
-              state.revoked = true;
+              state.revoke();
               partitions.delete(key);
             }
           }

@@ -7,7 +7,7 @@ import {
   silentLogger,
   UsageError,
 } from '@tidings/core';
-import { Kafka, logLevel } from 'kafkajs';
+import { Kafka, logLevel, Partitioners } from 'kafkajs';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { createKafkaTransport } from '../src/index.ts';
 import { publishRaw, readQueue, sleep, testWorld } from './helpers.ts';
@@ -164,6 +164,73 @@ describe('kafka transport', () => {
     expect(keyed?.['x-tenant']).toBe('acme');
     expect(keyed?.['ordering-key']).toBe('customer-7');
     expect(JSON.parse(keyed?.[PACKED_HEADERS] ?? '{}')['message-id']).toBe(`${world.id}-m2`);
+  });
+
+  it('a partition whose buffer is full holds up only itself, not the other partitions its broker leads', async () => {
+    const queue = world.name('Full');
+    const connection = await world
+      .transport()
+      .openEndpoint(
+        { endpointName: queue, inputQueue: queue, errorQueue: world.errorQueue, subscriptions: [] },
+        { logger: silentLogger },
+      );
+    // Two ordering keys whose partitions have one leader: kafkajs fetches them together.
+    const kafka = new Kafka({ brokers: brokers(), logLevel: logLevel.NOTHING });
+    const admin = kafka.admin();
+    await admin.connect();
+    const [metadata] = (await admin.fetchTopicMetadata({ topics: [queue] })).topics;
+    await admin.disconnect();
+    const partitionMetadata = metadata?.partitions ?? [];
+    const byKey = Partitioners.DefaultPartitioner();
+    const placeOf = (key: string) => {
+      const partition = byKey({ topic: queue, partitionMetadata, message: { key, value: null } });
+      return {
+        partition,
+        leader: partitionMetadata.find((p) => p.partitionId === partition)?.leader,
+      };
+    };
+    const keys = Array.from({ length: 100 }, (_, n) => `key-${n}`);
+    const sharing = (a: string, b: string) =>
+      placeOf(a).partition !== placeOf(b).partition && placeOf(a).leader === placeOf(b).leader;
+    const slow = keys.find((key) => keys.some((k) => sharing(key, k))) as string;
+    const other = keys.find((key) => sharing(slow, key)) as string;
+    expect(other).toBeDefined();
+
+    let letGo: () => void = () => {};
+    const gate = new Promise<void>((resolve) => {
+      letGo = resolve;
+    });
+    const handled: string[] = [];
+    await connection.startReceiving({
+      concurrency: 4,
+      onMessage: async (message) => {
+        if (message.messageId === 'slow-0') await gate;
+        handled.push(message.messageId);
+        return 'complete';
+      },
+    });
+    await connection.whenReceiving?.();
+    const send = (key: string, prefix: string, count: number) =>
+      connection.dispatch(
+        Array.from({ length: count }, (_, n) => ({
+          message: {
+            messageId: `${prefix}-${n}`,
+            headers: { [Headers.MessageId]: `${prefix}-${n}`, 'ordering-key': key },
+            body: Buffer.from('{}'),
+          },
+          destination: { kind: 'queue' as const, queue },
+        })),
+      );
+    // More records behind the held one than its partition buffers (256): they all wait for it.
+    await send(slow, 'slow', 300);
+    await sleep(500);
+    await send(other, 'other', 10);
+    await expect.poll(() => handled.filter((id) => id.startsWith('other-')).length, wait).toBe(10);
+    expect(handled.filter((id) => id.startsWith('slow-'))).toEqual([]);
+    letGo();
+    await expect.poll(() => handled.length, wait).toBe(310);
+    await connection.stopReceiving();
+    await connection.close();
   });
 
   it('records with one ordering key are handled in order while other keys run alongside', async () => {
