@@ -87,7 +87,8 @@ export class PartitionState {
           continue;
         }
         if (this.entries.length >= this.deps.maxBufferedPerPartition) {
-          this.resumeFetch ??= control.pause();
+          // Every time: a restarted consumer (or a hold let go) fetches it again unpaused.
+          this.resumeFetch = control.pause();
           return;
         }
         this.highest = offset;

@@ -490,6 +490,8 @@ function createConsumer(
   const commits = new Set<Promise<void>>();
   /** Partitions held by `onAssigned`, not released yet: what releases them may still commit. */
   const holds = new Set<Promise<void>>();
+  /** How many holds not released yet each partition (`topic|partition`) is under. */
+  const heldCounts = new Map<string, number>();
   let markJoined: () => void = () => {};
   const joined = new Promise<void>((resolve) => {
     markJoined = resolve;
@@ -556,8 +558,14 @@ function createConsumer(
         for (const { topic, partition } of held) {
           byTopic.set(topic, [...(byTopic.get(topic) ?? []), partition]);
         }
-        const topicPartitions = [...byTopic].map(([topic, partitions]) => ({ topic, partitions }));
-        consumer.pause(topicPartitions);
+        // Paused as a whole (stopping): a pause by partition would undo that (kafkajs).
+        if (!paused && !stopped) {
+          consumer.pause([...byTopic].map(([topic, partitions]) => ({ topic, partitions })));
+        }
+        for (const { topic, partition } of held) {
+          const key = `${topic}|${partition}`;
+          heldCounts.set(key, (heldCounts.get(key) ?? 0) + 1);
+        }
         let released: () => void = () => {};
         const holding = new Promise<void>((resolve) => {
           released = resolve;
@@ -566,9 +574,19 @@ function createConsumer(
         return () => {
           holds.delete(holding);
           released();
-          if (paused || stopped) return;
+          // Held again by a later join: that one lets it go.
+          const free = held.filter(({ topic, partition }) => {
+            const key = `${topic}|${partition}`;
+            const count = (heldCounts.get(key) ?? 1) - 1;
+            if (count > 0) heldCounts.set(key, count);
+            else heldCounts.delete(key);
+            return count <= 0;
+          });
+          if (paused || stopped || free.length === 0) return;
           try {
-            consumer.resume(topicPartitions);
+            consumer.resume(
+              free.map(({ topic, partition }) => ({ topic, partitions: [partition] })),
+            );
           } catch {
             // Not running (crashed): a restart fetches every assigned partition again.
           }
@@ -614,8 +632,12 @@ function createConsumer(
       },
       markFetched: (offset) => payload.resolveOffset(offset),
       pause: () => {
+        // Paused as a whole (stopping, or draining for a subscription change): a pause by
+        // partition would undo that, and so would its resume.
+        if (paused || stopped) return () => {};
         const resume = payload.pause();
         return () => {
+          if (paused || stopped) return;
           try {
             resume();
           } catch {
