@@ -72,9 +72,8 @@ export class PartitionState {
    * them together), so a slow record would stall partitions it has nothing to do with.
    */
   async take(batch: RecordBatch, control: BatchControl): Promise<void> {
-    // Whether to go on can change only across an await: checked at the start and after each wait.
-    const canContinue = () => !this.revoked && control.isActive() && !this.deps.isStopping();
-    if (!canContinue()) return;
+    // Nothing below waits, so whether to go on is checked once.
+    if (this.revoked || !control.isActive() || this.deps.isStopping()) return;
     // The fetch position moves on past every record taken in (once, when the loop ends); the
     // committed position only as records finish.
     let fetched: string | undefined;
