@@ -2,6 +2,7 @@ import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import {
   createInMemoryTransport,
   defineMessage,
+  type Endpoint,
   type HandlerContext,
   Headers,
   MessageTooLargeError,
@@ -49,6 +50,36 @@ describe('sends, replies and publishes made in a handler', () => {
     // Our listener takes the place of vitest's report, so every test checks it.
     expect(unhandled).toEqual([]);
   });
+
+  /**
+   * A started server without retries whose `Job` handler runs `handle`, with its error queue and
+   * `<name>.out` being read, and one `Job` put in its queue. `setup` runs before the start.
+   */
+  async function jobServer(
+    name: string,
+    handle: (ctx: HandlerContext) => void | Promise<void>,
+    {
+      transport = w.transport,
+      setup,
+    }: { transport?: Transport; setup?: (server: Endpoint) => void } = {},
+  ) {
+    const server = w.endpoint({
+      name,
+      transport,
+      recoverability: {
+        immediateRetries: 0,
+        delayedRetries: { count: 0 },
+        errorQueue: `${name}.errors`,
+      },
+    });
+    setup?.(server);
+    server.handle(Job, (_job, ctx) => handle(ctx));
+    await server.start();
+    const errors = await readQueue(transport, `${name}.errors`);
+    const delivered = await readQueue(transport, `${name}.out`);
+    await putJob(transport, name);
+    return { server, errors, delivered };
+  }
 
   it('a send the handler does not await that has no route fails the attempt: retried, then the error queue', async () => {
     let attempts = 0;
@@ -107,18 +138,7 @@ describe('sends, replies and publishes made in a handler', () => {
       name: string,
       handle: (ctx: HandlerContext) => void | Promise<void>,
     ) {
-      const server = w.endpoint({
-        name,
-        recoverability: {
-          immediateRetries: 0,
-          delayedRetries: { count: 0 },
-          errorQueue: `${name}.errors`,
-        },
-      });
-      server.handle(Job, (_job, ctx) => handle(ctx));
-      await server.start();
-      const errors = await readQueue(w.transport, `${name}.errors`);
-      await putJob(w.transport, name);
+      const { server, errors } = await jobServer(name, handle);
       await expect.poll(() => server.stats.handled + server.stats.movedToErrorQueue).toBe(1);
       await expect.poll(() => errors.messages.length).toBe(1);
       await errors.close();
@@ -251,23 +271,8 @@ describe('sends, replies and publishes made in a handler', () => {
     const small = createInMemoryTransport({ maxMessageSizeBytes: 2048 });
     const tooLarge = { text: 'x'.repeat(4096) };
 
-    async function serverWith(name: string, handle: (ctx: HandlerContext) => void | Promise<void>) {
-      const server = w.endpoint({
-        name,
-        transport: small,
-        recoverability: {
-          immediateRetries: 0,
-          delayedRetries: { count: 0 },
-          errorQueue: `${name}.errors`,
-        },
-      });
-      server.handle(Job, (_job, ctx) => handle(ctx));
-      await server.start();
-      const errors = await readQueue(small, `${name}.errors`);
-      const delivered = await readQueue(small, `${name}.out`);
-      await putJob(small, name);
-      return { server, errors, delivered };
-    }
+    const serverWith = (name: string, handle: (ctx: HandlerContext) => void | Promise<void>) =>
+      jobServer(name, handle, { transport: small });
 
     it('with try and await: the handler sends something smaller instead, and the message is handled', async () => {
       const caught: unknown[] = [];
@@ -308,26 +313,14 @@ describe('sends, replies and publishes made in a handler', () => {
 
   describe('with asynchronous outgoing middleware', () => {
     /** A server whose outgoing middleware waits on a timer, as one that fetches a token would. */
-    async function slowServer(name: string, handle: (ctx: HandlerContext) => void | Promise<void>) {
-      const server = w.endpoint({
-        name,
-        recoverability: {
-          immediateRetries: 0,
-          delayedRetries: { count: 0 },
-          errorQueue: `${name}.errors`,
-        },
+    const slowServer = (name: string, handle: (ctx: HandlerContext) => void | Promise<void>) =>
+      jobServer(name, handle, {
+        setup: (server) =>
+          server.useOutgoing(async (_ctx, next) => {
+            await sleep(5);
+            await next();
+          }),
       });
-      server.useOutgoing(async (_ctx, next) => {
-        await sleep(5);
-        await next();
-      });
-      server.handle(Job, (_job, ctx) => handle(ctx));
-      await server.start();
-      const errors = await readQueue(w.transport, `${name}.errors`);
-      const delivered = await readQueue(w.transport, `${name}.out`);
-      await putJob(w.transport, name);
-      return { server, errors, delivered };
-    }
 
     it('a send the handler does not await is delivered, not dropped', async () => {
       const name = 'SlowUnawaited';
