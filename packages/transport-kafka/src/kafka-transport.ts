@@ -362,7 +362,11 @@ export function createKafkaTransport(options: KafkaTransportOptions): KafkaTrans
     }
 
     let receive: ReceiveSettings | undefined;
-    let slots: Semaphore | undefined;
+    // The input queue's (with its event topics) and the instance queue's handling slots, apart:
+    // replies find slots while every input slot is held by a handler awaiting one. The input's
+    // outlive a subscription change's restart, so old and new consumer share one bound.
+    let inputSlots: Semaphore | undefined;
+    let instanceSlots: Semaphore | undefined;
     let stopping = false;
     let closed = false;
     let mainReceiver: Receiver | undefined;
@@ -410,6 +414,7 @@ export function createKafkaTransport(options: KafkaTransportOptions): KafkaTrans
     const receiverFor = (
       groupId: string,
       topics: Array<{ topic: string; from: 'earliest' | 'latest' }>,
+      slots: Semaphore,
     ): Receiver => {
       const partitions = new Map<string, PartitionState>();
       let assigned: Readonly<Record<string, readonly number[]>> = {};
@@ -418,7 +423,7 @@ export function createKafkaTransport(options: KafkaTransportOptions): KafkaTrans
       /** Woken after each batch is taken in: `caughtUp` looks again. */
       const batchTaken: Array<() => void> = [];
       const deps = {
-        slots: slots as Semaphore,
+        slots,
         deliver,
         isStopping: () => stopping,
         recordPosition: (topic: string, partition: number, nextOffset: string) =>
@@ -588,10 +593,17 @@ export function createKafkaTransport(options: KafkaTransportOptions): KafkaTrans
 
     const startMain = async () => {
       if (inputTopic === undefined) return;
-      mainReceiver = receiverFor(inputTopic, [
-        { topic: inputTopic, from: 'earliest' },
-        ...[...subscriptions].map((type) => ({ topic: eventTopic(type), from: 'latest' as const })),
-      ]);
+      mainReceiver = receiverFor(
+        inputTopic,
+        [
+          { topic: inputTopic, from: 'earliest' },
+          ...[...subscriptions].map((type) => ({
+            topic: eventTopic(type),
+            from: 'latest' as const,
+          })),
+        ],
+        inputSlots as Semaphore,
+      );
       await mainReceiver.consumer.start();
     };
 
@@ -649,14 +661,17 @@ export function createKafkaTransport(options: KafkaTransportOptions): KafkaTrans
         if (receive !== undefined) return;
         if (closed) throw new UsageError('This Kafka endpoint connection is closed.');
         receive = receiveSettings;
-        slots = new Semaphore(receiveSettings.concurrency);
+        inputSlots = new Semaphore(receiveSettings.concurrency);
+        instanceSlots = new Semaphore(receiveSettings.concurrency);
         stopping = false;
         try {
           await startMain();
           if (instanceTopic !== undefined) {
-            instanceReceiver = receiverFor(instanceTopic, [
-              { topic: instanceTopic, from: 'earliest' },
-            ]);
+            instanceReceiver = receiverFor(
+              instanceTopic,
+              [{ topic: instanceTopic, from: 'earliest' }],
+              instanceSlots,
+            );
             await instanceReceiver.consumer.start();
           }
         } catch (error) {
