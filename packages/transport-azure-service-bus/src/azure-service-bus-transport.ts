@@ -485,9 +485,14 @@ export function createAzureServiceBusTransport(
       const startReceiving = async (receive: ReceiveSettings) => {
         if (accepting) return;
         accepting = true;
-        const slots = new Semaphore(receive.concurrency);
         const queues = [topology.inputQueue, topology.instanceQueue].filter(
           (queue): queue is string => queue !== undefined,
+        );
+        // Slots per queue: the input queue (events are forwarded into it) has its own, and so does
+        // the instance queue, so handlers awaiting requests cannot hold the slots their replies need.
+        // A replacement receiver (watchdog) shares its queue's slots with the one it replaces.
+        const slotsByQueue = new Map(
+          queues.map((queue) => [queue, new Semaphore(receive.concurrency)]),
         );
         /**
          * After a receive error the SDK re-attaches its link by itself, but after a forced detach
@@ -539,6 +544,7 @@ export function createAzureServiceBusTransport(
             .finally(() => recreating.delete(queue));
         };
         const open = (queue: string): ReceiverEntry => {
+          const slots = slotsByQueue.get(queue) as Semaphore;
           const receiver = client.createReceiver(queue, {
             receiveMode: 'peekLock',
             maxAutoLockRenewalDurationInMs: settings.maxAutoLockRenewalDurationMs,
