@@ -207,7 +207,8 @@ export function createLearningTransport(options: LearningTransportOptions = {}):
       const ownQueues = [topology.instanceQueue, topology.inputQueue].filter(
         (queue): queue is string => queue !== undefined,
       );
-      let receiver: Receiver | undefined;
+      /** One per queue: the input and instance queues each get the full concurrency. */
+      let current: Receiver[] = [];
       const retired: Receiver[] = [];
       /** Dispatches under way: close waits for them, so none is cut off halfway. */
       const inFlightDispatches = new Set<Promise<void>>();
@@ -236,27 +237,26 @@ export function createLearningTransport(options: LearningTransportOptions = {}):
         },
 
         async startReceiving(receiveSettings) {
-          if (receiver?.isActive) return;
+          if (current.some((receiver) => receiver.isActive)) return;
           // A stopped receiver may still be settling messages: keep it until close.
-          if (receiver !== undefined) retired.push(receiver);
+          retired.push(...current);
           if (topology.instanceQueue !== undefined) instanceQueues.add(topology.instanceQueue);
           await startHousekeeping();
-          receiver = new Receiver(
-            {
-              store,
-              owner,
-              logger: context.logger,
-              pollIntervalMs: settings.pollIntervalMs,
-            },
-            ownQueues,
-            receiveSettings,
-          );
-          receivers.add(receiver);
-          receiver.start();
+          const host = {
+            store,
+            owner,
+            logger: context.logger,
+            pollIntervalMs: settings.pollIntervalMs,
+          };
+          current = ownQueues.map((queue) => new Receiver(host, [queue], receiveSettings));
+          for (const receiver of current) {
+            receivers.add(receiver);
+            receiver.start();
+          }
         },
 
         async stopReceiving() {
-          receiver?.stop();
+          for (const receiver of current) receiver.stop();
         },
 
         async subscribe(messageType) {
@@ -269,9 +269,9 @@ export function createLearningTransport(options: LearningTransportOptions = {}):
 
         async close() {
           await Promise.all(inFlightDispatches);
-          if (receiver === undefined) return;
-          const closing = [...retired.splice(0), receiver];
-          receiver = undefined;
+          if (current.length === 0) return;
+          const closing = [...retired.splice(0), ...current];
+          current = [];
           await Promise.all(closing.map((r) => r.close()));
           for (const closed of closing) receivers.delete(closed);
           if (topology.instanceQueue !== undefined) instanceQueues.delete(topology.instanceQueue);

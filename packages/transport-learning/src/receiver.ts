@@ -22,6 +22,8 @@ export interface ReceiverHost {
  * Consumes one endpoint's queues: claims ready files by rename (so competing receivers, in this
  * process or another, each get a message once), hands them to core, then deletes (complete) or
  * renames back (abandon). A file-system watcher wakes it; a short poll catches what the watcher misses.
+ * At most `concurrency` messages are in flight across its queues: the transport makes one receiver
+ * per queue, so replies on the instance queue have slots of their own.
  */
 export class Receiver {
   private active = false;

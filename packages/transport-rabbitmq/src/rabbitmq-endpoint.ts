@@ -72,6 +72,15 @@ interface Waiting {
   readonly message: ConsumeMessage;
 }
 
+/**
+ * One queue's handling slots: the input and instance queues each get `concurrency`, so replies
+ * never wait behind handlers that await requests.
+ */
+interface QueueSlots {
+  active: number;
+  waiting: Waiting[];
+}
+
 /** The broker returned a mandatory message: nothing is bound to take it. */
 class ReturnedError extends Error {}
 
@@ -107,8 +116,9 @@ export class RabbitMqEndpoint implements TransportEndpoint {
   private readonly returned = new Map<string, number>();
   private readonly ownQueues: string[];
   private readonly sleeper = new AbortController();
+  /** Messages being handled, across the queues. */
   private active = 0;
-  private waiting: Waiting[] = [];
+  private readonly slots = new Map<string, QueueSlots>();
   private pendingSends = 0;
   private idle: Array<() => void> = [];
 
@@ -121,6 +131,7 @@ export class RabbitMqEndpoint implements TransportEndpoint {
     this.ownQueues = [topology.inputQueue, topology.instanceQueue].filter(
       (queue): queue is string => queue !== undefined,
     );
+    for (const queue of this.ownQueues) this.slots.set(queue, { active: 0, waiting: [] });
   }
 
   private get options(): ResolvedRabbitMqOptions {
@@ -320,9 +331,11 @@ export class RabbitMqEndpoint implements TransportEndpoint {
       await Promise.allSettled(tags.map((tag) => consumer.channel.cancel(tag)));
     }
     // Prefetched messages no handler has seen go back to the queue now.
-    const waiting = this.waiting;
-    this.waiting = [];
-    for (const item of waiting) this.settleNative(item.consumer, item.message, 'abandon');
+    for (const slots of this.slots.values()) {
+      const waiting = slots.waiting;
+      slots.waiting = [];
+      for (const item of waiting) this.settleNative(item.consumer, item.message, 'abandon');
+    }
   }
 
   private onDelivery(consumer: ConsumerChannel, queue: string, message: ConsumeMessage | null) {
@@ -343,8 +356,10 @@ export class RabbitMqEndpoint implements TransportEndpoint {
       this.settleNative(consumer, message, 'abandon');
       return;
     }
-    if (this.active < settings.concurrency) this.process(consumer, queue, message, settings);
-    else this.waiting.push({ consumer, queue, message });
+    const slots = this.slots.get(queue) as QueueSlots;
+    if (slots.active < settings.concurrency) {
+      this.process(consumer, queue, message, settings, slots);
+    } else slots.waiting.push({ consumer, queue, message });
   }
 
   private process(
@@ -352,8 +367,10 @@ export class RabbitMqEndpoint implements TransportEndpoint {
     queue: string,
     message: ConsumeMessage,
     settings: ReceiveSettings,
+    slots: QueueSlots,
   ): void {
     this.active++;
+    slots.active++;
     const properties = message.properties;
     const { headers, unreadableReason } = headersFromAmqp(properties);
     const incoming: IncomingTransportMessage = {
@@ -377,19 +394,27 @@ export class RabbitMqEndpoint implements TransportEndpoint {
       result = Promise.resolve('abandon');
     }
     result.then(
-      (outcome) => this.finish(consumer, message, outcome),
-      () => this.finish(consumer, message, 'abandon'),
+      (outcome) => this.finish(consumer, slots, message, outcome),
+      () => this.finish(consumer, slots, message, 'abandon'),
     );
   }
 
-  private finish(consumer: ConsumerChannel, message: ConsumeMessage, outcome: MessageOutcome) {
+  private finish(
+    consumer: ConsumerChannel,
+    slots: QueueSlots,
+    message: ConsumeMessage,
+    outcome: MessageOutcome,
+  ) {
     this.active--;
+    slots.active--;
     this.settleNative(consumer, message, outcome);
     const settings = this.receiving;
-    while (settings !== undefined && this.active < settings.concurrency) {
-      const next = this.waiting.shift();
+    while (settings !== undefined && slots.active < settings.concurrency) {
+      const next = slots.waiting.shift();
       if (next === undefined) break;
-      if (next.consumer.open) this.process(next.consumer, next.queue, next.message, settings);
+      if (next.consumer.open) {
+        this.process(next.consumer, next.queue, next.message, settings, slots);
+      }
     }
     if (this.active === 0) this.notifyIdle();
   }
@@ -565,7 +590,7 @@ export class RabbitMqEndpoint implements TransportEndpoint {
       this.consumer = undefined;
       for (const retired of this.retired) retired.open = false;
       this.retired = [];
-      this.waiting = [];
+      for (const slots of this.slots.values()) slots.waiting = [];
       this.topologyDeclared = false;
       if (this.closed) return;
       this.logger.warn(
@@ -613,7 +638,9 @@ export class RabbitMqEndpoint implements TransportEndpoint {
     channel.on('error', (error: Error) => this.onChannelError('receive', error));
     channel.on('close', () => {
       consumer.open = false;
-      this.waiting = this.waiting.filter((item) => item.consumer !== consumer);
+      for (const slots of this.slots.values()) {
+        slots.waiting = slots.waiting.filter((item) => item.consumer !== consumer);
+      }
       if (this.consumer !== consumer) return;
       this.consumer = undefined;
       this.kick();

@@ -442,6 +442,45 @@ export function describeTransport(options: DescribeTransportOptions): void {
         expect(c.stats.waitingRequests).toBe(0);
       });
 
+      it('replies have slots of their own: handlers that await requests at full concurrency get their replies', async () => {
+        await server(echo);
+        let active = 0;
+        let peak = 0;
+        const answered: number[] = [];
+        const failed: string[] = [];
+        const relay: Endpoint = await t.started(
+          'Relay',
+          { concurrency: 2, routes: { [Ping.name]: t.name('Server') } },
+          (e) =>
+            e.handle(Work, async (p) => {
+              active++;
+              peak = Math.max(peak, active);
+              try {
+                // Both slots are held by handlers waiting here: the replies need slots of their own.
+                const pong = await relay.request(
+                  Ping,
+                  { n: p.n },
+                  { expect: Pong, timeoutMs: 3_000 * scale },
+                );
+                answered.push(pong.n);
+              } catch (error) {
+                failed.push(error instanceof Error ? error.name : String(error));
+              } finally {
+                active--;
+              }
+            }),
+        );
+        const sender = await t.started('Sender', {
+          sendOnly: true,
+          routes: { [Work.name]: t.name('Relay') },
+        });
+        await Promise.all(Array.from({ length: 6 }, (_, n) => sender.send(Work, { n })));
+        await expect.poll(() => answered.length + failed.length, wait).toBe(6);
+        expect(failed).toEqual([]);
+        expect(answered.sort((a, b) => a - b)).toEqual([0, 1, 2, 3, 4, 5]);
+        expect(peak).toBeLessThanOrEqual(2);
+      });
+
       it('a send-only endpoint sends and publishes, and refuses to receive with SendOnlyEndpointError', async () => {
         const got: number[] = [];
         await server((e) => e.handle(Work, (p) => void got.push(p.n)));

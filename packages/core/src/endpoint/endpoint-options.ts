@@ -30,7 +30,9 @@ export interface EndpointOptions {
   /** Message type name → destination endpoint, for `send` without `to`. */
   readonly routes?: Readonly<Record<string, string>>;
   /**
-   * Messages handled at once.
+   * Messages handled at once from the input queue (events included). Replies arriving at the
+   * instance queue get as many slots again, so handlers that await requests cannot hold every
+   * slot their replies need.
    * @default 16
    */
   readonly concurrency?: number;

@@ -72,7 +72,7 @@ class Consumer {
   active = true;
   constructor(
     readonly settings: ReceiveSettings,
-    readonly queues: readonly MemoryQueue[],
+    readonly queue: MemoryQueue,
   ) {}
   get hasCapacity(): boolean {
     return this.active && this.inFlight < this.settings.concurrency;
@@ -139,7 +139,7 @@ class MemoryQueue {
     const settle = (outcome: MessageOutcome) => {
       consumer.inFlight--;
       if (outcome !== 'complete') this.enqueue(message, true);
-      for (const queue of consumer.queues) queue.schedulePump();
+      consumer.queue.schedulePump();
     };
     let result: Promise<MessageOutcome>;
     try {
@@ -242,12 +242,15 @@ export function createInMemoryTransport(options: InMemoryTransportOptions = {}):
         names.add(topology.inputQueue);
       };
       for (const messageType of topology.subscriptions) await subscribe(messageType);
-      let consumer: Consumer | undefined;
+      /** One per queue: the input and instance queues each get the full concurrency. */
+      let consumers: Consumer[] = [];
       const stopReceiving = async () => {
-        if (consumer === undefined) return;
-        const stopping = consumer;
-        stopping.active = false;
-        for (const queue of own) queue.consumers = queue.consumers.filter((c) => c !== stopping);
+        const stopping = consumers;
+        consumers = [];
+        for (const consumer of stopping) {
+          consumer.active = false;
+          consumer.queue.consumers = consumer.queue.consumers.filter((c) => c !== consumer);
+        }
       };
 
       return {
@@ -257,11 +260,11 @@ export function createInMemoryTransport(options: InMemoryTransportOptions = {}):
           for (const [targets, operation] of planned) deliverLater(targets, operation);
         },
         async startReceiving(settings) {
-          if (consumer?.active) return;
-          consumer = new Consumer(settings, own);
-          for (const queue of own) {
-            queue.consumers.push(consumer);
-            queue.schedulePump();
+          if (consumers.length > 0) return;
+          consumers = own.map((queue) => new Consumer(settings, queue));
+          for (const consumer of consumers) {
+            consumer.queue.consumers.push(consumer);
+            consumer.queue.schedulePump();
           }
         },
         stopReceiving,

@@ -100,7 +100,12 @@ export interface EndpointTopology {
 }
 
 export interface ReceiveSettings {
-  /** At most this many `onMessage` calls in flight at once, across all of the endpoint's queues. */
+  /**
+   * At most this many `onMessage` calls in flight at once for the input queue (with the event
+   * subscriptions it receives), and, separately, at most this many for the instance queue:
+   * replies have slots of their own, so handlers that await requests cannot hold every slot
+   * their replies need.
+   */
   readonly concurrency: number;
   readonly onMessage: OnMessage;
 }
