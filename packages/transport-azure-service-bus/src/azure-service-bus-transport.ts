@@ -427,6 +427,12 @@ export function createAzureServiceBusTransport(
       }
       let receivers: ReceiverEntry[] = [];
       let accepting = false;
+      /**
+       * Messages waiting for a slot, each with what abandons it. Stopping hands them back at once,
+       * while the links that can settle them are open; waiting for the handlers ahead of them would
+       * leave them locked until their locks expire.
+       */
+      const waiting = new Set<() => Promise<void>>();
       // Settlements under way; close waits for them (not for handlers, which may never return).
       const settling = new Set<Promise<void>>();
 
@@ -543,6 +549,29 @@ export function createAzureServiceBusTransport(
             )
             .finally(() => recreating.delete(queue));
         };
+        /**
+         * Waits for one of `slots`; false if receiving stopped first, once the message is handed
+         * back (the slot, when it comes, is given up). The SDK renews the message's lock meanwhile:
+         * its StreamingReceiver starts the lock renewer on arrival, before `processMessage`.
+         */
+        const slotOrHandedBack = (
+          slots: Semaphore,
+          receiver: ServiceBusReceiver,
+          message: ServiceBusReceivedMessage,
+          queue: string,
+        ) =>
+          new Promise<boolean>((resolve) => {
+            const handBack = () => {
+              const abandoned = settle(receiver, message, 'abandon', queue);
+              void abandoned.then(() => resolve(false));
+              return abandoned;
+            };
+            waiting.add(handBack);
+            void slots.acquire().then(() => {
+              if (waiting.delete(handBack)) resolve(true);
+              else slots.release();
+            });
+          });
         const open = (queue: string): ReceiverEntry => {
           const slots = slotsByQueue.get(queue) as Semaphore;
           const receiver = client.createReceiver(queue, {
@@ -559,7 +588,12 @@ export function createAzureServiceBusTransport(
                 await settle(receiver, message, 'abandon', queue);
                 return;
               }
-              if (!slots.tryAcquire()) await slots.acquire();
+              if (
+                !slots.tryAcquire() &&
+                !(await slotOrHandedBack(slots, receiver, message, queue))
+              ) {
+                return;
+              }
               try {
                 if (!accepting) {
                   await settle(receiver, message, 'abandon', queue);
@@ -618,8 +652,10 @@ export function createAzureServiceBusTransport(
         if (!accepting) return;
         accepting = false;
         for (const r of receivers) clearTimeout(r.watchdog);
+        const handedBack = [...waiting].map((handBack) => handBack());
+        waiting.clear();
         // Stops new deliveries; links stay open so in-flight messages can still be settled.
-        await Promise.allSettled(receivers.map((r) => r.close()));
+        await Promise.allSettled([...handedBack, ...receivers.map((r) => r.close())]);
       };
 
       return {

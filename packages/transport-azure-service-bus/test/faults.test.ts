@@ -5,6 +5,8 @@ import {
   defineMessage,
   type Endpoint,
   Headers,
+  type LogFields,
+  type Logger,
   PACKED_HEADERS,
   returnToSourceQueue,
   silentLogger,
@@ -79,6 +81,20 @@ async function start(
   return { endpoint, transport };
 }
 
+/** Keeps every log line (level, message, fields) for assertions. */
+function recordingLogger(): Logger & { readonly lines: string[] } {
+  const lines: string[] = [];
+  const write = (level: string) => (message: string, fields?: LogFields) =>
+    void lines.push(`${level} ${message} ${fields === undefined ? '' : JSON.stringify(fields)}`);
+  return {
+    lines,
+    debug: write('debug'),
+    info: write('info'),
+    warn: write('warn'),
+    error: write('error'),
+  };
+}
+
 /** Counts handlings per message number: nothing lost means every number seen; repeats are duplicates. */
 function tally() {
   const seen = new Map<number, number>();
@@ -147,6 +163,50 @@ describe('faults against the test peer', () => {
       const got = await replies;
       expect(got.map((r) => r.n)).toEqual(Array.from({ length: total }, (_, n) => n));
       expect(client.stats.pendingRequests).toBe(0);
+    },
+    recoveryTestTimeout,
+  );
+
+  it(
+    'stopping with a message waiting for a slot hands it back at once: another instance gets it while a handler still runs, no failed abandon',
+    async () => {
+      prefix = `f${randomBytes(3).toString('hex')}`;
+      const logger = recordingLogger();
+      let release: () => void = () => {};
+      const held = new Promise<void>((resolve) => {
+        release = resolve;
+      });
+      const handledByA: number[] = [];
+      const handledByB: number[] = [];
+      const a = await start(
+        'Server',
+        (e) =>
+          e.handle(Work, async (p) => {
+            handledByA.push(p.n);
+            if (handledByA.length === 1) await held;
+          }),
+        // Stopping waits for the held handler for longer than the test runs.
+        { concurrency: 1, logger, stopTimeoutMs: 10 * recoveryTestTimeout },
+      );
+      const { endpoint: sender } = await start('Client', () => {}, { sendOnly: true });
+      const deliveries = peer.stats.deliveries;
+      await sender.send(Work, { n: 0 });
+      await expect.poll(() => handledByA, wait).toEqual([0]);
+      // The SDK re-attaches with fresh credit while the handler still runs: the peer hands the
+      // released message to the new link, and it waits for the slot the handler holds.
+      expect(peer.detachLinks(name('Server'))).toBe(1);
+      await expect.poll(() => peer.stats.deliveries - deliveries, recoveryWait).toBe(2);
+      expect(peer.lockedCount(name('Server'))).toBe(1);
+      await start('Server', (e) => e.handle(Work, (p) => void handledByB.push(p.n)));
+      const stopped = a.endpoint.stop();
+      try {
+        await expect.poll(() => handledByB, wait).toEqual([0]);
+        expect(handledByA).toEqual([0]);
+      } finally {
+        release();
+        await stopped;
+      }
+      expect(logger.lines.filter((line) => line.includes('Could not abandon'))).toEqual([]);
     },
     recoveryTestTimeout,
   );
