@@ -290,17 +290,29 @@ export function createAzureServiceBusTransport(
       // One client (one AMQP connection) per endpoint; senders cached per destination, the most
       // recently used last, each with the sends using it now.
       const client = newClient();
-      const senders = new Map<string, { sender: ServiceBusSender; inUse: number }>();
-      const senderFor = (entity: string) => {
+      interface CachedSender {
+        sender: ServiceBusSender;
+        inUse: number;
+        /** Out of the cache (its destination was not found): closed once no send uses it. */
+        dropped: boolean;
+      }
+      const senders = new Map<string, CachedSender>();
+      /** The destination's sender, marked in use until `release`. */
+      const takeSender = (entity: string) => {
         let cached = senders.get(entity);
         if (cached === undefined) {
           if (senders.size >= settings.maxCachedSenders) closeIdleSenders();
-          cached = { sender: client.createSender(entity), inUse: 0 };
+          cached = { sender: client.createSender(entity), inUse: 0, dropped: false };
         } else {
           senders.delete(entity);
         }
         senders.set(entity, cached);
+        cached.inUse++;
         return cached;
+      };
+      const release = (cached: CachedSender) => {
+        cached.inUse--;
+        if (cached.dropped && cached.inUse === 0) cached.sender.close().catch(() => {});
       };
       /** Closes the least recently used senders no send is using, down to below the limit. */
       const closeIdleSenders = () => {
@@ -311,10 +323,14 @@ export function createAzureServiceBusTransport(
           cached.sender.close().catch(() => {});
         }
       };
-      const dropSender = (entity: string) => {
-        const cached = senders.get(entity);
-        senders.delete(entity);
-        cached?.sender.close().catch(() => {});
+      /**
+       * Takes a sender whose destination was not found out of the cache, so the next send attaches
+       * anew; closing it waits for the sends that took it too, which a closed sender would fail
+       * with an error of its own instead of their not-found.
+       */
+      const dropSender = (entity: string, cached: CachedSender) => {
+        if (senders.get(entity) === cached) senders.delete(entity);
+        cached.dropped = true;
       };
 
       const subscribe = async (messageType: string) => {
@@ -340,30 +356,26 @@ export function createAzureServiceBusTransport(
       }
 
       /** Sends one destination's messages in as few batches as fit; a message that fits in none is refused. */
-      const sendTo = async (entity: string, operations: readonly TransportOperation[]) => {
-        const cached = senderFor(entity);
-        const { sender } = cached;
-        cached.inUse++;
-        try {
-          const [only] = operations;
-          if (operations.length === 1 && only !== undefined && sizeAtMost(only) < directSendLimit) {
-            // Well under the limit (core checked body plus headers): skip the batch envelope.
-            await sender.sendMessages(toServiceBusMessage(only.message, only.delayMs));
-            return;
-          }
-          let batch = await sender.createMessageBatch();
-          for (const operation of operations) {
-            const message = toServiceBusMessage(operation.message, operation.delayMs);
-            if (batch.tryAddMessage(message)) continue;
-            if (batch.count === 0) throw tooLarge(operation, batch.maxSizeInBytes);
-            await sender.sendMessages(batch);
-            batch = await sender.createMessageBatch();
-            if (!batch.tryAddMessage(message)) throw tooLarge(operation, batch.maxSizeInBytes);
-          }
-          if (batch.count > 0) await sender.sendMessages(batch);
-        } finally {
-          cached.inUse--;
+      const sendTo = async (
+        sender: ServiceBusSender,
+        operations: readonly TransportOperation[],
+      ) => {
+        const [only] = operations;
+        if (operations.length === 1 && only !== undefined && sizeAtMost(only) < directSendLimit) {
+          // Well under the limit (core checked body plus headers): skip the batch envelope.
+          await sender.sendMessages(toServiceBusMessage(only.message, only.delayMs));
+          return;
         }
+        let batch = await sender.createMessageBatch();
+        for (const operation of operations) {
+          const message = toServiceBusMessage(operation.message, operation.delayMs);
+          if (batch.tryAddMessage(message)) continue;
+          if (batch.count === 0) throw tooLarge(operation, batch.maxSizeInBytes);
+          await sender.sendMessages(batch);
+          batch = await sender.createMessageBatch();
+          if (!batch.tryAddMessage(message)) throw tooLarge(operation, batch.maxSizeInBytes);
+        }
+        if (batch.count > 0) await sender.sendMessages(batch);
       };
 
       /** Sends one destination's operations; errors mapped, a publish with no topic dropped. */
@@ -372,12 +384,13 @@ export function createAzureServiceBusTransport(
         publish: boolean,
         operations: readonly TransportOperation[],
       ) => {
+        const cached = takeSender(entity);
         try {
-          await sendTo(entity, operations);
+          await sendTo(cached.sender, operations);
         } catch (error) {
           const mapped = fail(error, `send to '${entity}'`, entity);
           if (mapped.code === 'TIDINGS_DESTINATION_NOT_FOUND') {
-            dropSender(entity);
+            dropSender(entity, cached);
             // No topic means no subscriber has ever subscribed: nobody to deliver to.
             if (publish) {
               logger.debug(`No subscribers for '${entity}' (topic does not exist)`);
@@ -385,6 +398,8 @@ export function createAzureServiceBusTransport(
             }
           }
           throw mapped;
+        } finally {
+          release(cached);
         }
       };
 

@@ -103,6 +103,25 @@ describe('topology through the installer seam', () => {
     }
   });
 
+  it('concurrent sends to a missing destination share its sender: every publish succeeds, every send fails with DestinationNotFoundError', async () => {
+    const sender = await startSender('topo-Crowd');
+    const Unheard = defineMessage<{ n: number }>('topology.UnheardCrowd');
+    try {
+      // The first failure drops the cached sender while the others still use it.
+      const published = await Promise.allSettled(
+        Array.from({ length: 20 }, (_, n) => sender.publish(Unheard, { n })),
+      );
+      expect(published.filter((r) => r.status === 'rejected')).toEqual([]);
+      const sent = await Promise.allSettled(
+        Array.from({ length: 20 }, (_, n) => sender.send(Happened, { n }, { to: 'topo-Gone' })),
+      );
+      const errors = sent.map((r) => (r.status === 'rejected' ? r.reason : undefined));
+      expect(errors.filter((e) => !(e instanceof DestinationNotFoundError))).toEqual([]);
+    } finally {
+      await sender.stop();
+    }
+  });
+
   it('a message within the limit counted in characters but over it once encoded is refused with MessageTooLargeError before sending', async () => {
     peer.createQueue('topo-Big');
     const sender = await startSender('topo-BigSender');
