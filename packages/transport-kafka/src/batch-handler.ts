@@ -37,17 +37,32 @@ export class PartitionState {
   /** Set when the partition is no longer ours: records still running record nothing. */
   revoked = false;
 
+  /**
+   * @param predecessor This partition's state from before it was revoked (or its consumer
+   * replaced), with records still running: a key's records here start once its records there
+   * have settled, so one key never runs twice at once in this process.
+   */
   constructor(
     readonly topic: string,
     readonly partition: number,
     private readonly deps: BatchHandlerDeps,
+    private predecessor?: PartitionState,
   ) {}
 
   /** Records started and not finished (done, or given up because the endpoint stops). */
   private running = 0;
 
+  /** Records of this partition started and not finished, here and in its predecessors. */
   get inFlight(): number {
-    return this.running;
+    return this.running + (this.livePredecessor()?.inFlight ?? 0);
+  }
+
+  /** The predecessor while records run there; let go once none do. */
+  private livePredecessor(): PartitionState | undefined {
+    if (this.predecessor !== undefined && this.predecessor.inFlight === 0) {
+      this.predecessor = undefined;
+    }
+    return this.predecessor;
   }
 
   /** Offset of the last record taken in; -1 before the first. */
@@ -95,11 +110,16 @@ export class PartitionState {
         const entry: Entry = { offset, done: false };
         this.entries.push(entry);
         const previous = this.tails.get(record.key);
+        const earlier =
+          previous === undefined ? this.livePredecessor()?.tailOf(record.key) : undefined;
         this.running++;
         const task =
-          previous === undefined
-            ? this.run(entry, record, batch, control)
-            : this.runAfter(previous, entry, record, batch, control);
+          previous !== undefined
+            ? this.runAfter(previous, entry, record, batch, control)
+            : earlier !== undefined
+              ? // Whatever became of it there (left for later, most likely): this one runs.
+                earlier.then(() => this.run(entry, record, batch, control))
+              : this.run(entry, record, batch, control);
         this.tails.set(record.key, task);
         void task.then(() => {
           this.running--;
@@ -109,6 +129,11 @@ export class PartitionState {
     } finally {
       if (fetched !== undefined) control.markFetched(fetched);
     }
+  }
+
+  /** Settles once every record of `key` started here or in a predecessor has; undefined if none runs. */
+  private tailOf(key: string | null): Promise<boolean> | undefined {
+    return this.tails.get(key) ?? this.livePredecessor()?.tailOf(key);
   }
 
   /** A record waits for the one before it with its key; if that one is left for later, so is this. */

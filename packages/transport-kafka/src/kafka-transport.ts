@@ -403,6 +403,11 @@ export function createKafkaTransport(options: KafkaTransportOptions): KafkaTrans
       /** Records taken in and not done, across the consumer's partitions. */
       inFlight(): number;
       /**
+       * Once the consumer stopped: its partitions start nothing more, and those with records still
+       * running are returned, for the consumer that replaces it to wait for.
+       */
+      revokeAll(): Map<string, PartitionState>;
+      /**
        * Resolves once the group has joined and every partition of this member that held records
        * to read then has handed its first one over: from here on its records arrive as fast as
        * they are fetched. A partition that gives nothing for `CAUGHT_UP_LIMIT_MS` after the join
@@ -415,8 +420,16 @@ export function createKafkaTransport(options: KafkaTransportOptions): KafkaTrans
       groupId: string,
       topics: Array<{ topic: string; from: 'earliest' | 'latest' }>,
       slots: Semaphore,
+      /** The replaced consumer's partitions with records still running (`revokeAll`). */
+      inherited?: ReadonlyMap<string, PartitionState>,
     ): Receiver => {
       const partitions = new Map<string, PartitionState>();
+      /**
+       * Partitions no longer this consumer's whose records still run. One assigned here again
+       * starts a key's records only once that key's records there have settled: its fetch replays
+       * from the committed position, which may be a record still running.
+       */
+      const draining = new Map(inherited);
       let assigned: Readonly<Record<string, readonly number[]>> = {};
       /** Group joins so far: a position read for one join is not applied after the next. */
       let joins = 0;
@@ -445,7 +458,14 @@ export function createKafkaTransport(options: KafkaTransportOptions): KafkaTrans
           const key = `${batch.topic}|${batch.partition}`;
           let state = partitions.get(key);
           if (state === undefined) {
-            state = new PartitionState(batch.topic, batch.partition, deps);
+            const predecessor = draining.get(key);
+            draining.delete(key);
+            state = new PartitionState(
+              batch.topic,
+              batch.partition,
+              deps,
+              predecessor !== undefined && predecessor.inFlight > 0 ? predecessor : undefined,
+            );
             partitions.set(key, state);
           }
           await state.take(batch, control);
@@ -455,11 +475,16 @@ export function createKafkaTransport(options: KafkaTransportOptions): KafkaTrans
           joins++;
           assigned = assignment;
           // Partitions that went to another member: records still running there record nothing;
-          // the new owner starts from the committed position.
+          // the new owner starts from the committed position. They drain here, in case the
+          // partition comes back while they run.
+          for (const [key, state] of draining) {
+            if (state.inFlight === 0) draining.delete(key);
+          }
           for (const [key, state] of partitions) {
             if (!assignment[state.topic]?.includes(state.partition)) {
               state.revoke();
               partitions.delete(key);
+              if (state.inFlight > 0) draining.set(key, state);
             }
           }
           const anchored: Array<{ topic: string; partition: number; offset: string }> = [];
@@ -575,7 +600,19 @@ export function createKafkaTransport(options: KafkaTransportOptions): KafkaTrans
       };
       return {
         consumer,
-        inFlight: () => [...partitions.values()].reduce((sum, p) => sum + p.inFlight, 0),
+        inFlight: () =>
+          [...partitions.values(), ...draining.values()].reduce((sum, p) => sum + p.inFlight, 0),
+        revokeAll: () => {
+          for (const [key, state] of partitions) {
+            state.revoke();
+            if (state.inFlight > 0) draining.set(key, state);
+          }
+          partitions.clear();
+          for (const [key, state] of draining) {
+            if (state.inFlight === 0) draining.delete(key);
+          }
+          return draining;
+        },
         caughtUp,
       };
     };
@@ -591,7 +628,7 @@ export function createKafkaTransport(options: KafkaTransportOptions): KafkaTrans
       await receiver.consumer.stop();
     };
 
-    const startMain = async () => {
+    const startMain = async (inherited?: ReadonlyMap<string, PartitionState>) => {
       if (inputTopic === undefined) return;
       mainReceiver = receiverFor(
         inputTopic,
@@ -603,6 +640,7 @@ export function createKafkaTransport(options: KafkaTransportOptions): KafkaTrans
           })),
         ],
         inputSlots as Semaphore,
+        inherited,
       );
       await mainReceiver.consumer.start();
     };
@@ -612,9 +650,12 @@ export function createKafkaTransport(options: KafkaTransportOptions): KafkaTrans
       const previous = mainReceiver;
       mainReceiver = undefined;
       await stopReceiver(previous);
+      // Records the stop did not wait for (past its bound) run on; those not started yet stay
+      // for the new consumer, which waits for the running ones' keys.
+      const running = previous?.revokeAll();
       // close() or stopReceiving() may have come while the previous receiver stopped.
       if (stopping || closed) return;
-      await startMain();
+      await startMain(running);
     };
 
     // Subscription changes one at a time, in the order they were asked for: two restarts at once
