@@ -15,8 +15,6 @@ import { brokers } from './kafka-test-options.ts';
 
 const Step = defineMessage<{ key: string; n: number }>('kafka.Step');
 const Noticed = defineMessage<{ n: number }>('kafka.Noticed');
-const Ask = defineMessage<{ n: number }>('kafka.Ask');
-const Answer = defineMessage<{ n: number }>('kafka.Answer');
 const wait = { timeout: 30_000, interval: 50 };
 
 describe('options', () => {
@@ -291,44 +289,6 @@ describe('kafka transport', () => {
     release();
     await expect.poll(() => handled.length, wait).toBe(62);
     expect(handled.slice(-2)).toEqual(['slow:0', 'slow:1']);
-  });
-
-  it('replies have slots of their own: handlers that await requests at full concurrency get their replies', async () => {
-    const back = world.endpoint('Back');
-    back.handle(Ask, (p, ctx) => ctx.reply(Answer, { n: p.n }));
-    await back.start();
-    const concurrency = 2;
-    const outcomes: string[] = [];
-    let started = 0;
-    let allStarted: () => void = () => {};
-    const everySlotTaken = new Promise<void>((resolve) => {
-      allStarted = resolve;
-    });
-    const front = world.endpoint('Front', {
-      concurrency,
-      routes: { [Ask.name]: world.name('Back') },
-      requestTimeoutMs: 20_000,
-    });
-    front.handle(Step, async (p) => {
-      // Every input slot is held by a handler awaiting a reply before any request goes out.
-      if (++started === concurrency) allStarted();
-      await everySlotTaken;
-      try {
-        const answer = await front.request(Ask, { n: p.n }, { expect: Answer });
-        outcomes.push(`answered ${answer.n}`);
-      } catch (error) {
-        outcomes.push(error instanceof Error ? error.name : String(error));
-      }
-    });
-    await front.start();
-    const client = world.endpoint('Client', {
-      sendOnly: true,
-      routes: { [Step.name]: world.name('Front') },
-    });
-    await client.start();
-    for (let n = 0; n < concurrency; n++) await client.send(Step, { key: `k${n}`, n });
-    await expect.poll(() => outcomes.length, wait).toBe(concurrency);
-    expect([...outcomes].sort()).toEqual(['answered 0', 'answered 1']);
   });
 
   it('a subscription starts when first made and survives a restart', async () => {
