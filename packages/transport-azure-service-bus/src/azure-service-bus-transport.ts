@@ -269,8 +269,12 @@ export function createAzureServiceBusTransport(
       context: TransportContext,
     ): Promise<TransportEndpoint> {
       const logger: Logger = context.logger;
-      /** Creates one of the queues this endpoint reads, with its settings. */
-      const ensureOwnQueue = (queue: string) =>
+      /**
+       * Creates one of the queues this endpoint reads, with its settings. Async, so a custom
+       * installer that throws at the call rejects instead: an attempt to create a queue again
+       * then ends, and the next one can start.
+       */
+      const ensureOwnQueue = async (queue: string) =>
         installer.ensureQueue(
           queue,
           queue === topology.instanceQueue

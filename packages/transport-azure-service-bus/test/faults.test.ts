@@ -13,9 +13,14 @@ import {
   unpackHeaders,
 } from '@tidings/core';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import type { AzureServiceBusTransport } from '../src/index.ts';
+import type {
+  AzureServiceBusTransport,
+  AzureServiceBusTransportOptions,
+  TopologyInstaller,
+} from '../src/index.ts';
 import {
   cleanPeer,
+  peerInstaller,
   peerTransport,
   type ServiceBusPeer,
   startServiceBusPeer,
@@ -64,8 +69,9 @@ async function start(
   suffix: string,
   setup: (e: Endpoint) => void,
   options: Record<string, unknown> = {},
+  transportOptions: Partial<AzureServiceBusTransportOptions> = {},
 ): Promise<{ endpoint: Endpoint; transport: AzureServiceBusTransport }> {
-  const transport = peerTransport(peer);
+  const transport = peerTransport(peer, transportOptions);
   transports.push(transport);
   const endpoint = createEndpoint({
     name: name(suffix),
@@ -273,6 +279,47 @@ describe('faults against the test peer', () => {
       expect(peer.deleteQueue(instanceQueue)).toBe(true);
       await expect.poll(() => peer.queueExists(instanceQueue), wait).toBe(true);
       expect(peer.queueOptions(instanceQueue)?.autoDeleteOnIdleMs).toBeGreaterThan(0);
+      await expect
+        .poll(
+          () => client.request(Ping, { n: 2 }, { expect: Pong, timeoutMs: 5_000 }),
+          recoveryWait,
+        )
+        .toEqual({ n: 2 });
+      expect(transport.stats.queuesRecreated).toBe(1);
+    },
+    recoveryTestTimeout,
+  );
+
+  it(
+    'an installer whose ensureQueue throws synchronously while a deleted instance queue is created again is asked again',
+    async () => {
+      prefix = `f${randomBytes(3).toString('hex')}`;
+      await start('Server', (e) => e.handle(Ping, (p, ctx) => ctx.reply(Pong, { n: p.n })));
+      const base = peerInstaller(peer);
+      let throwOnce = false;
+      const installer: TopologyInstaller = {
+        ...base,
+        // Not async: the error is thrown at the call, not returned as a rejected promise.
+        ensureQueue: (queue, settings) => {
+          if (throwOnce) {
+            throwOnce = false;
+            throw new Error('management endpoint unreachable');
+          }
+          return base.ensureQueue(queue, settings);
+        },
+      };
+      const { endpoint: client, transport } = await start(
+        'Client',
+        () => {},
+        { instanceId: 'c1' },
+        { installer },
+      );
+      expect(await client.request(Ping, { n: 1 }, { expect: Pong })).toEqual({ n: 1 });
+      const instanceQueue = `${name('Client')}.c1`;
+      throwOnce = true;
+      expect(peer.deleteQueue(instanceQueue)).toBe(true);
+      await expect.poll(() => peer.queueExists(instanceQueue), recoveryWait).toBe(true);
+      expect(throwOnce).toBe(false);
       await expect
         .poll(
           () => client.request(Ping, { n: 2 }, { expect: Pong, timeoutMs: 5_000 }),
