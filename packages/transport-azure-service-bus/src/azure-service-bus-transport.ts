@@ -443,8 +443,16 @@ export function createAzureServiceBusTransport(
         /** Messages from this receiver not settled yet. */
         inFlight: number;
         watchdog: NodeJS.Timeout | undefined;
+        /** Replaced by the watchdog: closed once its messages are settled. */
+        retired: boolean;
       }
       let receivers: ReceiverEntry[] = [];
+      /** Receivers the watchdog replaced that still hold messages. */
+      const retiring = new Set<ReceiverEntry>();
+      const closeRetired = (entry: ReceiverEntry) => {
+        retiring.delete(entry);
+        void entry.receiver.close().catch(() => {});
+      };
       let accepting = false;
       /**
        * Messages waiting for a slot, each with what abandons it. Stopping hands them back at once,
@@ -522,9 +530,14 @@ export function createAzureServiceBusTransport(
         /**
          * After a receive error the SDK re-attaches its link by itself, but after a forced detach
          * it sometimes never does (seen with 7.9 against the peer). If nothing has arrived
-         * `RECEIVE_STALL_MS` after an error, the receiver is replaced. While its messages are
-         * still being handled nothing new can arrive (the SDK adds credit as each finishes), and
-         * closing it would fail their settlements: the check waits for them.
+         * `RECEIVE_STALL_MS` after an error, the receiver is replaced, even while handlers still
+         * hold its messages: a re-attached link gets fresh credit, so a quiet one with messages
+         * in flight is stalled or idle, and one hung handler must not keep the queue deaf. The
+         * old receiver only stops taking messages; it is closed once the messages it holds are
+         * settled. Their settlements need it open: the SDK refuses to settle through a closed
+         * receiver, and through an open one settles on the link that received the message or,
+         * with that link gone, by lock token over the management link
+         * (receivers/receiverCommon.ts, settleMessageOperation).
          */
         const watch = (entry: ReceiverEntry, queue: string) => {
           entry.lastErrorAt = Date.now();
@@ -533,16 +546,13 @@ export function createAzureServiceBusTransport(
             entry.watchdog = undefined;
             const index = receivers.indexOf(entry);
             if (!accepting || index < 0 || entry.lastMessageAt > entry.lastErrorAt) return;
-            if (entry.inFlight > 0) {
-              entry.watchdog = setTimeout(check, RECEIVE_STALL_MS);
-              entry.watchdog.unref();
-              return;
-            }
             logger.info(`Receiving from '${queue}' restarts: nothing arrived after a link error`);
             counters.receiverRestarts++;
             receivers[index] = open(queue);
+            entry.retired = true;
             void entry.close().catch(() => {});
-            void entry.receiver.close().catch(() => {});
+            if (entry.inFlight === 0) closeRetired(entry);
+            else retiring.add(entry);
           }, RECEIVE_STALL_MS);
           entry.watchdog.unref();
         };
@@ -632,6 +642,7 @@ export function createAzureServiceBusTransport(
               }
             } finally {
               entry.inFlight--;
+              if (entry.retired && entry.inFlight === 0) closeRetired(entry);
             }
           };
           const subscription = receiver.subscribe(
@@ -661,6 +672,7 @@ export function createAzureServiceBusTransport(
             inFlight: 0,
             lastErrorAt: 0,
             watchdog: undefined,
+            retired: false,
           };
           return entry;
         };
@@ -696,8 +708,9 @@ export function createAzureServiceBusTransport(
         async close() {
           await stopReceiving();
           await Promise.allSettled([...settling]);
-          await Promise.allSettled(receivers.map((r) => r.receiver.close()));
+          await Promise.allSettled([...receivers, ...retiring].map((r) => r.receiver.close()));
           receivers = [];
+          retiring.clear();
           await Promise.allSettled([...senders.values()].map((s) => s.sender.close()));
           senders.clear();
           await client.close().catch(() => {});

@@ -217,6 +217,45 @@ describe('faults against the test peer', () => {
     recoveryTestTimeout,
   );
 
+  it(
+    'a receiver that gets nothing after a link error is replaced while a handler still holds a message; the old one is closed once that message is settled',
+    async () => {
+      prefix = `f${randomBytes(3).toString('hex')}`;
+      let release: () => void = () => {};
+      const held = new Promise<void>((resolve) => {
+        release = resolve;
+      });
+      const handled: number[] = [];
+      const server = await start(
+        'Server',
+        (e) =>
+          e.handle(Work, async (p) => {
+            handled.push(p.n);
+            if (p.n === 0) await held;
+          }),
+        { concurrency: 1 },
+        // One delivery only: the message the detach releases is dead-lettered, not delivered
+        // again, so nothing arrives after the link error.
+        { maxDeliveryCount: 1 },
+      );
+      const queue = name('Server');
+      const { endpoint: sender } = await start('Client', () => {}, { sendOnly: true });
+      try {
+        await sender.send(Work, { n: 0 });
+        await expect.poll(() => handled, wait).toEqual([0]);
+        expect(peer.detachLinks(queue)).toBe(1);
+        await expect.poll(() => server.transport.stats.receiverRestarts, wait).toBe(1);
+        await sender.send(Work, { n: 1 });
+      } finally {
+        release();
+      }
+      await expect.poll(() => handled, wait).toEqual([0, 1]);
+      await expect.poll(() => peer.receiverCount(queue), wait).toBe(1);
+      expect(peer.messages(`${queue}/$DeadLetterQueue`)).toHaveLength(1);
+    },
+    recoveryTestTimeout,
+  );
+
   it('settlements that fail with lock lost: the messages come again, nothing is lost', async () => {
     prefix = `f${randomBytes(3).toString('hex')}`;
     const count = tally();
