@@ -5,13 +5,12 @@ import {
   defineMessage,
   type Endpoint,
   Headers,
-  type LogFields,
-  type Logger,
   PACKED_HEADERS,
   returnToSourceQueue,
   silentLogger,
   unpackHeaders,
 } from '@tidings/core';
+import { recordingLogger } from '@tidings/transport-tests';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import type {
   AzureServiceBusTransport,
@@ -85,20 +84,6 @@ async function start(
   await endpoint.start();
   endpoints.push(endpoint);
   return { endpoint, transport };
-}
-
-/** Keeps every log line (level, message, fields) for assertions. */
-function recordingLogger(): Logger & { readonly lines: string[] } {
-  const lines: string[] = [];
-  const write = (level: string) => (message: string, fields?: LogFields) =>
-    void lines.push(`${level} ${message} ${fields === undefined ? '' : JSON.stringify(fields)}`);
-  return {
-    lines,
-    debug: write('debug'),
-    info: write('info'),
-    warn: write('warn'),
-    error: write('error'),
-  };
 }
 
 /** Counts handlings per message number: nothing lost means every number seen; repeats are duplicates. */

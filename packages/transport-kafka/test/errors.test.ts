@@ -4,6 +4,7 @@ import {
   TransportUnavailableError,
   UsageError,
 } from '@tidings/core';
+import { recordingLogger } from '@tidings/transport-tests';
 import {
   KafkaJSConnectionError,
   KafkaJSNonRetriableError,
@@ -113,17 +114,15 @@ describe('errors from a real connection', () => {
       connectionTimeoutMs: 500,
       sasl: { mechanism: 'plain', username: 'u', password: 'hunter2-secret' },
     });
-    const logged: string[] = [];
-    const record = (message: string, fields?: unknown) =>
-      void logged.push(`${message} ${JSON.stringify(fields)}`);
+    const logger = recordingLogger();
     const opening = transport.openEndpoint(
       { endpointName: 'x', errorQueue: 'x-error', subscriptions: [] },
-      { logger: { debug: record, info: record, warn: record, error: record } },
+      { logger },
     );
     await expect(opening).rejects.toBeInstanceOf(TransportUnavailableError);
     await expect(opening).rejects.not.toThrow('hunter2-secret');
     await transport.close();
-    expect(logged.length).toBeGreaterThan(0);
-    expect(logged.filter((line) => line.includes('hunter2-secret'))).toEqual([]);
+    expect(logger.lines.length).toBeGreaterThan(0);
+    expect(logger.lines.filter((line) => line.includes('hunter2-secret'))).toEqual([]);
   });
 });

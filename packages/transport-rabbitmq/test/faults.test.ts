@@ -7,11 +7,12 @@ import {
   PACKED_HEADERS,
   silentLogger,
 } from '@tidings/core';
+import { recordingLogger } from '@tidings/transport-tests';
 import { afterAll, afterEach, describe, expect, it } from 'vitest';
 import { headersFromAmqp } from '../src/amqp-headers.ts';
 import { createRabbitMqTransport } from '../src/index.ts';
 import { brokerUrl, deleteTopology, rawConnection } from './broker.ts';
-import { disposeEndpoints, pool, recordingLogger, sleep, uniquePrefix } from './helpers.ts';
+import { disposeEndpoints, pool, sleep, uniquePrefix } from './helpers.ts';
 import { type BrokerProxy, startTcpProxy } from './tcp-proxy.ts';
 
 const Work = defineMessage<{ n: number }>('rmqfault.Work');

@@ -1,25 +1,10 @@
 import { randomBytes } from 'node:crypto';
-import type { Endpoint, LogFields, Logger } from '@tidings/core';
+import type { Endpoint } from '@tidings/core';
 import { deleteTopology } from './broker.ts';
 
 /** A unique name prefix per test, so runs never meet each other's leftovers. */
 export function uniquePrefix(label: string): string {
   return `rmq-${label}-${randomBytes(4).toString('hex')}`;
-}
-
-/** Collects every log line (message and fields, as text) for assertions. */
-export function recordingLogger(): Logger & { readonly lines: string[] } {
-  const lines: string[] = [];
-  const write = (level: string) => (message: string, fields?: LogFields) => {
-    lines.push(`${level} ${message} ${fields === undefined ? '' : JSON.stringify(fields)}`);
-  };
-  return {
-    lines,
-    debug: write('debug'),
-    info: write('info'),
-    warn: write('warn'),
-    error: write('error'),
-  };
 }
 
 /** Stops endpoints and deletes every queue they declared. */

@@ -4,10 +4,11 @@ import {
   TidingsError,
   type TransportEndpoint,
 } from '@tidings/core';
+import { recordingLogger } from '@tidings/transport-tests';
 import { afterEach, describe, expect, it } from 'vitest';
 import { createRabbitMqTransport } from '../src/index.ts';
 import { brokerUrl, deleteTopology, queueDepth, rawConnection } from './broker.ts';
-import { recordingLogger, uniquePrefix } from './helpers.ts';
+import { uniquePrefix } from './helpers.ts';
 
 const wait = { timeout: 20_000, interval: 20 };
 

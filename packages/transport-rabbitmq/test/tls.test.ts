@@ -5,10 +5,11 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createServer as createTlsServer, type Server } from 'node:tls';
 import { createEndpoint, defineMessage, type Endpoint, TidingsError } from '@tidings/core';
+import { recordingLogger } from '@tidings/transport-tests';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createRabbitMqTransport } from '../src/index.ts';
 import { brokerUrl, deleteTopology } from './broker.ts';
-import { disposeEndpoints, recordingLogger, uniquePrefix } from './helpers.ts';
+import { disposeEndpoints, uniquePrefix } from './helpers.ts';
 
 const Ping = defineMessage<{ n: number }>('tls.Ping');
 const Pong = defineMessage<{ n: number }>('tls.Pong');
