@@ -54,7 +54,10 @@ export class PartitionState {
 
   /** Records of this partition started and not finished, here and in its predecessors. */
   get inFlight(): number {
-    return this.running + (this.livePredecessor()?.inFlight ?? 0);
+    const inherited = this.predecessor?.inFlight ?? 0;
+    // Read once per level: the chain is walked for every first record of a key.
+    if (inherited === 0) this.predecessor = undefined;
+    return this.running + inherited;
   }
 
   /** The predecessor while records run there; let go once none do. */

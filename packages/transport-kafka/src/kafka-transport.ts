@@ -83,6 +83,7 @@ function validate(options: KafkaTransportOptions): Resolved {
   ];
   for (const key of positive) checkWholeNumber(key, resolved[key]);
   checkWholeNumber('commitIntervalMs', resolved.commitIntervalMs, 0);
+  checkWholeNumber('drainTimeoutMs', resolved.drainTimeoutMs, 0);
   checkWholeNumber('retries', resolved.retries, 0);
   if (
     !Number.isInteger(resolved.replicationFactor) ||
@@ -617,11 +618,11 @@ export function createKafkaTransport(options: KafkaTransportOptions): KafkaTrans
       };
     };
 
-    /** Stops a receiver once the records it took in are done (or after a bound). */
+    /** Stops a receiver once the records it took in are done (or after `drainTimeoutMs`). */
     const stopReceiver = async (receiver: Receiver | undefined) => {
       if (receiver === undefined) return;
       receiver.consumer.pause();
-      const deadline = Date.now() + 30_000;
+      const deadline = Date.now() + settings.drainTimeoutMs;
       while (receiver.inFlight() > 0 && Date.now() < deadline) {
         await new Promise((resolve) => setTimeout(resolve, 10));
       }

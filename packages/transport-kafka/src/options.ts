@@ -101,6 +101,13 @@ export interface KafkaTransportOptions {
    */
   readonly commitIntervalMs?: number;
   /**
+   * How long a consumer waits for the records it handed over to finish before it leaves its
+   * group: when a subscription change replaces it, and at close. Records still running then run
+   * on; the consumer that reads their partitions next starts none of their keys before they end.
+   * @default 30_000
+   */
+  readonly drainTimeoutMs?: number;
+  /**
    * Largest message (body plus headers) accepted; core refuses larger ones before sending.
    * Keep it under the topic's `max.message.bytes` (1 MB by default on Kafka).
    * @default 1_000_000
@@ -148,6 +155,7 @@ export const kafkaTransportDefaults = {
   rebalanceTimeoutMs: 60_000,
   heartbeatIntervalMs: 3_000,
   commitIntervalMs: 200,
+  drainTimeoutMs: 30_000,
   maxMessageSizeBytes: 1_000_000,
   maxBatchRecords: 2_000,
   orderingKeyHeader: 'ordering-key',
