@@ -218,7 +218,8 @@ describe('faults against the test peer', () => {
             handled.push(p.n);
             if (p.n === 0) await held;
           }),
-        { concurrency: 1 },
+        // A slot to spare: the new receiver's message runs while the first is still held.
+        { concurrency: 2 },
         // One delivery only: the message the detach releases is dead-lettered, not delivered
         // again, so nothing arrives after the link error.
         { maxDeliveryCount: 1 },
@@ -231,10 +232,10 @@ describe('faults against the test peer', () => {
         expect(peer.detachLinks(queue)).toBe(1);
         await expect.poll(() => server.transport.stats.receiverRestarts, wait).toBe(1);
         await sender.send(Work, { n: 1 });
+        await expect.poll(() => handled, wait).toEqual([0, 1]);
       } finally {
         release();
       }
-      await expect.poll(() => handled, wait).toEqual([0, 1]);
       await expect.poll(() => peer.receiverCount(queue), wait).toBe(1);
       expect(peer.messages(`${queue}/$DeadLetterQueue`)).toHaveLength(1);
     },
