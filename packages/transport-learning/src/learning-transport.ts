@@ -210,6 +210,8 @@ export function createLearningTransport(options: LearningTransportOptions = {}):
       /** One per queue: the input and instance queues each get the full concurrency. */
       let current: Receiver[] = [];
       const retired: Receiver[] = [];
+      /** From `startReceiving` to `close`, which then stops what it started (housekeeping too). */
+      let started = false;
       /** Dispatches under way: close waits for them, so none is cut off halfway. */
       const inFlightDispatches = new Set<Promise<void>>();
 
@@ -240,6 +242,7 @@ export function createLearningTransport(options: LearningTransportOptions = {}):
           if (current.some((receiver) => receiver.isActive)) return;
           // A stopped receiver may still be settling messages: keep it until close.
           retired.push(...current);
+          started = true;
           if (topology.instanceQueue !== undefined) instanceQueues.add(topology.instanceQueue);
           await startHousekeeping();
           const host = {
@@ -269,7 +272,8 @@ export function createLearningTransport(options: LearningTransportOptions = {}):
 
         async close() {
           await Promise.all(inFlightDispatches);
-          if (current.length === 0) return;
+          if (!started) return;
+          started = false;
           const closing = [...retired.splice(0), ...current];
           current = [];
           await Promise.all(closing.map((r) => r.close()));

@@ -338,7 +338,12 @@ export class RabbitMqEndpoint implements TransportEndpoint {
     }
   }
 
-  private onDelivery(consumer: ConsumerChannel, queue: string, message: ConsumeMessage | null) {
+  private onDelivery(
+    consumer: ConsumerChannel,
+    queue: string,
+    slots: QueueSlots,
+    message: ConsumeMessage | null,
+  ) {
     if (message === null) {
       // The broker cancelled the consumer (its queue was deleted): declare and consume again.
       if (this.consumer === consumer && !this.closed) {
@@ -356,7 +361,6 @@ export class RabbitMqEndpoint implements TransportEndpoint {
       this.settleNative(consumer, message, 'abandon');
       return;
     }
-    const slots = this.slots.get(queue) as QueueSlots;
     if (slots.active < settings.concurrency) {
       this.process(consumer, queue, message, settings, slots);
     } else slots.waiting.push({ consumer, queue, message });
@@ -652,9 +656,10 @@ export class RabbitMqEndpoint implements TransportEndpoint {
     );
     await channel.prefetch(prefetch, false);
     for (const queue of this.ownQueues) {
+      const slots = this.slots.get(queue) as QueueSlots;
       const { consumerTag } = await channel.consume(
         queue,
-        (message) => this.onDelivery(consumer, queue, message),
+        (message) => this.onDelivery(consumer, queue, slots, message),
         { noAck: false },
       );
       consumer.consumerTags.push(consumerTag);

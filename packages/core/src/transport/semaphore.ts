@@ -1,6 +1,7 @@
 /**
- * Bounds how many messages a transport hands to `onMessage` at once (its `concurrency`), across
- * all the queues, partitions or links it receives from. For transport authors.
+ * Bounds how many messages a transport hands to `onMessage` at once from one queue (its
+ * `concurrency`), across the partitions or links it reads that queue through: one for the input
+ * queue with its events, one for the instance queue. For transport authors.
  */
 export class Semaphore {
   private available: number;
