@@ -326,4 +326,23 @@ describe('waiting for a slot', () => {
     await client.stop();
     await expect(first).rejects.toBeInstanceOf(EndpointStoppedError);
   });
+
+  it('a request that waited for a slot and then timed out reports the timeout it asked for', async () => {
+    await w.endpoint({ name: 'Mute' }).start();
+    const client = w.endpoint({
+      name: 'Full',
+      routes: { [Ping.name]: 'Mute' },
+      maxPendingRequests: 1,
+    });
+    await client.start();
+    const first = client.request(Ping, { n: 1 }, { timeoutMs: 100 });
+    // Gets the slot once the first times out, with what is left of its 300 ms.
+    const second = client.request(Ping, { n: 2 }, { timeoutMs: 300 });
+    await expect(first).rejects.toMatchObject({ timeoutMs: 100 });
+    expect(client.stats).toMatchObject({ pendingRequests: 1, waitingRequests: 0 });
+    const error = await second.catch((e: unknown) => e);
+    expect(error).toBeInstanceOf(RequestTimeoutError);
+    expect(error).toMatchObject({ timeoutMs: 300 });
+    expect((error as Error).message).toContain('300');
+  });
 });

@@ -12,8 +12,10 @@ import type { Reply, ReplyExpectation } from './reply.js';
  */
 export class PendingRequest<S = unknown, R = unknown> {
   correlationId = '';
-  /** The timeout it was registered with: reported on timeout, and picks its deadline queue. */
+  /** The timeout the caller asked for: reported on timeout. */
   timeoutMs = 0;
+  /** What was left of it at registration (less after a wait for a slot): picks its deadline queue. */
+  scheduledMs = 0;
   /**
    * Whole milliseconds on the `performance.now()` clock: a small integer is stored unboxed.
    * `SETTLED` once the entry has left the registry.
@@ -48,7 +50,10 @@ export class PendingRequest<S = unknown, R = unknown> {
 }
 
 export interface RegisterSettings {
+  /** From now: sets the deadline. */
   readonly timeoutMs: number;
+  /** The timeout the caller asked for, when some of it went waiting for a slot: reported. */
+  readonly askedTimeoutMs?: number | undefined;
   readonly signal?: AbortSignal | undefined;
 }
 
@@ -225,7 +230,8 @@ export class CallbackRegistry {
     }
     this.reserved--;
     entry.correlationId = correlationId;
-    entry.timeoutMs = settings.timeoutMs;
+    entry.timeoutMs = settings.askedTimeoutMs ?? settings.timeoutMs;
+    entry.scheduledMs = settings.timeoutMs;
     entry.deadline = Math.ceil(performance.now()) + settings.timeoutMs;
     this.pending.set(correlationId, entry);
     this.scheduleTimeout(entry);
@@ -269,7 +275,7 @@ export class CallbackRegistry {
   }
 
   private scheduleTimeout(entry: PendingRequest): void {
-    const bucket = Math.ceil(entry.timeoutMs / BUCKET_MS);
+    const bucket = Math.ceil(entry.scheduledMs / BUCKET_MS);
     let queue = this.deadlines.get(bucket);
     if (queue === undefined) {
       queue = new DeadlineQueue();
@@ -281,7 +287,7 @@ export class CallbackRegistry {
 
   /** Takes a leaving entry out of its deadline queue; a queue left with no live entry goes. */
   private unschedule(entry: PendingRequest): void {
-    const bucket = Math.ceil(entry.timeoutMs / BUCKET_MS);
+    const bucket = Math.ceil(entry.scheduledMs / BUCKET_MS);
     // A pending entry's queue stays in the map until its last live entry leaves.
     const queue = this.deadlines.get(bucket) as DeadlineQueue;
     entry.deadline = SETTLED;

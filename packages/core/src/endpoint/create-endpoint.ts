@@ -552,7 +552,7 @@ class TidingsEndpoint implements Endpoint, ProcessorHost {
             resolve,
             reject,
           ) as unknown as PendingRequest,
-          { timeoutMs: remainingMs, signal },
+          { timeoutMs: remainingMs, askedTimeoutMs: timeoutMs, signal },
         );
         return messageId;
       } catch (error) {
