@@ -18,6 +18,19 @@ export interface BatchHandlerDeps {
 interface Entry {
   readonly offset: bigint;
   done: boolean;
+  /** The predecessor's entry for this record, if it took it in too: completed there, it is skipped here. */
+  readonly earlierRun: Entry | undefined;
+}
+
+/** Stands for a record a predecessor took in and completed, its entry gone already. */
+const COMPLETED: Entry = { offset: -1n, done: true, earlierRun: undefined };
+
+/** True if a predecessor (or its predecessor, ...) completed the record: its outcome is durable. */
+function completedEarlier(entry: Entry): boolean {
+  for (let run = entry.earlierRun; run !== undefined; run = run.earlierRun) {
+    if (run.done) return true;
+  }
+  return false;
 }
 
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
@@ -32,6 +45,8 @@ export class PartitionState {
   private readonly tails = new Map<string | null, Promise<boolean>>();
   /** Highest offset taken in: a fetch that replays older records (after a rebalance) skips them. */
   private highest = -1n;
+  /** Lowest offset taken in; -1 before the first. */
+  private first = -1n;
   /** Set while the partition's fetch is paused because its buffer is full. */
   private resumeFetch: (() => void) | undefined;
   /** Set when the partition is no longer ours: records still running record nothing. */
@@ -47,7 +62,15 @@ export class PartitionState {
     readonly partition: number,
     private readonly deps: BatchHandlerDeps,
     private predecessor?: PartitionState,
-  ) {}
+  ) {
+    this.replaced = predecessor;
+  }
+
+  /**
+   * The predecessor, kept (running or not) until this state has taken in past its highest offset:
+   * records it took in come again in this state's fetch, and those it completed are skipped.
+   */
+  private replaced: PartitionState | undefined;
 
   /** Records started and not finished (done, or given up because the endpoint stops). */
   private running = 0;
@@ -76,6 +99,8 @@ export class PartitionState {
   /** The partition went to another member: records still running record nothing. */
   revoke(): void {
     this.revoked = true;
+    // Takes nothing more in, so looks nothing up there.
+    this.replaced = undefined;
     // Paused partitions stay paused across rebalances: one assigned here again must be fetched.
     this.resumeFetch?.();
     this.resumeFetch = undefined;
@@ -95,6 +120,7 @@ export class PartitionState {
     // The fetch position moves on past every record taken in (once, when the loop ends); the
     // committed position only as records finish.
     let fetched: string | undefined;
+    const replaced = this.replaced;
     try {
       for (const record of batch.records) {
         const offset = BigInt(record.offset);
@@ -108,10 +134,17 @@ export class PartitionState {
           this.resumeFetch = control.pause();
           return;
         }
+        if (this.highest < 0n) this.first = offset;
         this.highest = offset;
         fetched = record.offset;
-        const entry: Entry = { offset, done: false };
+        const entry: Entry = { offset, done: false, earlierRun: replaced?.entryFor(offset) };
         this.entries.push(entry);
+        if (entry.earlierRun !== undefined && completedEarlier(entry)) {
+          // Its outcome is durable already: it only counts for the position.
+          entry.done = true;
+          this.advance();
+          continue;
+        }
         const previous = this.tails.get(record.key);
         const earlier =
           previous === undefined ? this.livePredecessor()?.tailOf(record.key) : undefined;
@@ -131,7 +164,30 @@ export class PartitionState {
       }
     } finally {
       if (fetched !== undefined) control.markFetched(fetched);
+      if (replaced !== undefined && this.highest >= replaced.highest) this.replaced = undefined;
     }
+  }
+
+  /**
+   * This state's entry for a record it took in, for a successor that takes the record in again;
+   * `COMPLETED` if its entry has left (entries leave the head only once done). Undefined if the
+   * record was not taken in here.
+   */
+  private entryFor(offset: bigint): Entry | undefined {
+    if (offset > this.highest || offset < this.first) return undefined;
+    const { entries } = this;
+    const head = entries[0];
+    if (head === undefined || offset < head.offset) return COMPLETED;
+    let low = 0;
+    let high = entries.length - 1;
+    while (low <= high) {
+      const middle = (low + high) >>> 1;
+      const entry = entries[middle] as Entry;
+      if (entry.offset === offset) return entry;
+      if (entry.offset < offset) low = middle + 1;
+      else high = middle - 1;
+    }
+    return undefined;
   }
 
   /** Settles once every record of `key` started here or in a predecessor has; undefined if none runs. */
@@ -161,6 +217,14 @@ export class PartitionState {
     batch: RecordBatch,
     control: BatchControl,
   ): Promise<boolean> {
+    // Its key's earlier records, here and in the predecessor, have settled: so has the
+    // predecessor's run of this record. Checked before `revoked`: a successor of this state
+    // reads `done` too.
+    if (entry.earlierRun !== undefined && completedEarlier(entry)) {
+      entry.done = true;
+      this.advance();
+      return Promise.resolve(true);
+    }
     const { slots } = this.deps;
     if (this.revoked || this.deps.isStopping()) return Promise.resolve(false);
     if (slots.tryAcquire()) return this.deliverHoldingSlot(entry, record, batch, control);

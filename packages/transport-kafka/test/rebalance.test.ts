@@ -75,6 +75,15 @@ async function sendProbes(connection: TransportEndpoint, queue: string, count: n
   return ids;
 }
 
+/**
+ * Every id handled exactly once: the held records are completed by the run that held them, and
+ * the copies fetched again after the partition came back are skipped.
+ */
+function expectEachOnce(handled: readonly string[], ids: readonly string[]) {
+  expect(new Set(handled).size).toBe(handled.length);
+  expect(ids.filter((id) => !handled.includes(id))).toEqual([]);
+}
+
 /** A record handled again comes before the next of its key is first handled. */
 function expectInOrderPerKey(handled: readonly string[], keys: readonly string[]) {
   for (const key of keys) {
@@ -139,7 +148,9 @@ describe('rebalances', () => {
     await expect.poll(() => ids.every((id) => handler.handled.includes(id)), wait).toBe(true);
     expect(handler.mostAtOnce()).toBe(1);
     expectInOrderPerKey(handler.handled, keys);
+    // Stopping waits for every record taken in: a copy handled again would be among them.
     await first.stopReceiving();
+    expectEachOnce(handler.handled, [...ids, ...probes]);
     await first.close();
   });
 
@@ -169,6 +180,7 @@ describe('rebalances', () => {
     expect(handler.mostAtOnce()).toBe(1);
     expectInOrderPerKey(handler.handled, keys);
     await connection.stopReceiving();
+    expectEachOnce(handler.handled, [...ids, ...probes, 'event']);
     await connection.close();
   });
 });
