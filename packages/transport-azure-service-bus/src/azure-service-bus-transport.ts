@@ -607,6 +607,9 @@ export function createAzureServiceBusTransport(
             receiveMode: 'peekLock',
             maxAutoLockRenewalDurationInMs: settings.maxAutoLockRenewalDurationMs,
             skipParsingBodyAsJson: true,
+            // Otherwise the SDK copies the application properties and annotations twice each per
+            // message, to turn dates into numbers; a date property becomes ISO 8601 text instead.
+            skipConvertingDate: true,
           });
           const handle = async (message: ServiceBusReceivedMessage) => {
             entry.lastMessageAt = Date.now();

@@ -442,13 +442,18 @@ describe('faults against the test peer', () => {
     'messages sent with the raw SDK: unreadable ones go to %s, a well-formed one is handled',
     async (_where, unreadableMessages) => {
       prefix = `f${randomBytes(3).toString('hex')}`;
-      const handled: Array<{ n: number; correlationId: string }> = [];
+      const handled: Array<{ n: number; correlationId: string; sentAt: string | undefined }> = [];
       const server = await start(
         'Server',
         (e) =>
           e.handle(
             Work,
-            (p, ctx) => void handled.push({ n: p.n, correlationId: ctx.correlationId }),
+            (p, ctx) =>
+              void handled.push({
+                n: p.n,
+                correlationId: ctx.correlationId,
+                sentAt: ctx.headers.sentAt,
+              }),
           ),
         unreadableMessages === 'error-queue'
           ? { recoverability: { errorQueue: errorQueue(), unreadableMessages } }
@@ -479,7 +484,8 @@ describe('faults against the test peer', () => {
             messageId: 'interop',
             correlationId: 'from-elsewhere',
             contentType: 'application/json',
-            applicationProperties: { [Headers.MessageType]: Work.name },
+            // A date property arrives as ISO 8601 text, not as the SDK's default epoch number.
+            applicationProperties: { [Headers.MessageType]: Work.name, sentAt: new Date(0) },
           },
         ]);
         // An application property that cannot become text: a map whose `toString` is a number.
@@ -502,7 +508,9 @@ describe('faults against the test peer', () => {
           ? m.applicationProperties.DeadLetterReason
           : busHeadersOf(m.applicationProperties)[Headers.ExceptionCode];
       await expect.poll(() => peer.messages(where).length, wait).toBe(4);
-      await expect.poll(() => handled, wait).toEqual([{ n: 3, correlationId: 'from-elsewhere' }]);
+      await expect
+        .poll(() => handled, wait)
+        .toEqual([{ n: 3, correlationId: 'from-elsewhere', sentAt: '1970-01-01T00:00:00.000Z' }]);
       expect(
         Object.fromEntries(peer.messages(where).map((m) => [m.messageId, reasonOf(m)])),
       ).toEqual({
