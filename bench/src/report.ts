@@ -151,3 +151,123 @@ function pairedRatios(all: readonly BenchRow[][], i: number): number[] {
   }
   return ratios.sort((a, b) => a - b);
 }
+
+/** One block's measurement, taken where the block ran. */
+export interface BlockResult {
+  readonly elapsedMs: number;
+  /** CPU time of the process that ran the block (µs). */
+  readonly cpuMicros: number;
+  /** The operations' latencies, where the scenario takes them. */
+  readonly latenciesMs?: number[] | undefined;
+}
+
+/** Runs one block in this process and measures it. */
+export async function measureBlock(
+  block: () => Promise<number[] | undefined>,
+): Promise<BlockResult> {
+  const cpuStart = process.cpuUsage();
+  const started = performance.now();
+  const latenciesMs = await block();
+  const elapsedMs = performance.now() - started;
+  const cpu = process.cpuUsage(cpuStart);
+  return { elapsedMs, cpuMicros: cpu.user + cpu.system, latenciesMs };
+}
+
+/** One side of an interleaved comparison (`interleavedBlocks`), open for the whole scenario. */
+export interface Contestant {
+  readonly impl: string;
+  /** Runs one block: `count` operations numbered from `first`, done when the last one is. */
+  runBlock(first: number, count: number): Promise<BlockResult>;
+}
+
+export interface InterleaveOptions {
+  readonly scenario: string;
+  /** Measured blocks per contestant. */
+  readonly blocks: number;
+  readonly blockSize: number;
+  /** Blocks per contestant run first, unmeasured: the engine compiles every path in them. */
+  readonly warmUpBlocks?: number;
+  /** What runs where the blocks are measured, for the CPU note. */
+  readonly whose: string;
+  /** CPU time (µs) of another process that serves every contestant, e.g. a broker stand-in. */
+  readonly other?: { readonly name: string; cpuMicros(): Promise<number> };
+}
+
+/**
+ * Runs contestants that are all open at once block by block, each block of each in turn (the
+ * order reversed every other turn, so none always runs after the same one), and adds up each
+ * one's blocks. A shared machine's speed moves by half within seconds; blocks a fraction of a
+ * second long, side by side, see the same machine, where whole rounds one after another do not.
+ * Fit for clients that cost nothing while idle (an idle Kafka consumer keeps fetching, so Kafka
+ * runs rounds instead). Each row notes the per-block ratio to the first contestant, the plain raw
+ * client by convention.
+ */
+export async function interleavedBlocks(
+  rowOf: ReturnType<typeof rowFor>,
+  contestants: readonly Contestant[],
+  options: InterleaveOptions,
+): Promise<BenchRow[]> {
+  const { scenario, blocks, blockSize } = options;
+  const next = contestants.map(() => 0);
+  const runOne = (i: number) => {
+    const first = next[i] as number;
+    next[i] = first + blockSize;
+    return (contestants[i] as Contestant).runBlock(first, blockSize);
+  };
+  for (let w = 0; w < (options.warmUpBlocks ?? 2); w++) {
+    for (let i = 0; i < contestants.length; i++) await runOne(i);
+  }
+  const measured = contestants.map(() => ({
+    elapsedMs: 0,
+    cpuMicros: 0,
+    otherMicros: 0,
+    latenciesMs: [] as number[],
+    blockMs: [] as number[],
+  }));
+  const order = contestants.map((_, i) => i);
+  for (let b = 0; b < blocks; b++) {
+    for (const i of b % 2 === 0 ? order : [...order].reverse()) {
+      const m = measured[i] as (typeof measured)[number];
+      const otherStart = (await options.other?.cpuMicros()) ?? 0;
+      const result = await runOne(i);
+      if (options.other) m.otherMicros += (await options.other.cpuMicros()) - otherStart;
+      m.cpuMicros += result.cpuMicros;
+      m.elapsedMs += result.elapsedMs;
+      m.blockMs.push(result.elapsedMs);
+      if (result.latenciesMs) m.latenciesMs.push(...result.latenciesMs);
+    }
+  }
+  const base = measured[0];
+  const messages = blocks * blockSize;
+  return contestants.map((contestant, i) => {
+    const m = measured[i] as (typeof measured)[number];
+    m.latenciesMs.sort((x, y) => x - y);
+    const ratios =
+      i === 0 || base === undefined
+        ? []
+        : m.blockMs.map((ms, b) => (base.blockMs[b] as number) / ms).sort((x, y) => x - y);
+    const at = (q: number) => (ratios[Math.floor(q * ratios.length)] as number).toFixed(2);
+    const note = [
+      `${blocks} blocks of ${blockSize}, interleaved`,
+      ratios.length > 0
+        ? `per-block ratio to '${contestants[0]?.impl}': median ${at(0.5)}, middle half ${at(0.25)}–${at(0.75)}`
+        : undefined,
+      `${options.whose} CPU ${Math.round(m.cpuMicros / messages)} µs/msg`,
+      options.other
+        ? `${options.other.name} ${Math.round(m.otherMicros / messages)} µs/msg`
+        : undefined,
+    ]
+      .filter(Boolean)
+      .join('; ');
+    return {
+      ...rowOf(
+        scenario,
+        contestant.impl,
+        messages,
+        m.elapsedMs,
+        m.latenciesMs.length > 0 ? m.latenciesMs : undefined,
+      ),
+      note,
+    };
+  });
+}
