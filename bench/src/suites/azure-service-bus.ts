@@ -20,10 +20,10 @@ import { type BlockCommand, type RawMetadata, rawImpl } from './azure-service-bu
  * the peer's management endpoint and run with TCP_NODELAY (see enableTcpNoDelay).
  */
 const transportName = 'azure-service-bus (test peer, not Service Bus)';
-/** Blocks per side and their sizes (`interleavedBlocks`): a block takes 0.05–0.5 s here. */
+/** Blocks per side and their sizes (`interleavedBlocks`): a block takes 0.05–0.3 s here. */
 const oneWay = { blocks: 20, blockSize: 500 } as const;
-const requestsAtOne = { blocks: 40, blockSize: 25 } as const;
-const requestsAtHundred = { blocks: 10, blockSize: 1_000 } as const;
+const requestsAtOne = { blocks: 80, blockSize: 25 } as const;
+const requestsAtHundred = { blocks: 20, blockSize: 500 } as const;
 const concurrency = 100;
 
 const row = rowFor(transportName);
