@@ -119,11 +119,17 @@ async function startSide(side: RawMetadata | 'tidings', peer: Peer): Promise<Sid
       });
       child.send(command);
     });
-  await ask({
-    kind: 'setup',
-    connectionString: peer.connectionString,
-    certificate: peer.certificate,
-  });
+  try {
+    await ask({
+      kind: 'setup',
+      connectionString: peer.connectionString,
+      certificate: peer.certificate,
+    });
+  } catch (error) {
+    // Not among the sides the suite closes: its open IPC channel would keep the benchmark running.
+    child.kill();
+    throw error;
+  }
   return {
     impl: side === 'tidings' ? 'tidings' : rawImpl[side],
     run: (command) => ask<BlockResult>({ kind: 'block', ...command }),
