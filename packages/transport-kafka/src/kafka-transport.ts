@@ -118,6 +118,8 @@ export function createKafkaTransport(options: KafkaTransportOptions): KafkaTrans
     maxMessageSizeBytes: settings.maxMessageSizeBytes,
     deliveryCount: false,
     durable: true,
+    // A queue is a topic, read partition by partition.
+    partitionedQueues: true,
   };
   const queueTopic = (queue: string) => toTopicName(settings.topicPrefix, queue);
   const eventTopic = (messageType: string) =>

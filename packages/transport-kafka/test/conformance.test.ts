@@ -17,6 +17,7 @@ describeTransport({
     maxMessageSizeBytes: 64 * 1024,
     deliveryCount: false,
     durable: true,
+    partitionedQueues: true,
   },
   cleanup: async (scope) => {
     await Promise.allSettled((made.get(scope.id) ?? []).map((t) => t.close()));

@@ -4,6 +4,7 @@ import {
   defineMessage,
   Headers,
   PACKED_HEADERS,
+  returnToSourceQueue,
   silentLogger,
   UsageError,
 } from '@tidings/core';
@@ -78,6 +79,57 @@ describe('kafka transport', () => {
     ).rejects.toBeInstanceOf(UsageError);
     await connection.close();
   });
+
+  it('a return pass goes on after a kept message came round: a message handed over later is returned too', async () => {
+    // Each message fails its first attempt and succeeds once returned.
+    const attempts = new Map<number, number>();
+    const handled: number[] = [];
+    const server = world.endpoint('Server', {
+      recoverability: { immediateRetries: 0, delayedRetries: { count: 0 } },
+    });
+    server.handle(Step, (step) => {
+      const attempt = (attempts.get(step.n) ?? 0) + 1;
+      attempts.set(step.n, attempt);
+      if (attempt === 1) throw new Error(`not yet: ${step.n}`);
+      handled.push(step.n);
+    });
+    await server.start();
+    const sender = world.endpoint('Sender', {
+      sendOnly: true,
+      routes: { [Step.name]: world.name('Server') },
+    });
+    await sender.start();
+    await sender.send(Step, { key: 'kept', n: 1 }, { messageId: world.name('kept') });
+    await expect.poll(() => server.stats.movedToErrorQueue, wait).toBe(1);
+
+    const kafka = new Kafka({
+      clientId: 'tidings-tests-raw',
+      brokers: brokers(),
+      logLevel: logLevel.NOTHING,
+    });
+    const admin = kafka.admin();
+    await admin.connect();
+    const recordsInErrorTopic = async () =>
+      (await admin.fetchTopicOffsets(world.errorQueue)).reduce((sum, p) => sum + Number(p.high), 0);
+    try {
+      const pass = returnToSourceQueue({
+        transport: world.transport(),
+        errorQueue: world.errorQueue,
+        filter: (failed) => failed.messageId !== world.name('kept'),
+        idleMs: 4_000,
+      });
+      // The kept message has been sent to the back and has come round (the second copy sent to
+      // the back): in a partitioned topic that says nothing about the other partitions, which may
+      // not have handed anything over yet. Then a message fails into the error topic, as such a
+      // partition would hand one over late.
+      await expect.poll(recordsInErrorTopic, wait).toBeGreaterThanOrEqual(3);
+      await sender.send(Step, { key: 'late', n: 2 });
+      expect(await pass).toEqual({ returned: 1, kept: 1 });
+      await expect.poll(() => handled, wait).toEqual([2]);
+    } finally {
+      await admin.disconnect();
+    }
+  }, 90_000);
 
   it('whenReceiving resolves once every partition holding records has handed its first one over', async () => {
     const queue = world.name('Backlog');

@@ -65,20 +65,26 @@ const FAILURE_HEADERS: ReadonlySet<string> = new Set([
   Headers.DelayedRetries,
 ]);
 
+/** How long a kept message waits before it goes round again in a partitioned error queue. */
+const ROUND_AGAIN_PACE_MS = 100;
+
 /**
  * Sends the messages in an error queue back to the queues they failed in, once whatever made them
  * fail is fixed. Each keeps its message id, so idempotent handlers stay safe, and counts the
  * return in `tidings.returns`. One pass: messages
  * that stay (filtered out, or whose queue is gone) go to the back of the error queue, and the pass
  * ends once they have all come round again with nothing new between, or nothing arrives for
- * `idleMs`. Every move is at-least-once: a message leaves the error queue only after its copy is
- * confirmed where it goes.
+ * `idleMs`. In a partitioned queue (Kafka) a kept message can come round before other partitions
+ * have been read, so there only `idleMs` without a new message ends the pass, and kept messages
+ * go round at a slow pace meanwhile. Every move is at-least-once: a message leaves the error queue
+ * only after its copy is confirmed where it goes.
  */
 export async function returnToSourceQueue(
   options: ReturnToSourceQueueOptions,
 ): Promise<ReturnToSourceQueueResult> {
   const errorQueue = checkQueueName('errorQueue', options.errorQueue ?? 'error');
   const idleMs = checkWholeNumber('idleMs', options.idleMs ?? 5_000);
+  const partitioned = options.transport.capabilities.partitionedQueues === true;
   const startTimeoutMs = checkWholeNumber('startTimeoutMs', options.startTimeoutMs ?? 60_000);
   const logger = options.logger ?? silentLogger;
   const filter = options.filter ?? (() => true);
@@ -130,9 +136,21 @@ export async function returnToSourceQueue(
   const onMessage = async (message: IncomingTransportMessage): Promise<MessageOutcome> => {
     // Past the end of the pass: left where it is, for the next one.
     if (done) return 'abandon';
-    stillIdle();
+    const again = seen.has(message.messageId);
+    // In a partitioned queue only a new message shows that the pass is not over.
+    if (!again || !partitioned) stillIdle();
     try {
-      if (seen.has(message.messageId)) {
+      if (again) {
+        if (partitioned) {
+          // Other partitions may hold messages not read yet: go round again, slowly, until the
+          // pass goes idle.
+          await new Promise((resolve) =>
+            setTimeout(resolve, Math.min(ROUND_AGAIN_PACE_MS, idleMs)),
+          );
+          if (done) return 'abandon';
+          await toBack(message);
+          return 'complete';
+        }
         // Round again: to the back once more, uncounted. Once every message kept in this pass has
         // come round with nothing new between, only kept messages are left.
         await toBack(message);

@@ -23,6 +23,12 @@ export interface TransportCapabilities {
    * with a `dead-letter` outcome instead of copying it to the error queue. Absent means false.
    */
   readonly nativeDeadLetter?: boolean;
+  /**
+   * A queue is read in parts, each in an order of its own (Kafka's partitions): a message sent to
+   * the back of a queue can come round before messages sent earlier to its other parts. Absent
+   * means false: one queue, one order.
+   */
+  readonly partitionedQueues?: boolean;
 }
 
 /** Bytes and headers as they travel. Header names and values are the wire contract (docs/wire-format.md). */
