@@ -106,14 +106,20 @@ async function startSide(side: RawMetadata | 'tidings', peer: Peer): Promise<Sid
     execArgv: [],
     stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
   });
-  const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
+  /** Rejects the command waiting for an answer, if any: the side answers one at a time. */
+  let failWaiting: ((error: Error) => void) | undefined;
+  const exited = new Promise<void>((resolve) =>
+    child.once('exit', () => {
+      failWaiting?.(new Error(`the benchmark side '${side}' has exited`));
+      resolve();
+    }),
+  );
   child.on('error', () => {});
-  /** Sends a command and waits for its answer; the side answers one command at a time. */
   const ask = <T>(command: object): Promise<T> =>
     new Promise((resolve, reject) => {
-      const gone = () => reject(new Error(`the benchmark side '${side}' has exited`));
-      void exited.then(gone);
+      failWaiting = reject;
       child.once('message', (answer: { kind: string; message?: string }) => {
+        failWaiting = undefined;
         if (answer.kind === 'error') reject(new Error(`side '${side}': ${answer.message}`));
         else resolve(answer as T);
       });
