@@ -50,6 +50,12 @@ export {
   silentLogger,
 } from './logging/logger.js';
 export {
+  type LongTimer,
+  type LongTimerOptions,
+  MAX_TIMER_MS,
+  setLongTimeout,
+} from './long-timer.js';
+export {
   defineMessage,
   type MessageDefinition,
   type PayloadOf,

@@ -9,6 +9,7 @@ import {
   SendOnlyEndpointError,
   UsageError,
 } from '../errors.js';
+import { type LongTimer, setLongTimeout } from '../long-timer.js';
 import type { MessageDefinition } from '../messages/define-message.js';
 import type { IncomingMiddleware, OutgoingMiddleware } from '../pipeline/middleware.js';
 import type {
@@ -470,12 +471,12 @@ class TidingsEndpoint implements Endpoint, ProcessorHost {
   /** Waits for in-flight messages up to the stop deadline, then abandons the rest. */
   private async drainInFlight(): Promise<void> {
     if (this.inFlight.size > 0) {
-      let timer: NodeJS.Timeout | undefined;
+      let timer: LongTimer | undefined;
       await new Promise<void>((resolve) => {
         this.inFlightDrained = resolve;
-        timer = setTimeout(resolve, this.options.stopTimeoutMs);
+        timer = setLongTimeout(resolve, this.options.stopTimeoutMs);
       });
-      clearTimeout(timer);
+      timer?.clear();
       this.inFlightDrained = undefined;
     }
     if (this.inFlight.size > 0) {

@@ -2,6 +2,7 @@ import { checkWholeNumber } from '../configuration/option-checks.js';
 import { checkQueueName } from '../endpoint/endpoint-options.js';
 import { TransportUnavailableError } from '../errors.js';
 import { type Logger, silentLogger } from '../logging/logger.js';
+import { type LongTimer, setLongTimeout } from '../long-timer.js';
 import { Headers, headerCount } from '../messages/headers.js';
 import type {
   IncomingTransportMessage,
@@ -98,15 +99,15 @@ export async function returnToSourceQueue(
     finish = resolve;
   });
   let done = false;
-  let idle: NodeJS.Timeout | undefined;
+  let idle: LongTimer | undefined;
   const stop = () => {
     done = true;
-    clearTimeout(idle);
+    idle?.clear();
     finish();
   };
   const stillIdle = () => {
-    clearTimeout(idle);
-    idle = setTimeout(stop, idleMs);
+    idle?.clear();
+    idle = setLongTimeout(stop, idleMs);
   };
 
   const connection: TransportEndpoint = await options.transport.openEndpoint(
@@ -226,9 +227,9 @@ async function readingWithin(
   queue: string,
 ): Promise<void> {
   if (connection.whenReceiving === undefined) return;
-  let timer: NodeJS.Timeout | undefined;
+  let timer: LongTimer | undefined;
   const timedOut = new Promise<never>((_, reject) => {
-    timer = setTimeout(
+    timer = setLongTimeout(
       () =>
         reject(
           new TransportUnavailableError(
@@ -241,6 +242,6 @@ async function readingWithin(
   try {
     await Promise.race([connection.whenReceiving(), timedOut]);
   } finally {
-    clearTimeout(timer);
+    timer?.clear();
   }
 }
