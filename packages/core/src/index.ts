@@ -23,6 +23,7 @@ export {
   DestinationNotFoundError,
   EndpointStateError,
   EndpointStoppedError,
+  InvalidDestinationError,
   isTidingsError,
   MalformedMessageError,
   MessageTooLargeError,
@@ -60,6 +61,7 @@ export {
   type MessageDefinition,
   type PayloadOf,
 } from './messages/define-message.js';
+export { isValidDestination } from './messages/destination-name.js';
 export { Headers, headerCount, type MessageIntent } from './messages/headers.js';
 export { validatePayload } from './messages/validate.js';
 export type {

@@ -11,6 +11,7 @@ import {
 } from '../errors.js';
 import { type LongTimer, setLongTimeout } from '../long-timer.js';
 import type { MessageDefinition } from '../messages/define-message.js';
+import { checkDestination } from '../messages/destination-name.js';
 import type { IncomingMiddleware, OutgoingMiddleware } from '../pipeline/middleware.js';
 import type {
   IncomingTransportMessage,
@@ -407,14 +408,7 @@ class TidingsEndpoint implements Endpoint, ProcessorHost {
   }
 
   resolveRoute(messageType: string, to: string | undefined): string {
-    if (to !== undefined) {
-      if (typeof to !== 'string' || to.length === 0) {
-        throw new UsageError(
-          `'to' must be a destination endpoint name, got ${JSON.stringify(to)}.`,
-        );
-      }
-      return to;
-    }
+    if (to !== undefined) return checkDestination(to, "'to'");
     const route = this.options.routes.get(messageType);
     if (route === undefined) throw new NoRouteError(messageType);
     return route;

@@ -1,8 +1,8 @@
 import { checkWholeNumber } from '../configuration/option-checks.js';
-import { checkQueueName } from '../endpoint/endpoint-options.js';
 import { TransportUnavailableError } from '../errors.js';
 import { type Logger, silentLogger } from '../logging/logger.js';
 import { type LongTimer, setLongTimeout } from '../long-timer.js';
+import { checkQueueName, isValidDestination } from '../messages/destination-name.js';
 import { Headers, headerCount } from '../messages/headers.js';
 import type {
   IncomingTransportMessage,
@@ -171,6 +171,14 @@ export async function returnToSourceQueue(
         headers: h,
       };
       if (failed.failedQueue === undefined || !filter(failed)) return await keep(message);
+      if (!isValidDestination(failed.failedQueue)) {
+        // Read from the message: a name no transport may be given ('..', a path) stays here.
+        logger.warn(
+          `A message's failed queue ${JSON.stringify(failed.failedQueue.slice(0, 300))} is not a valid queue name; it stays in '${errorQueue}'`,
+          { messageId: message.messageId },
+        );
+        return await keep(message);
+      }
       const headers: Record<string, string> = {};
       for (const name in h) if (!FAILURE_HEADERS.has(name)) headers[name] = h[name] as string;
       // Counted, so a transport can tell this send from the message's earlier ones (a broker's
