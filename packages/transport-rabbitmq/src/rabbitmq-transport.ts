@@ -9,12 +9,16 @@ import {
   type TransportContext,
   type TransportEndpoint,
 } from '@tidings/core';
+import { MAX_DELAY_SECONDS } from './delay-levels.js';
 import {
   type RabbitMqTransportOptions,
   type ResolvedRabbitMqOptions,
   rabbitMqTransportDefaults,
 } from './options.js';
 import { RabbitMqEndpoint, type TransportShared } from './rabbitmq-endpoint.js';
+
+/** The longest AMQP 0-9-1 short string, in bytes: message ids, header names. */
+const AMQP_SHORT_STRING_BYTES = 255;
 
 /** How long opening a TCP (and TLS) connection may take before it counts as failed. */
 const CONNECT_TIMEOUT_MS = 10_000;
@@ -141,6 +145,10 @@ export function createRabbitMqTransport(options: RabbitMqTransportOptions): Tran
     maxMessageSizeBytes: resolved.maxMessageSizeBytes,
     deliveryCount: resolved.queueType === 'quorum',
     durable: true,
+    // AMQP 0-9-1 short strings: the message-id property and header table field names.
+    maxMessageIdBytes: AMQP_SHORT_STRING_BYTES,
+    maxHeaderNameBytes: AMQP_SHORT_STRING_BYTES,
+    ...(resolved.delayedDelivery ? { maxDelayMs: MAX_DELAY_SECONDS * 1000 } : {}),
   };
   return {
     spiVersion: TRANSPORT_SPI_VERSION,

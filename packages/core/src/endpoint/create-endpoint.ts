@@ -192,6 +192,8 @@ class TidingsEndpoint implements Endpoint, ProcessorHost {
       maxMessageSizeBytes: transport.capabilities.maxMessageSizeBytes,
       transportName: transport.name,
       middleware: this.outgoingMiddleware,
+      maxMessageIdBytes: transport.capabilities.maxMessageIdBytes,
+      maxHeaderNameBytes: transport.capabilities.maxHeaderNameBytes,
     };
     try {
       this.connection = await transport.openEndpoint(
@@ -425,6 +427,12 @@ class TidingsEndpoint implements Endpoint, ProcessorHost {
       if (delayMs > 0 && !this.canDelay) {
         throw new ConfigurationError(
           `Transport '${this.options.transport.name}' cannot delay delivery, so 'delayMs' is not available.`,
+        );
+      }
+      const maxDelayMs = this.options.transport.capabilities.maxDelayMs;
+      if (maxDelayMs !== undefined && delayMs > maxDelayMs) {
+        throw new UsageError(
+          `delayMs ${delayMs} is longer than the ${this.options.transport.name} transport can delay (at most ${maxDelayMs} ms).`,
         );
       }
     }
