@@ -1,5 +1,5 @@
 export type { Reply, ReplyExpectation } from './callbacks/reply.js';
-export { checkWholeNumber } from './configuration/option-checks.js';
+export { checkTimerMs, checkWholeNumber } from './configuration/option-checks.js';
 export { createEndpoint, createSendOnlyEndpoint } from './endpoint/create-endpoint.js';
 export type {
   CallbackOptions,

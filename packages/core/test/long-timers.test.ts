@@ -1,5 +1,7 @@
 import { afterEach, describe, expect, it } from 'vitest';
 import {
+  ConfigurationError,
+  checkTimerMs,
   createInMemoryTransport,
   defineMessage,
   Headers,
@@ -131,5 +133,15 @@ describe('delays of 2^31 ms or more', () => {
     ]);
     expect(await pass).toEqual({ returned: 0, kept: 1 });
     await connection.close();
+  });
+});
+
+describe('checkTimerMs', () => {
+  it('takes up to MAX_TIMER_MS and refuses more with a ConfigurationError', () => {
+    expect(checkTimerMs('pollMs', MAX_TIMER_MS)).toBe(MAX_TIMER_MS);
+    expect(checkTimerMs('commitIntervalMs', 0, 0)).toBe(0);
+    expect(() => checkTimerMs('pollMs', OVERFLOW_MS)).toThrow(ConfigurationError);
+    expect(() => checkTimerMs('pollMs', OVERFLOW_MS)).toThrow(/pollMs must be at most 2147483647/);
+    expect(() => checkTimerMs('pollMs', 0)).toThrow(ConfigurationError);
   });
 });

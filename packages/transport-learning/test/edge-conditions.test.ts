@@ -2,6 +2,7 @@ import { mkdirSync, mkdtempSync, readdirSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import {
+  ConfigurationError,
   createEndpoint,
   defineMessage,
   type Endpoint,
@@ -177,6 +178,20 @@ describe('learning transport under edge conditions', () => {
       expect(folder.startsWith('sales%3asales%3a')).toBe(true);
     }
   });
+
+  it.each(['pollIntervalMs', 'housekeepingIntervalMs'])(
+    'refuses %s of 2^31 ms or more, which Node.js would fire at once',
+    (name) => {
+      const options = {
+        rootDir,
+        leaseMs: 2 ** 33,
+        instanceQueueExpiryMs: 2 ** 33,
+        [name]: 2 ** 31,
+      };
+      expect(() => createLearningTransport(options)).toThrow(ConfigurationError);
+      expect(() => createLearningTransport(options)).toThrow(`${name} must be at most`);
+    },
+  );
 
   it('refuses a delay it could never deliver with UsageError; the longest one it takes is declared', async () => {
     expect(createLearningTransport({ rootDir }).capabilities.maxDelayMs).toBe(MAX_DELAY_MS);

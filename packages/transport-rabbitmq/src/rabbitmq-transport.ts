@@ -1,5 +1,6 @@
 import {
   ConfigurationError,
+  checkTimerMs,
   checkWholeNumber,
   type EndpointTopology,
   redactUrl,
@@ -25,6 +26,8 @@ const CONNECT_TIMEOUT_MS = 10_000;
 
 const positiveInteger = (name: string, value: number) =>
   checkWholeNumber(`RabbitMQ: ${name}`, value);
+/** An option that becomes one timer: at most `MAX_TIMER_MS`, which Node.js would fire at once. */
+const timerMs = (name: string, value: number) => checkTimerMs(`RabbitMQ: ${name}`, value);
 
 function resolveOptions(options: RabbitMqTransportOptions): ResolvedRabbitMqOptions {
   if (options === undefined || typeof options.url !== 'string' || options.url === '') {
@@ -45,7 +48,7 @@ function resolveOptions(options: RabbitMqTransportOptions): ResolvedRabbitMqOpti
       `RabbitMQ: prefetchMultiplier must be a number of at least 1, got ${prefetchMultiplier}.`,
     );
   }
-  const reconnectInitialDelayMs = positiveInteger(
+  const reconnectInitialDelayMs = timerMs(
     'reconnectInitialDelayMs',
     options.reconnectInitialDelayMs ?? d.reconnectInitialDelayMs,
   );
@@ -69,9 +72,9 @@ function resolveOptions(options: RabbitMqTransportOptions): ResolvedRabbitMqOpti
     reconnectInitialDelayMs,
     reconnectMaxDelayMs: Math.max(
       reconnectInitialDelayMs,
-      positiveInteger('reconnectMaxDelayMs', options.reconnectMaxDelayMs ?? d.reconnectMaxDelayMs),
+      timerMs('reconnectMaxDelayMs', options.reconnectMaxDelayMs ?? d.reconnectMaxDelayMs),
     ),
-    unavailableTimeoutMs: positiveInteger(
+    unavailableTimeoutMs: timerMs(
       'unavailableTimeoutMs',
       options.unavailableTimeoutMs ?? d.unavailableTimeoutMs,
     ),

@@ -1,4 +1,5 @@
 import {
+  ConfigurationError,
   createEndpoint,
   defineMessage,
   type Endpoint,
@@ -46,6 +47,15 @@ describe('rabbitmq: AMQP short-string limits are refused at the call', () => {
     errorQueues.push(errorQueue);
     return { client, to: server.name, got };
   };
+
+  it.each(['unavailableTimeoutMs', 'reconnectInitialDelayMs', 'reconnectMaxDelayMs'])(
+    'refuses %s of 2^31 ms or more, which Node.js would fire at once',
+    (name) => {
+      const create = () => createRabbitMqTransport({ url: brokerUrl, [name]: 2 ** 31 });
+      expect(create).toThrow(ConfigurationError);
+      expect(create).toThrow(`${name} must be at most`);
+    },
+  );
 
   it('declares the limits', () => {
     expect(createRabbitMqTransport({ url: brokerUrl }).capabilities).toMatchObject({
