@@ -113,12 +113,21 @@ export function encodeTypeName(messageType: string): string {
 }
 
 /**
+ * Longest queue name: a delayed message's file name holds it after about 50 characters of due
+ * time and id, and file names end at 255 bytes. Core's rule allows 201 (an instance queue).
+ */
+const MAX_QUEUE_NAME_LENGTH = 201;
+
+/**
  * Defence in depth under core's destination rule: a queue name must be one folder directly under
  * the root, and not one of the transport's own (they start with '.').
  */
 export function isQueueFolderName(queue: string): boolean {
   return (
-    queue.length > 0 && queue.length <= 255 && !queue.startsWith('.') && !/[/\\\0:]/.test(queue)
+    queue.length > 0 &&
+    queue.length <= MAX_QUEUE_NAME_LENGTH &&
+    !queue.startsWith('.') &&
+    !/[/\\\0:]/.test(queue)
   );
 }
 

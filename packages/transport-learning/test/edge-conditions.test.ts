@@ -111,7 +111,7 @@ describe('learning transport under edge conditions', () => {
     expect(readdirSync(join(rootDir, '.tmp'))).toEqual([]);
   });
 
-  it.each(['..', '.', '.delayed', '.subscriptions', '../root', 'a/b'])(
+  it.each(['..', '.', '.delayed', '.subscriptions', '../root', 'a/b', 'q'.repeat(202)])(
     'refuses to send to %j, even past core, and writes nothing outside its folders',
     async (to) => {
       const sender = await open(undefined);
