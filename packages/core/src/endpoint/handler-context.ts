@@ -168,7 +168,7 @@ export class MessageHandlerContext implements HandlerContext {
     // Read from the wire: a foreign sender's '..' must not reach a transport as a queue name.
     checkDestination(
       replyTo,
-      `Cannot reply to '${this.messageType}' (${this.messageId}): its sender set 'tidings.reply-to' to`,
+      `Cannot reply to '${this.messageType}' (${this.messageId}), so it goes to the error queue; fix its sender. The reply-to address it set ('tidings.reply-to'),`,
     );
     const isCode = typeof definitionOrCode === 'number';
     if (isCode && !Number.isSafeInteger(definitionOrCode)) {
