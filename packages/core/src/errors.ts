@@ -20,6 +20,7 @@ export type TidingsErrorCode =
   | 'TIDINGS_MALFORMED_MESSAGE'
   | 'TIDINGS_NO_HANDLER'
   | 'TIDINGS_DESTINATION_NOT_FOUND'
+  | 'TIDINGS_INVALID_DESTINATION'
   | 'TIDINGS_TRANSPORT_UNAVAILABLE'
   | 'TIDINGS_TRANSPORT';
 
@@ -197,6 +198,22 @@ export class DestinationNotFoundError extends TidingsError {
       options,
     );
     this.destination = destination;
+  }
+}
+
+/**
+ * A destination that no transport may be given: a `to` or a received message's reply-to that is
+ * not a queue name (`..`, a path, a reserved name). Never retryable: the same name fails again.
+ */
+export class InvalidDestinationError extends TidingsError {
+  readonly destination: string;
+  constructor(destination: unknown, where: string) {
+    const shown = JSON.stringify(String(destination).slice(0, 300));
+    super(
+      'TIDINGS_INVALID_DESTINATION',
+      `${where} ${shown} is not a valid destination: use 1-100 letters, digits, '.', '_' or '-', starting with a letter or digit (an instance queue is two such names joined by '.'). See "Destinations" in docs/wire-format.md.`,
+    );
+    this.destination = String(destination);
   }
 }
 

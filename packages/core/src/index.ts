@@ -1,5 +1,5 @@
 export type { Reply, ReplyExpectation } from './callbacks/reply.js';
-export { checkWholeNumber } from './configuration/option-checks.js';
+export { checkTimerMs, checkWholeNumber } from './configuration/option-checks.js';
 export { createEndpoint, createSendOnlyEndpoint } from './endpoint/create-endpoint.js';
 export type {
   CallbackOptions,
@@ -23,6 +23,7 @@ export {
   DestinationNotFoundError,
   EndpointStateError,
   EndpointStoppedError,
+  InvalidDestinationError,
   isTidingsError,
   MalformedMessageError,
   MessageTooLargeError,
@@ -50,10 +51,17 @@ export {
   silentLogger,
 } from './logging/logger.js';
 export {
+  type LongTimer,
+  type LongTimerOptions,
+  MAX_TIMER_MS,
+  setLongTimeout,
+} from './long-timer.js';
+export {
   defineMessage,
   type MessageDefinition,
   type PayloadOf,
 } from './messages/define-message.js';
+export { isValidDestination } from './messages/destination-name.js';
 export { Headers, headerCount, type MessageIntent } from './messages/headers.js';
 export { validatePayload } from './messages/validate.js';
 export type {

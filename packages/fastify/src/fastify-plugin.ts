@@ -1,4 +1,10 @@
-import { type Endpoint, type MessageDefinition, UsageError } from '@tidings/core';
+import {
+  type Endpoint,
+  type LongTimer,
+  type MessageDefinition,
+  setLongTimeout,
+  UsageError,
+} from '@tidings/core';
 import type { FastifyPluginAsync, FastifyRequest } from 'fastify';
 import fp from 'fastify-plugin';
 import type { AwaitReply, AwaitReplyOptions } from './await-reply.js';
@@ -91,12 +97,12 @@ const plugin: FastifyPluginAsync<TidingsPluginOptions> = async (fastify, options
     fastify.addHook('onClose', async () => {
       if (waiting > 0) {
         // Let requests still awaiting a reply get it (or time out) before the endpoint stops.
-        let timer: NodeJS.Timeout | undefined;
+        let timer: LongTimer | undefined;
         await new Promise<void>((resolve) => {
           drained = resolve;
-          timer = setTimeout(resolve, settings.drainTimeoutMs);
+          timer = setLongTimeout(resolve, settings.drainTimeoutMs);
         });
-        clearTimeout(timer);
+        timer?.clear();
         drained = undefined;
       }
       await endpoint.stop();

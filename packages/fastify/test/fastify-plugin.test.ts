@@ -33,10 +33,18 @@ afterEach(async () => {
 });
 
 /** A server with the plugin and a few routes that request through `endpoint`. */
-async function webServer(endpoint: Endpoint, timeoutMs?: number): Promise<FastifyInstance> {
+async function webServer(
+  endpoint: Endpoint,
+  timeoutMs?: number,
+  drainTimeoutMs?: number,
+): Promise<FastifyInstance> {
   const app = Fastify();
   apps.push(app);
-  await app.register(tidingsPlugin, { endpoint, ...(timeoutMs ? { timeoutMs } : {}) });
+  await app.register(tidingsPlugin, {
+    endpoint,
+    ...(timeoutMs ? { timeoutMs } : {}),
+    ...(drainTimeoutMs ? { drainTimeoutMs } : {}),
+  });
   app.post<{ Body: { sku: string; amount: number; silent?: boolean; slowMs?: number } }>(
     '/quote',
     async (request) => request.awaitReply(Quote, request.body, { expect: Quoted }),
@@ -175,6 +183,23 @@ describe('tidingsPlugin', () => {
     const response = await pending;
     expect(response.statusCode).toBe(200);
     expect(response.json()).toEqual({ sku: 'late', price: 10 });
+    expect(web.state).toBe('stopped');
+  });
+
+  it('a drainTimeoutMs of 2^31 ms or more still waits for the reply on close', async () => {
+    const web = bus.web();
+    // Node.js fires a plain timer this long after 1 ms.
+    const app = await webServer(web, undefined, 2 ** 31);
+    await app.ready();
+    const pending = app.inject({
+      method: 'POST',
+      url: '/quote',
+      payload: { sku: 'late', amount: 5, slowMs: 300 },
+    });
+    await eventually(() => web.stats.pendingRequests === 1);
+    await app.close();
+    const response = await pending;
+    expect(response.statusCode).toBe(200);
     expect(web.state).toBe('stopped');
   });
 

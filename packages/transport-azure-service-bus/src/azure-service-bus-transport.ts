@@ -9,6 +9,7 @@ import {
 } from '@azure/service-bus';
 import {
   ConfigurationError,
+  checkTimerMs,
   checkWholeNumber,
   type EndpointTopology,
   Headers,
@@ -171,7 +172,8 @@ export function createAzureServiceBusTransport(
         azureServiceBusTransportDefaults.maxAutoLockRenewalDurationMs,
       0,
     ),
-    operationTimeoutMs: checkWholeNumber(
+    // Also one timer per settlement: Node.js fires one of 2^31 ms or more at once.
+    operationTimeoutMs: checkTimerMs(
       'operationTimeoutMs',
       options.operationTimeoutMs ?? azureServiceBusTransportDefaults.operationTimeoutMs,
     ),

@@ -82,6 +82,8 @@ describe('options', () => {
   it.each([
     ['maxMessageSizeBytes', 0, 'a positive whole number'],
     ['operationTimeoutMs', 1.5, 'a positive whole number'],
+    // One timer per settlement: Node.js would fire a timer this long at once.
+    ['operationTimeoutMs', 2 ** 31, 'at most 2147483647 ms (about 24.8 days)'],
     ['maxRetries', -1, 'a whole number of at least 0'],
     ['maxAutoLockRenewalDurationMs', -1, 'a whole number of at least 0'],
     ['duplicateDetectionWindowMs', 0, 'a positive whole number'],

@@ -1,5 +1,6 @@
 import {
   ConfigurationError,
+  checkTimerMs,
   checkWholeNumber,
   DestinationNotFoundError,
   type EndpointTopology,
@@ -82,7 +83,8 @@ function validate(options: KafkaTransportOptions): Resolved {
     'requestTimeoutMs',
   ];
   for (const key of positive) checkWholeNumber(key, resolved[key]);
-  checkWholeNumber('commitIntervalMs', resolved.commitIntervalMs, 0);
+  // A timer between commits: Node.js fires one of 2^31 ms or more at once.
+  checkTimerMs('commitIntervalMs', resolved.commitIntervalMs, 0);
   checkWholeNumber('drainTimeoutMs', resolved.drainTimeoutMs, 0);
   checkWholeNumber('retries', resolved.retries, 0);
   if (

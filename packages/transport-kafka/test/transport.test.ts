@@ -22,6 +22,10 @@ describe('options', () => {
   it('refuses missing or malformed settings with ConfigurationError', () => {
     expect(() => createKafkaTransport({ brokers: [] })).toThrow(ConfigurationError);
     expect(() => createKafkaTransport({ brokers: ['no-port'] })).toThrow(ConfigurationError);
+    // A timer between commits: Node.js would fire one this long at once.
+    expect(() => createKafkaTransport({ brokers: brokers(), commitIntervalMs: 2 ** 31 })).toThrow(
+      /commitIntervalMs must be at most/,
+    );
     expect(() => createKafkaTransport({ brokers: brokers(), partitions: 0 })).toThrow(
       ConfigurationError,
     );

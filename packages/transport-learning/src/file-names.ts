@@ -1,4 +1,5 @@
-import { randomBytes } from 'node:crypto';
+import { createHash, randomBytes } from 'node:crypto';
+import { InvalidDestinationError } from '@tidings/core';
 
 /**
  * The on-disk layout. Every state a message is in shows in its file name, so each move between
@@ -86,13 +87,54 @@ export function parseDelayed(
 }
 
 /**
+ * Longest encoded type name kept whole: file systems take 255 bytes per name, and escapes triple
+ * a character (`:` is `%3a`).
+ */
+const MAX_TYPE_FOLDER_LENGTH = 200;
+/** What is kept of a longer one, before its hash. */
+const LONG_TYPE_PREFIX_LENGTH = 120;
+
+/**
  * Message type names may hold ':' (not allowed on Windows) and may be '.' or '..'; escape what a
- * file name cannot carry, keep the rest readable.
+ * file name cannot carry, keep the rest readable. An encoding longer than a file name may be is
+ * cut, and the SHA-256 of the whole type name follows a `~`: escaped names never hold `~` (it is
+ * escaped), so a cut name never equals a whole one, and the hash tells cut names apart.
  */
 export function encodeTypeName(messageType: string): string {
   const escaped = messageType.replace(
     /[^A-Za-z0-9_.-]/g,
     (c) => `%${c.charCodeAt(0).toString(16).padStart(2, '0')}`,
   );
-  return /^\.*$/.test(escaped) ? escaped.replaceAll('.', '%2e') : escaped;
+  const name = /^\.*$/.test(escaped) ? escaped.replaceAll('.', '%2e') : escaped;
+  if (name.length <= MAX_TYPE_FOLDER_LENGTH) return name;
+  // Cut before a partial escape, so what is kept still reads as the type's start.
+  const prefix = name.slice(0, LONG_TYPE_PREFIX_LENGTH).replace(/%[0-9a-f]{0,1}$/, '');
+  return `${prefix}~${createHash('sha256').update(messageType).digest('hex')}`;
+}
+
+/**
+ * Longest queue name: a delayed message's file name holds it after about 50 characters of due
+ * time and id, and file names end at 255 bytes. Core's rule allows 201 (an instance queue).
+ */
+const MAX_QUEUE_NAME_LENGTH = 201;
+
+/**
+ * Defence in depth under core's destination rule: a queue name must be one folder directly under
+ * the root, and not one of the transport's own (they start with '.').
+ */
+export function isQueueFolderName(queue: string): boolean {
+  return (
+    queue.length > 0 &&
+    queue.length <= MAX_QUEUE_NAME_LENGTH &&
+    !queue.startsWith('.') &&
+    !/[/\\\0:]/.test(queue)
+  );
+}
+
+/** Throws `InvalidDestinationError` for a name `isQueueFolderName` refuses. */
+export function checkQueueFolderName(queue: string): string {
+  if (!isQueueFolderName(queue)) {
+    throw new InvalidDestinationError(queue, 'The learning transport refuses queue');
+  }
+  return queue;
 }

@@ -40,6 +40,8 @@ export interface StagedMessage {
   readonly tmpPath: string;
   readonly finalPath: string;
   readonly queue: string;
+  /** Set for a published copy: the event type whose subscriber `queue` is. */
+  readonly messageType?: string | undefined;
 }
 
 /** Every file-system operation of the transport. Each state change is one rename. */
@@ -82,7 +84,12 @@ export class FileStore {
   }
 
   /** Writes the file under `.tmp`; nothing reads it until `commit` renames it into place. */
-  async stage(envelope: Envelope, queue: string, dueAt?: number): Promise<StagedMessage> {
+  async stage(
+    envelope: Envelope,
+    queue: string,
+    dueAt?: number,
+    messageType?: string,
+  ): Promise<StagedMessage> {
     const id = newFileId();
     const tmpPath = join(this.root, dirs.tmp, `${id}~${queue}.tmp`);
     const finalPath =
@@ -103,7 +110,7 @@ export class FileStore {
         await handle.close();
       }
     });
-    return { tmpPath, finalPath, queue };
+    return { tmpPath, finalPath, queue, messageType };
   }
 
   /** Makes a staged message visible: one rename, so no reader sees half a file. */

@@ -1,2 +1,6 @@
-export { createLearningTransport, type LearningTransport } from './learning-transport.js';
+export {
+  createLearningTransport,
+  type LearningTransport,
+  MAX_DELAY_MS,
+} from './learning-transport.js';
 export { type LearningTransportOptions, learningTransportDefaults } from './options.js';

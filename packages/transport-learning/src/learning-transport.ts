@@ -9,11 +9,19 @@ import {
   type TransportContext,
   type TransportEndpoint,
   type TransportOperation,
+  UsageError,
 } from '@tidings/core';
-import { newOwnerId } from './file-names.js';
+import { checkQueueFolderName, isQueueFolderName, newOwnerId } from './file-names.js';
 import { FileStore, type StagedMessage } from './file-store.js';
 import { type LearningTransportOptions, resolveOptions } from './options.js';
 import { Receiver } from './receiver.js';
+
+/**
+ * The longest delay: 100 years. Due times are in file names as 14-digit milliseconds, which
+ * sort in due order only up to the year 5138; a delay near `Number.MAX_SAFE_INTEGER` would never
+ * be due at all.
+ */
+export const MAX_DELAY_MS = 100 * 365.25 * 24 * 60 * 60 * 1000;
 
 /** The learning transport, plus where it keeps its files. */
 export interface LearningTransport extends Transport {
@@ -46,6 +54,7 @@ export function createLearningTransport(options: LearningTransportOptions = {}):
     maxMessageSizeBytes: settings.maxMessageSizeBytes,
     deliveryCount: true,
     durable: true,
+    maxDelayMs: MAX_DELAY_MS,
   };
   /** Names this transport's claims and heartbeat: the process id, and which transport in it. */
   const owner = newOwnerId();
@@ -61,6 +70,37 @@ export function createLearningTransport(options: LearningTransportOptions = {}):
     lastBeat: 0,
     lastExpiry: 0,
     reportedMissing: new Set<string>(),
+  };
+  /** Subscribers found without their queue, reported once each (`<type>\0<queue>`). */
+  const reportedStale = new Set<string>();
+  const reportStale = (messageType: string, queue: string, why: string) => {
+    const key = `${messageType}\0${queue}`;
+    if (reportedStale.has(key)) return;
+    reportedStale.add(key);
+    logger?.warn(
+      `Published '${messageType}' without a copy for subscriber '${queue}': ${why}. Delete .subscriptions/…/${queue} if that endpoint is gone for good`,
+      { messageType, queue },
+    );
+  };
+
+  /**
+   * The subscribers of a message type that can take a copy. A subscription left behind by a
+   * queue whose folder was deleted is skipped and reported, not failed: failing would fail every
+   * publish of the type, and each retry would send the live subscribers their copies again.
+   */
+  const liveSubscribers = async (messageType: string): Promise<string[]> => {
+    const live: string[] = [];
+    for (const queue of await store.subscribers(messageType)) {
+      if (!isQueueFolderName(queue)) {
+        reportStale(messageType, queue, 'not a queue name');
+      } else if (knownQueues.has(queue) || (await store.queueExists(queue))) {
+        knownQueues.add(queue);
+        live.push(queue);
+      } else {
+        reportStale(messageType, queue, 'its queue folder does not exist');
+      }
+    }
+    return live;
   };
 
   const isAbandoned = async (claimOwner: string, pid: number, now: number): Promise<boolean> => {
@@ -143,7 +183,14 @@ export function createLearningTransport(options: LearningTransportOptions = {}):
     const planned: Array<{ operation: TransportOperation; queues: string[] }> = [];
     for (const operation of operations) {
       const destination = operation.destination;
+      if (operation.delayMs !== undefined && operation.delayMs > MAX_DELAY_MS) {
+        // Core refuses a longer delayMs at the call; a delayed retry's delay comes from config.
+        throw new UsageError(
+          `The learning transport delays at most ${MAX_DELAY_MS} ms (100 years); got ${operation.delayMs}.`,
+        );
+      }
       if (destination.kind === 'queue') {
+        checkQueueFolderName(destination.queue);
         // Check every destination first, so a batch with one bad destination sends nothing.
         // Queues seen once are remembered: one deleted since still fails at the rename.
         if (!knownQueues.has(destination.queue)) {
@@ -154,7 +201,7 @@ export function createLearningTransport(options: LearningTransportOptions = {}):
         }
         planned.push({ operation, queues: [destination.queue] });
       } else {
-        planned.push({ operation, queues: await store.subscribers(destination.messageType) });
+        planned.push({ operation, queues: await liveSubscribers(destination.messageType) });
       }
     }
     const staged: StagedMessage[] = [];
@@ -164,8 +211,10 @@ export function createLearningTransport(options: LearningTransportOptions = {}):
           operation.delayMs !== undefined && operation.delayMs > 0
             ? Date.now() + operation.delayMs
             : undefined;
+        const messageType =
+          operation.destination.kind === 'publish' ? operation.destination.messageType : undefined;
         for (const queue of queues) {
-          staged.push(await store.stage(operation.message, queue, dueAt));
+          staged.push(await store.stage(operation.message, queue, dueAt, messageType));
         }
       }
     } catch (error) {
@@ -192,6 +241,9 @@ export function createLearningTransport(options: LearningTransportOptions = {}):
       } catch (error) {
         prepared = undefined;
         throw error;
+      }
+      for (const queue of [topology.inputQueue, topology.instanceQueue, topology.errorQueue]) {
+        if (queue !== undefined) checkQueueFolderName(queue);
       }
       if (topology.inputQueue !== undefined) await store.ensureQueue(topology.inputQueue, false);
       if (topology.instanceQueue !== undefined) {
@@ -223,7 +275,14 @@ export function createLearningTransport(options: LearningTransportOptions = {}):
               try {
                 await store.commit(file);
               } catch (error) {
-                if (error instanceof DestinationNotFoundError) knownQueues.delete(file.queue);
+                if (error instanceof DestinationNotFoundError) {
+                  knownQueues.delete(file.queue);
+                  // A subscriber's queue deleted since it was looked up: skipped, as above.
+                  if (file.messageType !== undefined) {
+                    reportStale(file.messageType, file.queue, 'its queue folder does not exist');
+                    continue;
+                  }
+                }
                 await Promise.all(staged.slice(index + 1).map((rest) => store.discard(rest)));
                 throw error;
               }

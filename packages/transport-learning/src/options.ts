@@ -1,4 +1,4 @@
-import { ConfigurationError, checkWholeNumber } from '@tidings/core';
+import { ConfigurationError, checkTimerMs, checkWholeNumber } from '@tidings/core';
 
 export interface LearningTransportOptions {
   /**
@@ -71,11 +71,11 @@ export function resolveOptions(
   }
   const resolved: ResolvedLearningTransportOptions = {
     rootDir,
-    pollIntervalMs: checkWholeNumber(
+    pollIntervalMs: checkTimerMs(
       'pollIntervalMs',
       options.pollIntervalMs ?? learningTransportDefaults.pollIntervalMs,
     ),
-    housekeepingIntervalMs: checkWholeNumber(
+    housekeepingIntervalMs: checkTimerMs(
       'housekeepingIntervalMs',
       options.housekeepingIntervalMs ?? learningTransportDefaults.housekeepingIntervalMs,
     ),

@@ -2,7 +2,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describeTransport } from '@tidings/transport-tests';
-import { createLearningTransport } from '../src/index.ts';
+import { createLearningTransport, MAX_DELAY_MS } from '../src/index.ts';
 
 // Every transport of one test shares that test's directory, as processes on one machine would.
 const rootDirs = new Map<string, string>();
@@ -25,6 +25,7 @@ describeTransport({
     maxMessageSizeBytes: 64 * 1024,
     deliveryCount: true,
     durable: true,
+    maxDelayMs: MAX_DELAY_MS,
   },
   cleanup: async (scope) => {
     const dir = rootDirs.get(scope.id);

@@ -15,6 +15,7 @@ import {
   createLearningTransport,
   type LearningTransportOptions,
   learningTransportDefaults,
+  MAX_DELAY_MS,
 } from '../src/index.ts';
 
 const wait = { timeout: 10_000, interval: 10 };
@@ -88,6 +89,7 @@ describe('learning transport on disk', () => {
       maxMessageSizeBytes: 4 * 1024 * 1024,
       deliveryCount: true,
       durable: true,
+      maxDelayMs: MAX_DELAY_MS,
     });
   });
 

@@ -1,5 +1,6 @@
 import {
   ConfigurationError,
+  checkTimerMs,
   checkWholeNumber,
   type EndpointTopology,
   redactUrl,
@@ -9,6 +10,7 @@ import {
   type TransportContext,
   type TransportEndpoint,
 } from '@tidings/core';
+import { MAX_DELAY_SECONDS } from './delay-levels.js';
 import {
   type RabbitMqTransportOptions,
   type ResolvedRabbitMqOptions,
@@ -16,11 +18,16 @@ import {
 } from './options.js';
 import { RabbitMqEndpoint, type TransportShared } from './rabbitmq-endpoint.js';
 
+/** The longest AMQP 0-9-1 short string, in bytes: message ids, header names. */
+const AMQP_SHORT_STRING_BYTES = 255;
+
 /** How long opening a TCP (and TLS) connection may take before it counts as failed. */
 const CONNECT_TIMEOUT_MS = 10_000;
 
 const positiveInteger = (name: string, value: number) =>
   checkWholeNumber(`RabbitMQ: ${name}`, value);
+/** An option that becomes one timer: at most `MAX_TIMER_MS`, which Node.js would fire at once. */
+const timerMs = (name: string, value: number) => checkTimerMs(`RabbitMQ: ${name}`, value);
 
 function resolveOptions(options: RabbitMqTransportOptions): ResolvedRabbitMqOptions {
   if (options === undefined || typeof options.url !== 'string' || options.url === '') {
@@ -41,7 +48,7 @@ function resolveOptions(options: RabbitMqTransportOptions): ResolvedRabbitMqOpti
       `RabbitMQ: prefetchMultiplier must be a number of at least 1, got ${prefetchMultiplier}.`,
     );
   }
-  const reconnectInitialDelayMs = positiveInteger(
+  const reconnectInitialDelayMs = timerMs(
     'reconnectInitialDelayMs',
     options.reconnectInitialDelayMs ?? d.reconnectInitialDelayMs,
   );
@@ -65,9 +72,9 @@ function resolveOptions(options: RabbitMqTransportOptions): ResolvedRabbitMqOpti
     reconnectInitialDelayMs,
     reconnectMaxDelayMs: Math.max(
       reconnectInitialDelayMs,
-      positiveInteger('reconnectMaxDelayMs', options.reconnectMaxDelayMs ?? d.reconnectMaxDelayMs),
+      timerMs('reconnectMaxDelayMs', options.reconnectMaxDelayMs ?? d.reconnectMaxDelayMs),
     ),
-    unavailableTimeoutMs: positiveInteger(
+    unavailableTimeoutMs: timerMs(
       'unavailableTimeoutMs',
       options.unavailableTimeoutMs ?? d.unavailableTimeoutMs,
     ),
@@ -141,6 +148,10 @@ export function createRabbitMqTransport(options: RabbitMqTransportOptions): Tran
     maxMessageSizeBytes: resolved.maxMessageSizeBytes,
     deliveryCount: resolved.queueType === 'quorum',
     durable: true,
+    // AMQP 0-9-1 short strings: the message-id property and header table field names.
+    maxMessageIdBytes: AMQP_SHORT_STRING_BYTES,
+    maxHeaderNameBytes: AMQP_SHORT_STRING_BYTES,
+    ...(resolved.delayedDelivery ? { maxDelayMs: MAX_DELAY_SECONDS * 1000 } : {}),
   };
   return {
     spiVersion: TRANSPORT_SPI_VERSION,

@@ -1,6 +1,6 @@
 import { describeTransport } from '@tidings/transport-tests';
 import { afterAll } from 'vitest';
-import { createRabbitMqTransport } from '../src/index.ts';
+import { createRabbitMqTransport, MAX_DELAY_SECONDS } from '../src/index.ts';
 import { brokerUrl, deleteTopology } from './broker.ts';
 
 const maxMessageSizeBytes = 256 * 1024;
@@ -18,6 +18,9 @@ describeTransport({
     maxMessageSizeBytes,
     deliveryCount: true,
     durable: true,
+    maxMessageIdBytes: 255,
+    maxHeaderNameBytes: 255,
+    maxDelayMs: MAX_DELAY_SECONDS * 1000,
   },
   cleanup: (scope) => deleteTopology(scope.queues),
 });

@@ -11,6 +11,7 @@ import {
   SendOnlyEndpointError,
   type Transport,
   type TransportCapabilities,
+  UsageError,
 } from '@tidings/core';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { createScope, type ScopeHelpers, type TestScope } from './scope.js';
@@ -185,6 +186,49 @@ export function describeTransport(options: DescribeTransportOptions): void {
         await sleep(100 * scale);
         expect(received).toBe(1);
       });
+
+      it.skipIf(caps.maxMessageIdBytes === undefined)(
+        'refuses a message id over maxMessageIdBytes with UsageError before sending; one at the limit arrives',
+        async () => {
+          const limit = caps.maxMessageIdBytes as number;
+          const got: string[] = [];
+          await server((e) => e.handle(Work, (_payload, ctx) => void got.push(ctx.messageId)));
+          const sender = await client();
+          const atLimit = `${t.scope.id}-`.padEnd(limit, 'i');
+          await expect(
+            sender.send(Work, { n: 1 }, { messageId: `${atLimit}i` }),
+          ).rejects.toBeInstanceOf(UsageError);
+          await sender.send(Work, { n: 2 }, { messageId: atLimit });
+          await expect.poll(() => got, wait).toEqual([atLimit]);
+        },
+      );
+
+      it.skipIf(caps.maxHeaderNameBytes === undefined)(
+        'refuses a header name over maxHeaderNameBytes with UsageError before sending; one at the limit arrives',
+        async () => {
+          const limit = caps.maxHeaderNameBytes as number;
+          const got: Array<Record<string, string>> = [];
+          await server((e) => e.handle(Work, (_payload, ctx) => void got.push({ ...ctx.headers })));
+          const sender = await client();
+          const atLimit = 'x-'.padEnd(limit, 'h');
+          await expect(
+            sender.send(Work, { n: 1 }, { headers: { [`${atLimit}h`]: 'v' } }),
+          ).rejects.toBeInstanceOf(UsageError);
+          await sender.send(Work, { n: 2 }, { headers: { [atLimit]: 'v' } });
+          await expect.poll(() => got.length, wait).toBe(1);
+          expect(got[0]?.[atLimit]).toBe('v');
+        },
+      );
+
+      it.skipIf(caps.maxDelayMs === undefined)(
+        'refuses a delay over maxDelayMs with UsageError before sending',
+        async () => {
+          await server((e) => e.handle(Work, () => {}));
+          const sender = await client();
+          const delayMs = (caps.maxDelayMs as number) + 1;
+          await expect(sender.send(Work, { n: 1 }, { delayMs })).rejects.toBeInstanceOf(UsageError);
+        },
+      );
 
       it('honours the concurrency limit', async () => {
         let active = 0;

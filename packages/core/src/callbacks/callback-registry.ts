@@ -4,7 +4,9 @@ import {
   type TidingsError,
   UsageError,
 } from '../errors.js';
+import { type LongTimer, MAX_TIMER_MS, setLongTimeout } from '../long-timer.js';
 import type { Reply, ReplyExpectation } from './reply.js';
+import { SharedAbortListeners } from './shared-abort-listeners.js';
 
 /**
  * One request waiting for its first correlated reply. A class, not closures: with 100k requests
@@ -22,7 +24,7 @@ export class PendingRequest<S = unknown, R = unknown> {
    */
   deadline = 0;
   /** Set only for requests with an AbortSignal. */
-  abort: { readonly signal: AbortSignal; readonly listener: () => void } | undefined = undefined;
+  signal: AbortSignal | undefined = undefined;
 
   constructor(
     readonly messageType: string,
@@ -63,8 +65,6 @@ export interface RegisterSettings {
  * its timeout; a web request passes its remaining budget) share a few timers.
  */
 const BUCKET_MS = 8;
-/** The longest delay `setTimeout` honours: it fires a longer one after 1 ms. */
-const MAX_TIMER_MS = 2 ** 31 - 1;
 /** `PendingRequest.deadline` of an entry that has left the registry. */
 const SETTLED = -1;
 
@@ -143,8 +143,19 @@ class DeadlineQueue {
 export class CallbackRegistry {
   private readonly pending = new Map<string, PendingRequest>();
   private readonly deadlines = new Map<number, DeadlineQueue>();
-  private readonly waiters: Array<() => void> = [];
+  /** Callers waiting for a slot, first come first served (a Set: an abort leaves in O(1)). */
+  private readonly waiters = new Set<() => void>();
   private reserved = 0;
+  /** One listener per signal for pending requests, however many share it. */
+  private readonly pendingAborts = new SharedAbortListeners<PendingRequest>((entry, signal) => {
+    if (this.remove(entry.correlationId) === entry) {
+      entry.fail(new RequestAbortedError(entry.messageType, signal.reason));
+    }
+  });
+  /** Likewise for callers waiting for a slot: each member leaves the queue and rejects. */
+  private readonly waiterAborts = new SharedAbortListeners<(reason: unknown) => void>(
+    (onAbort, signal) => onAbort(signal.reason),
+  );
 
   constructor(private readonly maxPending: number) {}
 
@@ -155,7 +166,12 @@ export class CallbackRegistry {
 
   /** Callers waiting for a slot because `maxPending` is reached. */
   get waiting(): number {
-    return this.waiters.length;
+    return this.waiters.size;
+  }
+
+  /** Signals with an 'abort' listener of this registry: one each, however many requests share it. */
+  get abortSignals(): number {
+    return this.pendingAborts.signals + this.waiterAborts.signals;
   }
 
   /** Deadline bookkeeping, for tests and diagnostics: queues, armed timers, queued entries. */
@@ -179,21 +195,20 @@ export class CallbackRegistry {
     signal?: AbortSignal,
     timeoutMs?: number,
   ): Promise<void> | undefined {
-    if (this.pending.size + this.reserved < this.maxPending && this.waiters.length === 0) {
+    if (this.pending.size + this.reserved < this.maxPending && this.waiters.size === 0) {
       this.reserved++;
       return undefined;
     }
     return new Promise<void>((resolve, reject) => {
-      let timer: NodeJS.Timeout | undefined;
+      let timer: LongTimer | undefined;
       const leave = () => {
-        const index = this.waiters.indexOf(wake);
-        if (index >= 0) this.waiters.splice(index, 1);
-        signal?.removeEventListener('abort', onAbort);
-        clearTimeout(timer);
+        this.waiters.delete(wake);
+        if (signal !== undefined) this.waiterAborts.delete(signal, onAbort);
+        timer?.clear();
       };
-      const onAbort = () => {
+      const onAbort = (reason: unknown) => {
         leave();
-        reject(new RequestAbortedError(messageType, signal?.reason));
+        reject(new RequestAbortedError(messageType, reason));
       };
       const wake = () => {
         leave();
@@ -201,13 +216,14 @@ export class CallbackRegistry {
         resolve();
       };
       if (timeoutMs !== undefined) {
-        timer = setTimeout(() => {
+        // Long timeouts are chained: a plain timer of 2^31 ms or more would fire at once.
+        timer = setLongTimeout(() => {
           leave();
           reject(new RequestTimeoutError(messageType, timeoutMs, '(not sent: no free slot)'));
         }, timeoutMs);
       }
-      signal?.addEventListener('abort', onAbort, { once: true });
-      this.waiters.push(wake);
+      if (signal !== undefined) this.waiterAborts.add(signal, onAbort);
+      this.waiters.add(wake);
     });
   }
 
@@ -237,13 +253,8 @@ export class CallbackRegistry {
     this.scheduleTimeout(entry);
     const signal = settings.signal;
     if (signal) {
-      const listener = () => {
-        if (this.remove(correlationId) === entry) {
-          entry.fail(new RequestAbortedError(entry.messageType, signal.reason));
-        }
-      };
-      entry.abort = { signal, listener };
-      signal.addEventListener('abort', listener, { once: true });
+      entry.signal = signal;
+      this.pendingAborts.add(signal, entry);
     }
   }
 
@@ -257,7 +268,7 @@ export class CallbackRegistry {
     const entry = this.pending.get(correlationId);
     if (entry === undefined) return undefined;
     this.pending.delete(correlationId);
-    if (entry.abort) entry.abort.signal.removeEventListener('abort', entry.abort.listener);
+    if (entry.signal !== undefined) this.pendingAborts.delete(entry.signal, entry);
     this.unschedule(entry);
     this.wakeNext();
     return entry;
@@ -271,7 +282,7 @@ export class CallbackRegistry {
     for (const correlationId of [...this.pending.keys()]) {
       this.remove(correlationId)?.fail(error);
     }
-    while (this.waiters.length > 0) this.waiters.shift()?.();
+    for (const wake of [...this.waiters]) wake();
   }
 
   private scheduleTimeout(entry: PendingRequest): void {
@@ -326,8 +337,10 @@ export class CallbackRegistry {
   }
 
   private wakeNext(): void {
-    while (this.waiters.length > 0 && this.pending.size + this.reserved < this.maxPending) {
-      this.waiters.shift()?.();
+    for (const wake of this.waiters) {
+      if (this.pending.size + this.reserved >= this.maxPending) break;
+      // Leaves the set as it runs; iteration goes on with the next one.
+      wake();
     }
   }
 }

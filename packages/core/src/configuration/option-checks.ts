@@ -1,4 +1,5 @@
 import { ConfigurationError } from '../errors.js';
+import { MAX_TIMER_MS } from '../long-timer.js';
 
 /**
  * The option's value when it is a whole number of at least `min` (1 unless given); otherwise a
@@ -11,4 +12,19 @@ export function checkWholeNumber(name: string, value: unknown, min = 1): number 
     throw new ConfigurationError(`${name} must be ${expected}, got ${String(value)}.`);
   }
   return value;
+}
+
+/**
+ * `checkWholeNumber` for an option that becomes one `setTimeout` (a poll interval, a timeout a
+ * client waits out): refuses more than `MAX_TIMER_MS`, which Node.js would fire after 1 ms. Use
+ * `setLongTimeout` instead where a longer wait makes sense.
+ */
+export function checkTimerMs(name: string, value: unknown, min = 1): number {
+  const ms = checkWholeNumber(name, value, min);
+  if (ms > MAX_TIMER_MS) {
+    throw new ConfigurationError(
+      `${name} must be at most ${MAX_TIMER_MS} ms (about 24.8 days), got ${ms}.`,
+    );
+  }
+  return ms;
 }

@@ -9,7 +9,9 @@ import {
   SendOnlyEndpointError,
   UsageError,
 } from '../errors.js';
+import { type LongTimer, setLongTimeout } from '../long-timer.js';
 import type { MessageDefinition } from '../messages/define-message.js';
+import { checkDestination } from '../messages/destination-name.js';
 import type { IncomingMiddleware, OutgoingMiddleware } from '../pipeline/middleware.js';
 import type {
   IncomingTransportMessage,
@@ -190,6 +192,8 @@ class TidingsEndpoint implements Endpoint, ProcessorHost {
       maxMessageSizeBytes: transport.capabilities.maxMessageSizeBytes,
       transportName: transport.name,
       middleware: this.outgoingMiddleware,
+      maxMessageIdBytes: transport.capabilities.maxMessageIdBytes,
+      maxHeaderNameBytes: transport.capabilities.maxHeaderNameBytes,
     };
     try {
       this.connection = await transport.openEndpoint(
@@ -406,14 +410,7 @@ class TidingsEndpoint implements Endpoint, ProcessorHost {
   }
 
   resolveRoute(messageType: string, to: string | undefined): string {
-    if (to !== undefined) {
-      if (typeof to !== 'string' || to.length === 0) {
-        throw new UsageError(
-          `'to' must be a destination endpoint name, got ${JSON.stringify(to)}.`,
-        );
-      }
-      return to;
-    }
+    if (to !== undefined) return checkDestination(to, "'to'");
     const route = this.options.routes.get(messageType);
     if (route === undefined) throw new NoRouteError(messageType);
     return route;
@@ -430,6 +427,12 @@ class TidingsEndpoint implements Endpoint, ProcessorHost {
       if (delayMs > 0 && !this.canDelay) {
         throw new ConfigurationError(
           `Transport '${this.options.transport.name}' cannot delay delivery, so 'delayMs' is not available.`,
+        );
+      }
+      const maxDelayMs = this.options.transport.capabilities.maxDelayMs;
+      if (maxDelayMs !== undefined && delayMs > maxDelayMs) {
+        throw new UsageError(
+          `delayMs ${delayMs} is longer than the ${this.options.transport.name} transport can delay (at most ${maxDelayMs} ms).`,
         );
       }
     }
@@ -470,12 +473,12 @@ class TidingsEndpoint implements Endpoint, ProcessorHost {
   /** Waits for in-flight messages up to the stop deadline, then abandons the rest. */
   private async drainInFlight(): Promise<void> {
     if (this.inFlight.size > 0) {
-      let timer: NodeJS.Timeout | undefined;
+      let timer: LongTimer | undefined;
       await new Promise<void>((resolve) => {
         this.inFlightDrained = resolve;
-        timer = setTimeout(resolve, this.options.stopTimeoutMs);
+        timer = setLongTimeout(resolve, this.options.stopTimeoutMs);
       });
-      clearTimeout(timer);
+      timer?.clear();
       this.inFlightDrained = undefined;
     }
     if (this.inFlight.size > 0) {

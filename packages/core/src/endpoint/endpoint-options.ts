@@ -1,6 +1,7 @@
 import { checkWholeNumber } from '../configuration/option-checks.js';
 import { ConfigurationError } from '../errors.js';
 import { createConsoleLogger, type Logger } from '../logging/logger.js';
+import { checkQueueName } from '../messages/destination-name.js';
 import {
   type RecoverabilityOptions,
   type ResolvedRecoverability,
@@ -87,18 +88,6 @@ export interface ResolvedEndpointOptions {
   readonly unmatchedReplies: 'discard' | 'error-queue';
   readonly logger: Logger;
   readonly serializer: Serializer;
-}
-
-/** Endpoint names become queue names on every transport: keep to what all of them accept. */
-export const queueNamePattern = /^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$/;
-
-export function checkQueueName(what: string, value: string): string {
-  if (typeof value !== 'string' || !queueNamePattern.test(value)) {
-    throw new ConfigurationError(
-      `${what} ${JSON.stringify(value)} is not a valid name: use 1-100 letters, digits, '.', '_' or '-', starting with a letter or digit.`,
-    );
-  }
-  return value;
 }
 
 export function resolveEndpointOptions(options: EndpointOptions): ResolvedEndpointOptions {

@@ -1,6 +1,7 @@
 import { UsageError } from '../errors.js';
 import type { Logger } from '../logging/logger.js';
 import type { MessageDefinition } from '../messages/define-message.js';
+import { checkDestination } from '../messages/destination-name.js';
 import type { TransportOperation } from '../transport/transport.js';
 import type { HandlerContext, PublishOptions, ReplyOptions, SendOptions } from './endpoint.js';
 import type { OutgoingIntent } from './outgoing.js';
@@ -164,6 +165,11 @@ export class MessageHandlerContext implements HandlerContext {
         `Cannot reply to '${this.messageType}' (${this.messageId}): it has no reply-to address. It was sent by a send-only endpoint or by a sender that did not set 'tidings.reply-to'.`,
       );
     }
+    // Read from the wire: a foreign sender's '..' must not reach a transport as a queue name.
+    checkDestination(
+      replyTo,
+      `Cannot reply to '${this.messageType}' (${this.messageId}), so it goes to the error queue; fix its sender. The reply-to address it set ('tidings.reply-to'),`,
+    );
     const isCode = typeof definitionOrCode === 'number';
     if (isCode && !Number.isSafeInteger(definitionOrCode)) {
       throw new UsageError(`A return code must be an integer, got ${definitionOrCode}.`);

@@ -33,6 +33,9 @@ export interface OutgoingSettings {
   readonly maxMessageSizeBytes: number;
   readonly transportName: string;
   readonly middleware: readonly OutgoingMiddleware[];
+  /** The transport's declared limits (`TransportCapabilities`); undefined: none. */
+  readonly maxMessageIdBytes?: number | undefined;
+  readonly maxHeaderNameBytes?: number | undefined;
 }
 
 const emptyBody = new Uint8Array(0);
@@ -93,6 +96,40 @@ function surelyWithin(
   let units = 0;
   for (const name in headers) units += name.length + (headers[name] as string).length;
   return body.byteLength + MAX_BYTES_PER_UNIT * units <= limit;
+}
+
+/** UTF-8 bytes over `limit`, counting bytes only when the length alone cannot tell. */
+function overBytes(text: string, limit: number): boolean {
+  // One UTF-16 unit is at most three UTF-8 bytes.
+  return text.length > limit || (text.length * 3 > limit && Buffer.byteLength(text) > limit);
+}
+
+/**
+ * Refuses a message id or header name longer than the transport takes (RabbitMQ's 255-byte short
+ * strings): the broker client would fail the send with an error that looks retryable.
+ */
+function checkNameLimits(
+  intent: OutgoingIntent,
+  settings: OutgoingSettings,
+  messageId: string,
+  headers: Readonly<Record<string, string>>,
+): void {
+  const what = intent.messageType ?? `return code ${intent.returnCode}`;
+  const idLimit = settings.maxMessageIdBytes;
+  if (idLimit !== undefined && overBytes(messageId, idLimit)) {
+    throw new UsageError(
+      `The message id of '${what}' is ${Buffer.byteLength(messageId)} bytes; the ${settings.transportName} transport takes at most ${idLimit}. Use a shorter messageId.`,
+    );
+  }
+  const nameLimit = settings.maxHeaderNameBytes;
+  if (nameLimit === undefined) return;
+  for (const name in headers) {
+    if (overBytes(name, nameLimit)) {
+      throw new UsageError(
+        `Header '${name.length > 40 ? `${name.slice(0, 40)}…` : name}' of '${what}' has a name of ${Buffer.byteLength(name)} bytes; the ${settings.transportName} transport takes at most ${nameLimit}. Use a shorter header name.`,
+      );
+    }
+  }
 }
 
 /**
@@ -163,6 +200,7 @@ function finish(
       );
     }
   }
+  checkNameLimits(intent, settings, messageId, headers);
   const message = { messageId, headers, body };
   return intent.delayMs !== undefined && intent.delayMs > 0
     ? { message, destination: intent.destination, delayMs: intent.delayMs }

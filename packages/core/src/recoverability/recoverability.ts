@@ -1,4 +1,5 @@
 import { ConfigurationError, TidingsError } from '../errors.js';
+import { checkQueueName } from '../messages/destination-name.js';
 
 /** What to do with a message whose handling failed. */
 export type RecoverabilityAction =
@@ -74,6 +75,8 @@ const unrecoverableCodes = new Set([
   // A handler misusing the API (a reply to a message without reply-to, a reserved header): the
   // same call fails again on every retry.
   'TIDINGS_USAGE',
+  // A `to`, or a reply-to read from the message, that is no queue name: the same on every retry.
+  'TIDINGS_INVALID_DESTINATION',
 ]);
 
 export function isUnrecoverable(error: unknown): boolean {
@@ -103,9 +106,7 @@ export function resolveRecoverability(options: RecoverabilityOptions = {}): Reso
       );
     }
   }
-  if (typeof errorQueue !== 'string' || errorQueue.length === 0) {
-    throw new ConfigurationError('recoverability.errorQueue must be a non-empty queue name.');
-  }
+  checkQueueName('recoverability.errorQueue', errorQueue);
   const delayFor = (round: number) => (typeof delay === 'function' ? delay(round) : delay * round);
   const policy = options.policy;
 

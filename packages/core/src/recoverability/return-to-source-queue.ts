@@ -1,7 +1,8 @@
 import { checkWholeNumber } from '../configuration/option-checks.js';
-import { checkQueueName } from '../endpoint/endpoint-options.js';
 import { TransportUnavailableError } from '../errors.js';
 import { type Logger, silentLogger } from '../logging/logger.js';
+import { type LongTimer, setLongTimeout } from '../long-timer.js';
+import { checkQueueName, isValidDestination } from '../messages/destination-name.js';
 import { Headers, headerCount } from '../messages/headers.js';
 import type {
   IncomingTransportMessage,
@@ -98,15 +99,15 @@ export async function returnToSourceQueue(
     finish = resolve;
   });
   let done = false;
-  let idle: NodeJS.Timeout | undefined;
+  let idle: LongTimer | undefined;
   const stop = () => {
     done = true;
-    clearTimeout(idle);
+    idle?.clear();
     finish();
   };
   const stillIdle = () => {
-    clearTimeout(idle);
-    idle = setTimeout(stop, idleMs);
+    idle?.clear();
+    idle = setLongTimeout(stop, idleMs);
   };
 
   const connection: TransportEndpoint = await options.transport.openEndpoint(
@@ -170,6 +171,14 @@ export async function returnToSourceQueue(
         headers: h,
       };
       if (failed.failedQueue === undefined || !filter(failed)) return await keep(message);
+      if (!isValidDestination(failed.failedQueue)) {
+        // Read from the message: a name no transport may be given ('..', a path) stays here.
+        logger.warn(
+          `A message's failed queue ${JSON.stringify(failed.failedQueue.slice(0, 300))} is not a valid queue name; it stays in '${errorQueue}'`,
+          { messageId: message.messageId },
+        );
+        return await keep(message);
+      }
       const headers: Record<string, string> = {};
       for (const name in h) if (!FAILURE_HEADERS.has(name)) headers[name] = h[name] as string;
       // Counted, so a transport can tell this send from the message's earlier ones (a broker's
@@ -226,9 +235,9 @@ async function readingWithin(
   queue: string,
 ): Promise<void> {
   if (connection.whenReceiving === undefined) return;
-  let timer: NodeJS.Timeout | undefined;
+  let timer: LongTimer | undefined;
   const timedOut = new Promise<never>((_, reject) => {
-    timer = setTimeout(
+    timer = setLongTimeout(
       () =>
         reject(
           new TransportUnavailableError(
@@ -241,6 +250,6 @@ async function readingWithin(
   try {
     await Promise.race([connection.whenReceiving(), timedOut]);
   } finally {
-    clearTimeout(timer);
+    timer?.clear();
   }
 }

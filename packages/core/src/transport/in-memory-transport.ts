@@ -1,5 +1,6 @@
 import { checkWholeNumber } from '../configuration/option-checks.js';
 import { DestinationNotFoundError } from '../errors.js';
+import { type LongTimer, setLongTimeout } from '../long-timer.js';
 import {
   type EndpointTopology,
   type IncomingTransportMessage,
@@ -170,7 +171,7 @@ export function createInMemoryTransport(options: InMemoryTransportOptions = {}):
   };
   const queues = new Map<string, MemoryQueue>();
   const subscribers = new Map<string, Set<string>>();
-  const timers = new Set<NodeJS.Timeout>();
+  const timers = new Set<LongTimer>();
 
   const ensureQueue = (name: string): MemoryQueue => {
     let queue = queues.get(name);
@@ -208,12 +209,15 @@ export function createInMemoryTransport(options: InMemoryTransportOptions = {}):
       enqueue();
       return;
     }
-    const timer = setTimeout(() => {
-      timers.delete(timer);
-      enqueue();
-    }, delay);
     // A process with only delayed messages left may exit: nothing in memory survives it anyway.
-    timer.unref();
+    const timer = setLongTimeout(
+      () => {
+        timers.delete(timer);
+        enqueue();
+      },
+      delay,
+      { unref: true },
+    );
     timers.add(timer);
   };
 

@@ -29,6 +29,21 @@ export interface TransportCapabilities {
    * means false: one queue, one order.
    */
   readonly partitionedQueues?: boolean;
+  /**
+   * Longest message id the broker takes, in UTF-8 bytes (RabbitMQ: 255, an AMQP short string).
+   * Core refuses a longer `messageId` with a `UsageError` before dispatch. Absent: no limit.
+   */
+  readonly maxMessageIdBytes?: number;
+  /**
+   * Longest header name the broker takes, in UTF-8 bytes (RabbitMQ: 255). Core refuses a message
+   * with a longer one with a `UsageError` before dispatch. Absent: no limit.
+   */
+  readonly maxHeaderNameBytes?: number;
+  /**
+   * Longest delay `delayMs` may ask for, in ms (only with `delayedDelivery`). Core refuses a
+   * longer one with a `UsageError` at the call. Absent: any delay.
+   */
+  readonly maxDelayMs?: number;
 }
 
 /** Bytes and headers as they travel. Header names and values are the wire contract (docs/wire-format.md). */
