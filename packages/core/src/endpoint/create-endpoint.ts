@@ -41,7 +41,12 @@ import {
   type ProcessorCounters,
   type ProcessorHost,
 } from './message-processor.js';
-import { buildOperation, checkUserHeaders, type OutgoingIntent } from './outgoing.js';
+import {
+  type BuiltOperation,
+  buildOperation,
+  checkUserHeaders,
+  type OutgoingIntent,
+} from './outgoing.js';
 
 /** Creates an endpoint: register handlers, then `start()`. */
 export function createEndpoint(options: EndpointOptions): Endpoint {
@@ -398,7 +403,7 @@ class TidingsEndpoint implements Endpoint, ProcessorHost {
 
   // ProcessorHost and ContextHost
 
-  build(intent: OutgoingIntent): TransportOperation | Promise<TransportOperation> {
+  build(intent: OutgoingIntent): TransportOperation | Promise<BuiltOperation> {
     if (this.outgoingSettings === undefined) {
       throw new EndpointStateError(`Endpoint '${this.name}' is not started.`);
     }
@@ -499,10 +504,17 @@ class TidingsEndpoint implements Endpoint, ProcessorHost {
    * Builds one message and hands it to the transport. Not async: a build without outgoing
    * middleware is synchronous, and this runs for every send. May throw (a bad payload, say).
    */
-  private buildAndDispatch(intent: OutgoingIntent): Promise<void> {
+  private buildAndDispatch(intent: OutgoingIntent, onDropped?: () => void): Promise<void> {
     const operation = this.build(intent);
     if (operation instanceof Promise) {
-      return operation.then((built) => this.transportEndpoint.dispatch([built]));
+      return operation.then((built) => {
+        if (built !== undefined) return this.transportEndpoint.dispatch([built]);
+        // Outgoing middleware did not call next(): not sent, and the send resolves.
+        this.options.logger.debug('Outgoing middleware did not call next(); message not sent', {
+          messageType: intent.messageType,
+        });
+        onDropped?.();
+      });
     }
     return this.transportEndpoint.dispatch([operation]);
   }
@@ -566,8 +578,19 @@ class TidingsEndpoint implements Endpoint, ProcessorHost {
         this.registry.remove(messageId)?.fail(error as Error);
         throw error;
       };
+      // Not sent, so no reply can come: the request ends now rather than at its timeout.
+      const dropped = () =>
+        this.registry
+          .remove(messageId)
+          ?.fail(
+            new RequestAbortedError(
+              messageType,
+              undefined,
+              'outgoing middleware did not call next(), so it was not sent',
+            ),
+          );
       try {
-        return this.buildAndDispatch(intent).catch(failed);
+        return this.buildAndDispatch(intent, dropped).catch(failed);
       } catch (error) {
         return Promise.reject(error).catch(failed);
       }

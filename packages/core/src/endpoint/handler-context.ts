@@ -3,14 +3,14 @@ import type { Logger } from '../logging/logger.js';
 import type { MessageDefinition } from '../messages/define-message.js';
 import type { TransportOperation } from '../transport/transport.js';
 import type { HandlerContext, PublishOptions, ReplyOptions, SendOptions } from './endpoint.js';
-import type { OutgoingIntent } from './outgoing.js';
+import type { BuiltOperation, OutgoingIntent } from './outgoing.js';
 
 /** What a handler context needs from its endpoint. */
 export interface ContextHost {
   readonly endpointName: string;
   readonly inputQueue: string | undefined;
-  /** Validates the intent's options, resolves its route and builds the operation. */
-  build(intent: OutgoingIntent): TransportOperation | Promise<TransportOperation>;
+  /** Builds the operation; undefined when outgoing middleware chose not to send it. */
+  build(intent: OutgoingIntent): TransportOperation | Promise<BuiltOperation>;
   resolveRoute(messageType: string, to: string | undefined): string;
   checkOptions(options: SendOptions | PublishOptions | undefined): void;
   /** Where a send made after its attempt finished is reported. */
@@ -84,7 +84,7 @@ class OutgoingBuild extends Promise<void> {
   }
 
   /** A build that outgoing middleware made asynchronous. */
-  static pending(operation: Promise<TransportOperation>): OutgoingBuild {
+  static pending(operation: Promise<BuiltOperation>): OutgoingBuild {
     let resolveBuild!: () => void;
     let rejectBuild!: (error: unknown) => void;
     const build = new OutgoingBuild((resolve, reject) => {
@@ -157,7 +157,7 @@ export class MessageHandlerContext implements HandlerContext {
     definitionOrCode: MessageDefinition | number,
     payloadOrOptions: unknown,
     maybeOptions: ReplyOptions | undefined,
-  ): TransportOperation | Promise<TransportOperation> {
+  ): TransportOperation | Promise<BuiltOperation> {
     const replyTo = this.replyTo;
     if (replyTo === undefined) {
       throw new UsageError(
@@ -190,10 +190,10 @@ export class MessageHandlerContext implements HandlerContext {
    */
   private collect(
     what: 'reply' | 'send' | 'publish',
-    build: () => TransportOperation | Promise<TransportOperation>,
+    build: () => TransportOperation | Promise<BuiltOperation>,
   ): Promise<void> {
     if (this.closed) return this.refuseLate(what);
-    let operation: TransportOperation | Promise<TransportOperation>;
+    let operation: TransportOperation | Promise<BuiltOperation>;
     try {
       operation = build();
     } catch (error) {
@@ -253,8 +253,10 @@ export class MessageHandlerContext implements HandlerContext {
     // A send made later (further down a chain) would miss the dispatch: refused instead.
     this.closed = true;
     for (const build of builds) {
-      if (!build.failed) this.outgoing.push(build.operation as TransportOperation);
-      else if (!build.observed) throw build.error;
+      if (build.failed) {
+        if (!build.observed) throw build.error;
+      } else if (build.operation !== undefined) this.outgoing.push(build.operation);
+      // else: outgoing middleware did not call next(); nothing to send.
     }
   }
 

@@ -1,3 +1,4 @@
+import { UsageError } from '../errors.js';
 import type { TransportDestination } from '../transport/transport.js';
 
 /** What incoming middleware sees: one attempt at handling one message. */
@@ -36,7 +37,14 @@ export function runMiddleware<C>(
     if (current === undefined) return last();
     let called = false;
     return current(context, () => {
-      if (called) return Promise.reject(new Error('next() called more than once in a middleware'));
+      // The same call fails on every retry: a usage error goes straight to the error queue.
+      if (called) {
+        return Promise.reject(
+          new UsageError(
+            `next() was called more than once in middleware #${index + 1}: call it once, or not at all to stop the pipeline there.`,
+          ),
+        );
+      }
       called = true;
       return step(index + 1);
     });
