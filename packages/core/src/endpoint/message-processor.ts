@@ -12,6 +12,7 @@ import { validatePayload } from '../messages/validate.js';
 import { type IncomingMiddleware, runMiddleware } from '../pipeline/middleware.js';
 import { failureHeaders, sliceWhole } from '../recoverability/failure-headers.js';
 import type { RecoverabilityAction } from '../recoverability/recoverability.js';
+import { isInstanceOf, readString } from '../thrown-value.js';
 import type {
   IncomingTransportMessage,
   MessageOutcome,
@@ -74,10 +75,9 @@ const backoffAfterFailureMs = 1000;
 
 /** A message no handler could ever read: its body or its headers are broken. */
 function isUnreadable(error: unknown): boolean {
-  return (
-    error instanceof TidingsError &&
-    (error.code === 'TIDINGS_DESERIALIZATION' || error.code === 'TIDINGS_MALFORMED_MESSAGE')
-  );
+  if (!isInstanceOf(error, TidingsError)) return false;
+  const code = readString(error, 'code');
+  return code === 'TIDINGS_DESERIALIZATION' || code === 'TIDINGS_MALFORMED_MESSAGE';
 }
 
 /**
@@ -541,7 +541,8 @@ export class MessageProcessor {
         messageId: raw.messageId,
         queue: raw.queue,
       });
-      return { kind: 'dead-letter', reason: (error as TidingsError).code, description };
+      const reason = readString(error, 'code') ?? 'TIDINGS_MALFORMED_MESSAGE';
+      return { kind: 'dead-letter', reason, description };
     }
     try {
       await this.host.transportEndpoint.dispatch([

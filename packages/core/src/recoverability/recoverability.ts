@@ -1,4 +1,5 @@
 import { ConfigurationError, TidingsError } from '../errors.js';
+import { isInstanceOf, readString } from '../thrown-value.js';
 
 /** What to do with a message whose handling failed. */
 export type RecoverabilityAction =
@@ -77,7 +78,10 @@ const unrecoverableCodes = new Set([
 ]);
 
 export function isUnrecoverable(error: unknown): boolean {
-  return error instanceof TidingsError && unrecoverableCodes.has(error.code);
+  // Guarded: what a handler threw may throw on every read.
+  return (
+    isInstanceOf(error, TidingsError) && unrecoverableCodes.has(readString(error, 'code') ?? '')
+  );
 }
 
 export interface ResolvedRecoverability {
