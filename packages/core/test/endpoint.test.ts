@@ -170,6 +170,43 @@ describe('endpoint lifecycle', () => {
     await first;
   });
 
+  it('a second start() during a start gets the same promise, and stop() then stops the endpoint', async () => {
+    const endpoint = w.endpoint({ name: 'StartTwice' });
+    const received: number[] = [];
+    endpoint.handle(Ping, (p) => void received.push(p.n));
+    const first = endpoint.start();
+    const second = endpoint.start();
+    expect(second).toBe(first);
+    const stopping = endpoint.stop();
+    await Promise.all([first, stopping]);
+    expect(endpoint.state).toBe('stopped');
+    // No longer consuming: a message sent to its queue stays there.
+    const client = w.endpoint({ name: 'StartTwiceClient', sendOnly: true });
+    await client.start();
+    await client.send(Ping, { n: 1 }, { to: 'StartTwice' });
+    await sleep(20);
+    expect(received).toEqual([]);
+    expect(w.transport.queueDepth('StartTwice')).toBe(1);
+  });
+
+  it('start() after stop() was asked for, while stopping or once stopped, is an EndpointStateError', async () => {
+    const early = w.endpoint({ name: 'StartAfterStop' });
+    const starting = early.start();
+    const stopping = early.stop();
+    // The stop waits for the start under way; a start asked for after it is refused.
+    await expect(early.start()).rejects.toThrow(EndpointStateError);
+    await starting;
+    await stopping;
+    expect(early.state).toBe('stopped');
+    await expect(early.start()).rejects.toThrow(/stop\(\) was called/);
+    expect(early.state).toBe('stopped');
+
+    const never = w.endpoint({ name: 'StopBeforeStart' });
+    await never.stop();
+    await expect(never.start()).rejects.toThrow(EndpointStateError);
+    expect(never.state).toBe('stopped');
+  });
+
   it('a handler that fails after the stop deadline sends no copy to the error queue: the message comes again', async () => {
     const errors = await readQueue(w.transport, 'error');
     const first = w.endpoint({

@@ -174,8 +174,21 @@ class TidingsEndpoint implements Endpoint, ProcessorHost {
     return this;
   }
 
+  /**
+   * A start already under way: its promise, so every caller sees one outcome. After `stop()` was
+   * asked for, or once started: `EndpointStateError`. A start that failed may be tried again.
+   */
   start(): Promise<void> {
+    if (this.stopping !== undefined) {
+      return Promise.reject(
+        new EndpointStateError(
+          `Endpoint '${this.name}' cannot start: stop() was called. Create a new endpoint to start again.`,
+        ),
+      );
+    }
+    if (this.currentState === 'starting' && this.starting !== undefined) return this.starting;
     const starting = this.startOnce();
+    // Only a start that got under way is one to join or wait for; a refused one is not.
     if (this.currentState === 'starting') this.starting = starting;
     return starting;
   }
