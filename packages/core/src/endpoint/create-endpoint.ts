@@ -93,6 +93,7 @@ class TidingsEndpoint implements Endpoint, ProcessorHost {
   private currentState: EndpointState = 'created';
   private starting: Promise<void> | undefined;
   private stopping: Promise<void> | undefined;
+  private stopAsked = false;
   private connection: TransportEndpoint | undefined;
   private readonly processor = new MessageProcessor(this);
   private readonly shutdown = new AbortController();
@@ -250,8 +251,14 @@ class TidingsEndpoint implements Endpoint, ProcessorHost {
     });
   }
 
+  get stopRequested(): boolean {
+    return this.stopAsked;
+  }
+
   /** One stop per endpoint: a second call waits for the first. */
   stop(): Promise<void> {
+    // Before anything else: from here on, a failed attempt abandons its message.
+    this.stopAsked = true;
     this.stopping ??= this.stopOnce();
     return this.stopping;
   }

@@ -49,6 +49,8 @@ export interface ProcessorHost extends ContextHost {
   readonly transportEndpoint: TransportEndpoint;
   /** Aborted when the stop deadline passes: stop working on messages, abandon them. */
   readonly shutdownSignal: AbortSignal;
+  /** `stop()` was called: a failed attempt abandons its message instead of retrying it. */
+  readonly stopRequested: boolean;
 }
 
 interface ParsedMessage {
@@ -419,6 +421,16 @@ export class MessageProcessor {
     // Stopped past the deadline while handling: the message is being abandoned (it comes again),
     // so no retry is scheduled and no copy goes to the error queue.
     if (host.shutdownSignal.aborted) return 'abandon';
+    // Stopping: the failure may well be the stop's own doing (a request rejected with
+    // EndpointStoppedError, a connection being closed), which no retry here can tell apart or fix.
+    // The message goes back as it is, to be handled again by this endpoint or another instance.
+    if (host.stopRequested) {
+      host.options.logger.info(
+        `Handler failed while the endpoint is stopping; the message will be received again: ${errorMessage(error)}`,
+        { messageId: parsed.messageId, messageType: parsed.messageType, attempt },
+      );
+      return 'abandon';
+    }
     const delayedRetries = headerCount(raw.headers, Headers.DelayedRetries);
     const action = host.options.recoverability.decide(
       {
