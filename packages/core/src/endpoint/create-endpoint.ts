@@ -87,6 +87,7 @@ class TidingsEndpoint implements Endpoint, ProcessorHost {
     delayedRetries: 0,
     movedToErrorQueue: 0,
     unmatchedReplies: 0,
+    undeliverableReplies: 0,
   };
   readonly inputQueue: string | undefined;
   readonly instanceQueue: string | undefined;

@@ -110,6 +110,11 @@ export interface EndpointStats {
   readonly deadLettered: number;
   /** Replies with neither a pending request nor a handler: discarded with a warning. */
   readonly unmatchedReplies: number;
+  /**
+   * Replies a handler sent to a queue that no longer exists (a requester that stopped, its instance
+   * queue expired): dropped with a warning, while the handler's other messages still went.
+   */
+  readonly undeliverableReplies: number;
 }
 
 export type EndpointState = 'created' | 'starting' | 'started' | 'stopping' | 'stopped';

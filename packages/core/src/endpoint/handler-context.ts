@@ -40,6 +40,8 @@ class OutgoingBuild extends Promise<void> {
   observed = false;
   /** Fulfils, never rejects, once the build is done; undefined if it failed at the call. */
   done: Promise<void> | undefined = undefined;
+  /** A reply: dispatched apart from the rest (`MessageHandlerContext.replies`). */
+  isReply = false;
   operation: TransportOperation | undefined = undefined;
   failed = false;
   error: unknown = undefined;
@@ -120,7 +122,13 @@ class OutgoingBuild extends Promise<void> {
  * only after every handler succeeded, so a failed attempt sends nothing.
  */
 export class MessageHandlerContext implements HandlerContext {
+  /** What the handlers send and publish. */
   readonly outgoing: TransportOperation[] = [];
+  /**
+   * What they reply, kept apart: a reply whose queue is gone (a requester that stopped) is dropped
+   * while the rest still goes, and that takes knowing which message a dispatch failed on.
+   */
+  readonly replies: TransportOperation[] = [];
   /** Builds not collected at the call, in call order; undefined while every one was. */
   private builds: OutgoingBuild[] | undefined;
   /** What it sends is final: being dispatched, or the attempt failed. Later sends are refused. */
@@ -197,14 +205,15 @@ export class MessageHandlerContext implements HandlerContext {
     try {
       operation = build();
     } catch (error) {
-      return this.track(OutgoingBuild.failed(error));
+      return this.track(OutgoingBuild.failed(error), what);
     }
-    if (operation instanceof Promise) return this.track(OutgoingBuild.pending(operation));
-    this.outgoing.push(operation);
+    if (operation instanceof Promise) return this.track(OutgoingBuild.pending(operation), what);
+    (what === 'reply' ? this.replies : this.outgoing).push(operation);
     return collected;
   }
 
-  private track(build: OutgoingBuild): OutgoingBuild {
+  private track(build: OutgoingBuild, what: 'reply' | 'send' | 'publish'): OutgoingBuild {
+    build.isReply = what === 'reply';
     this.builds ??= [];
     this.builds.push(build);
     return build;
@@ -255,7 +264,9 @@ export class MessageHandlerContext implements HandlerContext {
     for (const build of builds) {
       if (build.failed) {
         if (!build.observed) throw build.error;
-      } else if (build.operation !== undefined) this.outgoing.push(build.operation);
+      } else if (build.operation !== undefined) {
+        (build.isReply ? this.replies : this.outgoing).push(build.operation);
+      }
       // else: outgoing middleware did not call next(); nothing to send.
     }
   }

@@ -36,6 +36,7 @@ export interface ProcessorCounters {
   delayedRetries: number;
   movedToErrorQueue: number;
   unmatchedReplies: number;
+  undeliverableReplies: number;
 }
 
 /** What the processor needs from its endpoint. */
@@ -392,20 +393,54 @@ export class MessageProcessor {
     context.close();
     // Or while waiting for what the handlers sent to be built.
     if (host.shutdownSignal.aborted) return 'abandon';
-    if (context.outgoing.length === 0) {
+    const { outgoing, replies } = context;
+    const handled = () => {
       host.counters.handled++;
-      return 'complete';
-    }
-    let dispatched: Promise<void>;
+      return 'complete' as const;
+    };
+    if (outgoing.length === 0 && replies.length === 0) return handled();
+    const transport = host.transportEndpoint;
+    let dispatched: Promise<unknown>;
     try {
-      dispatched = host.transportEndpoint.dispatch(context.outgoing);
+      if (replies.length === 0) {
+        dispatched = transport.dispatch(outgoing);
+      } else if (outgoing.length === 0) {
+        // Replies alone, as a request's handler sends: one dispatch, as ever.
+        return transport
+          .dispatch(replies)
+          .then(handled, (error: unknown) =>
+            this.undeliverableReplies(error, context) ? handled() : failed(error),
+          );
+      } else {
+        // Replies apart from the rest, at the same time: a batch that fails on one reply cannot
+        // say which messages it sent, and a reply nobody can receive must not hold back the rest.
+        dispatched = Promise.all([
+          transport.dispatch(outgoing),
+          transport.dispatch(replies).catch((error: unknown) => {
+            if (!this.undeliverableReplies(error, context)) throw error;
+          }),
+        ]);
+      }
     } catch (error) {
       return failed(error);
     }
-    return dispatched.then(() => {
-      host.counters.handled++;
-      return 'complete' as const;
-    }, failed);
+    return dispatched.then(handled, failed);
+  }
+
+  /**
+   * True, after a warning, when the replies failed because their queue is gone: the requester
+   * stopped and its instance queue expired, or it was deleted. Nobody can receive them any more,
+   * and failing the attempt would run the handlers again and end a message that was handled in
+   * the error queue. A send to a missing queue stays a failure: that is a route to fix.
+   */
+  private undeliverableReplies(error: unknown, context: MessageHandlerContext): boolean {
+    if (readString(error, 'code') !== 'TIDINGS_DESTINATION_NOT_FOUND') return false;
+    this.host.counters.undeliverableReplies += context.replies.length;
+    this.host.options.logger.warn(
+      `Dropped a reply to '${context.replyTo}': that queue no longer exists, so nobody can receive it (the requester stopped and its queue expired, or it was deleted)`,
+      { messageId: context.messageId, correlationId: context.correlationId },
+    );
+    return true;
   }
 
   /** An attempt failed: the recoverability policy decides what comes next. */
