@@ -21,8 +21,14 @@ export interface OutgoingContext {
   readonly destination: TransportDestination;
 }
 
+/** Calls `next()` once to go on; returning without calling it stops there. Twice: `UsageError`. */
 export type Middleware<C> = (context: C, next: () => Promise<void>) => Promise<void>;
+/** Around the handlers of each attempt. Not calling `next()` skips them: the message is handled. */
 export type IncomingMiddleware = Middleware<IncomingContext>;
+/**
+ * Around the serialization of each outgoing message. Not calling `next()` stops the message: it is
+ * not sent, and the send resolves (a request rejects at once with `RequestAbortedError`).
+ */
 export type OutgoingMiddleware = Middleware<OutgoingContext>;
 
 /** Runs `middleware` in order around `last`, Koa style. */
