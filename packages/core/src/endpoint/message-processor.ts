@@ -414,9 +414,17 @@ export class MessageProcessor {
       } else {
         // Replies apart from the rest, at the same time: a batch that fails on one reply cannot
         // say which messages it sent, and a reply nobody can receive must not hold back the rest.
+        const sent = transport.dispatch(outgoing);
+        let replied: Promise<void>;
+        try {
+          replied = transport.dispatch(replies);
+        } catch (error) {
+          // Still through Promise.all: `sent` must not be left to reject unhandled.
+          replied = Promise.reject(error);
+        }
         dispatched = Promise.all([
-          transport.dispatch(outgoing),
-          transport.dispatch(replies).catch((error: unknown) => {
+          sent,
+          replied.catch((error: unknown) => {
             if (!this.undeliverableReplies(error, context)) throw error;
           }),
         ]);
