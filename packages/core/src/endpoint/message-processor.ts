@@ -152,7 +152,8 @@ export class MessageProcessor {
   }
 
   private async pauseUnlessStopping(): Promise<void> {
-    if (!this.host.shutdownSignal.aborted) {
+    // Once stop() was called the message only goes back: pausing would just hold up the stop.
+    if (!this.host.stopRequested && !this.host.shutdownSignal.aborted) {
       await new Promise((resolve) => setTimeout(resolve, backoffAfterFailureMs));
     }
   }
