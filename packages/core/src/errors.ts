@@ -108,11 +108,14 @@ export class RequestTimeoutError extends TidingsError {
   }
 }
 
+/** A request cancelled before its reply: its `AbortSignal`, or outgoing middleware that did not send it. */
 export class RequestAbortedError extends TidingsError {
-  constructor(messageType: string, reason: unknown) {
-    super('TIDINGS_REQUEST_ABORTED', `The request '${messageType}' was aborted.`, {
-      cause: reason,
-    });
+  constructor(messageType: string, reason: unknown, why?: string) {
+    super(
+      'TIDINGS_REQUEST_ABORTED',
+      `The request '${messageType}' was aborted${why === undefined ? '' : `: ${why}`}.`,
+      { cause: reason },
+    );
   }
 }
 

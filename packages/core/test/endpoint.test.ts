@@ -147,6 +147,81 @@ describe('endpoint lifecycle', () => {
     expect(server.stats.handled).toBe(1);
   });
 
+  it.each([
+    ['the defaults', {}],
+    ['no delayed retries', { delayedRetries: { count: 0 } }],
+  ])(
+    'stop() abandons a message whose handler fails on EndpointStoppedError (%s): no retry, no error queue',
+    async (name, recoverability) => {
+      const errors = await readQueue(w.transport, 'error');
+      const silent = w.endpoint({ name: `StopSilent-${name.replace(/\W/g, '')}` });
+      const asked: number[] = [];
+      silent.handle(Ping, (p) => void asked.push(p.n));
+      await silent.start();
+      let runs = 0;
+      const server = w.endpoint({
+        name: `StopAbandons-${name.replace(/\W/g, '')}`,
+        recoverability,
+        routes: { [Ping.name]: silent.name },
+      });
+      server.handle(Pong, async (p) => {
+        runs++;
+        // Not caught: the stop's own error fails the attempt.
+        await server.request(Ping, { n: p.n }, { expect: Pong, timeoutMs: 60_000 });
+      });
+      await server.start();
+      const client = w.endpoint({
+        name: `StopAbandonsClient-${name.replace(/\W/g, '')}`,
+        sendOnly: true,
+      });
+      await client.start();
+      await client.send(Pong, { n: 7 }, { to: server.name });
+      await expect.poll(() => asked).toEqual([7]);
+      await server.stop();
+      expect(runs).toBe(1);
+      expect(server.stats).toMatchObject({
+        handled: 0,
+        immediateRetries: 0,
+        delayedRetries: 0,
+        movedToErrorQueue: 0,
+      });
+      // Abandoned: back in its queue, for the next instance.
+      expect(w.transport.queueDepth(server.name)).toBe(1);
+      expect(w.transport.scheduledCount).toBe(0);
+      expect(errors.messages).toEqual([]);
+      await errors.close();
+    },
+  );
+
+  it('any attempt that fails once stop() began abandons its message, whatever the error', async () => {
+    let runs = 0;
+    let release: () => void = () => {};
+    const server = w.endpoint({ name: 'FailWhileStopping', stopTimeoutMs: 5_000 });
+    server.handle(Ping, async () => {
+      runs++;
+      await new Promise<void>((resolve) => {
+        release = resolve;
+      });
+      throw new Error('the database pool is closing');
+    });
+    await server.start();
+    const client = w.endpoint({ name: 'FailWhileStoppingClient', sendOnly: true });
+    await client.start();
+    await client.send(Ping, { n: 1 }, { to: 'FailWhileStopping' });
+    await expect.poll(() => runs).toBe(1);
+    const stopping = server.stop();
+    release();
+    await stopping;
+    expect(runs).toBe(1);
+    expect(server.stats.immediateRetries).toBe(0);
+    expect(w.transport.queueDepth('FailWhileStopping')).toBe(1);
+    const second = w.endpoint({ name: 'FailWhileStopping', instanceId: 'second' });
+    const again: number[] = [];
+    second.handle(Ping, (p) => void again.push(p.n));
+    await second.start();
+    await expect.poll(() => again).toEqual([1]);
+  });
+
   it('a stop() asked for during start() stops the endpoint once started; a second stop() waits for the first', async () => {
     const early = w.endpoint({ name: 'StopWhileStarting' });
     const starting = early.start();
@@ -168,6 +243,43 @@ describe('endpoint lifecycle', () => {
     await server.stop();
     expect(server.state).toBe('stopped');
     await first;
+  });
+
+  it('a second start() during a start gets the same promise, and stop() then stops the endpoint', async () => {
+    const endpoint = w.endpoint({ name: 'StartTwice' });
+    const received: number[] = [];
+    endpoint.handle(Ping, (p) => void received.push(p.n));
+    const first = endpoint.start();
+    const second = endpoint.start();
+    expect(second).toBe(first);
+    const stopping = endpoint.stop();
+    await Promise.all([first, stopping]);
+    expect(endpoint.state).toBe('stopped');
+    // No longer consuming: a message sent to its queue stays there.
+    const client = w.endpoint({ name: 'StartTwiceClient', sendOnly: true });
+    await client.start();
+    await client.send(Ping, { n: 1 }, { to: 'StartTwice' });
+    await sleep(20);
+    expect(received).toEqual([]);
+    expect(w.transport.queueDepth('StartTwice')).toBe(1);
+  });
+
+  it('start() after stop() was asked for, while stopping or once stopped, is an EndpointStateError', async () => {
+    const early = w.endpoint({ name: 'StartAfterStop' });
+    const starting = early.start();
+    const stopping = early.stop();
+    // The stop waits for the start under way; a start asked for after it is refused.
+    await expect(early.start()).rejects.toThrow(EndpointStateError);
+    await starting;
+    await stopping;
+    expect(early.state).toBe('stopped');
+    await expect(early.start()).rejects.toThrow(/stop\(\) was called/);
+    expect(early.state).toBe('stopped');
+
+    const never = w.endpoint({ name: 'StopBeforeStart' });
+    await never.stop();
+    await expect(never.start()).rejects.toThrow(EndpointStateError);
+    expect(never.state).toBe('stopped');
   });
 
   it('a handler that fails after the stop deadline sends no copy to the error queue: the message comes again', async () => {

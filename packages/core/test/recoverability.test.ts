@@ -308,6 +308,61 @@ describe('recoverability on an endpoint', () => {
   });
 });
 
+describe('thrown values that throw when read', () => {
+  const w = world();
+  afterEach(() => w.stopAll());
+
+  const boom = () => {
+    throw new Error('read me not');
+  };
+  const withThrowingMessage = new Error('hidden');
+  Object.defineProperty(withThrowingMessage, 'message', { get: boom });
+  const shapes: Array<[string, () => unknown, string, string]> = [
+    // name, what the handler throws, expected exception type, expected message (start)
+    [
+      'an object whose getter throws',
+      () => ({
+        get code() {
+          return boom();
+        },
+      }),
+      'object',
+      '[object Object]',
+    ],
+    ['an object without a prototype', () => Object.create(null), 'object', 'a thrown object'],
+    [
+      'a Proxy whose every trap throws',
+      () => new Proxy({}, { get: boom, getPrototypeOf: boom, has: boom, ownKeys: boom }),
+      'object',
+      'a thrown object',
+    ],
+    ['an Error whose message getter throws', () => withThrowingMessage, 'Error', 'Error (its'],
+  ];
+
+  it.each(shapes)('%s reaches the error queue', async (name, thrown, type, message) => {
+    let attempts = 0;
+    const server = w.endpoint({
+      name: `Thrown-${name.replace(/\W/g, '')}`,
+      recoverability: { immediateRetries: 1, delayedRetries: { count: 0 } },
+    });
+    server.handle(Job, () => {
+      attempts++;
+      throw thrown();
+    });
+    await server.start();
+    const errors = await readQueue(w.transport, 'error');
+    await putRaw(w.transport, server.name, `thrown-${name}`, { [Headers.MessageType]: Job.name });
+    await expect.poll(() => errors.messages.length).toBe(1);
+    expect(attempts).toBe(2);
+    const headers = errors.messages[0]?.headers ?? {};
+    expect(headers[Headers.ExceptionType]).toBe(type);
+    expect(headers[Headers.ExceptionMessage]?.startsWith(message)).toBe(true);
+    expect(headers[Headers.FailedQueue]).toBe(server.name);
+    expect(headers[Headers.ExceptionCode]).toBeUndefined();
+    await errors.close();
+  });
+});
+
 describe('unreadable messages on a transport with its own dead-letter queue', () => {
   const w = world();
   afterEach(() => w.stopAll());

@@ -61,6 +61,28 @@ describe('returnToSourceQueue', () => {
     await Promise.all([billing.close(), errors.close()]);
   });
 
+  it('returns every copy of a message that failed in several queues (an event): one id, two copies', async () => {
+    const transport = createInMemoryTransport();
+    const billing = await readQueue(transport, 'billing');
+    const shipping = await readQueue(transport, 'shipping');
+    await put(transport, 'error', [
+      failedIn('billing', 'event'),
+      failedIn('shipping', 'event'),
+      failedIn('billing', 'after'),
+      failedIn(undefined, 'kept'),
+      failedIn('shipping', 'last'),
+    ]);
+    expect(await returnToSourceQueue({ transport, idleMs: 2_000 })).toEqual({
+      returned: 4,
+      kept: 1,
+    });
+    await expect.poll(() => billing.messages.map((m) => m.messageId)).toEqual(['event', 'after']);
+    await expect.poll(() => shipping.messages.map((m) => m.messageId)).toEqual(['event', 'last']);
+    const errors = await readQueue(transport, 'error');
+    await expect.poll(() => errors.messages.map((m) => m.messageId)).toEqual(['kept']);
+    await Promise.all([billing.close(), shipping.close(), errors.close()]);
+  });
+
   it('counts returns in tidings.returns: a message returned before counts on; junk counts as none', async () => {
     const transport = createInMemoryTransport();
     const billing = await readQueue(transport, 'billing');

@@ -146,6 +146,7 @@ class TestEndpointImpl implements TestEndpoint {
       movedToErrorQueue: 0,
       deadLettered: 0,
       unmatchedReplies: 0,
+      undeliverableReplies: 0,
     };
   }
 

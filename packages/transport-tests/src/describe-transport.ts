@@ -692,6 +692,37 @@ export function describeTransport(options: DescribeTransportOptions): void {
       });
     });
 
+    describe('returning an event that failed in two endpoints', () => {
+      it('returnToSourceQueue returns both copies: one message id, two failed queues', async () => {
+        let fixed = false;
+        const handled: string[] = [];
+        const failing = (which: string) => (e: Endpoint) =>
+          e.handle(Happened, (event) => {
+            if (!fixed) throw new Error(`not yet: ${which}`);
+            handled.push(`${which} ${event.n}`);
+          });
+        const noRetries = { recoverability: { immediateRetries: 0, delayedRetries: { count: 0 } } };
+        const a = await t.started('SubA', noRetries, failing('a'));
+        const b = await t.started('SubB', noRetries, failing('b'));
+        const publisher = await t.started('Publisher', { sendOnly: true });
+        await publisher.publish(Happened, { n: 1 }, { messageId: `${t.scope.id}-event` });
+        await expect
+          .poll(() => a.stats.movedToErrorQueue + b.stats.movedToErrorQueue, wait)
+          .toBe(2);
+
+        fixed = true;
+        const transport = await options.makeTransport(t.scope);
+        t.scope.transports.push(transport);
+        const result = await returnToSourceQueue({
+          transport,
+          errorQueue: t.errorQueue,
+          idleMs: 1_000 * scale,
+        });
+        expect(result).toEqual({ returned: 2, kept: 0 });
+        await expect.poll(() => [...handled].sort(), wait).toEqual(['a 1', 'b 1']);
+      });
+    });
+
     describe.skipIf(!caps.delayedDelivery)('delayed delivery', () => {
       it('delivers a delayed send no earlier than due', async () => {
         const arrivals: number[] = [];

@@ -43,7 +43,12 @@ import {
   type ProcessorCounters,
   type ProcessorHost,
 } from './message-processor.js';
-import { buildOperation, checkUserHeaders, type OutgoingIntent } from './outgoing.js';
+import {
+  type BuiltOperation,
+  buildOperation,
+  checkUserHeaders,
+  type OutgoingIntent,
+} from './outgoing.js';
 
 /** Creates an endpoint: register handlers, then `start()`. */
 export function createEndpoint(options: EndpointOptions): Endpoint {
@@ -84,12 +89,14 @@ class TidingsEndpoint implements Endpoint, ProcessorHost {
     delayedRetries: 0,
     movedToErrorQueue: 0,
     unmatchedReplies: 0,
+    undeliverableReplies: 0,
   };
   readonly inputQueue: string | undefined;
   readonly instanceQueue: string | undefined;
   private currentState: EndpointState = 'created';
   private starting: Promise<void> | undefined;
   private stopping: Promise<void> | undefined;
+  private stopAsked = false;
   private connection: TransportEndpoint | undefined;
   private readonly processor = new MessageProcessor(this);
   private readonly shutdown = new AbortController();
@@ -171,8 +178,21 @@ class TidingsEndpoint implements Endpoint, ProcessorHost {
     return this;
   }
 
+  /**
+   * A start already under way: its promise, so every caller sees one outcome. After `stop()` was
+   * asked for, or once started: `EndpointStateError`. A start that failed may be tried again.
+   */
   start(): Promise<void> {
+    if (this.stopping !== undefined) {
+      return Promise.reject(
+        new EndpointStateError(
+          `Endpoint '${this.name}' cannot start: stop() was called. Create a new endpoint to start again.`,
+        ),
+      );
+    }
+    if (this.currentState === 'starting' && this.starting !== undefined) return this.starting;
     const starting = this.startOnce();
+    // Only a start that got under way is one to join or wait for; a refused one is not.
     if (this.currentState === 'starting') this.starting = starting;
     return starting;
   }
@@ -236,8 +256,14 @@ class TidingsEndpoint implements Endpoint, ProcessorHost {
     });
   }
 
+  get stopRequested(): boolean {
+    return this.stopAsked;
+  }
+
   /** One stop per endpoint: a second call waits for the first. */
   stop(): Promise<void> {
+    // Before anything else: from here on, a failed attempt abandons its message.
+    this.stopAsked = true;
     this.stopping ??= this.stopOnce();
     return this.stopping;
   }
@@ -402,7 +428,7 @@ class TidingsEndpoint implements Endpoint, ProcessorHost {
 
   // ProcessorHost and ContextHost
 
-  build(intent: OutgoingIntent): TransportOperation | Promise<TransportOperation> {
+  build(intent: OutgoingIntent): TransportOperation | Promise<BuiltOperation> {
     if (this.outgoingSettings === undefined) {
       throw new EndpointStateError(`Endpoint '${this.name}' is not started.`);
     }
@@ -502,10 +528,17 @@ class TidingsEndpoint implements Endpoint, ProcessorHost {
    * Builds one message and hands it to the transport. Not async: a build without outgoing
    * middleware is synchronous, and this runs for every send. May throw (a bad payload, say).
    */
-  private buildAndDispatch(intent: OutgoingIntent): Promise<void> {
+  private buildAndDispatch(intent: OutgoingIntent, onDropped?: () => void): Promise<void> {
     const operation = this.build(intent);
     if (operation instanceof Promise) {
-      return operation.then((built) => this.transportEndpoint.dispatch([built]));
+      return operation.then((built) => {
+        if (built !== undefined) return this.transportEndpoint.dispatch([built]);
+        // Outgoing middleware did not call next(): not sent, and the send resolves.
+        this.options.logger.debug('Outgoing middleware did not call next(); message not sent', {
+          messageType: intent.messageType,
+        });
+        onDropped?.();
+      });
     }
     return this.transportEndpoint.dispatch([operation]);
   }
@@ -569,8 +602,19 @@ class TidingsEndpoint implements Endpoint, ProcessorHost {
         this.registry.remove(messageId)?.fail(error as Error);
         throw error;
       };
+      // Not sent, so no reply can come: the request ends now rather than at its timeout.
+      const dropped = () =>
+        this.registry
+          .remove(messageId)
+          ?.fail(
+            new RequestAbortedError(
+              messageType,
+              undefined,
+              'outgoing middleware did not call next(), so it was not sent',
+            ),
+          );
       try {
-        return this.buildAndDispatch(intent).catch(failed);
+        return this.buildAndDispatch(intent, dropped).catch(failed);
       } catch (error) {
         return Promise.reject(error).catch(failed);
       }

@@ -110,6 +110,11 @@ export interface EndpointStats {
   readonly deadLettered: number;
   /** Replies with neither a pending request nor a handler: discarded with a warning. */
   readonly unmatchedReplies: number;
+  /**
+   * Replies a handler sent to a queue that no longer exists (a requester that stopped, its instance
+   * queue expired): dropped with a warning, while the handler's other messages still went.
+   */
+  readonly undeliverableReplies: number;
 }
 
 export type EndpointState = 'created' | 'starting' | 'started' | 'stopping' | 'stopped';
@@ -133,11 +138,16 @@ export interface Endpoint {
   /** Adds middleware for every outgoing message, before serialization. Before `start` only. */
   useOutgoing(middleware: OutgoingMiddleware): this;
 
-  /** Connects the transport, creates queues and subscriptions, starts receiving. */
+  /**
+   * Connects the transport, creates queues and subscriptions, starts receiving. Called again while
+   * a start is under way, it returns that start's promise. Once started, or once `stop()` was
+   * called, it rejects with `EndpointStateError`. A start that failed may be tried again.
+   */
   start(): Promise<void>;
   /**
    * Stops receiving, lets in-flight handlers finish (up to `stopTimeoutMs`; later ones are
    * abandoned and received again), rejects pending requests with `EndpointStoppedError`, disconnects.
+   * Called during a start, it waits for the start to end, then stops. Every call gets the same promise.
    */
   stop(): Promise<void>;
 

@@ -4,14 +4,14 @@ import type { MessageDefinition } from '../messages/define-message.js';
 import { checkDestination } from '../messages/destination-name.js';
 import type { TransportOperation } from '../transport/transport.js';
 import type { HandlerContext, PublishOptions, ReplyOptions, SendOptions } from './endpoint.js';
-import type { OutgoingIntent } from './outgoing.js';
+import type { BuiltOperation, OutgoingIntent } from './outgoing.js';
 
 /** What a handler context needs from its endpoint. */
 export interface ContextHost {
   readonly endpointName: string;
   readonly inputQueue: string | undefined;
-  /** Validates the intent's options, resolves its route and builds the operation. */
-  build(intent: OutgoingIntent): TransportOperation | Promise<TransportOperation>;
+  /** Builds the operation; undefined when outgoing middleware chose not to send it. */
+  build(intent: OutgoingIntent): TransportOperation | Promise<BuiltOperation>;
   resolveRoute(messageType: string, to: string | undefined): string;
   checkOptions(options: SendOptions | PublishOptions | undefined): void;
   /** Where a send made after its attempt finished is reported. */
@@ -41,6 +41,8 @@ class OutgoingBuild extends Promise<void> {
   observed = false;
   /** Fulfils, never rejects, once the build is done; undefined if it failed at the call. */
   done: Promise<void> | undefined = undefined;
+  /** A reply: dispatched apart from the rest (`MessageHandlerContext.replies`). */
+  isReply = false;
   operation: TransportOperation | undefined = undefined;
   failed = false;
   error: unknown = undefined;
@@ -85,7 +87,7 @@ class OutgoingBuild extends Promise<void> {
   }
 
   /** A build that outgoing middleware made asynchronous. */
-  static pending(operation: Promise<TransportOperation>): OutgoingBuild {
+  static pending(operation: Promise<BuiltOperation>): OutgoingBuild {
     let resolveBuild!: () => void;
     let rejectBuild!: (error: unknown) => void;
     const build = new OutgoingBuild((resolve, reject) => {
@@ -121,7 +123,13 @@ class OutgoingBuild extends Promise<void> {
  * only after every handler succeeded, so a failed attempt sends nothing.
  */
 export class MessageHandlerContext implements HandlerContext {
+  /** What the handlers send and publish. */
   readonly outgoing: TransportOperation[] = [];
+  /**
+   * What they reply, kept apart: a reply whose queue is gone (a requester that stopped) is dropped
+   * while the rest still goes, and that takes knowing which message a dispatch failed on.
+   */
+  readonly replies: TransportOperation[] = [];
   /** Builds not collected at the call, in call order; undefined while every one was. */
   private builds: OutgoingBuild[] | undefined;
   /** What it sends is final: being dispatched, or the attempt failed. Later sends are refused. */
@@ -158,7 +166,7 @@ export class MessageHandlerContext implements HandlerContext {
     definitionOrCode: MessageDefinition | number,
     payloadOrOptions: unknown,
     maybeOptions: ReplyOptions | undefined,
-  ): TransportOperation | Promise<TransportOperation> {
+  ): TransportOperation | Promise<BuiltOperation> {
     const replyTo = this.replyTo;
     if (replyTo === undefined) {
       throw new UsageError(
@@ -196,21 +204,22 @@ export class MessageHandlerContext implements HandlerContext {
    */
   private collect(
     what: 'reply' | 'send' | 'publish',
-    build: () => TransportOperation | Promise<TransportOperation>,
+    build: () => TransportOperation | Promise<BuiltOperation>,
   ): Promise<void> {
     if (this.closed) return this.refuseLate(what);
-    let operation: TransportOperation | Promise<TransportOperation>;
+    let operation: TransportOperation | Promise<BuiltOperation>;
     try {
       operation = build();
     } catch (error) {
-      return this.track(OutgoingBuild.failed(error));
+      return this.track(OutgoingBuild.failed(error), what);
     }
-    if (operation instanceof Promise) return this.track(OutgoingBuild.pending(operation));
-    this.outgoing.push(operation);
+    if (operation instanceof Promise) return this.track(OutgoingBuild.pending(operation), what);
+    (what === 'reply' ? this.replies : this.outgoing).push(operation);
     return collected;
   }
 
-  private track(build: OutgoingBuild): OutgoingBuild {
+  private track(build: OutgoingBuild, what: 'reply' | 'send' | 'publish'): OutgoingBuild {
+    build.isReply = what === 'reply';
     this.builds ??= [];
     this.builds.push(build);
     return build;
@@ -259,8 +268,12 @@ export class MessageHandlerContext implements HandlerContext {
     // A send made later (further down a chain) would miss the dispatch: refused instead.
     this.closed = true;
     for (const build of builds) {
-      if (!build.failed) this.outgoing.push(build.operation as TransportOperation);
-      else if (!build.observed) throw build.error;
+      if (build.failed) {
+        if (!build.observed) throw build.error;
+      } else if (build.operation !== undefined) {
+        (build.isReply ? this.replies : this.outgoing).push(build.operation);
+      }
+      // else: outgoing middleware did not call next(); nothing to send.
     }
   }
 

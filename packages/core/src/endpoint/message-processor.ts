@@ -12,6 +12,7 @@ import { validatePayload } from '../messages/validate.js';
 import { type IncomingMiddleware, runMiddleware } from '../pipeline/middleware.js';
 import { failureHeaders, sliceWhole } from '../recoverability/failure-headers.js';
 import type { RecoverabilityAction } from '../recoverability/recoverability.js';
+import { isInstanceOf, readString } from '../thrown-value.js';
 import type {
   IncomingTransportMessage,
   MessageOutcome,
@@ -35,6 +36,7 @@ export interface ProcessorCounters {
   delayedRetries: number;
   movedToErrorQueue: number;
   unmatchedReplies: number;
+  undeliverableReplies: number;
 }
 
 /** What the processor needs from its endpoint. */
@@ -48,6 +50,8 @@ export interface ProcessorHost extends ContextHost {
   readonly transportEndpoint: TransportEndpoint;
   /** Aborted when the stop deadline passes: stop working on messages, abandon them. */
   readonly shutdownSignal: AbortSignal;
+  /** `stop()` was called: a failed attempt abandons its message instead of retrying it. */
+  readonly stopRequested: boolean;
 }
 
 interface ParsedMessage {
@@ -74,10 +78,9 @@ const backoffAfterFailureMs = 1000;
 
 /** A message no handler could ever read: its body or its headers are broken. */
 function isUnreadable(error: unknown): boolean {
-  return (
-    error instanceof TidingsError &&
-    (error.code === 'TIDINGS_DESERIALIZATION' || error.code === 'TIDINGS_MALFORMED_MESSAGE')
-  );
+  if (!isInstanceOf(error, TidingsError)) return false;
+  const code = readString(error, 'code');
+  return code === 'TIDINGS_DESERIALIZATION' || code === 'TIDINGS_MALFORMED_MESSAGE';
 }
 
 /**
@@ -149,7 +152,8 @@ export class MessageProcessor {
   }
 
   private async pauseUnlessStopping(): Promise<void> {
-    if (!this.host.shutdownSignal.aborted) {
+    // Once stop() was called the message only goes back: pausing would just hold up the stop.
+    if (!this.host.stopRequested && !this.host.shutdownSignal.aborted) {
       await new Promise((resolve) => setTimeout(resolve, backoffAfterFailureMs));
     }
   }
@@ -390,20 +394,62 @@ export class MessageProcessor {
     context.close();
     // Or while waiting for what the handlers sent to be built.
     if (host.shutdownSignal.aborted) return 'abandon';
-    if (context.outgoing.length === 0) {
+    const { outgoing, replies } = context;
+    const handled = () => {
       host.counters.handled++;
-      return 'complete';
-    }
-    let dispatched: Promise<void>;
+      return 'complete' as const;
+    };
+    if (outgoing.length === 0 && replies.length === 0) return handled();
+    const transport = host.transportEndpoint;
+    let dispatched: Promise<unknown>;
     try {
-      dispatched = host.transportEndpoint.dispatch(context.outgoing);
+      if (replies.length === 0) {
+        dispatched = transport.dispatch(outgoing);
+      } else if (outgoing.length === 0) {
+        // Replies alone, as a request's handler sends: one dispatch, as ever.
+        return transport
+          .dispatch(replies)
+          .then(handled, (error: unknown) =>
+            this.undeliverableReplies(error, context) ? handled() : failed(error),
+          );
+      } else {
+        // Replies apart from the rest, at the same time: a batch that fails on one reply cannot
+        // say which messages it sent, and a reply nobody can receive must not hold back the rest.
+        const sent = transport.dispatch(outgoing);
+        let replied: Promise<void>;
+        try {
+          replied = transport.dispatch(replies);
+        } catch (error) {
+          // Still through Promise.all: `sent` must not be left to reject unhandled.
+          replied = Promise.reject(error);
+        }
+        dispatched = Promise.all([
+          sent,
+          replied.catch((error: unknown) => {
+            if (!this.undeliverableReplies(error, context)) throw error;
+          }),
+        ]);
+      }
     } catch (error) {
       return failed(error);
     }
-    return dispatched.then(() => {
-      host.counters.handled++;
-      return 'complete' as const;
-    }, failed);
+    return dispatched.then(handled, failed);
+  }
+
+  /**
+   * True, after a warning, when the replies failed because their queue is gone: the requester
+   * stopped and its instance queue expired, or it was deleted. Nobody can receive them any more,
+   * and failing the attempt would run the handlers again and end a message that was handled in
+   * the error queue. A send to a missing queue stays a failure: that is a route to fix.
+   */
+  private undeliverableReplies(error: unknown, context: MessageHandlerContext): boolean {
+    if (readString(error, 'code') !== 'TIDINGS_DESTINATION_NOT_FOUND') return false;
+    this.host.counters.undeliverableReplies += context.replies.length;
+    this.host.options.logger.warn(
+      `Dropped a reply to '${context.replyTo}': that queue no longer exists, so nobody can receive it (the requester stopped and its queue expired, or it was deleted)`,
+      { messageId: context.messageId, correlationId: context.correlationId },
+    );
+    return true;
   }
 
   /** An attempt failed: the recoverability policy decides what comes next. */
@@ -419,6 +465,16 @@ export class MessageProcessor {
     // Stopped past the deadline while handling: the message is being abandoned (it comes again),
     // so no retry is scheduled and no copy goes to the error queue.
     if (host.shutdownSignal.aborted) return 'abandon';
+    // Stopping: the failure may well be the stop's own doing (a request rejected with
+    // EndpointStoppedError, a connection being closed), which no retry here can tell apart or fix.
+    // The message goes back as it is, to be handled again by this endpoint or another instance.
+    if (host.stopRequested) {
+      host.options.logger.info(
+        `Handler failed while the endpoint is stopping; the message will be received again: ${errorMessage(error)}`,
+        { messageId: parsed.messageId, messageType: parsed.messageType, attempt },
+      );
+      return 'abandon';
+    }
     const delayedRetries = headerCount(raw.headers, Headers.DelayedRetries);
     const action = host.options.recoverability.decide(
       {
@@ -541,7 +597,8 @@ export class MessageProcessor {
         messageId: raw.messageId,
         queue: raw.queue,
       });
-      return { kind: 'dead-letter', reason: (error as TidingsError).code, description };
+      const reason = readString(error, 'code') ?? 'TIDINGS_MALFORMED_MESSAGE';
+      return { kind: 'dead-letter', reason, description };
     }
     try {
       await this.host.transportEndpoint.dispatch([

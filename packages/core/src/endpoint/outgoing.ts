@@ -133,13 +133,19 @@ function checkNameLimits(
 }
 
 /**
+ * A built message, or undefined when outgoing middleware returned without calling `next()`:
+ * it chose not to send (a filter, a feature switch), so nothing is sent and the send resolves.
+ */
+export type BuiltOperation = TransportOperation | undefined;
+
+/**
  * Builds headers, runs outgoing middleware, serializes and checks the size. Synchronous when
  * there is no middleware: this runs for every message, and a promise per message shows in GC.
  */
 export function buildOperation(
   intent: OutgoingIntent,
   settings: OutgoingSettings,
-): TransportOperation | Promise<TransportOperation> {
+): TransportOperation | Promise<BuiltOperation> {
   const messageId = intent.messageId ?? newId();
   const headers: Record<string, string> = intent.userHeaders ? { ...intent.userHeaders } : {};
   headers[Headers.MessageId] = messageId;
@@ -166,10 +172,13 @@ export function buildOperation(
     headers,
     destination: intent.destination,
   };
-  let body: Uint8Array = emptyBody;
+  let body: Uint8Array | undefined;
   return runMiddleware(settings.middleware, context, async () => {
     body = serialize(intent, settings);
-  }).then(() => finish(intent, settings, messageId, headers, body));
+  }).then(() =>
+    // No middleware called next(): the message was never serialized, and is not sent.
+    body === undefined ? undefined : finish(intent, settings, messageId, headers, body),
+  );
 }
 
 function serialize(intent: OutgoingIntent, settings: OutgoingSettings): Uint8Array {

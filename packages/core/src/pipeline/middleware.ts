@@ -1,3 +1,4 @@
+import { UsageError } from '../errors.js';
 import type { TransportDestination } from '../transport/transport.js';
 
 /** What incoming middleware sees: one attempt at handling one message. */
@@ -20,8 +21,14 @@ export interface OutgoingContext {
   readonly destination: TransportDestination;
 }
 
+/** Calls `next()` once to go on; returning without calling it stops there. Twice: `UsageError`. */
 export type Middleware<C> = (context: C, next: () => Promise<void>) => Promise<void>;
+/** Around the handlers of each attempt. Not calling `next()` skips them: the message is handled. */
 export type IncomingMiddleware = Middleware<IncomingContext>;
+/**
+ * Around the serialization of each outgoing message. Not calling `next()` stops the message: it is
+ * not sent, and the send resolves (a request rejects at once with `RequestAbortedError`).
+ */
 export type OutgoingMiddleware = Middleware<OutgoingContext>;
 
 /** Runs `middleware` in order around `last`, Koa style. */
@@ -36,7 +43,14 @@ export function runMiddleware<C>(
     if (current === undefined) return last();
     let called = false;
     return current(context, () => {
-      if (called) return Promise.reject(new Error('next() called more than once in a middleware'));
+      // The same call fails on every retry: a usage error goes straight to the error queue.
+      if (called) {
+        return Promise.reject(
+          new UsageError(
+            `next() was called more than once in middleware #${index + 1}: call it once, or not at all to stop the pipeline there.`,
+          ),
+        );
+      }
       called = true;
       return step(index + 1);
     });

@@ -1,7 +1,7 @@
 import { messageSize } from '../endpoint/outgoing.js';
 import { Headers, MAX_FAILURE_HEADER_LENGTH } from '../messages/headers.js';
+import { readString, thrownMessage, thrownTypeName } from '../thrown-value.js';
 import { headerSize } from '../transport/packed-headers.js';
-import { errorMessage } from '../util.js';
 
 const noBody = new Uint8Array(0);
 const ELLIPSIS = '…';
@@ -69,14 +69,16 @@ export function failureHeaders(
   room = Number.POSITIVE_INFINITY,
 ): Record<string, string> {
   const headers: Record<string, string> = {
-    [Headers.ExceptionType]: cut(error instanceof Error ? error.name : typeof error),
-    [Headers.ExceptionMessage]: cut(errorMessage(error)),
+    [Headers.ExceptionType]: cut(thrownTypeName(error)),
+    [Headers.ExceptionMessage]: cut(thrownMessage(error)),
     [Headers.FailedQueue]: failedQueue,
     [Headers.TimeOfFailure]: new Date().toISOString(),
   };
-  if (error instanceof Error && error.stack) headers[Headers.ExceptionStack] = cut(error.stack);
-  const code = (error as { code?: unknown } | null)?.code;
-  if (typeof code === 'string') headers[Headers.ExceptionCode] = cut(code);
+  // Read defensively: a getter that throws here would keep the message out of the error queue.
+  const stack = readString(error, 'stack');
+  if (stack) headers[Headers.ExceptionStack] = cut(stack);
+  const code = readString(error, 'code');
+  if (code !== undefined) headers[Headers.ExceptionCode] = cut(code);
   for (const name of CUT_ORDER) {
     const value = headers[name];
     if (value === undefined) continue;

@@ -1,5 +1,6 @@
 import { ConfigurationError, TidingsError } from '../errors.js';
 import { checkQueueName } from '../messages/destination-name.js';
+import { isInstanceOf, readString } from '../thrown-value.js';
 
 /** What to do with a message whose handling failed. */
 export type RecoverabilityAction =
@@ -80,7 +81,10 @@ const unrecoverableCodes = new Set([
 ]);
 
 export function isUnrecoverable(error: unknown): boolean {
-  return error instanceof TidingsError && unrecoverableCodes.has(error.code);
+  // Guarded: what a handler threw may throw on every read.
+  return (
+    isInstanceOf(error, TidingsError) && unrecoverableCodes.has(readString(error, 'code') ?? '')
+  );
 }
 
 export interface ResolvedRecoverability {

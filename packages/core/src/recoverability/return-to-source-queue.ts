@@ -91,6 +91,7 @@ export async function returnToSourceQueue(
   const filter = options.filter ?? (() => true);
   let returned = 0;
   let kept = 0;
+  /** Copies seen in this pass, by `copyKey`. */
   const seen = new Set<string>();
   /** Messages in a row that were seen before in this pass. */
   let roundAgain = 0;
@@ -137,7 +138,8 @@ export async function returnToSourceQueue(
   const onMessage = async (message: IncomingTransportMessage): Promise<MessageOutcome> => {
     // Past the end of the pass: left where it is, for the next one.
     if (done) return 'abandon';
-    const again = seen.has(message.messageId);
+    const key = copyKey(message);
+    const again = seen.has(key);
     // In a partitioned queue only a new message shows that the pass is not over.
     if (!again || !partitioned) stillIdle();
     try {
@@ -159,7 +161,7 @@ export async function returnToSourceQueue(
         return 'complete';
       }
       roundAgain = 0;
-      seen.add(message.messageId);
+      seen.add(key);
       const h = message.headers;
       const failed: FailedMessage = {
         messageId: message.messageId,
@@ -226,6 +228,17 @@ export async function returnToSourceQueue(
   }
   logger.info(`Returned ${returned} message(s) from '${errorQueue}'; ${kept} stay there`);
   return { returned, kept };
+}
+
+/**
+ * Which copy in the error queue this is. Not the message id alone: an event that failed in two
+ * endpoints has a copy from each, with one id, and the second is not the first come round again.
+ * The failed queue and the time of failure tell them apart, and stay as they are while a kept
+ * copy goes round.
+ */
+function copyKey(message: IncomingTransportMessage): string {
+  const h = message.headers;
+  return `${message.messageId}\n${h[Headers.FailedQueue] ?? ''}\n${h[Headers.TimeOfFailure] ?? ''}`;
 }
 
 /** Waits for the transport to be reading (where it says when), at most `timeoutMs`. */
