@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Starts what the test suite needs, installing it where missing: RabbitMQ on 127.0.0.1:5672 and
-# Debian's kcat (the tests start librdkafka's mock Kafka cluster with it), openssl and chromium.
+# Debian's kcat (the tests start librdkafka's mock Kafka cluster with it), amqp-tools, openssl and
+# chromium.
 # Safe to run again.
 set -euo pipefail
 
@@ -50,6 +51,14 @@ elif command -v kcat >/dev/null 2>&1; then
 else
   log "installing kcat"
   apt_install kcat || log "could not install kcat: the Kafka tests will fail"
+fi
+
+# amqp-tools, for the test that runs docs/wire-format.md's CLI example against RabbitMQ
+if command -v amqp-publish >/dev/null 2>&1; then
+  log "amqp-tools is installed"
+else
+  log "installing amqp-tools"
+  apt_install amqp-tools || log "could not install amqp-tools: the RabbitMQ CLI test will fail"
 fi
 
 # openssl, for the certificate of the Service Bus test peer's management endpoint (HTTPS)

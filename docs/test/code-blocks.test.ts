@@ -37,7 +37,11 @@ interface Block {
   readonly source: string;
   readonly line: number;
   readonly code: string;
+  /** Set by a `<!-- file: name.ts -->` line before the block: blocks that import each other by path. */
+  readonly fileName?: string;
 }
+
+const fileMarker = /<!-- file: ([\w.-]+\.ts) -->\s*$/;
 
 /**
  * A page whose examples build on each other says so with this marker: its blocks then compile as
@@ -49,8 +53,10 @@ function blocksOf(source: string, text: string): Block[] {
   const blocks: Block[] = [];
   const fence = /^```(ts|typescript)\s*$([\s\S]*?)^```\s*$/gm;
   for (const match of text.matchAll(fence)) {
-    const line = text.slice(0, match.index).split('\n').length;
-    blocks.push({ source, line, code: match[2] ?? '' });
+    const before = text.slice(0, match.index);
+    const line = before.split('\n').length;
+    const fileName = fileMarker.exec(before)?.[1];
+    blocks.push({ source, line, code: match[2] ?? '', ...(fileName ? { fileName } : {}) });
   }
   if (!text.includes(oneModuleMarker) || blocks.length < 2) return blocks;
   // One module: imports first, then every block's body, each line mapped back to its block.
@@ -106,7 +112,12 @@ describe('documentation code blocks', () => {
     const origin = new Map<string, Block>();
     const fileNames: string[] = [];
     for (const [index, block] of blocks.entries()) {
-      const name = join(scratch, `${block.source.replace(/[^A-Za-z0-9]+/g, '-')}-${index}.ts`);
+      const slug = block.source.replace(/[^A-Za-z0-9]+/g, '-');
+      // Named blocks share a folder per page, so their relative imports resolve.
+      const name = block.fileName
+        ? join(scratch, slug, block.fileName)
+        : join(scratch, `${slug}-${index}.ts`);
+      await mkdir(dirname(name), { recursive: true });
       // Each block is its own module (top-level await, no clashes between blocks).
       await writeFile(name, `${withTestGlobals(block.code)}\nexport {};\n`);
       origin.set(name, block);
