@@ -1,6 +1,7 @@
 import { request as httpRequest } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import {
+  ConfigurationError,
   createEndpoint,
   createSendOnlyEndpoint,
   type Endpoint,
@@ -188,6 +189,25 @@ describe('tidingsPlugin', () => {
     await app.close();
     expect(web.state).toBe('started');
   });
+
+  it.each([0, -1, 1.5, Number.NaN])(
+    'refuses a route whose config.tidings.timeoutMs is %s when the route is added',
+    async (timeoutMs) => {
+      const app = Fastify();
+      apps.push(app);
+      await app.register(tidingsPlugin, { endpoint: bus.web() });
+      expect(() =>
+        app.get('/bad', { config: { tidings: { timeoutMs } } }, async () => 'never'),
+      ).toThrow(ConfigurationError);
+      // Nested in a plugin, the same error fails the registration.
+      app.register(async (child) => {
+        child.get('/bad-nested', { config: { tidings: { timeoutMs } } }, async () => 'never');
+      });
+      await expect(app.ready()).rejects.toThrow(
+        /config\.tidings\.timeoutMs must be a positive whole number/,
+      );
+    },
+  );
 
   it('refuses to register without an endpoint', async () => {
     const app = Fastify();
