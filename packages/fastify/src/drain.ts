@@ -1,4 +1,5 @@
 import { type Endpoint, EndpointStoppedError } from '@tidings/core';
+import { followSignal } from './follow-signal.js';
 
 /**
  * A request ended because its server closed before the reply arrived: once `drainTimeoutMs` has
@@ -34,13 +35,18 @@ export class Drain {
     return this.deadlinePassed;
   }
 
-  /** Tracks one request: its signal aborts at the drain deadline; call `done` when it is over. */
-  track(messageType: string): { readonly signal: AbortSignal; done(): void } {
+  /**
+   * Tracks one request: its signal aborts at the drain deadline, or when `signal` (the caller's)
+   * aborts, with its reason; call `done` when the request is over.
+   */
+  track(messageType: string, signal?: AbortSignal): { readonly signal: AbortSignal; done(): void } {
     const controller = new AbortController();
+    const unfollow = followSignal(controller, signal);
     this.inFlight.set(controller, messageType);
     return {
       signal: controller.signal,
       done: () => {
+        unfollow();
         this.inFlight.delete(controller);
         if (this.inFlight.size === 0) for (const resolve of this.idle.splice(0)) resolve();
       },

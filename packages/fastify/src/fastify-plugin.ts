@@ -91,13 +91,12 @@ const plugin: FastifyPluginAsync<TidingsPluginOptions> = async (fastify, options
     // `undefined` means "not given": the route's, then the plugin's, then the endpoint's apply.
     const timeoutMs =
       requestOptions.timeoutMs ?? routeTimeout(this.routeOptions.config) ?? settings.timeoutMs;
-    const tracked = drain.track(definition.name);
-    const { signal } = requestOptions;
+    const tracked = drain.track(definition.name, requestOptions.signal);
     return requestForHttp(endpoint, definition, payload, {
       ...requestOptions,
       validate: requestOptions.validate ?? settings.validate,
       ...(timeoutMs === undefined ? {} : { timeoutMs }),
-      signal: signal === undefined ? tracked.signal : AbortSignal.any([signal, tracked.signal]),
+      signal: tracked.signal,
       response,
     } as Parameters<typeof requestForHttp>[3])
       .catch((error: unknown) => {

@@ -9,6 +9,7 @@ import {
   ValidationError,
   validatePayload,
 } from '@tidings/core';
+import { followSignal } from './follow-signal.js';
 import { publicMessageFor, withHttpStatus, withPublicMessage } from './http-status.js';
 
 /** The response of the HTTP request being answered: node's, Fastify's `reply.raw`, Express's `res`. */
@@ -42,9 +43,13 @@ export class ClientDisconnectedError extends Error {
 
 /**
  * An `AbortSignal` that aborts when `response`'s connection closes before the response was
- * sent. `dispose` removes the listener once the request is over (keep-alive sockets live on).
+ * sent, or when `signal` (if given) aborts, with its reason. `dispose` removes the listeners once
+ * the request is over (keep-alive sockets live on).
  */
-export function abortOnDisconnect(response: HttpResponseLike): {
+export function abortOnDisconnect(
+  response: HttpResponseLike,
+  signal?: AbortSignal,
+): {
   readonly signal: AbortSignal;
   dispose(): void;
 } {
@@ -52,9 +57,16 @@ export function abortOnDisconnect(response: HttpResponseLike): {
   const onClose = () => {
     if (!response.writableFinished) controller.abort(new ClientDisconnectedError());
   };
+  const unfollow = followSignal(controller, signal);
   if (response.destroyed) onClose();
   else response.once('close', onClose);
-  return { signal: controller.signal, dispose: () => response.off('close', onClose) };
+  return {
+    signal: controller.signal,
+    dispose: () => {
+      response.off('close', onClose);
+      unfollow();
+    },
+  };
 }
 
 /**
@@ -87,15 +99,14 @@ export async function requestForHttp(
   options: HttpRequestOptions<MessageDefinition | 'code' | undefined>,
 ): Promise<unknown> {
   const { response, validate, signal, ...requestOptions } = options;
-  const disconnect = abortOnDisconnect(response);
+  const disconnect = abortOnDisconnect(response, signal);
   try {
     // `validate: undefined` means "not given", like leaving it out.
     const checked = validate !== false ? await validatePayload(definition, payload) : payload;
     return await endpoint
       .request(definition, checked, {
         ...requestOptions,
-        signal:
-          signal === undefined ? disconnect.signal : AbortSignal.any([signal, disconnect.signal]),
+        signal: disconnect.signal,
       } as RequestOptions<undefined>)
       .catch((error: unknown) => {
         throw forHttpClient(error, definition.name);

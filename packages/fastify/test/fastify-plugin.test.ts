@@ -162,6 +162,28 @@ describe('tidingsPlugin', () => {
     expect((aborted as { statusCode: number }).statusCode).toBe(499);
   });
 
+  it("aborts the pending request when the caller's own signal aborts, with its reason", async () => {
+    const web = bus.web();
+    const app = await webServer(web, 60_000);
+    const controller = new AbortController();
+    let aborted: unknown;
+    app.post('/quote-with-signal', async (request) =>
+      request
+        .awaitReply(Quote, { sku: 'a', amount: 1, silent: true }, { signal: controller.signal })
+        .catch((error: unknown) => {
+          aborted = error;
+          return { aborted: true };
+        }),
+    );
+    const pending = app.inject({ method: 'POST', url: '/quote-with-signal' });
+    await eventually(() => web.stats.pendingRequests === 1);
+    controller.abort('user gave up');
+    expect((await pending).json()).toEqual({ aborted: true });
+    expect(aborted).toBeInstanceOf(RequestAbortedError);
+    expect((aborted as Error).cause).toBe('user gave up');
+    expect(web.stats.pendingRequests).toBe(0);
+  });
+
   it('on close, lets requests awaiting a reply get it before the endpoint stops', async () => {
     const web = bus.web();
     const app = await webServer(web);
