@@ -97,4 +97,36 @@ describe('tidingsPlugin on close', () => {
       expect(web.state).toBe('stopped');
     },
   );
+
+  it('refuses at once a request begun after the drain deadline, without sending it', async () => {
+    const web = bus.web();
+    const app = Fastify();
+    apps.push(app);
+    await withQuoteRoute(app, web, { drainTimeoutMs: 20, timeoutMs: 60_000 });
+    let open = () => {};
+    const gate = new Promise<void>((resolve) => {
+      open = resolve;
+    });
+    // A route busy with something else while the server closes, then asking the bus.
+    app.post('/late', async (request) => {
+      await gate;
+      return request.awaitReply(Quote, { sku: 'late', amount: 1 }, { expect: Quoted });
+    });
+    await app.ready();
+    const late = app.inject({ method: 'POST', url: '/late' });
+    const waiting = app.inject({
+      method: 'POST',
+      url: '/quote',
+      payload: { sku: 'x', amount: 1, silent: true },
+    });
+    await eventually(() => web.stats.pendingRequests === 1);
+    await eventually(() => bus.backend.stats.handled === 1);
+    await app.close();
+    expect((await waiting).statusCode).toBe(503);
+    open();
+    const response = await late;
+    expect(response.statusCode).toBe(503);
+    expect(response.json().message).toMatch(/server closed before the reply to 'test\.Quote'/);
+    expect(bus.backend.stats.handled).toBe(1);
+  });
 });
