@@ -258,6 +258,11 @@ const subscriberRoundRobin: PartitionAssigner = ({ cluster }) => ({
 const FIRST_RESTART_DELAY_MS = 1_000;
 const MAX_RESTART_DELAY_MS = 30_000;
 
+/** A failed commit is tried again after this (or `commitIntervalMs`, if longer). */
+const COMMIT_RETRY_MS = 500;
+/** Commits tried at stop before the consumer leaves its group without them. */
+const STOP_COMMIT_ATTEMPTS = 5;
+
 /** Heartbeat calls within this many ms of the last one share its answer. */
 const HEARTBEAT_COALESCE_MS = 100;
 
@@ -486,6 +491,10 @@ function createConsumer(
   const pending = new Map<string, { topic: string; partition: number; offset: string }>();
   let flushTimer: NodeJS.Timeout | undefined;
   let flushing: Promise<boolean> = Promise.resolve(true);
+  /** Joined, and not crashed since: kafkajs takes commits. */
+  let live = false;
+  /** Disconnected at stop: nothing can be committed any more. */
+  let disconnected = false;
   /** Commits made through `commit`, not yet settled. */
   const commits = new Set<Promise<void>>();
   /** Partitions held by `onAssigned`, not released yet: what releases them may still commit. */
@@ -498,26 +507,43 @@ function createConsumer(
   });
 
   const warnCommit = (error: unknown) =>
-    log('warn', 'Could not commit positions; records after them will be received again', {
+    log('warn', 'Could not commit positions; trying again', {
       groupId: config.groupId,
       error: error instanceof Error ? error.message : String(error),
     });
 
-  /** Commits what is pending, one commit at a time so positions never go backwards. */
+  /**
+   * Commits what is pending, one commit at a time so positions never go backwards. A position
+   * stays pending until a commit of it succeeds (a failed one is tried again after
+   * `COMMIT_RETRY_MS`); one recorded meanwhile replaces it, so an older position never overwrites
+   * a newer one.
+   */
   const flush = (): Promise<boolean> => {
     clearTimeout(flushTimer);
     flushTimer = undefined;
     flushing = flushing.then(async () => {
       if (pending.size === 0) return true;
+      if (disconnected) return false;
+      // Crashed and not joined again: kafkajs would drop the commit without a word.
+      if (!live) return false;
       const positions = [...pending.values()];
-      pending.clear();
       try {
         await consumer.commitOffsets(positions);
-        return true;
       } catch (error) {
         warnCommit(error);
+        if (!disconnected) {
+          flushTimer ??= setTimeout(
+            () => void flush(),
+            Math.max(config.commitIntervalMs, COMMIT_RETRY_MS),
+          );
+        }
         return false;
       }
+      for (const position of positions) {
+        const key = `${position.topic}|${position.partition}`;
+        if (pending.get(key) === position) pending.delete(key);
+      }
+      return true;
     });
     return flushing;
   };
@@ -529,6 +555,7 @@ function createConsumer(
    * time until it joins.
    */
   consumer.on(consumer.events.CRASH, ({ payload }) => {
+    live = false;
     if (payload.restart || stopped) return;
     log('error', 'The consumer stopped on an error the client does not retry; starting it again', {
       groupId: config.groupId,
@@ -543,13 +570,20 @@ function createConsumer(
     restartDelayMs = Math.min(2 * restartDelayMs, MAX_RESTART_DELAY_MS);
   });
 
+  // Partitions are about to be given back: commit what is done while this generation owns them.
+  consumer.on(consumer.events.REBALANCING, () => void flush());
+
   consumer.on(consumer.events.GROUP_JOIN, (event) => {
     restartDelayMs = FIRST_RESTART_DELAY_MS;
     if (paused) consumer.pause(topics.map((topic) => ({ topic })));
     const assigned = event.payload.memberAssignment;
+    // Positions of partitions another member owns now are its to commit; those still ours are
+    // committed by this generation (a commit of the last one failed, or the consumer restarted).
     for (const [key, position] of pending) {
       if (!assigned[position.topic]?.includes(position.partition)) pending.delete(key);
     }
+    live = true;
+    if (pending.size > 0) setImmediate(() => void flush());
     config.onAssigned?.(
       event.payload.memberAssignment,
       (topic, partition, offset) => consumer.seek({ topic, partition, offset }),
@@ -727,7 +761,21 @@ function createConsumer(
       // committed at the join (a new subscription's) would be lost to a stop right after it.
       await Promise.allSettled(holds);
       await Promise.allSettled(commits);
-      await flush();
+      // A commit refused for a moment (the group rebalancing) is tried again before leaving.
+      for (let attempt = 1; !(await flush()) && attempt < STOP_COMMIT_ATTEMPTS && live; attempt++) {
+        await new Promise((resolve) => setTimeout(resolve, COMMIT_RETRY_MS));
+      }
+      if (pending.size > 0) {
+        log(
+          'warn',
+          'Could not commit positions before leaving; the next owner receives those records again',
+          {
+            groupId: config.groupId,
+          },
+        );
+      }
+      disconnected = true;
+      clearTimeout(flushTimer);
       await consumer.disconnect();
       clearTimeout(flushTimer);
     },
