@@ -3,6 +3,7 @@
  * small interface below, so moving to another client library means rewriting this file (and the
  * error table in errors.ts), nothing else.
  */
+import { isUtf8 } from 'node:buffer';
 import { connect as netConnect } from 'node:net';
 import { connect as tlsConnect } from 'node:tls';
 import {
@@ -181,6 +182,18 @@ const saslOf = (sasl: KafkaSaslOptions): SASLOptions => ({
   password: sasl.password,
 });
 
+/** Starts a record key or header value that was not UTF-8: the base64 of its bytes follows. */
+const BINARY_PREFIX = 'base64:';
+
+/**
+ * Bytes as text: UTF-8 when they are, else `base64:` and their base64. Decoding them with
+ * replacement characters would make distinct values equal (two binary message ids both `\uFFFD`),
+ * which defeats deduplication by id; this keeps them apart.
+ */
+function textOf(bytes: Buffer): string {
+  return isUtf8(bytes) ? bytes.toString('utf8') : `${BINARY_PREFIX}${bytes.toString('base64')}`;
+}
+
 function decodeHeaders(headers: IHeaders | undefined): Record<string, string> {
   const decoded: Record<string, string> = {};
   if (headers === undefined) return decoded;
@@ -190,7 +203,7 @@ function decodeHeaders(headers: IHeaders | undefined): Record<string, string> {
     const value = Array.isArray(raw) ? raw[raw.length - 1] : raw;
     // Kafka allows a header without a value (length -1, decoded as null): a header with no value.
     if (value === undefined || value === null) continue;
-    decoded[name] = typeof value === 'string' ? value : value.toString('utf8');
+    decoded[name] = typeof value === 'string' ? value : textOf(value);
   }
   return decoded;
 }
@@ -635,7 +648,7 @@ function createConsumer(
     let rebalancing = false;
     const records: IncomingRecord[] = batch.messages.map((m) => ({
       offset: m.offset,
-      key: m.key === null ? null : m.key.toString('utf8'),
+      key: m.key === null ? null : textOf(m.key),
       value: m.value ?? EMPTY,
       headers: decodeHeaders(m.headers),
     }));
