@@ -4,6 +4,7 @@
  * error table in errors.ts), nothing else.
  */
 import { isUtf8 } from 'node:buffer';
+import { randomUUID } from 'node:crypto';
 import { connect as netConnect } from 'node:net';
 import { connect as tlsConnect } from 'node:tls';
 import {
@@ -99,6 +100,14 @@ export interface ConsumerConfig {
   readonly commitIntervalMs: number;
   /** Handles one partition's batch. The next batch of that partition waits for it. Must not reject. */
   onBatch(batch: RecordBatch, control: BatchControl): Promise<void>;
+  /**
+   * The group is meant to have this member alone (an instance's reply group). Every partition goes
+   * to the member that has been in it longest, none to the others, and `onShared` is called at a
+   * join where this member shares the group: with `owner` false when it got nothing, true when it
+   * kept everything (known only to the member that assigns, the group leader).
+   */
+  readonly exclusive?: boolean;
+  onShared?(owner: boolean): void;
   /**
    * Called after every group join with this member's partitions, before the first fetch.
    * `seek` sets where a partition is read from next. `hold` keeps partitions from being fetched
@@ -266,6 +275,68 @@ const subscriberRoundRobin: PartitionAssigner = ({ cluster }) => ({
     };
   },
 });
+
+/** Who a member of an exclusive group is: when its consumer was made, and a random token. */
+interface Claim {
+  readonly since: number;
+  readonly token: string;
+}
+
+const claimOf = (userData: Buffer | undefined): Claim => {
+  const [since, token] = (userData?.toString('utf8') ?? '').split('/');
+  // A member without a claim (a version before claims) counts as the oldest.
+  return { since: Number(since) || 0, token: token ?? '' };
+};
+
+/**
+ * For groups meant to have one member (an instance's reply group): every partition to the member
+ * that has been in the group longest, none to the others. A second process that was given the same
+ * instance id then takes no replies from the first (round robin would split them, each side
+ * dropping the other's as unmatched), and takes over once the first leaves. Same protocol name as
+ * `subscriberRoundRobin`, so members of versions before this one still join.
+ */
+const longestMember =
+  (self: Claim, onShared: (owner: boolean) => void): PartitionAssigner =>
+  ({ cluster }) => ({
+    name: 'RoundRobinAssigner',
+    version: 0,
+    async assign({ members, topics }) {
+      const claims = members.map((member) => ({
+        memberId: member.memberId,
+        claim: claimOf(AssignerProtocol.MemberMetadata.decode(member.memberMetadata)?.userData),
+      }));
+      const oldest = claims.reduce((best, next) =>
+        next.claim.since < best.claim.since ||
+        (next.claim.since === best.claim.since && next.memberId < best.memberId)
+          ? next
+          : best,
+      );
+      await cluster.addMultipleTargetTopics(topics);
+      const all: Record<string, number[]> = {};
+      for (const topic of topics) {
+        all[topic] = cluster.findTopicPartitionMetadata(topic).map((p) => p.partitionId);
+      }
+      if (members.length > 1) onShared(oldest.claim.token === self.token);
+      return members.map(({ memberId }) => ({
+        memberId,
+        memberAssignment: AssignerProtocol.MemberAssignment.encode({
+          version: 0,
+          assignment: memberId === oldest.memberId ? all : {},
+          userData: Buffer.alloc(0),
+        }),
+      }));
+    },
+    protocol({ topics }) {
+      return {
+        name: 'RoundRobinAssigner',
+        metadata: AssignerProtocol.MemberMetadata.encode({
+          version: 0,
+          topics,
+          userData: Buffer.from(`${self.since}/${self.token}`),
+        }),
+      };
+    },
+  });
 
 /** A consumer kafkajs left stopped is started again after this, then twice as long each time. */
 const FIRST_RESTART_DELAY_MS = 1_000;
@@ -469,9 +540,17 @@ function createConsumer(
   retries: number,
 ): ClientConsumer {
   let stopped = false;
+  /** Set by the assigner (this member leads the group) when another member shares the group. */
+  let sharedAsOwner: boolean | undefined;
   const consumer: Consumer = kafka.consumer({
     groupId: config.groupId,
-    partitionAssigners: [subscriberRoundRobin],
+    partitionAssigners: [
+      config.exclusive
+        ? longestMember({ since: Date.now(), token: randomUUID() }, (owner) => {
+            sharedAsOwner = owner;
+          })
+        : subscriberRoundRobin,
+    ],
     maxWaitTimeInMs: config.maxWaitTimeInMs,
     maxBytesPerPartition: config.maxBytesPerPartition,
     sessionTimeout: config.sessionTimeoutMs,
@@ -597,6 +676,11 @@ function createConsumer(
     }
     live = true;
     if (pending.size > 0) setImmediate(() => void flush());
+    if (config.exclusive) {
+      const owner = Object.values(assigned).some((partitions) => partitions.length > 0);
+      if (!owner || sharedAsOwner !== undefined) config.onShared?.(owner);
+      sharedAsOwner = undefined;
+    }
     config.onAssigned?.(
       event.payload.memberAssignment,
       (topic, partition, offset) => consumer.seek({ topic, partition, offset }),
