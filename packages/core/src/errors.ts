@@ -206,6 +206,26 @@ export class ValidationError extends TidingsError {
   }
 }
 
+/**
+ * The payload holds a key every receiver refuses (`__proto__`, or `constructor` with a `prototype`
+ * inside, as `JSON.parse` of untrusted input yields): refused at the send so no message is produced
+ * that could only end in an error queue. A `ValidationError`: it is bad input, like a schema failure.
+ */
+export class ForbiddenKeyError extends ValidationError {
+  /** Where the key is, from the payload's root, e.g. `['order', '__proto__']`. */
+  readonly path: readonly PropertyKey[];
+  constructor(messageType: string, path: readonly PropertyKey[]) {
+    super(messageType, [
+      {
+        message:
+          "receivers refuse '__proto__' and 'constructor.prototype' keys (they could pollute prototypes): drop the key, e.g. parse untrusted JSON with secure-json-parse",
+        path,
+      },
+    ]);
+    this.path = path;
+  }
+}
+
 /** A received message lacks a header Tidings needs (message type, message id, ...). */
 export class MalformedMessageError extends TidingsError {
   constructor(message: string) {

@@ -23,6 +23,7 @@ export {
   DestinationNotFoundError,
   EndpointStateError,
   EndpointStoppedError,
+  ForbiddenKeyError,
   InvalidDestinationError,
   isTidingsError,
   MalformedMessageError,

@@ -1,5 +1,10 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import { type Endpoint, isTidingsError, type MessageDefinition } from '@tidings/core';
+import {
+  type Endpoint,
+  isTidingsError,
+  type MessageDefinition,
+  type TidingsError,
+} from '@tidings/core';
 import type { AwaitReply, AwaitReplyOptions } from './await-reply.js';
 import { clientClosedRequestStatus, httpErrorBody } from './http-status.js';
 import { checkTimeout } from './options.js';
@@ -43,16 +48,28 @@ export function tidingsMiddleware(
       definition: MessageDefinition,
       payload: unknown,
       requestOptions: AwaitReplyOptions<MessageDefinition | 'code' | undefined> = {},
-    ): Promise<unknown> =>
-      requestForHttp(endpoint, definition, payload, {
-        validate,
-        ...(timeoutMs === undefined ? {} : { timeoutMs }),
+    ): Promise<unknown> => {
+      // `undefined` means "not given": `{ timeoutMs: undefined }` keeps the middleware's timeout.
+      const timeout = requestOptions.timeoutMs ?? timeoutMs;
+      return requestForHttp(endpoint, definition, payload, {
         ...requestOptions,
+        validate: requestOptions.validate ?? validate,
+        ...(timeout === undefined ? {} : { timeoutMs: timeout }),
         response: res,
       } as Parameters<typeof requestForHttp>[3]);
+    };
     (req as IncomingMessage & TidingsRequestFields).awaitReply = awaitReply as AwaitReply;
     next();
   };
+}
+
+export interface TidingsErrorHandlerOptions {
+  /**
+   * Called with each Tidings error answered with a 5xx status, for your logger: the HTTP body
+   * says only what the client may know (no broker address, no bytes of a reply), the error and
+   * its `cause` hold the details.
+   */
+  readonly log?: (error: TidingsError, req: IncomingMessage) => void;
 }
 
 /**
@@ -60,18 +77,16 @@ export function tidingsMiddleware(
  * and `{ statusCode, code, message }`, sends nothing to a client that is gone, and passes any
  * other error on.
  */
-export function tidingsErrorHandler(): (
-  error: unknown,
-  req: IncomingMessage,
-  res: ServerResponse,
-  next: Next,
-) => void {
-  return (error, _req, res, next) => {
+export function tidingsErrorHandler(
+  options: TidingsErrorHandlerOptions = {},
+): (error: unknown, req: IncomingMessage, res: ServerResponse, next: Next) => void {
+  return (error, req, res, next) => {
     if (!isTidingsError(error) || res.headersSent) {
       next(error);
       return;
     }
     const body = httpErrorBody(error);
+    if (body.statusCode >= 500) options.log?.(error, req);
     if (res.destroyed || res.socket === null || res.socket.destroyed) {
       // The client is gone: answering would only write to a closed socket.
       res.statusCode = clientClosedRequestStatus;

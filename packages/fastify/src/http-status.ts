@@ -1,4 +1,5 @@
 import {
+  DeserializationError,
   DestinationNotFoundError,
   EndpointStateError,
   EndpointStoppedError,
@@ -26,8 +27,10 @@ export const clientClosedRequestStatus = 499;
  * - `RequestAbortedError` → 499: the HTTP client disconnected (or your signal aborted).
  * - `EndpointStoppedError`, `EndpointStateError`, `TransportUnavailableError` → 503: shutting
  *   down, not started yet, or the broker is unreachable; trying again later may work.
- * - `DestinationNotFoundError`, `ReplyMismatchError`, `TransportError` → 502: the far side is
- *   missing or answered with something else than expected.
+ * - `DestinationNotFoundError`, `ReplyMismatchError`, `DeserializationError`, `TransportError`
+ *   → 502: the far side is missing, answered with something else than expected, or its reply
+ *   cannot be read (only replies are deserialized on this side). `requestForHttp` also answers
+ *   502 for a reply that fails the expected message's schema (a `ValidationError` there).
  * - `NoRouteError`, `SendOnlyEndpointError`, `ConfigurationError`, `UsageError` and anything
  *   else → 500: a bug or a misconfiguration in this server.
  */
@@ -46,6 +49,7 @@ export function httpStatusFor(error: unknown): number {
   if (
     error instanceof DestinationNotFoundError ||
     error instanceof ReplyMismatchError ||
+    error instanceof DeserializationError ||
     error instanceof TransportError
   ) {
     return 502;
@@ -63,27 +67,74 @@ export interface HttpErrorBody {
 }
 
 /**
- * The body to send for `error`. Tidings' messages name what went wrong and never hold secrets;
- * other errors may, so they are reduced to a generic message (log them instead).
+ * What an HTTP client is told instead of the error's own message, where that message may name
+ * infrastructure (a broker's address) or quote the far side's reply. Log the error for the details.
+ */
+export function publicMessageFor(error: unknown): string | undefined {
+  if (error instanceof TransportUnavailableError) {
+    return 'The message broker is unavailable. Try again later.';
+  }
+  if (error instanceof TransportError) return 'The message broker failed the operation.';
+  if (error instanceof DeserializationError) {
+    return 'The reply from the service behind this server could not be read.';
+  }
+  return undefined;
+}
+
+/**
+ * The body to send for `error`, with the status `requestForHttp` gave it (else `httpStatusFor`).
+ * Tidings' messages name what went wrong and never hold secrets; those that may name
+ * infrastructure or quote a reply are replaced by a generic one (`publicMessageFor`), and other
+ * errors are reduced to a generic message (log them instead).
  */
 export function httpErrorBody(error: unknown): HttpErrorBody {
-  const statusCode = httpStatusFor(error);
-  if (isTidingsError(error)) return { statusCode, code: error.code, message: error.message };
+  const given = (error as { statusCode?: unknown } | null)?.statusCode;
+  const statusCode =
+    isTidingsError(error) && typeof given === 'number' ? given : httpStatusFor(error);
+  if (isTidingsError(error)) {
+    return { statusCode, code: error.code, message: publicMessageFor(error) ?? error.message };
+  }
   return { statusCode, code: 'INTERNAL_SERVER_ERROR', message: 'Internal Server Error' };
 }
 
 /**
  * Gives a Tidings error the `statusCode` property that Fastify's (and Express's) error handlers
- * read, keeping its class and `code`, so `instanceof RequestTimeoutError` still works.
+ * read (`httpStatusFor`'s unless given), keeping its class and `code`, so
+ * `instanceof RequestTimeoutError` still works.
  */
-export function withHttpStatus<E>(error: E): E {
+export function withHttpStatus<E>(error: E, statusCode?: number): E {
   if (isTidingsError(error) && !('statusCode' in error)) {
     Object.defineProperty(error, 'statusCode', {
-      value: httpStatusFor(error),
+      value: statusCode ?? httpStatusFor(error),
       enumerable: false,
       configurable: true,
       writable: true,
     });
   }
   return error;
+}
+
+/**
+ * A copy of `error` (same class, code and fields) whose message is `message`, for errors whose own
+ * message must not reach an HTTP client; the original is its `cause`, so logs keep the details.
+ */
+export function withPublicMessage<E extends Error>(error: E, message: string): E {
+  const copy = Object.create(Object.getPrototypeOf(error)) as E;
+  Object.assign(copy, error);
+  // The original's frames under the new message: its first line may hold what the client must not see.
+  const frames = error.stack?.split('\n').slice(1).join('\n');
+  const stack = frames ? `${error.name}: ${message}\n${frames}` : `${error.name}: ${message}`;
+  for (const [key, value] of [
+    ['message', message],
+    ['stack', stack],
+    ['cause', error],
+  ] as const) {
+    Object.defineProperty(copy, key, {
+      value,
+      enumerable: false,
+      configurable: true,
+      writable: true,
+    });
+  }
+  return copy;
 }

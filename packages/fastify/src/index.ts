@@ -1,17 +1,21 @@
 export type { AwaitReply, AwaitReplyOptions } from './await-reply.js';
 export {
+  type TidingsErrorHandlerOptions,
   type TidingsMiddlewareOptions,
   type TidingsRequestFields,
   tidingsErrorHandler,
   tidingsMiddleware,
 } from './connect-middleware.js';
+export { ServerClosingError } from './drain.js';
 export { tidingsPlugin } from './fastify-plugin.js';
 export {
   clientClosedRequestStatus,
   type HttpErrorBody,
   httpErrorBody,
   httpStatusFor,
+  publicMessageFor,
   withHttpStatus,
+  withPublicMessage,
 } from './http-status.js';
 export {
   type TidingsPluginOptions,

@@ -15,8 +15,8 @@ export interface TidingsPluginOptions {
    */
   readonly timeoutMs?: number;
   /**
-   * On close, how long to wait for web requests still awaiting their reply before the endpoint
-   * stops (which fails those left with `EndpointStoppedError`, a 503).
+   * On close, how long web requests still awaiting their reply may wait for it; those left then
+   * end with `ServerClosingError` (a 503), whatever their own timeout, and the endpoint stops.
    * @default 10_000
    */
   readonly drainTimeoutMs?: number;
@@ -29,7 +29,10 @@ export interface TidingsPluginOptions {
 
 /** Per-route settings, given as `config: { tidings: { ... } }` in the route options. */
 export interface TidingsRouteOptions {
-  /** How long requests from this route wait for their reply. Overrides the plugin's `timeoutMs`. */
+  /**
+   * How long requests from this route wait for their reply. Overrides the plugin's `timeoutMs`.
+   * Not a positive whole number: the route's registration fails with `ConfigurationError`.
+   */
   readonly timeoutMs?: number;
 }
 

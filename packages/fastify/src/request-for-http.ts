@@ -1,12 +1,16 @@
 import type { ServerResponse } from 'node:http';
 import {
+  DeserializationError,
   type Endpoint,
+  ForbiddenKeyError,
   type MessageDefinition,
   type Reply,
   type RequestOptions,
+  ValidationError,
   validatePayload,
 } from '@tidings/core';
-import { withHttpStatus } from './http-status.js';
+import { followSignal } from './follow-signal.js';
+import { publicMessageFor, withHttpStatus, withPublicMessage } from './http-status.js';
 
 /** The response of the HTTP request being answered: node's, Fastify's `reply.raw`, Express's `res`. */
 export type HttpResponseLike = Pick<ServerResponse, 'once' | 'off' | 'writableFinished'> & {
@@ -39,9 +43,13 @@ export class ClientDisconnectedError extends Error {
 
 /**
  * An `AbortSignal` that aborts when `response`'s connection closes before the response was
- * sent. `dispose` removes the listener once the request is over (keep-alive sockets live on).
+ * sent, or when `signal` (if given) aborts, with its reason. `dispose` removes the listeners once
+ * the request is over (keep-alive sockets live on).
  */
-export function abortOnDisconnect(response: HttpResponseLike): {
+export function abortOnDisconnect(
+  response: HttpResponseLike,
+  signal?: AbortSignal,
+): {
   readonly signal: AbortSignal;
   dispose(): void;
 } {
@@ -49,9 +57,16 @@ export function abortOnDisconnect(response: HttpResponseLike): {
   const onClose = () => {
     if (!response.writableFinished) controller.abort(new ClientDisconnectedError());
   };
+  const unfollow = followSignal(controller, signal);
   if (response.destroyed) onClose();
   else response.once('close', onClose);
-  return { signal: controller.signal, dispose: () => response.off('close', onClose) };
+  return {
+    signal: controller.signal,
+    dispose: () => {
+      response.off('close', onClose);
+      unfollow();
+    },
+  };
 }
 
 /**
@@ -83,18 +98,49 @@ export async function requestForHttp(
   payload: unknown,
   options: HttpRequestOptions<MessageDefinition | 'code' | undefined>,
 ): Promise<unknown> {
-  const { response, validate = true, signal, ...requestOptions } = options;
-  const disconnect = abortOnDisconnect(response);
+  const { response, validate, signal, ...requestOptions } = options;
+  const disconnect = abortOnDisconnect(response, signal);
   try {
-    const checked = validate ? await validatePayload(definition, payload) : payload;
-    return await endpoint.request(definition, checked, {
-      ...requestOptions,
-      signal:
-        signal === undefined ? disconnect.signal : AbortSignal.any([signal, disconnect.signal]),
-    } as RequestOptions<undefined>);
+    // `validate: undefined` means "not given", like leaving it out.
+    const checked = validate !== false ? await validatePayload(definition, payload) : payload;
+    return await endpoint
+      .request(definition, checked, {
+        ...requestOptions,
+        signal: disconnect.signal,
+      } as RequestOptions<undefined>)
+      .catch((error: unknown) => {
+        throw forHttpClient(error, definition.name);
+      });
   } catch (error) {
     throw withHttpStatus(error);
   } finally {
     disconnect.dispose();
   }
+}
+
+/**
+ * An error of `endpoint.request` as the HTTP client may see it. Schema and parse failures there
+ * are the reply's (the payload was checked before), so the far side's fault (502), and their
+ * messages quote the reply: the client gets a generic one. So do transport failures, whose
+ * messages may name the broker. The original is the copy's `cause`, for logs.
+ */
+function forHttpClient(error: unknown, messageType: string): unknown {
+  if (error instanceof ForbiddenKeyError) return error; // the payload's: 400
+  if (error instanceof ValidationError) {
+    return withHttpStatus(
+      withPublicMessage(
+        error,
+        `The reply to '${messageType}' failed the schema of the message expected.`,
+      ),
+      502,
+    );
+  }
+  if (error instanceof DeserializationError) {
+    return withHttpStatus(
+      withPublicMessage(error, `The reply to '${messageType}' could not be read.`),
+      502,
+    );
+  }
+  const generic = error instanceof Error ? publicMessageFor(error) : undefined;
+  return generic === undefined ? error : withPublicMessage(error as Error, generic);
 }

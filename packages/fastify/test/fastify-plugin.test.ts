@@ -1,6 +1,7 @@
 import { request as httpRequest } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import {
+  ConfigurationError,
   createEndpoint,
   createSendOnlyEndpoint,
   type Endpoint,
@@ -169,6 +170,28 @@ describe('tidingsPlugin', () => {
     expect((aborted as { statusCode: number }).statusCode).toBe(499);
   });
 
+  it("aborts the pending request when the caller's own signal aborts, with its reason", async () => {
+    const web = bus.web();
+    const app = await webServer(web, 60_000);
+    const controller = new AbortController();
+    let aborted: unknown;
+    app.post('/quote-with-signal', async (request) =>
+      request
+        .awaitReply(Quote, { sku: 'a', amount: 1, silent: true }, { signal: controller.signal })
+        .catch((error: unknown) => {
+          aborted = error;
+          return { aborted: true };
+        }),
+    );
+    const pending = app.inject({ method: 'POST', url: '/quote-with-signal' });
+    await eventually(() => web.stats.pendingRequests === 1);
+    controller.abort('user gave up');
+    expect((await pending).json()).toEqual({ aborted: true });
+    expect(aborted).toBeInstanceOf(RequestAbortedError);
+    expect((aborted as Error).cause).toBe('user gave up');
+    expect(web.stats.pendingRequests).toBe(0);
+  });
+
   it('on close, lets requests awaiting a reply get it before the endpoint stops', async () => {
     const web = bus.web();
     const app = await webServer(web);
@@ -213,6 +236,25 @@ describe('tidingsPlugin', () => {
     await app.close();
     expect(web.state).toBe('started');
   });
+
+  it.each([0, -1, 1.5, Number.NaN])(
+    'refuses a route whose config.tidings.timeoutMs is %s when the route is added',
+    async (timeoutMs) => {
+      const app = Fastify();
+      apps.push(app);
+      await app.register(tidingsPlugin, { endpoint: bus.web() });
+      expect(() =>
+        app.get('/bad', { config: { tidings: { timeoutMs } } }, async () => 'never'),
+      ).toThrow(ConfigurationError);
+      // Nested in a plugin, the same error fails the registration.
+      app.register(async (child) => {
+        child.get('/bad-nested', { config: { tidings: { timeoutMs } } }, async () => 'never');
+      });
+      await expect(app.ready()).rejects.toThrow(
+        /config\.tidings\.timeoutMs must be a positive whole number/,
+      );
+    },
+  );
 
   it('refuses to register without an endpoint', async () => {
     const app = Fastify();

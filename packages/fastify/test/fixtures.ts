@@ -4,6 +4,7 @@ import {
   defineMessage,
   type Endpoint,
   type EndpointOptions,
+  type IncomingTransportMessage,
   type InMemoryTransport,
   silentLogger,
 } from '@tidings/core';
@@ -36,6 +37,23 @@ export interface Bus {
   /** A started backend and a web endpoint (not started: the plugin starts it). */
   web(options?: Partial<EndpointOptions>): Endpoint;
   stop(): Promise<void>;
+}
+
+/** Records every message that reaches `queue` (the error queue, say), through the transport SPI. */
+export async function readQueue(transport: InMemoryTransport, queue: string) {
+  const messages: IncomingTransportMessage[] = [];
+  const connection = await transport.openEndpoint(
+    { endpointName: queue, inputQueue: queue, errorQueue: `${queue}.unused`, subscriptions: [] },
+    { logger: silentLogger },
+  );
+  await connection.startReceiving({
+    concurrency: 1,
+    onMessage: async (message) => {
+      messages.push(message);
+      return 'complete';
+    },
+  });
+  return { messages, close: () => connection.close() };
 }
 
 export async function startBus(): Promise<Bus> {

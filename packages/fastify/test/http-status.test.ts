@@ -1,13 +1,16 @@
 import {
   ConfigurationError,
+  DeserializationError,
   DestinationNotFoundError,
   EndpointStoppedError,
+  ForbiddenKeyError,
   MessageTooLargeError,
   NoRouteError,
   ReplyMismatchError,
   RequestAbortedError,
   RequestTimeoutError,
   SendOnlyEndpointError,
+  TransportError,
   TransportUnavailableError,
   ValidationError,
 } from '@tidings/core';
@@ -24,6 +27,9 @@ describe('httpStatusFor', () => {
     [new TransportUnavailableError('down'), 503],
     [new DestinationNotFoundError('q'), 502],
     [new ReplyMismatchError('a', 'b'), 502],
+    [new DeserializationError('The body of a.B is not valid JSON'), 502],
+    [new TransportError('broker said no'), 502],
+    [new ForbiddenKeyError('m', ['__proto__']), 400],
     [new NoRouteError('m'), 500],
     [new SendOnlyEndpointError('e', 'x'), 500],
     [new ConfigurationError('c'), 500],
@@ -42,6 +48,25 @@ describe('httpErrorBody', () => {
       message: error.message,
     });
     expect(error.message).toMatch(/add it to the endpoint's `routes`/);
+  });
+
+  it('keeps broker addresses and reply bytes out: transport and parse errors get a generic message', () => {
+    for (const error of [
+      new TransportUnavailableError('Connection to 10.1.2.3:9092 refused'),
+      new TransportError('Broker 10.1.2.3:9092 closed the channel'),
+      new DeserializationError(
+        "The body of 'a.B' is not valid JSON (Unexpected token 's', \"s3cret\")",
+      ),
+    ]) {
+      const body = httpErrorBody(error);
+      expect(body.code).toBe(error.code);
+      expect(body.message).not.toMatch(/10\.1\.2\.3|s3cret/);
+    }
+  });
+
+  it('answers with the status requestForHttp gave the error', () => {
+    const replyFailedSchema = withHttpStatus(new ValidationError('m', [{ message: 'bad' }]), 502);
+    expect(httpErrorBody(replyFailedSchema).statusCode).toBe(502);
   });
 
   it('does not reveal the message of other errors', () => {

@@ -30,7 +30,7 @@ import {
 import { mapServiceBusError } from './errors.js';
 import { createAdministrationInstaller, type TopologyInstaller } from './installer.js';
 import { toIncomingMessage, toServiceBusMessage } from './message-mapping.js';
-import { subscriptionName, topicName } from './naming.js';
+import { checkDistinctTopics, subscriptionName, topicName } from './naming.js';
 import { enableTcpNoDelay } from './no-delay.js';
 import {
   type AzureServiceBusTransportOptions,
@@ -271,6 +271,7 @@ export function createAzureServiceBusTransport(
       context: TransportContext,
     ): Promise<TransportEndpoint> {
       const logger: Logger = context.logger;
+      checkDistinctTopics(topology.endpointName, topology.subscriptions);
       /**
        * Creates one of the queues this endpoint reads, with its settings. Async, so a custom
        * installer that throws at the call rejects instead: an attempt to create a queue again

@@ -1,4 +1,5 @@
 import { createHash } from 'node:crypto';
+import { ConfigurationError } from '@tidings/core';
 
 /** Service Bus entity names: letters, digits, `.`, `-`, `_`, `/`; subscription names at most 50. */
 const INVALID = /[^A-Za-z0-9._\-/]/g;
@@ -20,4 +21,23 @@ export function topicName(messageType: string): string {
 /** A subscribing endpoint's subscription on a topic: named after its input queue. */
 export function subscriptionName(inputQueue: string): string {
   return fit(inputQueue.replace(/[^A-Za-z0-9._-]/g, '-'), MAX_SUBSCRIPTION);
+}
+
+/**
+ * Refuses event types of one endpoint that would share a topic: Service Bus compares names without
+ * regard to case, and `sales:Placed` and `sales-Placed` are both made `sales-Placed`. Sharing one,
+ * each type's events would also reach the other's subscribers and find no handler there.
+ */
+export function checkDistinctTopics(endpointName: string, messageTypes: Iterable<string>): void {
+  const byTopic = new Map<string, string>();
+  for (const type of messageTypes) {
+    const topic = topicName(type).toLowerCase();
+    const other = byTopic.get(topic);
+    if (other !== undefined && other !== type) {
+      throw new ConfigurationError(
+        `Endpoint '${endpointName}' handles '${other}' and '${type}', which would share the Service Bus topic '${topicName(type)}' (names are compared without regard to case, and characters other than letters, digits, '.', '-', '_' and '/' become '-'). Rename one of the message types.`,
+      );
+    }
+    byTopic.set(topic, type);
+  }
 }

@@ -1,4 +1,5 @@
 import {
+  ConfigurationError,
   createEndpoint,
   DestinationNotFoundError,
   defineMessage,
@@ -193,6 +194,21 @@ describe('topology through the installer seam', () => {
     } finally {
       await sender.stop();
     }
+  });
+
+  it('an endpoint handling two event types that would share a topic does not start', async () => {
+    const endpoint = createEndpoint({
+      name: 'topo-Clash',
+      transport: peerTransport(peer),
+      logger: silentLogger,
+      recoverability: { errorQueue: 'topo-error' },
+    });
+    endpoint.handle(defineMessage('topology:Clashed'), () => {});
+    endpoint.handle(defineMessage('Topology-clashed'), () => {});
+    const starting = endpoint.start();
+    await expect(starting).rejects.toBeInstanceOf(ConfigurationError);
+    await expect(starting).rejects.toThrow(/'topology:Clashed' and 'Topology-clashed'/);
+    expect(peer.queueExists('topo-Clash')).toBe(false);
   });
 
   it('refuses options without a connection', () => {

@@ -3,6 +3,8 @@
  * small interface below, so moving to another client library means rewriting this file (and the
  * error table in errors.ts), nothing else.
  */
+import { isUtf8 } from 'node:buffer';
+import { randomUUID } from 'node:crypto';
 import { connect as netConnect } from 'node:net';
 import { connect as tlsConnect } from 'node:tls';
 import {
@@ -99,6 +101,14 @@ export interface ConsumerConfig {
   /** Handles one partition's batch. The next batch of that partition waits for it. Must not reject. */
   onBatch(batch: RecordBatch, control: BatchControl): Promise<void>;
   /**
+   * The group is meant to have this member alone (an instance's reply group). Every partition goes
+   * to the member that has been in it longest, none to the others, and `onShared` is called at a
+   * join where this member shares the group: with `owner` false when it got nothing, true when it
+   * kept everything (known only to the member that assigns, the group leader).
+   */
+  readonly exclusive?: boolean;
+  onShared?(owner: boolean): void;
+  /**
    * Called after every group join with this member's partitions, before the first fetch.
    * `seek` sets where a partition is read from next. `hold` keeps partitions from being fetched
    * until the function it returns is called (while the consumer is not paused or stopped); stop
@@ -181,6 +191,18 @@ const saslOf = (sasl: KafkaSaslOptions): SASLOptions => ({
   password: sasl.password,
 });
 
+/** Starts a record key or header value that was not UTF-8: the base64 of its bytes follows. */
+const BINARY_PREFIX = 'base64:';
+
+/**
+ * Bytes as text: UTF-8 when they are, else `base64:` and their base64. Decoding them with
+ * replacement characters would make distinct values equal (two binary message ids both `\uFFFD`),
+ * which defeats deduplication by id; this keeps them apart.
+ */
+function textOf(bytes: Buffer): string {
+  return isUtf8(bytes) ? bytes.toString('utf8') : `${BINARY_PREFIX}${bytes.toString('base64')}`;
+}
+
 function decodeHeaders(headers: IHeaders | undefined): Record<string, string> {
   const decoded: Record<string, string> = {};
   if (headers === undefined) return decoded;
@@ -190,7 +212,7 @@ function decodeHeaders(headers: IHeaders | undefined): Record<string, string> {
     const value = Array.isArray(raw) ? raw[raw.length - 1] : raw;
     // Kafka allows a header without a value (length -1, decoded as null): a header with no value.
     if (value === undefined || value === null) continue;
-    decoded[name] = typeof value === 'string' ? value : value.toString('utf8');
+    decoded[name] = typeof value === 'string' ? value : textOf(value);
   }
   return decoded;
 }
@@ -254,9 +276,76 @@ const subscriberRoundRobin: PartitionAssigner = ({ cluster }) => ({
   },
 });
 
+/** Who a member of an exclusive group is: when its consumer was made, and a random token. */
+interface Claim {
+  readonly since: number;
+  readonly token: string;
+}
+
+const claimOf = (userData: Buffer | undefined): Claim => {
+  const [since, token] = (userData?.toString('utf8') ?? '').split('/');
+  // A member without a claim (a version before claims) counts as the oldest.
+  return { since: Number(since) || 0, token: token ?? '' };
+};
+
+/**
+ * For groups meant to have one member (an instance's reply group): every partition to the member
+ * that has been in the group longest, none to the others. A second process that was given the same
+ * instance id then takes no replies from the first (round robin would split them, each side
+ * dropping the other's as unmatched), and takes over once the first leaves. Same protocol name as
+ * `subscriberRoundRobin`, so members of versions before this one still join.
+ */
+const longestMember =
+  (self: Claim, onShared: (owner: boolean) => void): PartitionAssigner =>
+  ({ cluster }) => ({
+    name: 'RoundRobinAssigner',
+    version: 0,
+    async assign({ members, topics }) {
+      const claims = members.map((member) => ({
+        memberId: member.memberId,
+        claim: claimOf(AssignerProtocol.MemberMetadata.decode(member.memberMetadata)?.userData),
+      }));
+      const oldest = claims.reduce((best, next) =>
+        next.claim.since < best.claim.since ||
+        (next.claim.since === best.claim.since && next.memberId < best.memberId)
+          ? next
+          : best,
+      );
+      await cluster.addMultipleTargetTopics(topics);
+      const all: Record<string, number[]> = {};
+      for (const topic of topics) {
+        all[topic] = cluster.findTopicPartitionMetadata(topic).map((p) => p.partitionId);
+      }
+      if (members.length > 1) onShared(oldest.claim.token === self.token);
+      return members.map(({ memberId }) => ({
+        memberId,
+        memberAssignment: AssignerProtocol.MemberAssignment.encode({
+          version: 0,
+          assignment: memberId === oldest.memberId ? all : {},
+          userData: Buffer.alloc(0),
+        }),
+      }));
+    },
+    protocol({ topics }) {
+      return {
+        name: 'RoundRobinAssigner',
+        metadata: AssignerProtocol.MemberMetadata.encode({
+          version: 0,
+          topics,
+          userData: Buffer.from(`${self.since}/${self.token}`),
+        }),
+      };
+    },
+  });
+
 /** A consumer kafkajs left stopped is started again after this, then twice as long each time. */
 const FIRST_RESTART_DELAY_MS = 1_000;
 const MAX_RESTART_DELAY_MS = 30_000;
+
+/** A failed commit is tried again after this (or `commitIntervalMs`, if longer). */
+const COMMIT_RETRY_MS = 500;
+/** Commits tried at stop before the consumer leaves its group without them. */
+const STOP_COMMIT_ATTEMPTS = 5;
 
 /** Heartbeat calls within this many ms of the last one share its answer. */
 const HEARTBEAT_COALESCE_MS = 100;
@@ -451,9 +540,17 @@ function createConsumer(
   retries: number,
 ): ClientConsumer {
   let stopped = false;
+  /** Set by the assigner (this member leads the group) when another member shares the group. */
+  let sharedAsOwner: boolean | undefined;
   const consumer: Consumer = kafka.consumer({
     groupId: config.groupId,
-    partitionAssigners: [subscriberRoundRobin],
+    partitionAssigners: [
+      config.exclusive
+        ? longestMember({ since: Date.now(), token: randomUUID() }, (owner) => {
+            sharedAsOwner = owner;
+          })
+        : subscriberRoundRobin,
+    ],
     maxWaitTimeInMs: config.maxWaitTimeInMs,
     maxBytesPerPartition: config.maxBytesPerPartition,
     sessionTimeout: config.sessionTimeoutMs,
@@ -486,6 +583,10 @@ function createConsumer(
   const pending = new Map<string, { topic: string; partition: number; offset: string }>();
   let flushTimer: NodeJS.Timeout | undefined;
   let flushing: Promise<boolean> = Promise.resolve(true);
+  /** Joined, and not crashed since: kafkajs takes commits. */
+  let live = false;
+  /** Disconnected at stop: nothing can be committed any more. */
+  let disconnected = false;
   /** Commits made through `commit`, not yet settled. */
   const commits = new Set<Promise<void>>();
   /** Partitions held by `onAssigned`, not released yet: what releases them may still commit. */
@@ -498,26 +599,43 @@ function createConsumer(
   });
 
   const warnCommit = (error: unknown) =>
-    log('warn', 'Could not commit positions; records after them will be received again', {
+    log('warn', 'Could not commit positions; trying again', {
       groupId: config.groupId,
       error: error instanceof Error ? error.message : String(error),
     });
 
-  /** Commits what is pending, one commit at a time so positions never go backwards. */
+  /**
+   * Commits what is pending, one commit at a time so positions never go backwards. A position
+   * stays pending until a commit of it succeeds (a failed one is tried again after
+   * `COMMIT_RETRY_MS`); one recorded meanwhile replaces it, so an older position never overwrites
+   * a newer one.
+   */
   const flush = (): Promise<boolean> => {
     clearTimeout(flushTimer);
     flushTimer = undefined;
     flushing = flushing.then(async () => {
       if (pending.size === 0) return true;
+      if (disconnected) return false;
+      // Crashed and not joined again: kafkajs would drop the commit without a word.
+      if (!live) return false;
       const positions = [...pending.values()];
-      pending.clear();
       try {
         await consumer.commitOffsets(positions);
-        return true;
       } catch (error) {
         warnCommit(error);
+        if (!disconnected) {
+          flushTimer ??= setTimeout(
+            () => void flush(),
+            Math.max(config.commitIntervalMs, COMMIT_RETRY_MS),
+          );
+        }
         return false;
       }
+      for (const position of positions) {
+        const key = `${position.topic}|${position.partition}`;
+        if (pending.get(key) === position) pending.delete(key);
+      }
+      return true;
     });
     return flushing;
   };
@@ -529,6 +647,7 @@ function createConsumer(
    * time until it joins.
    */
   consumer.on(consumer.events.CRASH, ({ payload }) => {
+    live = false;
     if (payload.restart || stopped) return;
     log('error', 'The consumer stopped on an error the client does not retry; starting it again', {
       groupId: config.groupId,
@@ -543,12 +662,24 @@ function createConsumer(
     restartDelayMs = Math.min(2 * restartDelayMs, MAX_RESTART_DELAY_MS);
   });
 
+  // Partitions are about to be given back: commit what is done while this generation owns them.
+  consumer.on(consumer.events.REBALANCING, () => void flush());
+
   consumer.on(consumer.events.GROUP_JOIN, (event) => {
     restartDelayMs = FIRST_RESTART_DELAY_MS;
     if (paused) consumer.pause(topics.map((topic) => ({ topic })));
     const assigned = event.payload.memberAssignment;
+    // Positions of partitions another member owns now are its to commit; those still ours are
+    // committed by this generation (a commit of the last one failed, or the consumer restarted).
     for (const [key, position] of pending) {
       if (!assigned[position.topic]?.includes(position.partition)) pending.delete(key);
+    }
+    live = true;
+    if (pending.size > 0) setImmediate(() => void flush());
+    if (config.exclusive) {
+      const owner = Object.values(assigned).some((partitions) => partitions.length > 0);
+      if (!owner || sharedAsOwner !== undefined) config.onShared?.(owner);
+      sharedAsOwner = undefined;
     }
     config.onAssigned?.(
       event.payload.memberAssignment,
@@ -601,7 +732,7 @@ function createConsumer(
     let rebalancing = false;
     const records: IncomingRecord[] = batch.messages.map((m) => ({
       offset: m.offset,
-      key: m.key === null ? null : m.key.toString('utf8'),
+      key: m.key === null ? null : textOf(m.key),
       value: m.value ?? EMPTY,
       headers: decodeHeaders(m.headers),
     }));
@@ -727,7 +858,21 @@ function createConsumer(
       // committed at the join (a new subscription's) would be lost to a stop right after it.
       await Promise.allSettled(holds);
       await Promise.allSettled(commits);
-      await flush();
+      // A commit refused for a moment (the group rebalancing) is tried again before leaving.
+      for (let attempt = 1; !(await flush()) && attempt < STOP_COMMIT_ATTEMPTS && live; attempt++) {
+        await new Promise((resolve) => setTimeout(resolve, COMMIT_RETRY_MS));
+      }
+      if (pending.size > 0) {
+        log(
+          'warn',
+          'Could not commit positions before leaving; the next owner receives those records again',
+          {
+            groupId: config.groupId,
+          },
+        );
+      }
+      disconnected = true;
+      clearTimeout(flushTimer);
       await consumer.disconnect();
       clearTimeout(flushTimer);
     },

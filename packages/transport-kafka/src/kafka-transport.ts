@@ -421,6 +421,26 @@ export function createKafkaTransport(options: KafkaTransportOptions): KafkaTrans
       caughtUp(): Promise<void>;
     }
 
+    /**
+     * Two live processes with one instance id share its reply group: the longest there keeps every
+     * partition (its replies), the other gets none until it leaves. Both are told, loudly.
+     */
+    const instanceShared = (owner: boolean) => {
+      const { endpointName, instanceQueue } = topology;
+      const instanceId =
+        instanceQueue?.startsWith(`${endpointName}.`) === true
+          ? instanceQueue.slice(endpointName.length + 1)
+          : instanceQueue;
+      const advice =
+        'Give every replica its own instanceId, e.g. from the HOSTNAME or pod name, and keep it across restarts of that replica.';
+      context.logger.error(
+        owner
+          ? `Another process of endpoint '${endpointName}' runs with instance id '${instanceId}': this one keeps receiving the replies to that id, the other receives none and its requests time out. ${advice}`
+          : `Another process of endpoint '${endpointName}' already runs with instance id '${instanceId}': it receives the replies to that id, so requests made here time out (until it stops). ${advice}`,
+        { instanceId, instanceQueue },
+      );
+    };
+
     const receiverFor = (
       groupId: string,
       topics: Array<{ topic: string; from: 'earliest' | 'latest' }>,
@@ -459,6 +479,7 @@ export function createKafkaTransport(options: KafkaTransportOptions): KafkaTrans
         rebalanceTimeoutMs: settings.rebalanceTimeoutMs,
         heartbeatIntervalMs: settings.heartbeatIntervalMs,
         commitIntervalMs: settings.commitIntervalMs,
+        ...(groupId === instanceTopic ? { exclusive: true, onShared: instanceShared } : {}),
         onBatch: async (batch, control) => {
           const key = `${batch.topic}|${batch.partition}`;
           let state = partitions.get(key);

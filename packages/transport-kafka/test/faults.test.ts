@@ -162,6 +162,39 @@ describe('faults', () => {
     expect(server.stats.movedToErrorQueue).toBe(5);
   });
 
+  it('record keys and header values that are not UTF-8 arrive as base64, so distinct ids stay distinct', async () => {
+    const received: Array<{ n: number; id: string; raw: string | undefined }> = [];
+    const server = world.endpoint('Server');
+    server.handle(
+      Work,
+      (p, ctx) => void received.push({ n: p.n, id: ctx.messageId, raw: ctx.headers['x-raw'] }),
+    );
+    await server.start();
+
+    const kafka = new Kafka({ clientId: 'raw', brokers: brokers(), logLevel: logLevel.NOTHING });
+    const producer = kafka.producer({ allowAutoTopicCreation: false });
+    await producer.connect();
+    cleanups.push(() => producer.disconnect());
+    const typed = { [Headers.MessageType]: Work.name, [Headers.ContentType]: 'application/json' };
+    // Both decode to '\uFFFD' with replacement characters.
+    const ids = [Buffer.from([0xff]), Buffer.from([0xfe])];
+    await producer.send({
+      topic: world.name('Server'),
+      acks: -1,
+      messages: ids.map((id, n) => ({
+        key: Buffer.from([0xc0, n]),
+        value: JSON.stringify({ n }),
+        headers: { ...typed, [Headers.MessageId]: id, 'x-raw': Buffer.from([0x80, n]) },
+      })),
+    });
+    await expect.poll(() => received.length, wait).toBe(2);
+    expect(received.sort((a, b) => a.n - b.n)).toEqual([
+      { n: 0, id: 'base64:/w==', raw: 'base64:gAA=' },
+      { n: 1, id: 'base64:/g==', raw: 'base64:gAE=' },
+    ]);
+    expect(server.stats.movedToErrorQueue).toBe(0);
+  });
+
   it('a record header with a null value (produced with kcat) is left out; the record is handled', async () => {
     const handled: number[] = [];
     const server = world.endpoint('Server');

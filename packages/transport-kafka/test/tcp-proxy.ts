@@ -1,7 +1,10 @@
 import { Transform } from 'node:stream';
 import { type ProxyInterceptor, startTcpProxy, type TcpProxy } from '@tidings/transport-tests';
 
+const OFFSET_COMMIT = 8;
 const JOIN_GROUP = 11;
+/** What a coordinator answers a commit with while its group rebalances. */
+const REBALANCE_IN_PROGRESS = 27;
 /** Not retried by kafkajs: its consumer stops for good (`restart: false` on its crash event). */
 const GROUP_AUTHORIZATION_FAILED = 30;
 
@@ -39,37 +42,79 @@ function frames(each: (frame: Buffer) => void): Transform {
   });
 }
 
+/** What the proxies change in the brokers' answers. */
+interface Faults {
+  /** Group id → how many more of its joins are refused. */
+  readonly failingJoins: Map<string, number>;
+  /** While true, every offset commit is refused. */
+  failCommits: boolean;
+  joinsFailed: number;
+  commitsFailed: number;
+}
+
+/** Sets the error code of every partition in an OffsetCommit response (v0–v7). */
+function refuseCommit(frame: Buffer, version: number, errorCode: number): void {
+  // Size, correlation id, then from v3 on throttle_time_ms.
+  let at = version >= 3 ? 12 : 8;
+  const topics = frame.readInt32BE(at);
+  at += 4;
+  for (let t = 0; t < topics; t++) {
+    at += 2 + frame.readInt16BE(at);
+    const partitions = frame.readInt32BE(at);
+    at += 4;
+    for (let p = 0; p < partitions; p++) {
+      frame.writeInt16BE(errorCode, at + 4);
+      at += 6;
+    }
+  }
+}
+
 /**
- * Answers the JoinGroup requests of the groups in `failing` (group id → how many more) with
- * GROUP_AUTHORIZATION_FAILED, as a cluster whose ACLs refuse the group would. kafkajs sends
- * JoinGroup v0–v5: request header v1, response header v0.
+ * Answers the JoinGroup requests of the groups in `failingJoins` with GROUP_AUTHORIZATION_FAILED,
+ * as a cluster whose ACLs refuse the group would, and, while `failCommits`, every OffsetCommit
+ * with REBALANCE_IN_PROGRESS, as a coordinator does while the group rebalances (the commit itself
+ * goes to another group: the group's positions do not move). kafkajs sends
+ * JoinGroup v0–v5 and OffsetCommit v0–v5: request header v1, response header v0.
  */
-function joinFailures(failing: Map<string, number>, onFailed: () => void): ProxyInterceptor {
-  const toFail = new Set<number>();
-  const versions = new Map<number, number>();
+function faultsOf(faults: Faults): ProxyInterceptor {
+  const toFail = new Map<number, { apiKey: number; version: number }>();
   return {
     toUpstream: frames((frame) => {
-      if (frame.readInt16BE(4) !== JOIN_GROUP) return;
+      const apiKey = frame.readInt16BE(4);
+      const version = frame.readInt16BE(6);
       const correlationId = frame.readInt32BE(8);
+      if (apiKey !== OFFSET_COMMIT && apiKey !== JOIN_GROUP) return;
+      // Both requests start with the group id, after the client id.
       const clientIdLength = Math.max(0, frame.readInt16BE(12));
       const groupAt = 14 + clientIdLength;
-      const group = frame.toString('utf8', groupAt + 2, groupAt + 2 + frame.readInt16BE(groupAt));
-      const left = failing.get(group) ?? 0;
+      const groupLength = frame.readInt16BE(groupAt);
+      if (apiKey === OFFSET_COMMIT) {
+        if (!faults.failCommits || groupLength < 1) return;
+        // Into another group, so that the group's positions stay as they were.
+        const last = groupAt + 1 + groupLength;
+        frame.writeUInt8(frame.readUInt8(last) === 0x7e ? 0x7d : 0x7e, last);
+        toFail.set(correlationId, { apiKey, version });
+        return;
+      }
+      const group = frame.toString('utf8', groupAt + 2, groupAt + 2 + groupLength);
+      const left = faults.failingJoins.get(group) ?? 0;
       if (left === 0) return;
-      failing.set(group, left - 1);
-      toFail.add(correlationId);
-      versions.set(correlationId, frame.readInt16BE(6));
+      faults.failingJoins.set(group, left - 1);
+      toFail.set(correlationId, { apiKey, version });
     }),
     toClient: frames((frame) => {
       const correlationId = frame.readInt32BE(4);
-      if (!toFail.delete(correlationId)) return;
+      const request = toFail.get(correlationId);
+      if (request === undefined) return;
+      toFail.delete(correlationId);
+      if (request.apiKey === OFFSET_COMMIT) {
+        refuseCommit(frame, request.version, REBALANCE_IN_PROGRESS);
+        faults.commitsFailed++;
+        return;
+      }
       // From v2 on the response starts with throttle_time_ms, then error_code.
-      frame.writeInt16BE(
-        GROUP_AUTHORIZATION_FAILED,
-        (versions.get(correlationId) ?? 0) >= 2 ? 12 : 8,
-      );
-      versions.delete(correlationId);
-      onFailed();
+      frame.writeInt16BE(GROUP_AUTHORIZATION_FAILED, request.version >= 2 ? 12 : 8);
+      faults.joinsFailed++;
     }),
   };
 }
@@ -86,19 +131,22 @@ export async function proxyCluster(brokers: readonly string[]): Promise<{
   failJoins(groupId: string, count: number): void;
   /** Joins refused so far. */
   readonly joinsFailed: number;
+  /** While on, every offset commit is refused (REBALANCE_IN_PROGRESS). */
+  failCommits(on: boolean): void;
+  /** Commits refused so far. */
+  readonly commitsFailed: number;
   close(): Promise<void>;
 }> {
   const proxies = new Map<string, TcpProxy>();
-  const failing = new Map<string, number>();
-  let joinsFailed = 0;
+  const faults: Faults = {
+    failingJoins: new Map(),
+    failCommits: false,
+    joinsFailed: 0,
+    commitsFailed: 0,
+  };
   for (const broker of brokers) {
     const [host, port] = broker.split(':') as [string, string];
-    proxies.set(
-      broker,
-      await startTcpProxy({ host, port: Number(port) }, () =>
-        joinFailures(failing, () => joinsFailed++),
-      ),
-    );
+    proxies.set(broker, await startTcpProxy({ host, port: Number(port) }, () => faultsOf(faults)));
   }
   const byProxyPort = new Map([...proxies.values()].map((p) => [p.port, p]));
   return {
@@ -118,9 +166,15 @@ export async function proxyCluster(brokers: readonly string[]): Promise<{
     resumeAll: () => {
       for (const proxy of proxies.values()) proxy.resume();
     },
-    failJoins: (groupId, count) => void failing.set(groupId, count),
+    failJoins: (groupId, count) => void faults.failingJoins.set(groupId, count),
     get joinsFailed() {
-      return joinsFailed;
+      return faults.joinsFailed;
+    },
+    failCommits: (on) => {
+      faults.failCommits = on;
+    },
+    get commitsFailed() {
+      return faults.commitsFailed;
     },
     close: async () => {
       await Promise.all([...proxies.values()].map((p) => p.close()));

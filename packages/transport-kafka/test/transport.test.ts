@@ -44,9 +44,20 @@ describe('options', () => {
   it('names topics from queues and event types, with the prefixes, in Kafka-legal characters', () => {
     const transport = createKafkaTransport({ brokers: brokers(), topicPrefix: 'staging.' });
     expect(transport.queueTopic('Sales')).toBe('staging.Sales');
-    expect(transport.queueTopic('Sales.web 1/a')).toBe('staging.Sales.web_1_a');
+    expect(transport.queueTopic('Sales.web 1/a')).toMatch(/^staging\.Sales\.web_1_a-[0-9a-f]{8}$/);
     expect(transport.eventTopic('sales.OrderPlaced')).toBe('staging.event.sales.OrderPlaced');
     expect(() => transport.queueTopic('x'.repeat(300))).toThrow(ConfigurationError);
+  });
+
+  it('names that differ only where a character Kafka does not allow was replaced get topics of their own', () => {
+    const transport = createKafkaTransport({ brokers: brokers() });
+    expect(transport.eventTopic('sales_Placed')).toBe('event.sales_Placed');
+    const escaped = transport.eventTopic('sales:Placed');
+    expect(escaped).toMatch(/^event\.sales_Placed-[0-9a-f]{8}$/);
+    expect(transport.eventTopic('sales:Placed')).toBe(escaped);
+    expect(
+      new Set(['sales:Placed', 'sales_Placed', 'sales-Placed'].map(transport.eventTopic)).size,
+    ).toBe(3);
   });
 });
 
@@ -345,6 +356,30 @@ describe('kafka transport', () => {
     release();
     await expect.poll(() => handled.length, wait).toBe(62);
     expect(handled.slice(-2)).toEqual(['slow:0', 'slow:1']);
+  });
+
+  it('events of types that differ only by : and _ reach only their own handlers', async () => {
+    const Colon = defineMessage<{ n: number }>(`${world.id}:Placed`);
+    const Underscore = defineMessage<{ n: number }>(`${world.id}_Placed`);
+    const colon: number[] = [];
+    const underscore: number[] = [];
+    const first = world.endpoint('Colon');
+    first.handle(Colon, (p) => void colon.push(p.n));
+    await first.start();
+    const second = world.endpoint('Underscore');
+    second.handle(Underscore, (p) => void underscore.push(p.n));
+    await second.start();
+    const publisher = world.endpoint('Publisher', { sendOnly: true });
+    await publisher.start();
+    // One key: on a shared topic, each endpoint would meet the other's event before its own next.
+    const oneKey = { headers: { 'ordering-key': 'k' } };
+    await publisher.publish(Underscore, { n: 1 }, oneKey);
+    await publisher.publish(Colon, { n: 2 }, oneKey);
+    await publisher.publish(Underscore, { n: 3 }, oneKey);
+    await publisher.publish(Colon, { n: 4 }, oneKey);
+    await expect.poll(() => colon, wait).toEqual([2, 4]);
+    await expect.poll(() => underscore, wait).toEqual([1, 3]);
+    expect(first.stats.movedToErrorQueue + second.stats.movedToErrorQueue).toBe(0);
   });
 
   it('a subscription starts when first made and survives a restart', async () => {

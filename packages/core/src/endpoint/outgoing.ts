@@ -1,4 +1,4 @@
-import { MessageTooLargeError, SerializationError, UsageError } from '../errors.js';
+import { isTidingsError, MessageTooLargeError, SerializationError, UsageError } from '../errors.js';
 import { Headers, type MessageIntent } from '../messages/headers.js';
 import {
   type OutgoingContext,
@@ -184,8 +184,10 @@ export function buildOperation(
 function serialize(intent: OutgoingIntent, settings: OutgoingSettings): Uint8Array {
   if (intent.messageType === undefined) return emptyBody;
   try {
-    return settings.serializer.serialize(intent.payload);
+    return settings.serializer.serialize(intent.payload, intent.messageType);
   } catch (cause) {
+    // A typed refusal (a key receivers reject) already says what is wrong with the payload.
+    if (isTidingsError(cause)) throw cause;
     throw new SerializationError(intent.messageType, cause);
   }
 }

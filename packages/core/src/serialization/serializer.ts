@@ -2,7 +2,11 @@
 export interface Serializer {
   /** Written to the `tidings.content-type` header. */
   readonly contentType: string;
-  serialize(payload: unknown): Uint8Array;
+  /**
+   * Throws a `TidingsError` (e.g. `ForbiddenKeyError`) for a payload receivers would refuse; any
+   * other error becomes a `SerializationError`. `messageType` is for error messages.
+   */
+  serialize(payload: unknown, messageType?: string): Uint8Array;
   /** Throws `DeserializationError` for bytes that are not a valid payload. */
   deserialize(body: Uint8Array, messageType: string): unknown;
 }
