@@ -13,6 +13,7 @@ export type TidingsErrorCode =
   | 'TIDINGS_REQUEST_TIMEOUT'
   | 'TIDINGS_REQUEST_ABORTED'
   | 'TIDINGS_REPLY_MISMATCH'
+  | 'TIDINGS_REMOTE_FAILURE'
   | 'TIDINGS_MESSAGE_TOO_LARGE'
   | 'TIDINGS_SERIALIZATION'
   | 'TIDINGS_DESERIALIZATION'
@@ -127,6 +128,37 @@ export class ReplyMismatchError extends TidingsError {
     super('TIDINGS_REPLY_MISMATCH', `Expected a reply of ${expected} but received ${received}.`);
     this.expected = expected;
     this.received = received;
+  }
+}
+
+/** What a fault reply says of a failure on the far side (`Fault`'s payload). */
+export interface RemoteFailure {
+  /** The type of the message that failed, when it had one. */
+  readonly messageType?: string;
+  /** The id of the message that failed. */
+  readonly messageId: string;
+  /** The exception's type, e.g. `NoHandlerError`. */
+  readonly exceptionType: string;
+  /** The exception's stable code, when it has one (`TIDINGS_NO_HANDLER`). */
+  readonly code?: string;
+  /** The exception's message; only when the receiver sends `faultReplies: 'type-and-message'`. */
+  readonly message?: string;
+}
+
+/**
+ * The request's message failed for good on the far side: it was moved to the receiver's error
+ * queue (no handler, every retry failed, unreadable), and a fault reply said so.
+ */
+export class RemoteFailureError extends TidingsError {
+  readonly fault: RemoteFailure;
+  constructor(fault: RemoteFailure) {
+    const code = fault.code === undefined ? '' : ` (${fault.code})`;
+    const detail = fault.message === undefined ? '' : `: ${fault.message}`;
+    super(
+      'TIDINGS_REMOTE_FAILURE',
+      `The receiver moved '${fault.messageType ?? 'the request'}' (${fault.messageId}) to its error queue after ${fault.exceptionType}${code}${detail}. No reply will come unless it is returned from there.`,
+    );
+    this.fault = fault;
   }
 }
 

@@ -30,6 +30,8 @@ export {
   MessageTooLargeError,
   NoHandlerError,
   NoRouteError,
+  type RemoteFailure,
+  RemoteFailureError,
   ReplyMismatchError,
   RequestAbortedError,
   RequestTimeoutError,
@@ -72,6 +74,7 @@ export type {
   OutgoingContext,
   OutgoingMiddleware,
 } from './pipeline/middleware.js';
+export { Fault, type FaultReplyDetail } from './recoverability/fault-reply.js';
 export {
   type FailureInfo,
   type RecoverabilityAction,

@@ -273,7 +273,7 @@ describe('request and register on an endpoint', () => {
       maxPendingRequests: 1,
     });
     void client;
-    await w.endpoint({ name: 'Nobody' }).start();
+    await w.endpoint({ name: 'Nobody', faultReplies: 'off' }).start();
     await stopping.start();
     const first = stopping.request(Ping, { n: 1 }, { expect: Pong, timeoutMs: 10_000 });
     const second = stopping.request(Ping, { n: 2 }, { expect: Pong, timeoutMs: 10_000 });
@@ -312,7 +312,8 @@ describe('waiting for a slot', () => {
   afterEach(() => w.stopAll());
 
   it('counts against the request timeout', async () => {
-    await w.endpoint({ name: 'Mute' }).start();
+    // No handler and no fault reply: a server that never answers.
+    await w.endpoint({ name: 'Mute', faultReplies: 'off' }).start();
     const client = w.endpoint({
       name: 'Full',
       routes: { [Ping.name]: 'Mute' },
@@ -328,7 +329,8 @@ describe('waiting for a slot', () => {
   });
 
   it('a request that waited for a slot and then timed out reports the timeout it asked for', async () => {
-    await w.endpoint({ name: 'Mute' }).start();
+    // No handler and no fault reply: a server that never answers.
+    await w.endpoint({ name: 'Mute', faultReplies: 'off' }).start();
     const client = w.endpoint({
       name: 'Full',
       routes: { [Ping.name]: 'Mute' },

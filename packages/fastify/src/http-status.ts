@@ -5,6 +5,7 @@ import {
   EndpointStoppedError,
   isTidingsError,
   MessageTooLargeError,
+  RemoteFailureError,
   ReplyMismatchError,
   RequestAbortedError,
   RequestTimeoutError,
@@ -27,9 +28,9 @@ export const clientClosedRequestStatus = 499;
  * - `RequestAbortedError` → 499: the HTTP client disconnected (or your signal aborted).
  * - `EndpointStoppedError`, `EndpointStateError`, `TransportUnavailableError` → 503: shutting
  *   down, not started yet, or the broker is unreachable; trying again later may work.
- * - `DestinationNotFoundError`, `ReplyMismatchError`, `DeserializationError`, `TransportError`
- *   → 502: the far side is missing, answered with something else than expected, or its reply
- *   cannot be read (only replies are deserialized on this side). `requestForHttp` also answers
+ * - `DestinationNotFoundError`, `ReplyMismatchError`, `DeserializationError`, `TransportError`,
+ *   `RemoteFailureError` → 502: the far side is missing, answered with something else than
+ *   expected, failed the request for good (a fault reply), or its reply cannot be read (only replies are deserialized on this side). `requestForHttp` also answers
  *   502 for a reply that fails the expected message's schema (a `ValidationError` there).
  * - `NoRouteError`, `SendOnlyEndpointError`, `ConfigurationError`, `UsageError` and anything
  *   else → 500: a bug or a misconfiguration in this server.
@@ -50,7 +51,8 @@ export function httpStatusFor(error: unknown): number {
     error instanceof DestinationNotFoundError ||
     error instanceof ReplyMismatchError ||
     error instanceof DeserializationError ||
-    error instanceof TransportError
+    error instanceof TransportError ||
+    error instanceof RemoteFailureError
   ) {
     return 502;
   }
@@ -77,6 +79,10 @@ export function publicMessageFor(error: unknown): string | undefined {
   if (error instanceof TransportError) return 'The message broker failed the operation.';
   if (error instanceof DeserializationError) {
     return 'The reply from the service behind this server could not be read.';
+  }
+  // Its message names the far side's exception: internal detail for logs, not for HTTP clients.
+  if (error instanceof RemoteFailureError) {
+    return 'The service behind this server failed the request.';
   }
   return undefined;
 }

@@ -6,6 +6,7 @@ import {
   ForbiddenKeyError,
   MessageTooLargeError,
   NoRouteError,
+  RemoteFailureError,
   ReplyMismatchError,
   RequestAbortedError,
   RequestTimeoutError,
@@ -29,6 +30,7 @@ describe('httpStatusFor', () => {
     [new ReplyMismatchError('a', 'b'), 502],
     [new DeserializationError('The body of a.B is not valid JSON'), 502],
     [new TransportError('broker said no'), 502],
+    [new RemoteFailureError({ messageId: 'm-1', exceptionType: 'TypeError' }), 502],
     [new ForbiddenKeyError('m', ['__proto__']), 400],
     [new NoRouteError('m'), 500],
     [new SendOnlyEndpointError('e', 'x'), 500],
@@ -57,6 +59,11 @@ describe('httpErrorBody', () => {
       new DeserializationError(
         "The body of 'a.B' is not valid JSON (Unexpected token 's', \"s3cret\")",
       ),
+      new RemoteFailureError({
+        messageId: 'm-1',
+        exceptionType: 'Error',
+        message: 'connect 10.1.2.3:5432 s3cret',
+      }),
     ]) {
       const body = httpErrorBody(error);
       expect(body.code).toBe(error.code);

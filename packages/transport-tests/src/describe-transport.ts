@@ -4,6 +4,7 @@ import {
   Headers,
   MessageTooLargeError,
   NoRouteError,
+  RemoteFailureError,
   ReplyMismatchError,
   RequestAbortedError,
   RequestTimeoutError,
@@ -385,6 +386,26 @@ export function describeTransport(options: DescribeTransportOptions): void {
         await expect(c.request(Ping, { n: 2 }, { expect: 'code' })).rejects.toBeInstanceOf(
           ReplyMismatchError,
         );
+        expect(c.stats.pendingRequests).toBe(0);
+      });
+
+      it('a request the server fails for good rejects with RemoteFailureError, not a timeout', async () => {
+        await server(
+          (e) =>
+            e.handle(Ping, async () => {
+              throw new TypeError('no stock');
+            }),
+          { recoverability: { immediateRetries: 0, delayedRetries: { count: 0 } } },
+        );
+        const c = await client({ requestTimeoutMs: 120_000 });
+        const failure = await c
+          .request(Ping, { n: 1 }, { expect: Pong })
+          .catch((error: unknown) => error);
+        expect(failure).toBeInstanceOf(RemoteFailureError);
+        expect((failure as RemoteFailureError).fault).toMatchObject({
+          messageType: Ping.name,
+          exceptionType: 'TypeError',
+        });
         expect(c.stats.pendingRequests).toBe(0);
       });
 

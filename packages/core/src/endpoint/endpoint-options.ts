@@ -2,6 +2,7 @@ import { checkWholeNumber } from '../configuration/option-checks.js';
 import { ConfigurationError } from '../errors.js';
 import { createConsoleLogger, type Logger } from '../logging/logger.js';
 import { checkQueueName } from '../messages/destination-name.js';
+import type { FaultReplyDetail } from '../recoverability/fault-reply.js';
 import {
   type RecoverabilityOptions,
   type ResolvedRecoverability,
@@ -59,6 +60,14 @@ export interface EndpointOptions {
    * @default 'discard'
    */
   readonly unmatchedReplies?: 'discard' | 'error-queue';
+  /**
+   * When a message that carries a reply-to address is moved to the error queue (no handler, every
+   * retry failed, unreadable), a fault reply tells the sender at once, so a `request` rejects with
+   * `RemoteFailureError` instead of waiting for its timeout. `type`: the exception's type and code;
+   * `type-and-message`: its message too (may show the requester internal details); `off`: none.
+   * @default 'type'
+   */
+  readonly faultReplies?: FaultReplyDetail;
   /** @default console at level `info` */
   readonly logger?: Logger;
   /** @default JSON (`createJsonSerializer()`) */
@@ -71,6 +80,7 @@ export const endpointDefaults = {
   maxPendingRequests: 10_000,
   stopTimeoutMs: 30_000,
   unmatchedReplies: 'discard',
+  faultReplies: 'type',
 } as const;
 
 export interface ResolvedEndpointOptions {
@@ -86,6 +96,7 @@ export interface ResolvedEndpointOptions {
   readonly maxPendingRequests: number;
   readonly stopTimeoutMs: number;
   readonly unmatchedReplies: 'discard' | 'error-queue';
+  readonly faultReplies: FaultReplyDetail;
   readonly logger: Logger;
   readonly serializer: Serializer;
 }
@@ -140,7 +151,15 @@ export function resolveEndpointOptions(options: EndpointOptions): ResolvedEndpoi
       options.stopTimeoutMs ?? endpointDefaults.stopTimeoutMs,
     ),
     unmatchedReplies: options.unmatchedReplies ?? endpointDefaults.unmatchedReplies,
+    faultReplies: checkFaultReplies(options.faultReplies ?? endpointDefaults.faultReplies),
     logger: options.logger ?? createConsoleLogger('info'),
     serializer: options.serializer ?? createJsonSerializer(),
   };
+}
+
+function checkFaultReplies(value: FaultReplyDetail): FaultReplyDetail {
+  if (value === 'off' || value === 'type' || value === 'type-and-message') return value;
+  throw new ConfigurationError(
+    `faultReplies must be 'off', 'type' or 'type-and-message', got ${JSON.stringify(value)}.`,
+  );
 }

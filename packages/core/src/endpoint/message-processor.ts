@@ -11,6 +11,7 @@ import { Headers, headerCount, MAX_FAILURE_HEADER_LENGTH } from '../messages/hea
 import { validatePayload } from '../messages/validate.js';
 import { type IncomingMiddleware, runMiddleware } from '../pipeline/middleware.js';
 import { failureHeaders, sliceWhole } from '../recoverability/failure-headers.js';
+import { faultReplyIntent, remoteFailure } from '../recoverability/fault-reply.js';
 import type { RecoverabilityAction } from '../recoverability/recoverability.js';
 import { isInstanceOf, readString } from '../thrown-value.js';
 import type {
@@ -247,7 +248,7 @@ export class MessageProcessor {
       correlationId: headers[Headers.CorrelationId] ?? messageId,
       conversationId: headers[Headers.ConversationId] ?? messageId,
       intent,
-      isReply: returnCode !== undefined || intent === 'reply',
+      isReply: returnCode !== undefined || intent === 'reply' || intent === 'fault',
       payload: undefined,
       deserializationError: undefined,
     };
@@ -273,6 +274,10 @@ export class MessageProcessor {
   private async completeCallback(pending: PendingRequest, parsed: ParsedMessage): Promise<void> {
     const expect = pending.expect;
     const headers = parsed.raw.headers;
+    if (parsed.intent === 'fault') {
+      pending.fail(remoteFailure(parsed));
+      return;
+    }
     if (parsed.returnCode !== undefined) {
       if (expect !== 'code' && expect !== 'any') {
         pending.fail(
@@ -598,6 +603,7 @@ export class MessageProcessor {
         queue: raw.queue,
       });
       const reason = readString(error, 'code') ?? 'TIDINGS_MALFORMED_MESSAGE';
+      await this.sendFaultReply(raw, error);
       return { kind: 'dead-letter', reason, description };
     }
     try {
@@ -629,6 +635,26 @@ export class MessageProcessor {
       messageType: raw.headers[Headers.MessageType],
       queue: raw.queue,
     });
+    await this.sendFaultReply(raw, error);
     return 'complete';
+  }
+
+  /**
+   * Tells a waiting requester that its message failed for good, so it need not wait out its
+   * timeout. Best effort: the message is already in the error queue, and a requester that does not
+   * hear of it times out as before.
+   */
+  private async sendFaultReply(raw: IncomingTransportMessage, error: unknown): Promise<void> {
+    const intent = faultReplyIntent(raw, error, this.host.options.faultReplies);
+    if (intent === undefined) return;
+    try {
+      const operation = await this.host.build(intent);
+      if (operation !== undefined) await this.host.transportEndpoint.dispatch([operation]);
+    } catch (faultError) {
+      this.host.options.logger.warn('Could not send a fault reply; the requester will time out', {
+        messageId: raw.messageId,
+        error: errorMessage(faultError),
+      });
+    }
   }
 }

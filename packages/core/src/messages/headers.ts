@@ -11,7 +11,7 @@ export const Headers = {
   ContentType: 'tidings.content-type',
   /** ISO 8601 UTC time the message was sent. */
   TimeSent: 'tidings.time-sent',
-  /** `send`, `publish` or `reply`. */
+  /** `send`, `publish`, `reply`, or `fault` (the message a request carried failed for good). */
   Intent: 'tidings.intent',
   /** The queue replies to this message go to. */
   ReplyTo: 'tidings.reply-to',
@@ -31,7 +31,7 @@ export const Headers = {
   TimeOfFailure: 'tidings.time-of-failure',
 } as const;
 
-export type MessageIntent = 'send' | 'publish' | 'reply';
+export type MessageIntent = 'send' | 'publish' | 'reply' | 'fault';
 
 /**
  * The value of a count header (`tidings.delayed-retries`, `tidings.returns`). It comes from the
