@@ -299,6 +299,44 @@ export class FileStore {
   }
 
   /**
+   * Removes an instance queue that holds nothing, when its receiver stops cleanly. It is first
+   * moved aside in one rename, so a reply written meanwhile either lands before (and the queue is
+   * put back, to wait for a restart or expiry) or finds no queue (the sender's reply is
+   * undeliverable, as to an expired queue). Returns whether it was removed.
+   */
+  async removeInstanceQueueIfEmpty(queue: string): Promise<boolean> {
+    const dir = this.queueDir(queue);
+    const aside = join(this.root, dirs.tmp, `${queue}~${newFileId()}.removed`);
+    try {
+      await rename(dir, aside);
+    } catch (error) {
+      if (isGone(error)) return false;
+      throw mapFsError(error, { operation: 'remove an instance queue', path: dir });
+    }
+    const left = (await readdir(aside)).filter(
+      (name) => name !== instanceMarker && name !== dirs.claimed,
+    );
+    const claimed = await readdir(join(aside, dirs.claimed)).catch(() => [] as string[]);
+    if (left.length === 0 && claimed.length === 0) {
+      await rm(aside, { recursive: true, force: true });
+      return true;
+    }
+    // Something arrived in between: put it back. If a restart has made the queue again
+    // meanwhile, move the files into it one by one instead.
+    try {
+      await rename(aside, dir);
+    } catch {
+      await mkdir(this.claimedDir(queue), { recursive: true });
+      for (const name of left) await rename(join(aside, name), join(dir, name));
+      for (const name of claimed) {
+        await rename(join(aside, dirs.claimed, name), join(this.claimedDir(queue), name));
+      }
+      await rm(aside, { recursive: true, force: true });
+    }
+    return false;
+  }
+
+  /**
    * Deletes instance queues unused for `expiryMs`, and files in `.tmp` and `.owners` older than
    * that. Returns the deleted queues.
    */

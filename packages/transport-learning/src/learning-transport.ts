@@ -331,14 +331,25 @@ export function createLearningTransport(options: LearningTransportOptions = {}):
 
         async close() {
           await Promise.all(inFlightDispatches);
-          if (!started) return;
-          started = false;
-          const closing = [...retired.splice(0), ...current];
-          current = [];
-          await Promise.all(closing.map((r) => r.close()));
-          for (const closed of closing) receivers.delete(closed);
-          if (topology.instanceQueue !== undefined) instanceQueues.delete(topology.instanceQueue);
-          if (receivers.size === 0) await stopHousekeeping();
+          if (started) {
+            started = false;
+            const closing = [...retired.splice(0), ...current];
+            current = [];
+            await Promise.all(closing.map((r) => r.close()));
+            for (const closed of closing) receivers.delete(closed);
+            if (receivers.size === 0) await stopHousekeeping();
+          }
+          const instanceQueue = topology.instanceQueue;
+          if (instanceQueue === undefined) return;
+          instanceQueues.delete(instanceQueue);
+          // A clean stop leaves no empty folder behind (a generated instance id is never used
+          // again); a queue still holding replies waits for a restart, or for its expiry.
+          await store.removeInstanceQueueIfEmpty(instanceQueue).catch((error: unknown) =>
+            logger?.warn('Could not remove an empty instance queue', {
+              queue: instanceQueue,
+              error: String(error),
+            }),
+          );
         },
       };
     },

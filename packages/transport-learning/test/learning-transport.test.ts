@@ -1,4 +1,12 @@
-import { mkdtempSync, readdirSync, readFileSync, rmSync, utimesSync, writeFileSync } from 'node:fs';
+import {
+  mkdirSync,
+  mkdtempSync,
+  readdirSync,
+  readFileSync,
+  rmSync,
+  utimesSync,
+  writeFileSync,
+} from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import {
@@ -289,12 +297,30 @@ describe('learning transport on disk', () => {
     });
   });
 
+  it('a clean close removes its empty instance queue and keeps one that holds replies', async () => {
+    const empty = await open('Svc', {}, { instanceQueue: 'Svc.empty' });
+    await receive(empty);
+    const holding = await open('Svc', {}, { instanceQueue: 'Svc.holding' });
+    const sender = await open(undefined);
+    await sender.dispatch([
+      { message: message('late-reply'), destination: toQueue('Svc.holding') },
+    ]);
+    await empty.close();
+    await holding.close();
+    expect(readdirSync(rootDir)).not.toContain('Svc.empty');
+    // Its reply waits for a restart with the same instance id (or for the queue's expiry).
+    expect(msgFiles(join(rootDir, 'Svc.holding'))).toHaveLength(1);
+    const restarted = await open('Svc', {}, { instanceQueue: 'Svc.holding' });
+    const got = await receive(restarted);
+    await expect.poll(() => got.map((m) => m.messageId), wait).toEqual(['late-reply']);
+  });
+
   it('instance queues nobody touches expire; live ones and shared queues stay', async () => {
     const options = { instanceQueueExpiryMs: 1000 };
-    const gone = await open('Svc', options, { instanceQueue: 'Svc.gone' });
-    await receive(gone);
-    await gone.close();
+    // What a process that died leaves: its instance queue, not removed by a clean stop.
+    mkdirSync(join(rootDir, 'Svc.gone', '.claimed'), { recursive: true });
     const marker = join(rootDir, 'Svc.gone', '.instance');
+    writeFileSync(marker, '');
     const old = new Date(Date.now() - 60_000);
     utimesSync(marker, old, old);
     const live = await open('Svc', options, { instanceQueue: 'Svc.live' });
