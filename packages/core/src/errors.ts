@@ -21,7 +21,8 @@ export type TidingsErrorCode =
   | 'TIDINGS_NO_HANDLER'
   | 'TIDINGS_DESTINATION_NOT_FOUND'
   | 'TIDINGS_TRANSPORT_UNAVAILABLE'
-  | 'TIDINGS_TRANSPORT';
+  | 'TIDINGS_TRANSPORT'
+  | 'TIDINGS_PERSISTENCE';
 
 export interface TidingsErrorOptions {
   readonly cause?: unknown;
@@ -211,6 +212,16 @@ export class TransportUnavailableError extends TidingsError {
 export class TransportError extends TidingsError {
   constructor(message: string, options?: TidingsErrorOptions) {
     super('TIDINGS_TRANSPORT', message, options);
+  }
+}
+
+/**
+ * The persistence (the database behind the outbox and inbox) failed; `isRetryable` tells whether
+ * trying again may help (a terminated connection, a pool with no free connection in time).
+ */
+export class PersistenceError extends TidingsError {
+  constructor(message: string, options?: TidingsErrorOptions) {
+    super('TIDINGS_PERSISTENCE', message, options);
   }
 }
 

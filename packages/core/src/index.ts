@@ -28,6 +28,7 @@ export {
   MessageTooLargeError,
   NoHandlerError,
   NoRouteError,
+  PersistenceError,
   ReplyMismatchError,
   RequestAbortedError,
   RequestTimeoutError,
@@ -56,6 +57,25 @@ export {
 } from './messages/define-message.js';
 export { Headers, headerCount, type MessageIntent } from './messages/headers.js';
 export { validatePayload } from './messages/validate.js';
+export {
+  createInMemoryPersistence,
+  type InMemoryPersistence,
+  type InMemorySession,
+} from './persistence/in-memory-persistence.js';
+export { inboxKey } from './persistence/inbox-key.js';
+export { decodeOperations, encodeOperations } from './persistence/operation-codec.js';
+export { type OutboxOptions, outboxDefaults } from './persistence/outbox-options.js';
+export {
+  type ClaimResult,
+  type EndpointStorage,
+  type OutboxRecord,
+  PERSISTENCE_SPI_VERSION,
+  type Persistence,
+  type PersistenceContext,
+  type StorageTransaction,
+} from './persistence/persistence.js';
+export { attachStorageSession, storageSession } from './persistence/storage-session.js';
+export type { TransactionScope } from './persistence/transaction-scope.js';
 export type {
   IncomingContext,
   IncomingMiddleware,

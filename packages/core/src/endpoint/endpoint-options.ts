@@ -2,6 +2,12 @@ import { checkWholeNumber } from '../configuration/option-checks.js';
 import { ConfigurationError } from '../errors.js';
 import { createConsoleLogger, type Logger } from '../logging/logger.js';
 import {
+  type OutboxOptions,
+  type ResolvedOutboxOptions,
+  resolveOutboxOptions,
+} from '../persistence/outbox-options.js';
+import { PERSISTENCE_SPI_VERSION, type Persistence } from '../persistence/persistence.js';
+import {
   type RecoverabilityOptions,
   type ResolvedRecoverability,
   resolveRecoverability,
@@ -62,6 +68,15 @@ export interface EndpointOptions {
   readonly logger?: Logger;
   /** @default JSON (`createJsonSerializer()`) */
   readonly serializer?: Serializer;
+  /**
+   * A store (e.g. `@tidings/persistence-postgres`): each message is handled in a transaction that
+   * also records it (inbox) and what its handlers send (outbox); `endpoint.transaction` works.
+   * See docs/outbox.md.
+   * @default none: no transaction, no inbox, no outbox
+   */
+  readonly persistence?: Persistence<unknown>;
+  /** Retention and the background dispatcher of the outbox; only with `persistence`. */
+  readonly outbox?: OutboxOptions;
 }
 
 export const endpointDefaults = {
@@ -87,6 +102,8 @@ export interface ResolvedEndpointOptions {
   readonly unmatchedReplies: 'discard' | 'error-queue';
   readonly logger: Logger;
   readonly serializer: Serializer;
+  readonly persistence: Persistence<unknown> | undefined;
+  readonly outbox: ResolvedOutboxOptions;
 }
 
 /** Endpoint names become queue names on every transport: keep to what all of them accept. */
@@ -153,5 +170,22 @@ export function resolveEndpointOptions(options: EndpointOptions): ResolvedEndpoi
     unmatchedReplies: options.unmatchedReplies ?? endpointDefaults.unmatchedReplies,
     logger: options.logger ?? createConsoleLogger('info'),
     serializer: options.serializer ?? createJsonSerializer(),
+    persistence: checkPersistence(options.persistence),
+    outbox: resolveOutboxOptions(options.outbox),
   };
+}
+
+function checkPersistence(persistence: Persistence<unknown> | undefined) {
+  if (persistence === undefined) return undefined;
+  if (typeof persistence?.open !== 'function') {
+    throw new ConfigurationError(
+      '`persistence` must be a persistence, e.g. createPostgresPersistence({ pool }) from @tidings/persistence-postgres.',
+    );
+  }
+  if (persistence.spiVersion !== PERSISTENCE_SPI_VERSION) {
+    throw new ConfigurationError(
+      `Persistence '${persistence.name}' implements SPI version ${persistence.spiVersion}; this @tidings/core speaks version ${PERSISTENCE_SPI_VERSION}. Install matching versions.`,
+    );
+  }
+  return persistence;
 }

@@ -1,0 +1,196 @@
+import type { ContextHost, MessageHandlerContext } from '../endpoint/handler-context.js';
+import { EndpointStateError } from '../errors.js';
+import type {
+  MessageOutcome,
+  TransportEndpoint,
+  TransportOperation,
+} from '../transport/transport.js';
+import { errorMessage, newId } from '../util.js';
+import { inboxKey } from './inbox-key.js';
+import { OutboxDispatcher } from './outbox-dispatcher.js';
+import type { ResolvedOutboxOptions } from './outbox-options.js';
+import type { EndpointStorage, Persistence, StorageTransaction } from './persistence.js';
+import { attachStorageSession } from './storage-session.js';
+import { OutboxTransactionScope, type TransactionScope } from './transaction-scope.js';
+
+/** What the outbox needs from its endpoint. */
+export interface OutboxHost extends ContextHost {
+  readonly transportEndpoint: TransportEndpoint;
+  readonly counters: { handled: number };
+  readonly shutdownSignal: AbortSignal;
+}
+
+/**
+ * An endpoint's outbox and inbox: runs each handling attempt in a storage transaction, dispatches
+ * after commit, and runs the background dispatcher. See docs/adr/0010-outbox-and-inbox.md.
+ */
+export class EndpointOutbox {
+  private storage: EndpointStorage | undefined;
+  private dispatcher: OutboxDispatcher | undefined;
+
+  constructor(
+    private readonly persistence: Persistence,
+    private readonly options: ResolvedOutboxOptions,
+    private readonly host: OutboxHost,
+  ) {}
+
+  /** At `endpoint.start()`, once the transport is open. */
+  async start(): Promise<void> {
+    const { endpointName, options } = this.host;
+    this.storage = await this.persistence.open({ endpointName, logger: options.logger });
+    this.dispatcher = new OutboxDispatcher(
+      this.storage,
+      this.host.transportEndpoint,
+      this.options,
+      options.logger,
+    );
+    this.dispatcher.start();
+  }
+
+  /** At `endpoint.stop()`, after in-flight messages, before the transport closes. */
+  async stop(): Promise<void> {
+    await this.dispatcher?.stop();
+    await this.storage?.close();
+  }
+
+  /** Sends what commits left undispatched now, rather than at the dispatcher's next interval. */
+  sweep(): Promise<number> {
+    if (this.dispatcher === undefined) return Promise.reject(this.notStarted());
+    return this.dispatcher.sweep();
+  }
+
+  /**
+   * One handling attempt in a transaction: claim the message, run the handlers with the session,
+   * store what they send, commit, dispatch. A duplicate is settled from its record instead. A
+   * failure rolls back before `failed` (the recoverability policy) runs, so a retry starts clean.
+   */
+  async attempt(
+    messageId: string,
+    context: MessageHandlerContext,
+    invoke: () => void | Promise<void>,
+    failed: (error: unknown) => Promise<MessageOutcome>,
+  ): Promise<MessageOutcome> {
+    const storage = this.storage;
+    if (storage === undefined) return failed(this.notStarted());
+    const key = inboxKey(messageId);
+    let transaction: StorageTransaction;
+    try {
+      transaction = await storage.begin();
+    } catch (error) {
+      return failed(error);
+    }
+    let committed = false;
+    try {
+      const claim = await transaction.claim(key);
+      if (claim.kind === 'duplicate') {
+        await transaction.rollback();
+        context.close();
+        const { record } = claim;
+        this.host.options.logger.debug('A message already handled here was received again', {
+          messageId,
+          dispatched: record.dispatched,
+        });
+        if (record.dispatched) return 'complete';
+        return await this.dispatchRecord(key, record.operations, messageId);
+      }
+      attachStorageSession(context, transaction.session);
+      await invoke();
+      await context.whenBuilt();
+      context.close();
+      // Stopped past the deadline: the message is being abandoned, nothing of it may commit.
+      if (this.host.shutdownSignal.aborted) {
+        await this.rollbackQuietly(transaction, messageId);
+        return 'abandon';
+      }
+      await transaction.store(key, context.outgoing);
+      await transaction.commit();
+      committed = true;
+    } catch (error) {
+      // A failed commit has finished the transaction (and may have committed: the retry's claim
+      // tells); anything before it is rolled back so that nothing is written.
+      if (!committed) await this.rollbackQuietly(transaction, messageId);
+      return failed(error);
+    }
+    if (context.outgoing.length === 0) {
+      this.host.counters.handled++;
+      return 'complete';
+    }
+    const outcome = await this.dispatchRecord(key, context.outgoing, messageId);
+    if (outcome === 'complete') this.host.counters.handled++;
+    return outcome;
+  }
+
+  /** `endpoint.transaction(fn)`: the caller's writes and its messages commit together. */
+  async transaction<R>(fn: (scope: TransactionScope) => R | Promise<R>): Promise<R> {
+    const storage = this.storage;
+    if (storage === undefined) throw this.notStarted();
+    const key = `tx:${newId()}`;
+    const transaction = await storage.begin();
+    const scope = new OutboxTransactionScope(this.host, transaction.session);
+    attachStorageSession(scope, transaction.session);
+    let result: R;
+    let committed = false;
+    try {
+      await transaction.claim(key);
+      result = await fn(scope);
+      await scope.finish();
+      await transaction.store(key, scope.operations);
+      await transaction.commit();
+      committed = true;
+    } catch (error) {
+      if (!committed) await this.rollbackQuietly(transaction, key);
+      throw error;
+    }
+    if (scope.operations.length > 0) await this.dispatchRecord(key, scope.operations, key);
+    return result;
+  }
+
+  /**
+   * Sends a committed record's operations and marks it dispatched. A refused dispatch abandons
+   * the message: its redelivery (or the background dispatcher) sends the record again.
+   */
+  private async dispatchRecord(
+    key: string,
+    operations: readonly TransportOperation[],
+    messageId: string,
+  ): Promise<MessageOutcome> {
+    const { logger } = this.host.options;
+    try {
+      await this.host.transportEndpoint.dispatch(operations);
+    } catch (error) {
+      logger.error(
+        'Could not dispatch committed outgoing messages; they are sent when the message is received again or by the outbox dispatcher',
+        { messageId, error: errorMessage(error) },
+      );
+      return 'abandon';
+    }
+    try {
+      await (this.storage as EndpointStorage).markDispatched(key);
+    } catch (error) {
+      // Sent already: at worst the dispatcher sends them again, with the same ids.
+      logger.warn('Could not mark outgoing messages dispatched; they may be sent again', {
+        messageId,
+        error: errorMessage(error),
+      });
+    }
+    return 'complete';
+  }
+
+  private async rollbackQuietly(transaction: StorageTransaction, messageId: string) {
+    try {
+      await transaction.rollback();
+    } catch (error) {
+      // The store has released the connection: nothing was committed, which is all that matters.
+      this.host.options.logger.warn('Rolling back a storage transaction failed', {
+        messageId,
+        error: errorMessage(error),
+      });
+    }
+  }
+
+  private notStarted(): EndpointStateError {
+    return new EndpointStateError(
+      `Endpoint '${this.host.endpointName}' is not started: its persistence is not open.`,
+    );
+  }
+}

@@ -1,0 +1,277 @@
+import { afterEach, describe, expect, it } from 'vitest';
+import {
+  ConfigurationError,
+  createEndpoint,
+  createInMemoryPersistence,
+  createInMemoryTransport,
+  defineMessage,
+  type HandlerContext,
+  type InMemorySession,
+  inboxKey,
+  PersistenceError,
+  returnToSourceQueue,
+  silentLogger,
+  storageSession,
+  type Transport,
+  UsageError,
+} from '../src/index.ts';
+import { sleep, world } from './helpers.ts';
+
+const PlaceOrder = defineMessage<{ orderId: string }>('t.PlaceOrder');
+const OrderPlaced = defineMessage<{ orderId: string }>('t.OrderPlaced');
+const ShipOrder = defineMessage<{ orderId: string }>('t.ShipOrder');
+
+const session = (ctx: object) => storageSession<InMemorySession>(ctx);
+
+/** A transport whose dispatches fail while `failing` says so (a broker refusing, say). */
+function flakyTransport(inner: Transport, failing: () => boolean): Transport {
+  return {
+    ...inner,
+    spiVersion: inner.spiVersion,
+    name: inner.name,
+    capabilities: inner.capabilities,
+    async openEndpoint(topology, context) {
+      const endpoint = await inner.openEndpoint(topology, context);
+      return {
+        ...endpoint,
+        dispatch: (operations) =>
+          failing() &&
+          operations.some(
+            (operation) => operation.message.headers['tidings.message-type'] === ShipOrder.name,
+          )
+            ? Promise.reject(new Error('broker said no'))
+            : endpoint.dispatch(operations),
+        startReceiving: (settings) => endpoint.startReceiving(settings),
+        stopReceiving: () => endpoint.stopReceiving(),
+        subscribe: (messageType) => endpoint.subscribe(messageType),
+        unsubscribe: (messageType) => endpoint.unsubscribe(messageType),
+        close: () => endpoint.close(),
+      };
+    },
+  };
+}
+
+describe('outbox and inbox (in-memory persistence)', () => {
+  const w = world();
+  afterEach(() => w.stopAll());
+
+  async function orderService(
+    options: { transport?: Transport; onHandle?: (ctx: HandlerContext) => Promise<void> } = {},
+  ) {
+    const persistence = createInMemoryPersistence();
+    const runs: string[] = [];
+    const sales = w.endpoint({
+      name: `Sales-${Math.random().toString(36).slice(2, 8)}`,
+      persistence,
+      routes: { [ShipOrder.name]: 'Shipping' },
+      recoverability: { immediateRetries: 2, delayedRetries: { count: 0, delayMs: 1 } },
+      ...(options.transport ? { transport: options.transport } : {}),
+    });
+    sales.handle(PlaceOrder, async (order, ctx) => {
+      runs.push(order.orderId);
+      session(ctx).set(
+        `order:${order.orderId}`,
+        ((session(ctx).get(`order:${order.orderId}`) as number | undefined) ?? 0) + 1,
+      );
+      await options.onHandle?.(ctx);
+      await ctx.send(ShipOrder, order);
+    });
+    const shipped: string[] = [];
+    const shipping = w.endpoint({
+      name: 'Shipping',
+      ...(options.transport ? { transport: options.transport } : {}),
+    });
+    shipping.handle(ShipOrder, (order, ctx) => {
+      shipped.push(`${order.orderId}/${ctx.messageId}`);
+    });
+    await shipping.start();
+    await sales.start();
+    const client = w.endpoint({
+      name: `Client-${Math.random().toString(36).slice(2, 8)}`,
+      routes: { [PlaceOrder.name]: sales.name },
+      ...(options.transport ? { transport: options.transport } : {}),
+    });
+    await client.start();
+    return { persistence, sales, client, runs, shipped };
+  }
+
+  it('commits the handler writes with the record and sends after commit', async () => {
+    const { persistence, sales, client, shipped } = await orderService();
+    await client.send(PlaceOrder, { orderId: 'a' }, { messageId: 'm-a' });
+    await expect.poll(() => shipped.length).toBe(1);
+    expect(persistence.data.get('order:a')).toBe(1);
+    await expect
+      .poll(() => persistence.records(sales.name))
+      .toEqual([expect.objectContaining({ key: 'm-a', dispatched: true })]);
+  });
+
+  it('acknowledges a message id already handled without running handlers again', async () => {
+    const { persistence, client, runs, shipped, sales } = await orderService();
+    await client.send(PlaceOrder, { orderId: 'a' }, { messageId: 'dup' });
+    await expect.poll(() => shipped.length).toBe(1);
+    await client.send(PlaceOrder, { orderId: 'a' }, { messageId: 'dup' });
+    await client.send(PlaceOrder, { orderId: 'b' }, { messageId: 'other' });
+    await expect.poll(() => shipped.length).toBe(2);
+    await expect.poll(() => sales.stats.inFlight).toBe(0);
+    expect(runs).toEqual(['a', 'b']);
+    expect(persistence.data.get('order:a')).toBe(1);
+  });
+
+  it('runs the handlers once for concurrent duplicates of one message', async () => {
+    let release!: () => void;
+    const gate = new Promise<void>((resolve) => {
+      release = resolve;
+    });
+    const { persistence, client, runs, shipped, sales } = await orderService({
+      onHandle: () => gate,
+    });
+    await client.send(PlaceOrder, { orderId: 'c' }, { messageId: 'twice' });
+    await client.send(PlaceOrder, { orderId: 'c' }, { messageId: 'twice' });
+    // Both are in flight: the second waits on the first's claim.
+    await expect.poll(() => sales.stats.inFlight).toBe(2);
+    release();
+    await expect.poll(() => sales.stats.inFlight).toBe(0);
+    expect(runs).toEqual(['c']);
+    // The duplicate may dispatch the record too (at least once), with the same message id.
+    expect(new Set(shipped).size).toBe(1);
+    expect(persistence.data.get('order:c')).toBe(1);
+  });
+
+  it('rolls back a failed attempt: nothing written, nothing sent; the retry commits once', async () => {
+    let failures = 1;
+    const { persistence, client, runs, shipped } = await orderService({
+      onHandle: async () => {
+        if (failures-- > 0) throw new Error('transient');
+      },
+    });
+    await client.send(PlaceOrder, { orderId: 'd' });
+    await expect.poll(() => shipped.length).toBe(1);
+    expect(runs).toEqual(['d', 'd']);
+    expect(persistence.data.get('order:d')).toBe(1);
+  });
+
+  it('leaves no record for a message moved to the error queue, so its return is handled', async () => {
+    let failing = true;
+    const { persistence, client, shipped, sales } = await orderService({
+      onHandle: async () => {
+        if (failing) throw new Error('permanent');
+      },
+    });
+    await client.send(PlaceOrder, { orderId: 'e' }, { messageId: 'poison' });
+    await expect.poll(() => w.transport.queueDepth('error')).toBe(1);
+    expect(persistence.records(sales.name)).toEqual([]);
+    expect(persistence.data.get('order:e')).toBeUndefined();
+    failing = false;
+    await returnToSourceQueue({ transport: w.transport, logger: silentLogger, idleMs: 200 });
+    await expect.poll(() => shipped.length).toBe(1);
+    expect(persistence.data.get('order:e')).toBe(1);
+  });
+
+  it('dispatches a committed but undispatched record on redelivery, without the handlers', async () => {
+    let refuse = true;
+    const transport = flakyTransport(createInMemoryTransport(), () => refuse);
+    const { persistence, client, runs, shipped, sales } = await orderService({ transport });
+    await client.send(PlaceOrder, { orderId: 'f' }, { messageId: 'crash' });
+    await expect
+      .poll(() => persistence.records(sales.name))
+      .toEqual([expect.objectContaining({ key: 'crash', dispatched: false })]);
+    refuse = false;
+    await expect.poll(() => shipped.length).toBe(1);
+    expect(runs).toEqual(['f']);
+    expect(persistence.data.get('order:f')).toBe(1);
+    await expect.poll(() => persistence.records(sales.name)[0]?.dispatched).toBe(true);
+  });
+
+  it('endpoint.transaction commits the caller writes with its messages, or neither', async () => {
+    const persistence = createInMemoryPersistence();
+    const web = w.endpoint({ name: 'Web', persistence, routes: { [ShipOrder.name]: 'Shipping' } });
+    const shipped: string[] = [];
+    const shipping = w.endpoint({ name: 'Shipping' });
+    shipping.handle(ShipOrder, (order) => void shipped.push(order.orderId));
+    await shipping.start();
+    await web.start();
+    const result = await web.transaction(async (scope) => {
+      session(scope).set('order:g', 1);
+      await scope.send(ShipOrder, { orderId: 'g' });
+      await scope.publish(OrderPlaced, { orderId: 'g' });
+      return 'done';
+    });
+    expect(result).toBe('done');
+    await expect.poll(() => shipped).toEqual(['g']);
+    expect(persistence.data.get('order:g')).toBe(1);
+    await expect(
+      web.transaction(async (scope) => {
+        session(scope).set('order:h', 1);
+        await scope.send(ShipOrder, { orderId: 'h' });
+        throw new Error('rolled back');
+      }),
+    ).rejects.toThrow('rolled back');
+    await sleep(50);
+    expect(shipped).toEqual(['g']);
+    expect(persistence.data.has('order:h')).toBe(false);
+  });
+
+  it('the background dispatcher sends what a transaction committed but could not dispatch', async () => {
+    let refuse = true;
+    const transport = flakyTransport(createInMemoryTransport(), () => refuse);
+    const persistence = createInMemoryPersistence();
+    const web = w.endpoint({
+      name: 'Web',
+      transport,
+      persistence,
+      routes: { [ShipOrder.name]: 'Shipping' },
+      outbox: { dispatchIntervalMs: 20, dispatchAfterMs: 0 },
+    });
+    const shipped: string[] = [];
+    const shipping = w.endpoint({ name: 'Shipping', transport });
+    shipping.handle(ShipOrder, (order) => void shipped.push(order.orderId));
+    await shipping.start();
+    await web.start();
+    await web.transaction((scope) => scope.send(ShipOrder, { orderId: 'i' }));
+    expect(persistence.records('Web')).toEqual([expect.objectContaining({ dispatched: false })]);
+    refuse = false;
+    await expect.poll(() => shipped).toEqual(['i']);
+    await expect.poll(() => persistence.records('Web')[0]?.dispatched).toBe(true);
+  });
+
+  it('deletes dispatched records past retention', async () => {
+    const persistence = createInMemoryPersistence();
+    const sales = w.endpoint({
+      name: 'Sales',
+      persistence,
+      outbox: { retentionMs: 1, cleanupIntervalMs: 1, dispatchIntervalMs: 20 },
+    });
+    sales.handle(PlaceOrder, () => {});
+    await sales.start();
+    await sales.send(PlaceOrder, { orderId: 'j' }, { to: 'Sales' });
+    await expect.poll(() => sales.stats.handled).toBe(1);
+    await expect.poll(() => persistence.records('Sales')).toEqual([]);
+  });
+
+  it('refuses transaction() without persistence, and storageSession outside one', async () => {
+    const plain = w.endpoint({ name: 'Plain' });
+    await plain.start();
+    await expect(plain.transaction(() => 1)).rejects.toBeInstanceOf(ConfigurationError);
+    expect(() => storageSession({})).toThrow(UsageError);
+    expect(() =>
+      createEndpoint({
+        name: 'X',
+        transport: createInMemoryTransport(),
+        persistence: { spiVersion: 2 as 1, name: 'future', open: async () => ({}) as never },
+      }),
+    ).toThrow(/SPI version 2/);
+    expect(new PersistenceError('x').code).toBe('TIDINGS_PERSISTENCE');
+  });
+});
+
+describe('inboxKey', () => {
+  it('keeps readable ids and hashes long, binary and sha256:-prefixed ones', () => {
+    expect(inboxKey('3f2a-b1')).toBe('3f2a-b1');
+    const long = inboxKey('x'.repeat(10_000));
+    expect(long).toMatch(/^sha256:[0-9a-f]{64}$/);
+    expect(inboxKey('a\u0000b')).toMatch(/^sha256:/);
+    expect(inboxKey('é')).toMatch(/^sha256:/);
+    const hashed = inboxKey('a\u0000b');
+    expect(inboxKey(hashed)).not.toBe(hashed);
+  });
+});
