@@ -22,7 +22,10 @@ export function testPool(options: pg.PoolConfig = {}) {
 export async function testSchema(pool: pg.Pool) {
   const schema = `tidings_test_${randomUUID().slice(0, 8)}`;
   await pool.query(`CREATE SCHEMA "${schema}"`);
-  await pool.query(`CREATE TABLE "${schema}".ledger (key text PRIMARY KEY)`);
+  // `n` counts how often a key was written, where a test upserts instead of inserting.
+  await pool.query(
+    `CREATE TABLE "${schema}".ledger (key text PRIMARY KEY, n int NOT NULL DEFAULT 1)`,
+  );
   return {
     schema,
     write: async (client: pg.ClientBase, key: string) => {
