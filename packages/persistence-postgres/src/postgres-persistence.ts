@@ -1,3 +1,4 @@
+import { createHash } from 'node:crypto';
 import {
   type ClaimResult,
   decodeOperations,
@@ -94,18 +95,44 @@ function connect(pool: Pool, timeoutMs: number): Promise<PoolClient> {
   });
 }
 
+/** A statement prepared once per connection, under a name derived from its text. */
+interface Prepared {
+  readonly name: string;
+  readonly text: string;
+}
+
+/**
+ * Named, so that PostgreSQL parses and plans each once per connection rather than once per
+ * message. The name is a digest of the text: two tables on one pool never share a name.
+ */
+function prepared(text: string): Prepared {
+  return { name: `tidings_${createHash('sha256').update(text).digest('hex').slice(0, 24)}`, text };
+}
+
 /** The statements of one endpoint, built once: the table name is fixed, values are parameters. */
 interface Statements {
-  readonly claim: string;
-  readonly read: string;
-  readonly store: string;
-  readonly markDispatched: string;
+  readonly claim: Prepared;
+  readonly read: Prepared;
+  readonly store: Prepared;
+  readonly markDispatched: Prepared;
   readonly undispatched: string;
   readonly cleanup: string;
 }
 
+/** A mark waiting for the next batch. */
+interface PendingMark {
+  readonly key: string;
+  readonly resolve: () => void;
+  readonly reject: (error: unknown) => void;
+}
+
+/** Most keys in one batched mark. */
+const markBatchLimit = 500;
+
 class PostgresEndpointStorage implements EndpointStorage<PoolClient> {
   private readonly sql: Statements;
+  private readonly marks: PendingMark[] = [];
+  private flushing: Promise<void> | undefined;
 
   constructor(
     private readonly options: ResolvedPostgresOptions,
@@ -113,10 +140,18 @@ class PostgresEndpointStorage implements EndpointStorage<PoolClient> {
   ) {
     const table = options.qualifiedTable;
     this.sql = {
-      claim: `INSERT INTO ${table} (endpoint, message_id) VALUES ($1, $2) ON CONFLICT DO NOTHING`,
-      read: `SELECT operations, dispatched_at IS NOT NULL AS dispatched FROM ${table} WHERE endpoint = $1 AND message_id = $2`,
-      store: `UPDATE ${table} SET operations = $3, dispatched_at = CASE WHEN $4 THEN now() END WHERE endpoint = $1 AND message_id = $2`,
-      markDispatched: `UPDATE ${table} SET dispatched_at = now() WHERE endpoint = $1 AND message_id = $2 AND dispatched_at IS NULL`,
+      claim: prepared(
+        `INSERT INTO ${table} (endpoint, message_id) VALUES ($1, $2) ON CONFLICT DO NOTHING`,
+      ),
+      read: prepared(
+        `SELECT operations, dispatched_at IS NOT NULL AS dispatched FROM ${table} WHERE endpoint = $1 AND message_id = $2`,
+      ),
+      store: prepared(
+        `UPDATE ${table} SET operations = $3, dispatched_at = CASE WHEN $4 THEN now() END WHERE endpoint = $1 AND message_id = $2`,
+      ),
+      markDispatched: prepared(
+        `UPDATE ${table} SET dispatched_at = now() WHERE endpoint = $1 AND message_id = ANY($2) AND dispatched_at IS NULL`,
+      ),
       undispatched: `SELECT message_id, operations FROM ${table} WHERE endpoint = $1 AND dispatched_at IS NULL AND created_at <= now() - make_interval(secs => $2::double precision / 1000) ORDER BY created_at LIMIT $3`,
       cleanup: `DELETE FROM ${table} WHERE endpoint = $1 AND dispatched_at IS NOT NULL AND dispatched_at <= now() - make_interval(secs => $2::double precision / 1000)`,
     };
@@ -134,12 +169,33 @@ class PostgresEndpointStorage implements EndpointStorage<PoolClient> {
     return transaction;
   }
 
-  async markDispatched(key: string): Promise<void> {
-    try {
-      await this.options.pool.query(this.sql.markDispatched, [this.endpoint, key]);
-    } catch (error) {
-      throw toPersistenceError(error, 'mark an outbox record dispatched');
+  /**
+   * Marks are batched: the first goes out at once, and those that arrive while it runs go
+   * together in the next statement. Under load that is one commit (one WAL flush) for many
+   * messages instead of one each, at no added wait when idle.
+   */
+  markDispatched(key: string): Promise<void> {
+    return new Promise((resolve, reject) => {
+      this.marks.push({ key, resolve, reject });
+      this.flushing ??= this.flushMarks();
+    });
+  }
+
+  private async flushMarks(): Promise<void> {
+    while (this.marks.length > 0) {
+      const batch = this.marks.splice(0, markBatchLimit);
+      try {
+        await this.options.pool.query({
+          ...this.sql.markDispatched,
+          values: [this.endpoint, batch.map((mark) => mark.key)],
+        });
+        for (const mark of batch) mark.resolve();
+      } catch (error) {
+        const failure = toPersistenceError(error, 'mark outbox records dispatched');
+        for (const mark of batch) mark.reject(failure);
+      }
     }
+    this.flushing = undefined;
   }
 
   async undispatched(query: { readonly olderThanMs: number; readonly limit: number }) {
@@ -171,7 +227,8 @@ class PostgresEndpointStorage implements EndpointStorage<PoolClient> {
   }
 
   async close(): Promise<void> {
-    // The pool is the user's: nothing of ours to release.
+    // The pool is the user's: only the marks under way are ours to finish.
+    await this.flushing;
   }
 }
 
@@ -195,13 +252,16 @@ class PostgresTransaction implements StorageTransaction<PoolClient> {
 
   async claim(key: string): Promise<ClaimResult> {
     try {
-      const inserted = await this.session.query(this.sql.claim, [this.endpoint, key]);
+      const inserted = await this.session.query({
+        ...this.sql.claim,
+        values: [this.endpoint, key],
+      });
       if (inserted.rowCount === 1) return { kind: 'claimed' };
       // Another transaction committed the key (this insert waited for it, if it was open).
-      const found = await this.session.query<{ operations: string; dispatched: boolean }>(
-        this.sql.read,
-        [this.endpoint, key],
-      );
+      const found = await this.session.query<{ operations: string; dispatched: boolean }>({
+        ...this.sql.read,
+        values: [this.endpoint, key],
+      });
       const row = found.rows[0];
       if (row === undefined) {
         throw new PersistenceError(
@@ -220,12 +280,10 @@ class PostgresTransaction implements StorageTransaction<PoolClient> {
 
   async store(key: string, operations: readonly TransportOperation[]): Promise<void> {
     try {
-      await this.session.query(this.sql.store, [
-        this.endpoint,
-        key,
-        encodeOperations(operations),
-        operations.length === 0,
-      ]);
+      await this.session.query({
+        ...this.sql.store,
+        values: [this.endpoint, key, encodeOperations(operations), operations.length === 0],
+      });
     } catch (error) {
       throw toPersistenceError(error, 'store the outgoing messages');
     }
