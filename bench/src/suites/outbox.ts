@@ -271,8 +271,10 @@ export const outboxSuite: BenchSuite = {
       await pool.query(`DROP SCHEMA "${schema}" CASCADE`);
       await pool.end();
     }
-    const note = (measured: Measured[]) =>
-      `${median(measured, 'statementsPerMessage').toFixed(1)} SQL statements/msg, ${median(measured, 'peakConnections')} connections at peak (pool ${poolSize}, concurrency ${concurrency})`;
+    const note = (measured: Measured[]) => {
+      const rates = measured.map((m) => m.perSecond.toFixed(0)).join(', ');
+      return `median of ${rounds} alternating rounds (${rates}/s); ${median(measured, 'statementsPerMessage').toFixed(1)} SQL statements/msg, ${median(measured, 'peakConnections')} connections at peak (pool ${poolSize}, concurrency ${concurrency})`;
+    };
     const outboxRate = median(results.outbox, 'perSecond');
     const plainRate = median(results.plain, 'perSecond');
     const row = (
