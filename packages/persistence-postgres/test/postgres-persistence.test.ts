@@ -176,3 +176,28 @@ describe('failures', () => {
     expect(databaseUrl).toMatch(/^postgres/);
   });
 });
+
+describe('marks', () => {
+  it('marks many records dispatched at once, each resolved once its batch is written', async () => {
+    const { pool: p } = pool();
+    const persistence = createPostgresPersistence({ pool: p, schema: database.schema });
+    await persistence.install();
+    const storage = await persistence.open({ endpointName: 'Marks', logger: silentLogger });
+    const keys = Array.from({ length: 60 }, (_, i) => `mark-${i}`);
+    for (const key of keys) {
+      const tx = await storage.begin();
+      await tx.claim(key);
+      await tx.store(key, [
+        {
+          message: { messageId: key, headers: {}, body: new Uint8Array([1]) },
+          destination: { kind: 'queue', queue: 'Q' },
+        },
+      ]);
+      await tx.commit();
+    }
+    expect(await storage.undispatched({ olderThanMs: 0, limit: 100 })).toHaveLength(60);
+    await Promise.all(keys.map((key) => storage.markDispatched(key)));
+    expect(await storage.undispatched({ olderThanMs: 0, limit: 100 })).toEqual([]);
+    await storage.close();
+  });
+});
