@@ -132,8 +132,8 @@ describe('outbox and inbox (in-memory persistence)', () => {
     release();
     await expect.poll(() => sales.stats.inFlight).toBe(0);
     expect(runs).toEqual(['c']);
-    // The duplicate may dispatch the record too (at least once), with the same message id.
-    expect(new Set(shipped).size).toBe(1);
+    // In one process the copy leaves the dispatch to the attempt that committed: sent once.
+    expect(shipped).toHaveLength(1);
     expect(persistence.data.get('order:c')).toBe(1);
   });
 

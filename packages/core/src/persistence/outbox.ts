@@ -27,6 +27,12 @@ export interface OutboxHost extends ContextHost {
 export class EndpointOutbox {
   private storage: EndpointStorage | undefined;
   private dispatcher: OutboxDispatcher | undefined;
+  /**
+   * Keys claimed by attempts of this process that are not over: a copy of the message that finds
+   * such a key committed leaves the dispatch to that attempt (which abandons its message if the
+   * dispatch fails) instead of sending every message twice.
+   */
+  private readonly claimedHere = new Map<string, number>();
 
   constructor(
     private readonly persistence: Persistence,
@@ -80,6 +86,7 @@ export class EndpointOutbox {
       return failed(error);
     }
     let committed = false;
+    let claimed = false;
     try {
       const claim = await transaction.claim(key);
       if (claim.kind === 'duplicate') {
@@ -90,9 +97,11 @@ export class EndpointOutbox {
           messageId,
           dispatched: record.dispatched,
         });
-        if (record.dispatched) return 'complete';
+        if (record.dispatched || this.claimedHere.has(key)) return 'complete';
         return await this.dispatchRecord(key, record.operations, messageId);
       }
+      claimed = true;
+      this.claimedHere.set(key, (this.claimedHere.get(key) ?? 0) + 1);
       attachStorageSession(context, transaction.session);
       await invoke();
       await context.whenBuilt();
@@ -109,15 +118,27 @@ export class EndpointOutbox {
       // A failed commit has finished the transaction (and may have committed: the retry's claim
       // tells); anything before it is rolled back so that nothing is written.
       if (!committed) await this.rollbackQuietly(transaction, messageId);
+      if (claimed) this.release(key);
       return failed(error);
     }
-    if (context.outgoing.length === 0) {
-      this.host.counters.handled++;
-      return 'complete';
+    try {
+      if (context.outgoing.length === 0) {
+        this.host.counters.handled++;
+        return 'complete';
+      }
+      const outcome = await this.dispatchRecord(key, context.outgoing, messageId);
+      if (outcome === 'complete') this.host.counters.handled++;
+      return outcome;
+    } finally {
+      this.release(key);
     }
-    const outcome = await this.dispatchRecord(key, context.outgoing, messageId);
-    if (outcome === 'complete') this.host.counters.handled++;
-    return outcome;
+  }
+
+  /** An attempt that claimed `key` is over. Counted: a retry may claim it while this one ends. */
+  private release(key: string): void {
+    const held = this.claimedHere.get(key) ?? 0;
+    if (held <= 1) this.claimedHere.delete(key);
+    else this.claimedHere.set(key, held - 1);
   }
 
   /** `endpoint.transaction(fn)`: the caller's writes and its messages commit together. */

@@ -1,0 +1,48 @@
+import { randomUUID } from 'node:crypto';
+import { createInMemoryTransport } from '@tidings/core';
+import { createTestContext } from '@tidings/testing';
+import pg from 'pg';
+import { afterAll, describe, expect, it } from 'vitest';
+import { OrderPlaced, PlaceOrder } from '../src/messages.ts';
+import { placeOrder } from '../src/order-service.ts';
+import { runSample } from '../src/run.ts';
+
+const databaseUrl = process.env.DATABASE_URL ?? 'postgres://postgres@127.0.0.1:5432/test';
+
+describe('the handler, with a stub session', () => {
+  it('inserts the order on the session and publishes OrderPlaced', async () => {
+    const queries: unknown[][] = [];
+    const session = { query: async (...args: unknown[]) => void queries.push(args) };
+    const ctx = createTestContext({ message: PlaceOrder, session });
+    await placeOrder('shop')({ orderId: 'o-1', customer: 'c', amount: 5 }, ctx);
+    expect(queries).toEqual([[expect.stringContaining('"shop".orders'), ['o-1', 'c', 5]]]);
+    expect(ctx.publishedOf(OrderPlaced).map((p) => p.payload)).toEqual([
+      { orderId: 'o-1', amount: 5 },
+    ]);
+  });
+});
+
+describe('the sample against PostgreSQL', () => {
+  const pool = new pg.Pool({ connectionString: databaseUrl, max: 20 });
+  pool.on('error', () => {});
+  const schema = `outbox_sample_${randomUUID().slice(0, 8)}`;
+  afterAll(async () => {
+    await pool.query(`DROP SCHEMA IF EXISTS "${schema}" CASCADE`);
+    await pool.end();
+  });
+
+  it('stores every order once and publishes each once, commands sent twice included', async () => {
+    const summary = await runSample({
+      transport: createInMemoryTransport(),
+      pool,
+      schema,
+      orders: 5,
+    });
+    expect(summary).toEqual({
+      ordersStored: 10,
+      eventsReceived: 10,
+      distinctEvents: 10,
+      undispatched: 0,
+    });
+  });
+});
