@@ -150,6 +150,28 @@ describe('outbox and inbox (in-memory persistence)', () => {
     expect(persistence.data.get('order:d')).toBe(1);
   });
 
+  it('a delayed retry is handled, not taken for a duplicate: the failed attempts left no record', async () => {
+    const persistence = createInMemoryPersistence();
+    let failures = 2;
+    const sales = w.endpoint({
+      name: 'Delayed',
+      persistence,
+      recoverability: { immediateRetries: 0, delayedRetries: { count: 3, delayMs: 10 } },
+    });
+    sales.handle(PlaceOrder, async (order, ctx) => {
+      session(ctx).set(`delayed:${order.orderId}`, 1);
+      if (failures-- > 0) throw new Error('not yet');
+    });
+    await sales.start();
+    await sales.send(PlaceOrder, { orderId: 'k' }, { to: 'Delayed', messageId: 'late' });
+    await expect.poll(() => sales.stats.handled).toBe(1);
+    expect(sales.stats.delayedRetries).toBe(2);
+    expect(persistence.data.get('delayed:k')).toBe(1);
+    expect(persistence.records('Delayed')).toEqual([
+      expect.objectContaining({ key: 'late', dispatched: true }),
+    ]);
+  });
+
   it('leaves no record for a message moved to the error queue, so its return is handled', async () => {
     let failing = true;
     const { persistence, client, shipped, sales } = await orderService({
