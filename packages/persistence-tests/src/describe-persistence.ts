@@ -268,19 +268,21 @@ export function describePersistence<S>(options: DescribePersistenceOptions<S>): 
           await ctx.send(ShipOrder, order);
         });
         const shipping = createEndpoint({ name: shippingName, transport, logger: silentLogger });
-        shipping.handle(
-          ShipOrder,
-          (order, ctx) => void shipped.push(`${order.orderId}/${ctx.messageId}`),
-        );
+        // What the sender had committed when its message arrived: sends leave after the commit.
+        const committedAtArrival: number[] = [];
+        shipping.handle(ShipOrder, async (order, ctx) => {
+          committedAtArrival.push(await under.count(`${name}:${order.orderId}`));
+          shipped.push(`${order.orderId}/${ctx.messageId}`);
+        });
         endpoints.push(sales, shipping);
         await shipping.start();
         await sales.start();
         const count = (orderId: string) => under.count(`${name}:${orderId}`);
-        return { sales, runs, shipped, count, name };
+        return { sales, runs, shipped, count, name, committedAtArrival };
       }
 
-      it('handles a message id once: the write once, the send once', async () => {
-        const { sales, runs, shipped, count, name } = await service();
+      it('handles a message id once: the write once, the send once, after the commit', async () => {
+        const { sales, runs, shipped, count, name, committedAtArrival } = await service();
         await sales.send(PlaceOrder, { orderId: 'a' }, { to: name, messageId: 'same' });
         await expect.poll(() => shipped.length).toBe(1);
         await sales.send(PlaceOrder, { orderId: 'a' }, { to: name, messageId: 'same' });
@@ -289,6 +291,7 @@ export function describePersistence<S>(options: DescribePersistenceOptions<S>): 
         await expect.poll(() => sales.stats.inFlight).toBe(0);
         expect(runs).toEqual(['a', 'b']);
         expect(await count('a')).toBe(1);
+        expect(committedAtArrival).toEqual([1, 1]);
       });
 
       it('handles concurrent duplicates once', async () => {
