@@ -297,3 +297,32 @@ describe('inboxKey', () => {
     expect(inboxKey(hashed)).not.toBe(hashed);
   });
 });
+
+describe('stopping with a transaction under way', () => {
+  const w = world();
+  afterEach(() => w.stopAll());
+
+  it('stop waits for endpoint.transaction to commit and dispatch before the transport closes', async () => {
+    const persistence = createInMemoryPersistence();
+    const web = w.endpoint({ name: 'Web', persistence, routes: { [ShipOrder.name]: 'Shipping' } });
+    const shipped: string[] = [];
+    const shipping = w.endpoint({ name: 'Shipping' });
+    shipping.handle(ShipOrder, (order) => void shipped.push(order.orderId));
+    await shipping.start();
+    await web.start();
+    let entered!: () => void;
+    const inside = new Promise<void>((resolve) => {
+      entered = resolve;
+    });
+    const done = web.transaction(async (scope) => {
+      entered();
+      await sleep(50);
+      await scope.send(ShipOrder, { orderId: 'late' });
+    });
+    await inside;
+    await web.stop();
+    await done;
+    expect(persistence.records('Web')).toEqual([expect.objectContaining({ dispatched: true })]);
+    await expect.poll(() => shipped).toEqual(['late']);
+  });
+});

@@ -15,6 +15,7 @@ import { OutboxTransactionScope, type TransactionScope } from './transaction-sco
 
 /** What the outbox needs from its endpoint. */
 export interface OutboxHost extends ContextHost {
+  readonly options: ContextHost['options'] & { readonly stopTimeoutMs: number };
   readonly transportEndpoint: TransportEndpoint;
   readonly counters: { handled: number };
   readonly shutdownSignal: AbortSignal;
@@ -33,6 +34,8 @@ export class EndpointOutbox {
    * dispatch fails) instead of sending every message twice.
    */
   private readonly claimedHere = new Map<string, number>();
+  /** `endpoint.transaction` calls under way: stop lets them finish before the transport closes. */
+  private readonly transactions = new Set<Promise<unknown>>();
 
   constructor(
     private readonly persistence: Persistence,
@@ -55,6 +58,16 @@ export class EndpointOutbox {
 
   /** At `endpoint.stop()`, after in-flight messages, before the transport closes. */
   async stop(): Promise<void> {
+    if (this.transactions.size > 0) {
+      let timer: NodeJS.Timeout | undefined;
+      await Promise.race([
+        Promise.allSettled(this.transactions),
+        new Promise((resolve) => {
+          timer = setTimeout(resolve, this.host.options.stopTimeoutMs);
+        }),
+      ]);
+      clearTimeout(timer);
+    }
     await this.dispatcher?.stop();
     await this.storage?.close();
   }
@@ -142,7 +155,17 @@ export class EndpointOutbox {
   }
 
   /** `endpoint.transaction(fn)`: the caller's writes and its messages commit together. */
-  async transaction<R>(fn: (scope: TransactionScope) => R | Promise<R>): Promise<R> {
+  transaction<R>(fn: (scope: TransactionScope) => R | Promise<R>): Promise<R> {
+    const running = this.runTransaction(fn);
+    const forget = (): void => {
+      this.transactions.delete(tracked);
+    };
+    const tracked: Promise<void> = running.then(forget, forget);
+    this.transactions.add(tracked);
+    return running;
+  }
+
+  private async runTransaction<R>(fn: (scope: TransactionScope) => R | Promise<R>): Promise<R> {
     const storage = this.storage;
     if (storage === undefined) throw this.notStarted();
     const key = `tx:${newId()}`;
