@@ -304,7 +304,31 @@ describe('stopping with a transaction under way', () => {
 
   it('stop waits for endpoint.transaction to commit and dispatch before the transport closes', async () => {
     const persistence = createInMemoryPersistence();
-    const web = w.endpoint({ name: 'Web', persistence, routes: { [ShipOrder.name]: 'Shipping' } });
+    // A connection that refuses to dispatch once closed, as a broker connection would.
+    let closed = false;
+    const inner = w.transport;
+    const transport: Transport = {
+      spiVersion: inner.spiVersion,
+      name: inner.name,
+      capabilities: inner.capabilities,
+      async openEndpoint(topology, context) {
+        const endpoint = await inner.openEndpoint(topology, context);
+        return Object.assign(Object.create(endpoint) as typeof endpoint, {
+          dispatch: (operations: Parameters<typeof endpoint.dispatch>[0]) =>
+            closed ? Promise.reject(new Error('closed')) : endpoint.dispatch(operations),
+          close: async () => {
+            closed = true;
+            await endpoint.close();
+          },
+        });
+      },
+    };
+    const web = w.endpoint({
+      name: 'Web',
+      transport,
+      persistence,
+      routes: { [ShipOrder.name]: 'Shipping' },
+    });
     const shipped: string[] = [];
     const shipping = w.endpoint({ name: 'Shipping' });
     shipping.handle(ShipOrder, (order) => void shipped.push(order.orderId));
