@@ -63,7 +63,9 @@ else
     sed -i '1i host all all 127.0.0.1/32 trust' "$conf_dir/pg_hba.conf"
   fi
   log "starting PostgreSQL $version"
-  pg_ctlcluster --skip-systemctl-redirect "$version" main start || true
+  # The package's install may have started the cluster already: then reload, for pg_hba.conf.
+  pg_ctlcluster --skip-systemctl-redirect "$version" main start ||
+    pg_ctlcluster --skip-systemctl-redirect "$version" main reload || true
   for _ in $(seq 1 30); do
     port_open 5432 && break
     sleep 1
