@@ -8,6 +8,7 @@ import {
   type HandlerContext,
   type InMemorySession,
   inboxKey,
+  type Persistence,
   PersistenceError,
   returnToSourceQueue,
   silentLogger,
@@ -202,6 +203,51 @@ describe('outbox and inbox (in-memory persistence)', () => {
     expect(runs).toEqual(['f']);
     expect(persistence.data.get('order:f')).toBe(1);
     await expect.poll(() => persistence.records(sales.name)[0]?.dispatched).toBe(true);
+  });
+
+  it('a commit that failed but had committed: the retry dispatches from the record, no rerun', async () => {
+    const inner = createInMemoryPersistence();
+    let commits = 0;
+    // The connection drops after the server committed: the client sees an error.
+    const persistence: Persistence<InMemorySession> = {
+      spiVersion: inner.spiVersion,
+      name: 'commit-then-fail',
+      async open(context) {
+        const storage = await inner.open(context);
+        return Object.assign(Object.create(storage) as typeof storage, {
+          async begin() {
+            const transaction = await storage.begin();
+            return Object.assign(Object.create(transaction) as typeof transaction, {
+              async commit() {
+                await transaction.commit();
+                if (commits++ === 0) throw new Error('connection lost during COMMIT');
+              },
+            });
+          },
+        });
+      },
+    };
+    const runs: string[] = [];
+    const shipped: string[] = [];
+    const sales = w.endpoint({
+      name: 'Sales',
+      persistence,
+      routes: { [ShipOrder.name]: 'Shipping' },
+      recoverability: { immediateRetries: 2, delayedRetries: { count: 0, delayMs: 1 } },
+    });
+    sales.handle(PlaceOrder, async (order, ctx) => {
+      runs.push(order.orderId);
+      await ctx.send(ShipOrder, order);
+    });
+    const shipping = w.endpoint({ name: 'Shipping' });
+    shipping.handle(ShipOrder, (order) => void shipped.push(order.orderId));
+    await shipping.start();
+    await sales.start();
+    await sales.send(PlaceOrder, { orderId: 'm' }, { to: 'Sales' });
+    await expect.poll(() => shipped).toEqual(['m']);
+    expect(runs).toEqual(['m']);
+    expect(sales.stats.immediateRetries).toBe(1);
+    await expect.poll(() => inner.records('Sales')[0]?.dispatched).toBe(true);
   });
 
   it('endpoint.transaction commits the caller writes with its messages, or neither', async () => {

@@ -7,11 +7,20 @@ import type {
 } from '../transport/transport.js';
 import { errorMessage, newId } from '../util.js';
 import { inboxKey } from './inbox-key.js';
+import { type LocalClaim, LocalClaims } from './local-claims.js';
 import { OutboxDispatcher } from './outbox-dispatcher.js';
 import type { ResolvedOutboxOptions } from './outbox-options.js';
 import type { EndpointStorage, Persistence, StorageTransaction } from './persistence.js';
 import { attachStorageSession } from './storage-session.js';
 import { OutboxTransactionScope, type TransactionScope } from './transaction-scope.js';
+
+/** An attempt that failed, for the recoverability policy once the attempt is over. */
+interface AttemptFailure {
+  readonly error: unknown;
+}
+
+const isFailure = (outcome: MessageOutcome | AttemptFailure): outcome is AttemptFailure =>
+  typeof outcome === 'object' && 'error' in outcome;
 
 /** What the outbox needs from its endpoint. */
 export interface OutboxHost extends ContextHost {
@@ -28,12 +37,8 @@ export interface OutboxHost extends ContextHost {
 export class EndpointOutbox {
   private storage: EndpointStorage | undefined;
   private dispatcher: OutboxDispatcher | undefined;
-  /**
-   * Keys claimed by attempts of this process that are not over: a copy of the message that finds
-   * such a key committed leaves the dispatch to that attempt (which abandons its message if the
-   * dispatch fails) instead of sending every message twice.
-   */
-  private readonly claimedHere = new Map<string, number>();
+  /** What this process's attempts claim: see `LocalClaims`. */
+  private readonly localClaims = new LocalClaims();
   /** `endpoint.transaction` calls under way: stop lets them finish before the transport closes. */
   private readonly transactions = new Set<Promise<unknown>>();
 
@@ -98,8 +103,26 @@ export class EndpointOutbox {
     } catch (error) {
       return failed(error);
     }
+    const local = this.localClaims.enter(key);
+    let outcome: MessageOutcome | AttemptFailure;
+    try {
+      outcome = await this.attemptClaimed(key, messageId, transaction, local, context, invoke);
+    } finally {
+      this.localClaims.leave(local);
+    }
+    // The next attempt (a retry) must not see this one as holding the key: it has rolled back.
+    return isFailure(outcome) ? failed(outcome.error) : outcome;
+  }
+
+  private async attemptClaimed(
+    key: string,
+    messageId: string,
+    transaction: StorageTransaction,
+    local: LocalClaim,
+    context: MessageHandlerContext,
+    invoke: () => void | Promise<void>,
+  ): Promise<MessageOutcome | AttemptFailure> {
     let committed = false;
-    let claimed = false;
     try {
       const claim = await transaction.claim(key);
       if (claim.kind === 'duplicate') {
@@ -110,11 +133,10 @@ export class EndpointOutbox {
           messageId,
           dispatched: record.dispatched,
         });
-        if (record.dispatched || this.claimedHere.has(key)) return 'complete';
+        if (record.dispatched || this.localClaims.claimedByAnother(local)) return 'complete';
         return await this.dispatchRecord(key, record.operations, messageId);
       }
-      claimed = true;
-      this.claimedHere.set(key, (this.claimedHere.get(key) ?? 0) + 1);
+      this.localClaims.claimed(local);
       attachStorageSession(context, transaction.session);
       await invoke();
       await context.whenBuilt();
@@ -131,27 +153,15 @@ export class EndpointOutbox {
       // A failed commit has finished the transaction (and may have committed: the retry's claim
       // tells); anything before it is rolled back so that nothing is written.
       if (!committed) await this.rollbackQuietly(transaction, messageId);
-      if (claimed) this.release(key);
-      return failed(error);
+      return { error };
     }
-    try {
-      if (context.outgoing.length === 0) {
-        this.host.counters.handled++;
-        return 'complete';
-      }
-      const outcome = await this.dispatchRecord(key, context.outgoing, messageId);
-      if (outcome === 'complete') this.host.counters.handled++;
-      return outcome;
-    } finally {
-      this.release(key);
+    if (context.outgoing.length === 0) {
+      this.host.counters.handled++;
+      return 'complete';
     }
-  }
-
-  /** An attempt that claimed `key` is over. Counted: a retry may claim it while this one ends. */
-  private release(key: string): void {
-    const held = this.claimedHere.get(key) ?? 0;
-    if (held <= 1) this.claimedHere.delete(key);
-    else this.claimedHere.set(key, held - 1);
+    const outcome = await this.dispatchRecord(key, context.outgoing, messageId);
+    if (outcome === 'complete') this.host.counters.handled++;
+    return outcome;
   }
 
   /** `endpoint.transaction(fn)`: the caller's writes and its messages commit together. */
