@@ -4,6 +4,7 @@ import {
   createInMemoryTransport,
   defineMessage,
   type Endpoint,
+  type EndpointStorage,
   inboxKey,
   type Persistence,
   silentLogger,
@@ -46,6 +47,18 @@ function operation(bytes: Uint8Array, delayMs?: number): TransportOperation {
   return delayMs === undefined
     ? { message, destination: { kind: 'queue', queue: 'Shipping' } }
     : { message, destination: { kind: 'publish', messageType: 'x.Event' }, delayMs };
+}
+
+/** Claims `key` (it must be new), stores `operations` and commits: one handled message. */
+async function commitRecord(
+  storage: EndpointStorage,
+  key: string,
+  operations: readonly TransportOperation[],
+): Promise<void> {
+  const tx = await storage.begin();
+  expect(await tx.claim(key)).toEqual({ kind: 'claimed' });
+  await tx.store(key, operations);
+  await tx.commit();
 }
 
 /** A transport whose dispatches of `ShipOrder` fail while `refusing()` (asked for each) says so. */
@@ -175,21 +188,12 @@ export function describePersistence<S>(options: DescribePersistenceOptions<S>): 
 
       it('keys of different endpoints do not meet', async () => {
         const key = unique('k');
-        for (const storage of [await open(), await open()]) {
-          const tx = await storage.begin();
-          expect(await tx.claim(key)).toEqual({ kind: 'claimed' });
-          await tx.store(key, []);
-          await tx.commit();
-        }
+        for (const storage of [await open(), await open()]) await commitRecord(storage, key, []);
       });
 
       it('keeps a hashed key of a hostile message id', async () => {
         const storage = await open();
-        const key = inboxKey(`\u0000${'x'.repeat(100_000)}`);
-        const tx = await storage.begin();
-        expect(await tx.claim(key)).toEqual({ kind: 'claimed' });
-        await tx.store(key, []);
-        await tx.commit();
+        await commitRecord(storage, inboxKey(`\u0000${'x'.repeat(100_000)}`), []);
       });
 
       it('lists committed undispatched records only, and marks them dispatched', async () => {
@@ -200,10 +204,7 @@ export function describePersistence<S>(options: DescribePersistenceOptions<S>): 
           [pending, [operation(Buffer.from('2'))]],
           [empty, []],
         ] as const) {
-          const tx = await storage.begin();
-          await tx.claim(key);
-          await tx.store(key, ops);
-          await tx.commit();
+          await commitRecord(storage, key, ops);
         }
         await storage.markDispatched(done);
         const uncommitted = await storage.begin();
@@ -222,10 +223,7 @@ export function describePersistence<S>(options: DescribePersistenceOptions<S>): 
         const storage = await open();
         const [dispatched, pending] = [unique('a'), unique('b')];
         for (const key of [dispatched, pending]) {
-          const tx = await storage.begin();
-          await tx.claim(key);
-          await tx.store(key, [operation(Buffer.from('1'))]);
-          await tx.commit();
+          await commitRecord(storage, key, [operation(Buffer.from('1'))]);
         }
         await storage.markDispatched(dispatched);
         expect(await storage.cleanup({ olderThanMs: 3_600_000 })).toBe(0);
