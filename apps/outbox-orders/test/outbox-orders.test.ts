@@ -1,5 +1,9 @@
 import { randomUUID } from 'node:crypto';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { createInMemoryTransport } from '@tidings/core';
+import { transportFromEnv } from '@tidings/sample-support';
 import { createTestContext } from '@tidings/testing';
 import pg from 'pg';
 import { afterAll, describe, expect, it } from 'vitest';
@@ -44,5 +48,19 @@ describe('the sample against PostgreSQL', () => {
       distinctEvents: 10,
       undispatched: 0,
     });
+  });
+
+  it('does the same on the learning transport, as `npm start` runs it', async () => {
+    const rootDir = await mkdtemp(join(tmpdir(), 'outbox-orders-'));
+    try {
+      const transport = await transportFromEnv('outbox-orders-test', {
+        TIDINGS_TRANSPORT: 'learning',
+        TIDINGS_LEARNING_DIR: rootDir,
+      });
+      const summary = await runSample({ transport, pool, schema, orders: 3 });
+      expect(summary).toMatchObject({ ordersStored: 6, distinctEvents: 6, undispatched: 0 });
+    } finally {
+      await rm(rootDir, { recursive: true, force: true });
+    }
   });
 });
