@@ -24,7 +24,7 @@ const ShipOrder = defineMessage<{ orderId: string }>('t.ShipOrder');
 
 const session = (ctx: object) => storageSession<InMemorySession>(ctx);
 
-/** A transport whose dispatches fail while `failing` says so (a broker refusing, say). */
+/** A transport whose dispatches of ShipOrder fail while `failing` (asked for each) says so. */
 function flakyTransport(inner: Transport, failing: () => boolean): Transport {
   return {
     ...inner,
@@ -36,10 +36,9 @@ function flakyTransport(inner: Transport, failing: () => boolean): Transport {
       return {
         ...endpoint,
         dispatch: (operations) =>
-          failing() &&
           operations.some(
             (operation) => operation.message.headers['tidings.message-type'] === ShipOrder.name,
-          )
+          ) && failing()
             ? Promise.reject(new Error('broker said no'))
             : endpoint.dispatch(operations),
         startReceiving: (settings) => endpoint.startReceiving(settings),
@@ -190,19 +189,50 @@ describe('outbox and inbox (in-memory persistence)', () => {
     expect(persistence.data.get('order:e')).toBe(1);
   });
 
-  it('dispatches a committed but undispatched record on redelivery, without the handlers', async () => {
-    let refuse = true;
-    const transport = flakyTransport(createInMemoryTransport(), () => refuse);
+  it('a dispatch refused after commit is retried from the record, without the handlers', async () => {
+    // The dispatch after commit and the first retry's are refused; the second retry's goes.
+    let refusals = 2;
+    const transport = flakyTransport(createInMemoryTransport(), () => refusals-- > 0);
     const { persistence, client, runs, shipped, sales } = await orderService({ transport });
     await client.send(PlaceOrder, { orderId: 'f' }, { messageId: 'crash' });
-    await expect
-      .poll(() => persistence.records(sales.name))
-      .toEqual([expect.objectContaining({ key: 'crash', dispatched: false })]);
-    refuse = false;
     await expect.poll(() => shipped.length).toBe(1);
     expect(runs).toEqual(['f']);
+    expect(sales.stats.immediateRetries).toBe(2);
     expect(persistence.data.get('order:f')).toBe(1);
     await expect.poll(() => persistence.records(sales.name)[0]?.dispatched).toBe(true);
+  });
+
+  it('a dispatch refused for good: the message goes on to the error queue, the dispatcher sends the record later', async () => {
+    let refuse = true;
+    const transport = flakyTransport(createInMemoryTransport(), () => refuse);
+    const persistence = createInMemoryPersistence();
+    const sales = w.endpoint({
+      name: 'Sales',
+      transport,
+      persistence,
+      routes: { [ShipOrder.name]: 'Shipping' },
+      recoverability: { immediateRetries: 1, delayedRetries: { count: 0, delayMs: 1 } },
+      outbox: { dispatchIntervalMs: 20, dispatchAfterMs: 0 },
+    });
+    const runs: string[] = [];
+    sales.handle(PlaceOrder, async (order, ctx) => {
+      runs.push(order.orderId);
+      await ctx.send(ShipOrder, order);
+    });
+    const shipped: string[] = [];
+    const shipping = w.endpoint({ name: 'Shipping', transport });
+    shipping.handle(ShipOrder, (order) => void shipped.push(order.orderId));
+    await shipping.start();
+    await sales.start();
+    await sales.send(PlaceOrder, { orderId: 'g' }, { to: 'Sales', messageId: 'stuck' });
+    await expect.poll(() => sales.stats.movedToErrorQueue).toBe(1);
+    expect(runs).toEqual(['g']);
+    expect(persistence.records('Sales')).toEqual([
+      expect.objectContaining({ key: 'stuck', dispatched: false }),
+    ]);
+    refuse = false;
+    await expect.poll(() => shipped).toEqual(['g']);
+    await expect.poll(() => persistence.records('Sales')[0]?.dispatched).toBe(true);
   });
 
   it('a commit that failed but had committed: the retry dispatches from the record, no rerun', async () => {

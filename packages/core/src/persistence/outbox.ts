@@ -159,9 +159,9 @@ export class EndpointOutbox {
       this.host.counters.handled++;
       return 'complete';
     }
-    const outcome = await this.dispatchRecord(key, context.outgoing, messageId);
-    if (outcome === 'complete') this.host.counters.handled++;
-    return outcome;
+    const dispatched = await this.dispatchRecord(key, context.outgoing, messageId);
+    if (dispatched === 'complete') this.host.counters.handled++;
+    return dispatched;
   }
 
   /** `endpoint.transaction(fn)`: the caller's writes and its messages commit together. */
@@ -200,23 +200,24 @@ export class EndpointOutbox {
   }
 
   /**
-   * Sends a committed record's operations and marks it dispatched. A refused dispatch abandons
-   * the message: its redelivery (or the background dispatcher) sends the record again.
+   * Sends a committed record's operations and marks it dispatched. A refused dispatch is the
+   * attempt's failure: the recoverability policy retries the message, whose next attempt finds
+   * the record and sends it (as does the background dispatcher), or moves it on.
    */
   private async dispatchRecord(
     key: string,
     operations: readonly TransportOperation[],
     messageId: string,
-  ): Promise<MessageOutcome> {
+  ): Promise<'complete' | AttemptFailure> {
     const { logger } = this.host.options;
     try {
       await this.host.transportEndpoint.dispatch(operations);
     } catch (error) {
-      logger.error(
-        'Could not dispatch committed outgoing messages; they are sent when the message is received again or by the outbox dispatcher',
+      logger.warn(
+        'Could not dispatch committed outgoing messages; they are sent when the message is tried again or by the outbox dispatcher',
         { messageId, error: errorMessage(error) },
       );
-      return 'abandon';
+      return { error };
     }
     try {
       await (this.storage as EndpointStorage).markDispatched(key);
