@@ -363,7 +363,7 @@ describe('outbox and inbox (in-memory persistence)', () => {
 });
 
 describe('inboxKey', () => {
-  it('keeps readable ids and hashes long, binary and sha256:-prefixed ones', () => {
+  it('keeps readable ids and hashes long, binary, sha256:- and tx:-prefixed ones', () => {
     expect(inboxKey('3f2a-b1')).toBe('3f2a-b1');
     const long = inboxKey('x'.repeat(10_000));
     expect(long).toMatch(/^sha256:[0-9a-f]{64}$/);
@@ -371,6 +371,7 @@ describe('inboxKey', () => {
     expect(inboxKey('é')).toMatch(/^sha256:/);
     const hashed = inboxKey('a\u0000b');
     expect(inboxKey(hashed)).not.toBe(hashed);
+    expect(inboxKey('tx:6f1c')).toMatch(/^sha256:/);
   });
 });
 

@@ -6,7 +6,7 @@ import type {
   TransportOperation,
 } from '../transport/transport.js';
 import { errorMessage, newId } from '../util.js';
-import { inboxKey } from './inbox-key.js';
+import { inboxKey, transactionKeyPrefix } from './inbox-key.js';
 import { type LocalClaim, LocalClaims } from './local-claims.js';
 import { OutboxDispatcher } from './outbox-dispatcher.js';
 import type { ResolvedOutboxOptions } from './outbox-options.js';
@@ -178,7 +178,7 @@ export class EndpointOutbox {
   private async runTransaction<R>(fn: (scope: TransactionScope) => R | Promise<R>): Promise<R> {
     const storage = this.storage;
     if (storage === undefined) throw this.notStarted();
-    const key = `tx:${newId()}`;
+    const key = `${transactionKeyPrefix}${newId()}`;
     const transaction = await storage.begin();
     const scope = new OutboxTransactionScope(this.host, transaction.session);
     attachStorageSession(scope, transaction.session);
