@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
-# Starts what the test suite needs, installing it where missing: RabbitMQ on 127.0.0.1:5672 and
-# Debian's kcat (the tests start librdkafka's mock Kafka cluster with it), amqp-tools, openssl and
-# chromium.
+# Starts what the test suite needs, installing it where missing: RabbitMQ on 127.0.0.1:5672,
+# PostgreSQL on 127.0.0.1:5432 (trust auth, database `test`), Debian's kcat (the tests start
+# librdkafka's mock Kafka cluster with it), amqp-tools, openssl and chromium.
 # Safe to run again.
 set -euo pipefail
 
@@ -41,6 +41,43 @@ else
   rabbitmqctl await_startup >/dev/null 2>&1 || true
   port_open 5672 || { log "RabbitMQ did not come up on 127.0.0.1:5672"; exit 1; }
   log "RabbitMQ is up"
+fi
+
+# PostgreSQL, for the outbox and inbox (@tidings/persistence-postgres): trust auth for local
+# connections and a database `test`, which the tests use as user postgres.
+pg_cluster_version() { ls /etc/postgresql 2>/dev/null | sort -V | tail -n 1; }
+if [ -n "${DATABASE_URL:-}" ]; then
+  log "DATABASE_URL is set: using that server"
+elif port_open 5432; then
+  log "PostgreSQL is up on 127.0.0.1:5432"
+else
+  if [ -z "$(pg_cluster_version)" ]; then
+    log "installing postgresql"
+    apt_install postgresql
+  fi
+  version="$(pg_cluster_version)"
+  [ -n "$version" ] || { log "no PostgreSQL cluster found after installing postgresql"; exit 1; }
+  conf_dir="/etc/postgresql/$version/main"
+  # Tests connect as postgres without a password over TCP on 127.0.0.1 only.
+  if [ -w "$conf_dir/pg_hba.conf" ] && ! grep -q '^host all all 127.0.0.1/32 trust' "$conf_dir/pg_hba.conf"; then
+    sed -i '1i host all all 127.0.0.1/32 trust' "$conf_dir/pg_hba.conf"
+  fi
+  log "starting PostgreSQL $version"
+  # The package's install may have started the cluster already: then reload, for pg_hba.conf.
+  pg_ctlcluster --skip-systemctl-redirect "$version" main start ||
+    pg_ctlcluster --skip-systemctl-redirect "$version" main reload || true
+  for _ in $(seq 1 30); do
+    port_open 5432 && break
+    sleep 1
+  done
+  port_open 5432 || { log "PostgreSQL did not come up on 127.0.0.1:5432"; exit 1; }
+  log "PostgreSQL is up"
+fi
+if [ -z "${DATABASE_URL:-}" ] && command -v psql >/dev/null 2>&1; then
+  if ! psql -h 127.0.0.1 -U postgres -tAc "SELECT 1 FROM pg_database WHERE datname = 'test'" 2>/dev/null | grep -q 1; then
+    log "creating database test"
+    psql -h 127.0.0.1 -U postgres -c 'CREATE DATABASE test' >/dev/null || log "could not create database test"
+  fi
 fi
 
 # kcat, for librdkafka's mock Kafka cluster (the Kafka tests start and stop it themselves)

@@ -3,6 +3,7 @@ import { azureServiceBusSuite } from './suites/azure-service-bus.js';
 import { inMemorySuite } from './suites/in-memory.js';
 import { kafkaSuite } from './suites/kafka.js';
 import { learningSuite } from './suites/learning.js';
+import { outboxSuite } from './suites/outbox.js';
 import { rabbitMqSuite } from './suites/rabbitmq.js';
 import { webCallbackSuite } from './suites/web-callback.js';
 
@@ -13,6 +14,7 @@ const suites: BenchSuite[] = [
   kafkaSuite,
   azureServiceBusSuite,
   webCallbackSuite,
+  outboxSuite,
 ];
 
 /** `npm run bench -- rabbitmq kafka` runs only those suites. */

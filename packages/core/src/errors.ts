@@ -23,7 +23,8 @@ export type TidingsErrorCode =
   | 'TIDINGS_DESTINATION_NOT_FOUND'
   | 'TIDINGS_INVALID_DESTINATION'
   | 'TIDINGS_TRANSPORT_UNAVAILABLE'
-  | 'TIDINGS_TRANSPORT';
+  | 'TIDINGS_TRANSPORT'
+  | 'TIDINGS_PERSISTENCE';
 
 export interface TidingsErrorOptions {
   readonly cause?: unknown;
@@ -283,6 +284,16 @@ export class TransportUnavailableError extends TidingsError {
 export class TransportError extends TidingsError {
   constructor(message: string, options?: TidingsErrorOptions) {
     super('TIDINGS_TRANSPORT', message, options);
+  }
+}
+
+/**
+ * The persistence (the database behind the outbox and inbox) failed; `isRetryable` tells whether
+ * trying again may help (a terminated connection, a pool with no free connection in time).
+ */
+export class PersistenceError extends TidingsError {
+  constructor(message: string, options?: TidingsErrorOptions) {
+    super('TIDINGS_PERSISTENCE', message, options);
   }
 }
 

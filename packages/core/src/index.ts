@@ -30,6 +30,7 @@ export {
   MessageTooLargeError,
   NoHandlerError,
   NoRouteError,
+  PersistenceError,
   type RemoteFailure,
   RemoteFailureError,
   ReplyMismatchError,
@@ -67,6 +68,25 @@ export {
 export { isValidDestination } from './messages/destination-name.js';
 export { Headers, headerCount, type MessageIntent } from './messages/headers.js';
 export { validatePayload } from './messages/validate.js';
+export {
+  createInMemoryPersistence,
+  type InMemoryPersistence,
+  type InMemorySession,
+} from './persistence/in-memory-persistence.js';
+export { inboxKey } from './persistence/inbox-key.js';
+export { decodeOperations, encodeOperations } from './persistence/operation-codec.js';
+export { type OutboxOptions, outboxDefaults } from './persistence/outbox-options.js';
+export {
+  type ClaimResult,
+  type EndpointStorage,
+  type OutboxRecord,
+  PERSISTENCE_SPI_VERSION,
+  type Persistence,
+  type PersistenceContext,
+  type StorageTransaction,
+} from './persistence/persistence.js';
+export { attachStorageSession, storageSession } from './persistence/storage-session.js';
+export type { TransactionScope } from './persistence/transaction-scope.js';
 export type {
   IncomingContext,
   IncomingMiddleware,

@@ -1,5 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import {
+  attachStorageSession,
   checkUserHeaders,
   type HandlerContext,
   Headers,
@@ -47,6 +48,11 @@ export interface TestContextOptions {
    * `NoRouteError`, as on a real endpoint; omitted, any send is accepted.
    */
   readonly routes?: Readonly<Record<string, string>>;
+  /**
+   * The storage session the handler reaches with `storageSession(ctx)` or a store's accessor
+   * (`postgresSession(ctx)`): a stub, or a real client inside a transaction of the test's own.
+   */
+  readonly session?: unknown;
 }
 
 /** A `HandlerContext` that records what the handler replies, sends and publishes. */
@@ -86,6 +92,7 @@ class TestContext implements TestHandlerContext {
     this.endpointName = options.endpointName ?? 'TestEndpoint';
     this.signal = options.signal ?? new AbortController().signal;
     this.routes = options.routes ? new Map(Object.entries(options.routes)) : undefined;
+    if ('session' in options) attachStorageSession(this, options.session);
     this.headers = {
       ...options.headers,
       [Headers.MessageId]: this.messageId,

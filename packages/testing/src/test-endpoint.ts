@@ -1,4 +1,5 @@
 import {
+  attachStorageSession,
   checkUserHeaders,
   type Endpoint,
   type EndpointState,
@@ -17,6 +18,7 @@ import {
   SendOnlyEndpointError,
   type SendOptions,
   type SendResult,
+  type TransactionScope,
   UsageError,
 } from '@tidings/core';
 import { type CannedReply, type CannedRequest, toReply, unwrapReply } from './canned-reply.js';
@@ -71,6 +73,11 @@ export interface TestEndpointOptions {
    * `NoRouteError` as on a real endpoint; omitted, any send is accepted.
    */
   readonly routes?: Readonly<Record<string, string>>;
+  /**
+   * The storage session `transaction(fn)` hands `fn` (`scope.session`, `storageSession(scope)`):
+   * a stub, or a real client inside a transaction of the test's own.
+   */
+  readonly session?: unknown;
 }
 
 /**
@@ -121,8 +128,10 @@ class TestEndpointImpl implements TestEndpoint {
   private pending = 0;
   private readonly registrations: Registration[] = [];
   private readonly routes: ReadonlyMap<string, string> | undefined;
+  private readonly session: unknown;
 
   constructor(options: TestEndpointOptions) {
+    this.session = options.session;
     this.name = options.name ?? 'TestEndpoint';
     this.sendOnly = options.sendOnly ?? false;
     this.instanceId = this.sendOnly ? undefined : (options.instanceId ?? 'test');
@@ -302,7 +311,42 @@ class TestEndpointImpl implements TestEndpoint {
     return this.answer(record, expect).then(({ value }) => value);
   }
 
+  /**
+   * Runs `fn` with a scope whose sends and publishes are recorded once `fn` returns (the commit);
+   * when it throws, they are dropped, as a rolled-back transaction sends nothing.
+   */
+  async transaction<R>(fn: (scope: TransactionScope) => R | Promise<R>): Promise<R> {
+    this.assertCanSend();
+    const sent: RecordedSend[] = [];
+    const published: RecordedPublish[] = [];
+    const scope: TransactionScope = {
+      session: this.session,
+      send: async (definition, payload, options = {}) => {
+        sent.push(this.makeSendRecord(definition, payload, options));
+      },
+      publish: async (definition, payload, options = {}) => {
+        checkUserHeaders(options.headers);
+        published.push(publishRecord(definition, payload, options));
+      },
+    };
+    attachStorageSession(scope, this.session);
+    const result = await fn(scope);
+    this.sent.push(...sent);
+    this.published.push(...published);
+    return result;
+  }
+
   private recordSend<T>(
+    definition: MessageDefinition<T>,
+    payload: T,
+    options: SendOptions,
+  ): RecordedSend<T> {
+    const record = this.makeSendRecord(definition, payload, options);
+    this.sent.push(record);
+    return record;
+  }
+
+  private makeSendRecord<T>(
     definition: MessageDefinition<T>,
     payload: T,
     options: SendOptions,
@@ -314,9 +358,7 @@ class TestEndpointImpl implements TestEndpoint {
       destination = this.routes.get(definition.name);
       if (destination === undefined) throw new NoRouteError(definition.name);
     }
-    const record = sendRecord(definition, payload, options, destination);
-    this.sent.push(record);
-    return record;
+    return sendRecord(definition, payload, options, destination);
   }
 
   /**

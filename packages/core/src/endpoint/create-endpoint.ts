@@ -12,6 +12,8 @@ import {
 import { type LongTimer, setLongTimeout } from '../long-timer.js';
 import type { MessageDefinition } from '../messages/define-message.js';
 import { checkDestination } from '../messages/destination-name.js';
+import { EndpointOutbox } from '../persistence/outbox.js';
+import type { TransactionScope } from '../persistence/transaction-scope.js';
 import type { IncomingMiddleware, OutgoingMiddleware } from '../pipeline/middleware.js';
 import type {
   IncomingTransportMessage,
@@ -105,9 +107,14 @@ class TidingsEndpoint implements Endpoint, ProcessorHost {
   private handlingNow = 0;
   private inFlightDrained: (() => void) | undefined;
   private outgoingSettings: Parameters<typeof buildOperation>[1] | undefined;
+  readonly outbox: EndpointOutbox | undefined;
 
   constructor(readonly options: ResolvedEndpointOptions) {
     this.registry = new CallbackRegistry(options.maxPendingRequests);
+    this.outbox =
+      options.persistence === undefined
+        ? undefined
+        : new EndpointOutbox(options.persistence, options.outbox, this);
     if (!options.sendOnly) {
       this.inputQueue = options.name;
       this.instanceQueue = `${options.name}.${options.instanceId}`;
@@ -226,6 +233,8 @@ class TidingsEndpoint implements Endpoint, ProcessorHost {
         },
         { logger },
       );
+      // Before receiving: the first message may need its transaction.
+      await this.outbox?.start();
       if (!this.options.sendOnly) {
         await this.connection.startReceiving({
           concurrency: this.options.concurrency,
@@ -234,6 +243,7 @@ class TidingsEndpoint implements Endpoint, ProcessorHost {
       }
     } catch (error) {
       this.currentState = 'created';
+      await this.outbox?.stop().catch(() => {});
       await this.connection?.close().catch(() => {});
       this.connection = undefined;
       throw error;
@@ -285,6 +295,9 @@ class TidingsEndpoint implements Endpoint, ProcessorHost {
       this.registry.rejectAll(new EndpointStoppedError(this.name));
       await this.drainInFlight();
     } finally {
+      await this.outbox?.stop().catch((error: unknown) => {
+        this.options.logger.warn('Closing the persistence failed', { error: String(error) });
+      });
       await connection.close();
       this.currentState = 'stopped';
       this.options.logger.info(`Endpoint '${this.name}' stopped`);
@@ -424,6 +437,22 @@ class TidingsEndpoint implements Endpoint, ProcessorHost {
     // run's failures reach the caller through result.
     run().catch(() => {});
     return result;
+  }
+
+  transaction<R>(fn: (scope: TransactionScope) => R | Promise<R>): Promise<R> {
+    if (this.outbox === undefined) {
+      return Promise.reject(
+        new ConfigurationError(
+          `Endpoint '${this.name}' has no persistence: pass one to createEndpoint ({ persistence }) to use transaction().`,
+        ),
+      );
+    }
+    try {
+      this.assertCanSend();
+    } catch (error) {
+      return Promise.reject(error);
+    }
+    return this.outbox.transaction(fn);
   }
 
   // ProcessorHost and ContextHost

@@ -2,6 +2,12 @@ import { checkWholeNumber } from '../configuration/option-checks.js';
 import { ConfigurationError } from '../errors.js';
 import { createConsoleLogger, type Logger } from '../logging/logger.js';
 import { checkQueueName } from '../messages/destination-name.js';
+import {
+  type OutboxOptions,
+  type ResolvedOutboxOptions,
+  resolveOutboxOptions,
+} from '../persistence/outbox-options.js';
+import { PERSISTENCE_SPI_VERSION, type Persistence } from '../persistence/persistence.js';
 import type { FaultReplyDetail } from '../recoverability/fault-reply.js';
 import {
   type RecoverabilityOptions,
@@ -72,6 +78,15 @@ export interface EndpointOptions {
   readonly logger?: Logger;
   /** @default JSON (`createJsonSerializer()`) */
   readonly serializer?: Serializer;
+  /**
+   * A store (e.g. `@tidings/persistence-postgres`): each message is handled in a transaction that
+   * also records it (inbox) and what its handlers send (outbox); `endpoint.transaction` works.
+   * See docs/outbox.md.
+   * @default none: no transaction, no inbox, no outbox
+   */
+  readonly persistence?: Persistence<unknown>;
+  /** Retention and the background dispatcher of the outbox; only with `persistence`. */
+  readonly outbox?: OutboxOptions;
 }
 
 export const endpointDefaults = {
@@ -99,6 +114,8 @@ export interface ResolvedEndpointOptions {
   readonly faultReplies: FaultReplyDetail;
   readonly logger: Logger;
   readonly serializer: Serializer;
+  readonly persistence: Persistence<unknown> | undefined;
+  readonly outbox: ResolvedOutboxOptions;
 }
 
 export function resolveEndpointOptions(options: EndpointOptions): ResolvedEndpointOptions {
@@ -154,6 +171,8 @@ export function resolveEndpointOptions(options: EndpointOptions): ResolvedEndpoi
     faultReplies: checkFaultReplies(options.faultReplies ?? endpointDefaults.faultReplies),
     logger: options.logger ?? createConsoleLogger('info'),
     serializer: options.serializer ?? createJsonSerializer(),
+    persistence: checkPersistence(options.persistence),
+    outbox: resolveOutboxOptions(options.outbox),
   };
 }
 
@@ -162,4 +181,19 @@ function checkFaultReplies(value: FaultReplyDetail): FaultReplyDetail {
   throw new ConfigurationError(
     `faultReplies must be 'off', 'type' or 'type-and-message', got ${JSON.stringify(value)}.`,
   );
+}
+
+function checkPersistence(persistence: Persistence<unknown> | undefined) {
+  if (persistence === undefined) return undefined;
+  if (typeof persistence?.open !== 'function') {
+    throw new ConfigurationError(
+      '`persistence` must be a persistence, e.g. createPostgresPersistence({ pool }) from @tidings/persistence-postgres.',
+    );
+  }
+  if (persistence.spiVersion !== PERSISTENCE_SPI_VERSION) {
+    throw new ConfigurationError(
+      `Persistence '${persistence.name}' implements SPI version ${persistence.spiVersion}; this @tidings/core speaks version ${PERSISTENCE_SPI_VERSION}. Install matching versions.`,
+    );
+  }
+  return persistence;
 }

@@ -1,5 +1,6 @@
 import type { Reply } from '../callbacks/reply.js';
 import type { MessageDefinition } from '../messages/define-message.js';
+import type { TransactionScope } from '../persistence/transaction-scope.js';
 import type { IncomingMiddleware, OutgoingMiddleware } from '../pipeline/middleware.js';
 
 export interface SendOptions {
@@ -171,4 +172,12 @@ export interface Endpoint {
     payload: T,
     options?: RequestOptions<undefined>,
   ): Promise<Reply>;
+  /**
+   * Runs `fn` in a transaction of the endpoint's `persistence`: the caller's own writes (on
+   * `scope.session`) and what it sends through `scope.send` / `scope.publish` commit together; the
+   * messages leave after the commit (or, after a crash, from the outbox dispatcher). Resolves with
+   * what `fn` returns once committed; `fn` throwing rolls everything back.
+   * @throws ConfigurationError when the endpoint has no `persistence`
+   */
+  transaction<R>(fn: (scope: TransactionScope) => R | Promise<R>): Promise<R>;
 }

@@ -9,6 +9,7 @@ import {
 import type { MessageDefinition } from '../messages/define-message.js';
 import { Headers, headerCount, MAX_FAILURE_HEADER_LENGTH } from '../messages/headers.js';
 import { validatePayload } from '../messages/validate.js';
+import type { EndpointOutbox } from '../persistence/outbox.js';
 import { type IncomingMiddleware, runMiddleware } from '../pipeline/middleware.js';
 import { failureHeaders, sliceWhole } from '../recoverability/failure-headers.js';
 import { faultReplyIntent, remoteFailure } from '../recoverability/fault-reply.js';
@@ -53,6 +54,8 @@ export interface ProcessorHost extends ContextHost {
   readonly shutdownSignal: AbortSignal;
   /** `stop()` was called: a failed attempt abandons its message instead of retrying it. */
   readonly stopRequested: boolean;
+  /** With a persistence: each attempt runs in its transaction (docs/adr/0012-outbox-and-inbox.md). */
+  readonly outbox: EndpointOutbox | undefined;
 }
 
 interface ParsedMessage {
@@ -365,6 +368,10 @@ export class MessageProcessor {
       context.close();
       return this.afterFailure(parsed, registration, payload, attempt, error);
     };
+    if (host.outbox !== undefined) {
+      const invoke = () => this.invokeHandlers(registration, payload, context, parsed);
+      return host.outbox.attempt(parsed.messageId, context, invoke, failed);
+    }
     let handling: void | Promise<void>;
     try {
       handling = this.invokeHandlers(registration, payload, context, parsed);

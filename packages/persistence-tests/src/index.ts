@@ -1,0 +1,5 @@
+export {
+  type DescribePersistenceOptions,
+  describePersistence,
+  type PersistenceUnderTest,
+} from './describe-persistence.js';
