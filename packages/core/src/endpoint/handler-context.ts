@@ -1,6 +1,7 @@
 import { UsageError } from '../errors.js';
 import type { Logger } from '../logging/logger.js';
 import type { MessageDefinition } from '../messages/define-message.js';
+import { Headers } from '../messages/headers.js';
 import type { TransportOperation } from '../transport/transport.js';
 import type { HandlerContext, PublishOptions, ReplyOptions, SendOptions } from './endpoint.js';
 import type { OutgoingIntent } from './outgoing.js';
@@ -180,6 +181,8 @@ export class MessageHandlerContext implements HandlerContext {
       conversationId: this.conversationId,
       replyTo: this.host.inputQueue,
       userHeaders: options?.headers,
+      // Only an in-memory callback waits for it: losing it equals the timeout the caller handles.
+      express: this.headers[Headers.ReplyDurability] === 'express',
     });
   }
 
@@ -273,6 +276,7 @@ export class MessageHandlerContext implements HandlerContext {
         replyTo: this.host.inputQueue,
         userHeaders: options?.headers,
         delayMs: options?.delayMs,
+        express: options?.express,
       });
     });
   }
@@ -294,6 +298,7 @@ export class MessageHandlerContext implements HandlerContext {
         conversationId: this.conversationId,
         replyTo: this.host.inputQueue,
         userHeaders: options?.headers,
+        express: options?.express,
       });
     });
   }
