@@ -165,9 +165,11 @@ export class RabbitMqEndpoint implements TransportEndpoint {
     const content = Buffer.isBuffer(body)
       ? body
       : Buffer.from(body.buffer, body.byteOffset, body.byteLength);
+    // Express (ADR 10): transient, and not mandatory, since nobody would hear of its return.
+    const express = operation.express === true;
     const properties: amqp.Options.Publish = {
-      persistent: true,
-      mandatory: destination.kind === 'queue',
+      persistent: !express,
+      mandatory: !express && destination.kind === 'queue',
       ...amqpPropertiesFor(message.headers),
     };
     properties.messageId ??= message.messageId;
@@ -183,13 +185,13 @@ export class RabbitMqEndpoint implements TransportEndpoint {
           `RabbitMQ: delayed publish of '${exchange}' is not supported; delay a send to a queue instead.`,
         );
       }
-      return this.publishReliably(exchange, '', content, properties, exchange, () =>
+      return this.publishReliably(exchange, '', content, properties, exchange, express, () =>
         this.declaredExchanges.has(exchange) ? undefined : this.declareEventExchange(exchange),
       );
     }
     const queue = destination.queue;
     if (seconds === 0) {
-      return this.publishReliably('', queue, content, properties, queue);
+      return this.publishReliably('', queue, content, properties, queue, express);
     }
     if (seconds > MAX_DELAY_SECONDS) {
       throw new TransportError(
@@ -202,13 +204,16 @@ export class RabbitMqEndpoint implements TransportEndpoint {
       content,
       properties,
       queue,
+      express,
       () => (this.boundForDelay.has(queue) ? undefined : this.prepareDelay(queue)),
     );
   }
 
   /**
    * Publishes and waits for the confirm. A confirm lost with its channel or connection is sent
-   * again on the next one (at-least-once), until `unavailableTimeoutMs` has passed.
+   * again on the next one (at-least-once), until `unavailableTimeoutMs` has passed. An express
+   * message is done once written to the connection: its confirm is not waited for, and a loss
+   * after the write goes unnoticed (ADR 10).
    */
   private async publishReliably(
     exchange: string,
@@ -216,6 +221,7 @@ export class RabbitMqEndpoint implements TransportEndpoint {
     content: Buffer,
     properties: amqp.Options.Publish,
     destination: string,
+    express: boolean,
     prepare?: () => Promise<void> | undefined,
   ): Promise<void> {
     const deadline = Date.now() + this.options.unavailableTimeoutMs;
@@ -227,7 +233,8 @@ export class RabbitMqEndpoint implements TransportEndpoint {
           if (ready !== undefined) await ready;
           if (this.drainWaiter !== undefined) await this.drainWaiter;
           const channel = this.publisher ?? (await this.waitFor(() => this.publisher, deadline));
-          await this.publishOnce(channel, exchange, routingKey, content, properties);
+          if (express) this.publishExpress(channel, exchange, routingKey, content, properties);
+          else await this.publishOnce(channel, exchange, routingKey, content, properties);
           return;
         } catch (error) {
           if (error instanceof ReturnedError) throw new DestinationNotFoundError(destination);
@@ -271,20 +278,34 @@ export class RabbitMqEndpoint implements TransportEndpoint {
         reject(error);
         return;
       }
-      // The socket buffer is full: hold later sends until it drains (backpressure).
-      if (!writable && this.drainWaiter === undefined) {
-        this.logger.debug('RabbitMQ: write buffer full; sends wait for it to drain');
-        this.drainWaiter = new Promise<void>((release) => {
-          const done = () => {
-            channel.off('drain', done);
-            channel.off('close', done);
-            this.drainWaiter = undefined;
-            release();
-          };
-          channel.on('drain', done);
-          channel.on('close', done);
-        });
-      }
+      if (!writable) this.holdUntilDrained(channel);
+    });
+  }
+
+  /** Writes an express message; throws only if the channel is closed at the call. */
+  private publishExpress(
+    channel: ConfirmChannel,
+    exchange: string,
+    routingKey: string,
+    content: Buffer,
+    properties: amqp.Options.Publish,
+  ): void {
+    if (!channel.publish(exchange, routingKey, content, properties)) this.holdUntilDrained(channel);
+  }
+
+  /** The socket buffer is full: hold later sends until it drains (backpressure). */
+  private holdUntilDrained(channel: ConfirmChannel): void {
+    if (this.drainWaiter !== undefined) return;
+    this.logger.debug('RabbitMQ: write buffer full; sends wait for it to drain');
+    this.drainWaiter = new Promise<void>((release) => {
+      const done = () => {
+        channel.off('drain', done);
+        channel.off('close', done);
+        this.drainWaiter = undefined;
+        release();
+      };
+      channel.on('drain', done);
+      channel.on('close', done);
     });
   }
 
