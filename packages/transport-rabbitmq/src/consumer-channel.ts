@@ -2,10 +2,11 @@ import type { Channel, ConsumeMessage } from 'amqplib';
 
 /**
  * A consumer channel and the settlement of its deliveries. Acks are coalesced: once per event
- * loop pass (with the pass's publishes, in one write), the longest run of settled deliveries from the oldest unsettled one is acked with a
- * single `multiple` ack (one broker command instead of one per message); completed deliveries
- * behind a gap are acked one by one so they do not hold prefetch slots. Requeues (`nack`) go out
- * at once, singly, so `multiple` never covers a message that was not completed.
+ * loop pass, written with the pass's publishes, the longest run of settled deliveries from the
+ * oldest unsettled one is acked with a single `multiple` ack (one broker command instead of one
+ * per message); completed deliveries behind a gap are acked one by one so they do not hold
+ * prefetch slots. Requeues (`nack`) go out at once, singly, so `multiple` never covers a message
+ * that was not completed.
  */
 export class ConsumerChannel {
   /** False once the channel is closed: its deliveries can no longer be settled (the broker redelivers them). */
