@@ -145,11 +145,11 @@ export class RabbitMqEndpoint implements TransportEndpoint {
     const content = Buffer.isBuffer(body)
       ? body
       : Buffer.from(body.buffer, body.byteOffset, body.byteLength);
-    // Express (ADR 10): transient, and not mandatory, since nobody would hear of its return.
+    // Express (ADR 10): transient. Still mandatory: a return is logged, not waited for.
     const express = operation.express === true;
     const properties: amqp.Options.Publish = {
       persistent: !express,
-      mandatory: !express && destination.kind === 'queue',
+      mandatory: destination.kind === 'queue',
       ...amqpPropertiesFor(message.headers),
     };
     properties.messageId ??= message.messageId;
@@ -650,6 +650,13 @@ export class RabbitMqEndpoint implements TransportEndpoint {
   private async openExpressChannel(): Promise<void> {
     const channel = await this.requireConnection().createChannel();
     channel.on('error', (error: Error) => this.onChannelError('express send', error));
+    // Nobody waits for an express message: a return (its queue is gone, say) is only logged.
+    channel.on('return', (message: Message) => {
+      this.logger.warn(
+        `RabbitMQ: dropped an express message to '${message.fields.routingKey}': no queue takes it (a reply whose requester has gone, say)`,
+        { messageId: message.properties.messageId },
+      );
+    });
     channel.on('close', () => {
       if (this.expressChannel !== channel) return;
       this.expressChannel = undefined;

@@ -6,6 +6,7 @@ import {
   Headers,
   silentLogger,
 } from '@tidings/core';
+import { recordingLogger } from '@tidings/transport-tests';
 import type * as amqp from 'amqplib';
 import { afterAll, afterEach, describe, expect, it } from 'vitest';
 import { headersFromAmqp } from '../src/amqp-headers.ts';
@@ -122,12 +123,13 @@ describe('rabbitmq durability by purpose', { timeout: 60_000 }, () => {
     expect(plain.properties.deliveryMode).toBe(2);
   });
 
-  it('an express send is not confirmed: a missing queue goes unnoticed, as a lost message would', async () => {
+  it('an express send is not confirmed: a missing queue does not fail it, and is logged', async () => {
     const prefix = uniquePrefix('dur-missing');
+    const logger = recordingLogger();
     const client = createEndpoint({
       name: `${prefix}-Client`,
       transport: createRabbitMqTransport({ url: brokerUrl, queueType: 'classic' }),
-      logger: silentLogger,
+      logger,
       routes: { [Quote.name]: `${prefix}-Nowhere` },
       recoverability: { errorQueue: `${prefix}-error` },
     });
@@ -136,5 +138,8 @@ describe('rabbitmq durability by purpose', { timeout: 60_000 }, () => {
     await client.start();
     await expect(client.send(Quote, { n: 1 })).rejects.toBeInstanceOf(DestinationNotFoundError);
     await expect(client.send(Quote, { n: 2 }, { express: true })).resolves.toBeUndefined();
+    await expect
+      .poll(() => logger.lines.find((line) => line.startsWith('warn RabbitMQ: dropped an express')))
+      .toContain(`'${prefix}-Nowhere'`);
   });
 });
