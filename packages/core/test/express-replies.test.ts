@@ -40,7 +40,7 @@ const ofType = (operations: readonly TransportOperation[], type: string, intent:
       o.message.headers[Headers.Intent] === intent,
   );
 
-describe('Durability by purpose (ADR 10)', () => {
+describe('Durability by purpose (ADR 12)', () => {
   const w = world();
   afterEach(() => w.stopAll());
 

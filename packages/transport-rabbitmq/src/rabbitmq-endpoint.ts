@@ -72,7 +72,7 @@ const MAX_SEND_ATTEMPTS = 20;
 export class RabbitMqEndpoint implements TransportEndpoint {
   private connection: ChannelModel | undefined;
   private publisher: ConfirmChannel | undefined;
-  /** Express messages (ADR 10) go on a channel without confirms: the broker sends nothing back. */
+  /** Express messages (ADR 12) go on a channel without confirms: the broker sends nothing back. */
   private expressChannel: Channel | undefined;
   /** The connection's writes, one per pass. */
   private writes: WriteBatch | undefined;
@@ -145,7 +145,7 @@ export class RabbitMqEndpoint implements TransportEndpoint {
     const content = Buffer.isBuffer(body)
       ? body
       : Buffer.from(body.buffer, body.byteOffset, body.byteLength);
-    // Express (ADR 10): transient. Still mandatory: a return is logged, not waited for.
+    // Express (ADR 12): transient. Still mandatory: a return is logged, not waited for.
     const express = operation.express === true;
     const properties: amqp.Options.Publish = {
       persistent: !express,
@@ -193,7 +193,7 @@ export class RabbitMqEndpoint implements TransportEndpoint {
    * Publishes and waits for the confirm. A confirm lost with its channel or connection is sent
    * again on the next one (at-least-once), until `unavailableTimeoutMs` has passed. An express
    * message is done once written to the connection: its confirm is not waited for, and a loss
-   * after the write goes unnoticed (ADR 10).
+   * after the write goes unnoticed (ADR 12).
    */
   private async publishReliably(
     exchange: string,

@@ -28,7 +28,7 @@ async function takeOne(channel: amqp.Channel, queue: string): Promise<amqp.GetMe
   throw new Error(`nothing arrived in ${queue}`);
 }
 
-// Durability by purpose (ADR 10), as the broker sees it: AMQP delivery mode 1 is transient, 2 persistent.
+// Durability by purpose (ADR 12), as the broker sees it: AMQP delivery mode 1 is transient, 2 persistent.
 describe('rabbitmq durability by purpose', { timeout: 60_000 }, () => {
   const endpoints: Endpoint[] = [];
   const queues: string[] = [];

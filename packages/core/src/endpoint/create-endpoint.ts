@@ -386,7 +386,7 @@ class TidingsEndpoint implements Endpoint, ProcessorHost {
         correlationId: messageId,
         // Replies to a request go to this instance's queue, whoever else shares the endpoint's.
         replyTo: this.instanceQueue,
-        // Only this process's memory waits for the reply: it need not be durable (ADR 10).
+        // Only this process's memory waits for the reply: it need not be durable (ADR 12).
         expressReply: true,
         userHeaders: options.headers,
         delayMs: options.delayMs,

@@ -17,7 +17,7 @@ export const Headers = {
   ReplyTo: 'tidings.reply-to',
   /**
    * `express`: only an in-memory callback waits for the reply (a request), so the reply may
-   * travel without durability (ADR 10). Absent: the reply is durable.
+   * travel without durability (ADR 12). Absent: the reply is durable.
    */
   ReplyDurability: 'tidings.reply-durability',
   /** A return-code reply: the integer code; the body is empty. */

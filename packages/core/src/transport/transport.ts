@@ -53,7 +53,7 @@ export interface TransportOperation {
    * callback waits for, or a send the user marked `express`). The transport may carry it without
    * persistence, and `dispatch` need not wait for the broker to take responsibility for it: it may
    * resolve once the message is handed to the connection, and a failure after that is dropped
-   * (ADR 10). Absent or false: durable. A transport without a cheaper mode ignores it.
+   * (ADR 12). Absent or false: durable. A transport without a cheaper mode ignores it.
    */
   readonly express?: boolean;
 }
