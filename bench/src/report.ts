@@ -112,7 +112,7 @@ export async function medianOfRounds(
       .sort((a, b) => a.perSecond - b.perSecond);
     const median = measured[Math.floor(measured.length / 2)] as BenchRow;
     const perRound = measured.map((row) => Math.round(row.perSecond)).join(', ');
-    const paired = first.impl === 'tidings' ? pairedRatios(all, i) : [];
+    const paired = isTidings(first) ? pairedRatios(all, i) : [];
     const pairedNote =
       paired.length > 0
         ? `per-round ratio ${paired.map((r) => r.toFixed(2)).join(', ')} (median ${(paired[Math.floor(paired.length / 2)] as number).toFixed(2)}×)`
@@ -126,6 +126,9 @@ export async function medianOfRounds(
   });
 }
 
+/** A Tidings row (`tidings`, or a variant such as `tidings, express request`), not a baseline. */
+export const isTidings = (row: BenchRow): boolean => row.impl.startsWith('tidings');
+
 /**
  * The fastest raw (non-Tidings) row of a scenario: the baseline ratios are taken against (the plain
  * raw client; a baseline carrying bus-shaped headers is there for context).
@@ -133,8 +136,7 @@ export async function medianOfRounds(
 export function fastestRaw(rows: readonly BenchRow[], scenario: string): BenchRow | undefined {
   let fastest: BenchRow | undefined;
   for (const row of rows) {
-    if (row.impl === 'tidings' || row.scenario !== scenario || Number.isNaN(row.perSecond))
-      continue;
+    if (isTidings(row) || row.scenario !== scenario || Number.isNaN(row.perSecond)) continue;
     if (fastest === undefined || row.perSecond > fastest.perSecond) fastest = row;
   }
   return fastest;

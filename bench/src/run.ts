@@ -1,4 +1,4 @@
-import { type BenchRow, type BenchSuite, fastestRaw } from './report.js';
+import { type BenchRow, type BenchSuite, fastestRaw, isTidings } from './report.js';
 import { azureServiceBusSuite } from './suites/azure-service-bus.js';
 import { inMemorySuite } from './suites/in-memory.js';
 import { kafkaSuite } from './suites/kafka.js';
@@ -29,7 +29,7 @@ function print(rows: readonly BenchRow[]): void {
   );
   console.log('|---|---|---:|---:|---:|---:|---:|---:|---|');
   for (const r of rows) {
-    const base = r.impl === 'tidings' ? fastestRaw(rows, r.scenario) : undefined;
+    const base = isTidings(r) ? fastestRaw(rows, r.scenario) : undefined;
     const rate =
       base && !Number.isNaN(r.perSecond) ? `${(r.perSecond / base.perSecond).toFixed(2)}×` : '';
     const p50 =

@@ -1,14 +1,9 @@
-import { type ChildProcess, fork } from 'node:child_process';
+import { fork } from 'node:child_process';
 import { Agent } from 'node:https';
 import { fileURLToPath } from 'node:url';
 import type { AdministrationOptions } from '@tidings/transport-azure-service-bus';
-import {
-  type BenchSuite,
-  type BlockResult,
-  type Contestant,
-  interleavedBlocks,
-  rowFor,
-} from '../report.js';
+import { type BenchSuite, type Contestant, interleavedBlocks, rowFor } from '../report.js';
+import { type SideProcess, startSideProcess } from '../side-process.js';
 import { type BlockCommand, type RawMetadata, rawImpl } from './azure-service-bus-contestant.js';
 
 /**
@@ -94,57 +89,13 @@ const contestantScript = fileURLToPath(
   new URL('./azure-service-bus-contestant.js', import.meta.url),
 );
 
-/** One side in a process of its own, set up and ready for blocks. */
-interface Side {
-  readonly impl: string;
-  run(command: Omit<BlockCommand, 'kind'>): Promise<BlockResult>;
-  close(): Promise<void>;
-}
+type Side = SideProcess<Omit<BlockCommand, 'kind'>>;
 
-async function startSide(side: RawMetadata | 'tidings', peer: Peer): Promise<Side> {
-  const child: ChildProcess = fork(contestantScript, [side], {
-    execArgv: [],
-    stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
+const startSide = (side: RawMetadata | 'tidings', peer: Peer): Promise<Side> =>
+  startSideProcess(contestantScript, [side], side === 'tidings' ? 'tidings' : rawImpl[side], {
+    connectionString: peer.connectionString,
+    certificate: peer.certificate,
   });
-  /** Rejects the command waiting for an answer, if any: the side answers one at a time. */
-  let failWaiting: ((error: Error) => void) | undefined;
-  const exited = new Promise<void>((resolve) =>
-    child.once('exit', () => {
-      failWaiting?.(new Error(`the benchmark side '${side}' has exited`));
-      resolve();
-    }),
-  );
-  child.on('error', () => {});
-  const ask = <T>(command: object): Promise<T> =>
-    new Promise((resolve, reject) => {
-      failWaiting = reject;
-      child.once('message', (answer: { kind: string; message?: string }) => {
-        failWaiting = undefined;
-        if (answer.kind === 'error') reject(new Error(`side '${side}': ${answer.message}`));
-        else resolve(answer as T);
-      });
-      child.send(command);
-    });
-  try {
-    await ask({
-      kind: 'setup',
-      connectionString: peer.connectionString,
-      certificate: peer.certificate,
-    });
-  } catch (error) {
-    // Not among the sides the suite closes: its open IPC channel would keep the benchmark running.
-    child.kill();
-    throw error;
-  }
-  return {
-    impl: side === 'tidings' ? 'tidings' : rawImpl[side],
-    run: (command) => ask<BlockResult>({ kind: 'block', ...command }),
-    close: async () => {
-      if (child.connected) child.disconnect();
-      await exited;
-    },
-  };
-}
 
 const contestant = (side: Side, scenario: BlockCommand['scenario'], c: number): Contestant => ({
   impl: side.impl,

@@ -1,7 +1,12 @@
-// The server side of the RabbitMQ benchmark, in its own process: Tidings or raw amqplib doing the
-// same work (ack after the reply is confirmed). Driven over IPC by suites/rabbitmq.ts.
+// The server side of one RabbitMQ contestant, in its own process (started by
+// rabbitmq-contestant.ts, the client side): Tidings, or raw amqplib written one of two ways.
+//   raw-rpc: RPC as users hand-write it: a plain channel, transient replies, the request acked
+//            once the reply is written, no publisher confirms.
+//   raw:     raw amqplib carrying Tidings' durable guarantees: persistent replies, the request
+//            acked only once the reply is confirmed.
+// Protocol (IPC): `ready` once consuming; `expect n` arms a counter (answered `expecting`), `done`
+// with the CPU time spent once n messages are handled; `stop` cleans up and exits.
 
-import { randomUUID } from 'node:crypto';
 import { createEndpoint, defineMessage, silentLogger } from '@tidings/core';
 import { createRabbitMqTransport } from '@tidings/transport-rabbitmq';
 import * as amqp from 'amqplib';
@@ -11,9 +16,14 @@ const Ack = defineMessage<{ id: number }>('bench.Ack');
 /** Requests use their own type, so telling them from one-way sends needs no extra header. */
 const Quote = defineMessage<{ id: number; sku: string }>('bench.Quote');
 
-const [impl, queue, url] = process.argv.slice(2) as [string, string, string];
-/** Handlers in flight (Tidings) = unacked messages (raw prefetch): the same window for both. */
-const concurrency = 128;
+const [impl, queue, url, queueType] = process.argv.slice(2) as [
+  'tidings' | 'tidings-express' | 'raw' | 'raw-rpc',
+  string,
+  string,
+  'classic' | 'quorum',
+];
+/** Handlers in flight (Tidings) and unacked messages (raw prefetch): the hand-written RPC's 100. */
+const concurrency = 100;
 let handled = 0;
 let expected = Number.POSITIVE_INFINITY;
 let cpuAtStart = process.cpuUsage();
@@ -39,21 +49,6 @@ process.on('message', (message: { kind: string; n?: number }) => {
 
 let stop: () => Promise<void>;
 
-/** Reply headers shaped like Tidings' (for the "raw amqplib + bus headers" row). */
-function replyHeaders(correlationId: string): Record<string, string> {
-  return {
-    'tidings.message-id': randomUUID(),
-    'tidings.correlation-id': correlationId,
-    'tidings.conversation-id': correlationId,
-    'tidings.message-type': 'bench.Ack',
-    'tidings.content-type': 'application/json',
-    'tidings.time-sent': new Date().toISOString(),
-    'tidings.intent': 'reply',
-    'tidings.originating-endpoint': queue,
-    'tidings.originating-instance': 'e5f6a7b8',
-  };
-}
-
 /** Leaves the broker as it was: the queues, and the exchanges the endpoint made per handled type. */
 async function deleteQueues(queues: string[], exchanges: string[] = []): Promise<void> {
   const connection = await amqp.connect(url, { noDelay: true });
@@ -63,10 +58,10 @@ async function deleteQueues(queues: string[], exchanges: string[] = []): Promise
   await connection.close();
 }
 
-if (impl === 'tidings') {
+if (impl.startsWith('tidings')) {
   const server = createEndpoint({
     name: queue,
-    transport: createRabbitMqTransport({ url }),
+    transport: createRabbitMqTransport({ url, queueType }),
     logger: silentLogger,
     concurrency,
     recoverability: { errorQueue: `${queue}-error` },
@@ -88,24 +83,35 @@ if (impl === 'tidings') {
   };
 } else {
   const connection = await amqp.connect(url, { noDelay: true });
-  const channel = await connection.createConfirmChannel();
-  await channel.assertQueue(queue, { durable: true, arguments: { 'x-queue-type': 'quorum' } });
-  // The same broker-side window as Tidings (prefetch = 2 × concurrency by default).
-  await channel.prefetch(concurrency * 2, false);
+  const durable = impl === 'raw';
+  const channel = durable
+    ? await connection.createConfirmChannel()
+    : await connection.createChannel();
+  await channel.assertQueue(queue, { durable: true, arguments: { 'x-queue-type': queueType } });
+  await channel.prefetch(concurrency, false);
   await channel.consume(queue, (message) => {
     if (message === null) return;
     const order = JSON.parse(message.content.toString('utf8')) as { id: number };
     const { replyTo, correlationId } = message.properties;
-    if (replyTo) {
-      const reply = Buffer.from(JSON.stringify({ id: order.id }));
-      const headers = impl === 'raw-headers' ? replyHeaders(correlationId) : undefined;
-      const properties = { correlationId, persistent: true, ...(headers ? { headers } : {}) };
-      channel.sendToQueue(replyTo, reply, properties, (error) => {
-        if (error) channel.nack(message);
-        else channel.ack(message);
-        count();
-      });
+    if (!replyTo) {
+      channel.ack(message);
+      count();
+      return;
+    }
+    const reply = Buffer.from(JSON.stringify({ id: order.id }));
+    if (durable) {
+      (channel as amqp.ConfirmChannel).sendToQueue(
+        replyTo,
+        reply,
+        { correlationId, persistent: true },
+        (error) => {
+          if (error) channel.nack(message);
+          else channel.ack(message);
+          count();
+        },
+      );
     } else {
+      channel.sendToQueue(replyTo, reply, { correlationId });
       channel.ack(message);
       count();
     }

@@ -300,7 +300,8 @@ describe('recoverability on an endpoint', () => {
     const client = w.endpoint({ name: 'UnreachableClient', sendOnly: true });
     await client.start();
     await client.send(Job, { n: 1 }, { to: 'Unreachable' });
-    await expect.poll(() => errors.messages.length).toBe(1);
+    // The message comes back after a one-second pause: wait longer than poll's default second.
+    await expect.poll(() => errors.messages.length, { timeout: 10_000 }).toBe(1);
     expect(attempts).toBe(2);
     expect(deliveries).toEqual([1, 2]);
     expect(server.stats.movedToErrorQueue).toBe(1);

@@ -2,10 +2,11 @@ import type { Channel, ConsumeMessage } from 'amqplib';
 
 /**
  * A consumer channel and the settlement of its deliveries. Acks are coalesced: once per event
- * loop pass, the longest run of settled deliveries from the oldest unsettled one is acked with a
- * single `multiple` ack (one broker command instead of one per message); completed deliveries
- * behind a gap are acked one by one so they do not hold prefetch slots. Requeues (`nack`) go out
- * at once, singly, so `multiple` never covers a message that was not completed.
+ * loop pass, written with the pass's publishes, the longest run of settled deliveries from the
+ * oldest unsettled one is acked with a single `multiple` ack (one broker command instead of one
+ * per message); completed deliveries behind a gap are acked one by one so they do not hold
+ * prefetch slots. Requeues (`nack`) go out at once, singly, so `multiple` never covers a message
+ * that was not completed.
  */
 export class ConsumerChannel {
   /** False once the channel is closed: its deliveries can no longer be settled (the broker redelivers them). */
@@ -20,9 +21,13 @@ export class ConsumerChannel {
   private readonly completed = new Set<number>();
   /** Settled singly (requeued, or acked behind a gap); skipped when the run advances. */
   private readonly settledSingly = new Set<number>();
-  private flushScheduled = false;
+  private readonly flushOnce = () => this.flush();
 
-  constructor(readonly channel: Channel) {}
+  /** `defer` runs the flush once at the end of the pass (`WriteBatch`), with the pass's publishes. */
+  constructor(
+    readonly channel: Channel,
+    private readonly defer: (work: () => void) => void,
+  ) {}
 
   delivered(message: ConsumeMessage): void {
     this.unsettled.push(message.fields.deliveryTag);
@@ -31,10 +36,7 @@ export class ConsumerChannel {
   complete(message: ConsumeMessage): void {
     if (!this.open) return;
     this.completed.add(message.fields.deliveryTag);
-    if (!this.flushScheduled) {
-      this.flushScheduled = true;
-      setImmediate(() => this.flush());
-    }
+    this.defer(this.flushOnce);
   }
 
   requeue(message: ConsumeMessage): void {
@@ -45,7 +47,6 @@ export class ConsumerChannel {
 
   /** Acks everything completed so far. Also called before the channel is closed. */
   flush(): void {
-    this.flushScheduled = false;
     if (!this.open || this.completed.size === 0) return;
     let ackUpTo = -1;
     const unsettled = this.unsettled;

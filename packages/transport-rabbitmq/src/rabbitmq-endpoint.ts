@@ -1,4 +1,3 @@
-import type { Socket } from 'node:net';
 import {
   DestinationNotFoundError,
   type EndpointTopology,
@@ -28,6 +27,7 @@ import {
 } from './delay-levels.js';
 import { AmqpCode, amqpCodeOf, isClosedError, mapRabbitMqError } from './errors.js';
 import type { ResolvedRabbitMqOptions } from './options.js';
+import { WriteBatch } from './write-batch.js';
 
 /** What every endpoint of one transport shares. */
 export interface TransportShared {
@@ -40,30 +40,6 @@ export interface TransportShared {
   readonly socketOptions: Record<string, unknown>;
   /** The delay levels, declared once per transport (they are durable and shared). */
   delayTopology: Promise<void> | undefined;
-}
-
-/**
- * amqplib writes every frame to the socket on its own: one syscall each. Corking the socket on
- * the first write of a pass and uncorking on the next tick sends the frames written in one pass
- * (publishes, acks) as one `writev`, which is most of the client's CPU under load.
- */
-function coalesceWrites(connection: ChannelModel): void {
-  const socket = (connection as unknown as { connection?: { stream?: Socket } }).connection?.stream;
-  if (socket === undefined || typeof socket.cork !== 'function') return;
-  const write = socket.write;
-  let corked = false;
-  const uncork = () => {
-    corked = false;
-    socket.uncork();
-  };
-  socket.write = function (this: Socket, ...args: Parameters<Socket['write']>) {
-    if (!corked) {
-      corked = true;
-      socket.cork();
-      process.nextTick(uncork);
-    }
-    return write.apply(this, args);
-  } as Socket['write'];
 }
 
 interface Waiting {
@@ -96,6 +72,10 @@ const MAX_SEND_ATTEMPTS = 20;
 export class RabbitMqEndpoint implements TransportEndpoint {
   private connection: ChannelModel | undefined;
   private publisher: ConfirmChannel | undefined;
+  /** Express messages (ADR 13) go on a channel without confirms: the broker sends nothing back. */
+  private expressChannel: Channel | undefined;
+  /** The connection's writes, one per pass. */
+  private writes: WriteBatch | undefined;
   private topologyChannel: Channel | undefined;
   private consumer: ConsumerChannel | undefined;
   /** Consumer channels stopped but kept open so in-flight messages can still be settled. */
@@ -165,8 +145,10 @@ export class RabbitMqEndpoint implements TransportEndpoint {
     const content = Buffer.isBuffer(body)
       ? body
       : Buffer.from(body.buffer, body.byteOffset, body.byteLength);
+    // Express (ADR 13): transient. Still mandatory: a return is logged, not waited for.
+    const express = operation.express === true;
     const properties: amqp.Options.Publish = {
-      persistent: true,
+      persistent: !express,
       mandatory: destination.kind === 'queue',
       ...amqpPropertiesFor(message.headers),
     };
@@ -183,13 +165,13 @@ export class RabbitMqEndpoint implements TransportEndpoint {
           `RabbitMQ: delayed publish of '${exchange}' is not supported; delay a send to a queue instead.`,
         );
       }
-      return this.publishReliably(exchange, '', content, properties, exchange, () =>
+      return this.publishReliably(exchange, '', content, properties, exchange, express, () =>
         this.declaredExchanges.has(exchange) ? undefined : this.declareEventExchange(exchange),
       );
     }
     const queue = destination.queue;
     if (seconds === 0) {
-      return this.publishReliably('', queue, content, properties, queue);
+      return this.publishReliably('', queue, content, properties, queue, express);
     }
     if (seconds > MAX_DELAY_SECONDS) {
       throw new TransportError(
@@ -202,13 +184,16 @@ export class RabbitMqEndpoint implements TransportEndpoint {
       content,
       properties,
       queue,
+      express,
       () => (this.boundForDelay.has(queue) ? undefined : this.prepareDelay(queue)),
     );
   }
 
   /**
    * Publishes and waits for the confirm. A confirm lost with its channel or connection is sent
-   * again on the next one (at-least-once), until `unavailableTimeoutMs` has passed.
+   * again on the next one (at-least-once), until `unavailableTimeoutMs` has passed. An express
+   * message is done once written to the connection: its confirm is not waited for, and a loss
+   * after the write goes unnoticed (ADR 13).
    */
   private async publishReliably(
     exchange: string,
@@ -216,6 +201,7 @@ export class RabbitMqEndpoint implements TransportEndpoint {
     content: Buffer,
     properties: amqp.Options.Publish,
     destination: string,
+    express: boolean,
     prepare?: () => Promise<void> | undefined,
   ): Promise<void> {
     const deadline = Date.now() + this.options.unavailableTimeoutMs;
@@ -226,6 +212,12 @@ export class RabbitMqEndpoint implements TransportEndpoint {
           const ready = prepare?.();
           if (ready !== undefined) await ready;
           if (this.drainWaiter !== undefined) await this.drainWaiter;
+          if (express) {
+            const channel =
+              this.expressChannel ?? (await this.waitFor(() => this.expressChannel, deadline));
+            this.publishExpress(channel, exchange, routingKey, content, properties);
+            return;
+          }
           const channel = this.publisher ?? (await this.waitFor(() => this.publisher, deadline));
           await this.publishOnce(channel, exchange, routingKey, content, properties);
           return;
@@ -271,20 +263,34 @@ export class RabbitMqEndpoint implements TransportEndpoint {
         reject(error);
         return;
       }
-      // The socket buffer is full: hold later sends until it drains (backpressure).
-      if (!writable && this.drainWaiter === undefined) {
-        this.logger.debug('RabbitMQ: write buffer full; sends wait for it to drain');
-        this.drainWaiter = new Promise<void>((release) => {
-          const done = () => {
-            channel.off('drain', done);
-            channel.off('close', done);
-            this.drainWaiter = undefined;
-            release();
-          };
-          channel.on('drain', done);
-          channel.on('close', done);
-        });
-      }
+      if (!writable) this.holdUntilDrained(channel);
+    });
+  }
+
+  /** Writes an express message; throws only if the channel is closed at the call. */
+  private publishExpress(
+    channel: Channel,
+    exchange: string,
+    routingKey: string,
+    content: Buffer,
+    properties: amqp.Options.Publish,
+  ): void {
+    if (!channel.publish(exchange, routingKey, content, properties)) this.holdUntilDrained(channel);
+  }
+
+  /** The socket buffer is full: hold later sends until it drains (backpressure). */
+  private holdUntilDrained(channel: Channel): void {
+    if (this.drainWaiter !== undefined) return;
+    this.logger.debug('RabbitMQ: write buffer full; sends wait for it to drain');
+    this.drainWaiter = new Promise<void>((release) => {
+      const done = () => {
+        channel.off('drain', done);
+        channel.off('close', done);
+        this.drainWaiter = undefined;
+        release();
+      };
+      channel.on('drain', done);
+      channel.on('close', done);
     });
   }
 
@@ -479,6 +485,7 @@ export class RabbitMqEndpoint implements TransportEndpoint {
     const connection = this.connection;
     this.connection = undefined;
     this.publisher = undefined;
+    this.expressChannel = undefined;
     this.topologyChannel = undefined;
     this.consumer = undefined;
     if (connection !== undefined) await connection.close().catch(() => {});
@@ -500,6 +507,7 @@ export class RabbitMqEndpoint implements TransportEndpoint {
       this.connection === undefined ||
       !this.topologyDeclared ||
       this.publisher === undefined ||
+      this.expressChannel === undefined ||
       (this.receiving !== undefined && this.consumer === undefined)
     );
   }
@@ -557,6 +565,7 @@ export class RabbitMqEndpoint implements TransportEndpoint {
       this.topologyDeclared = true;
     }
     if (this.publisher === undefined) await this.openPublisher();
+    if (this.expressChannel === undefined) await this.openExpressChannel();
     const settings = this.receiving;
     if (settings !== undefined && this.consumer === undefined) await this.openConsumer(settings);
     this.wasConnected = true;
@@ -589,6 +598,8 @@ export class RabbitMqEndpoint implements TransportEndpoint {
       if (this.connection !== connection) return;
       this.connection = undefined;
       this.publisher = undefined;
+      this.expressChannel = undefined;
+      this.writes = undefined;
       this.topologyChannel = undefined;
       if (this.consumer !== undefined) this.consumer.open = false;
       this.consumer = undefined;
@@ -613,7 +624,7 @@ export class RabbitMqEndpoint implements TransportEndpoint {
       );
       this.kick();
     });
-    coalesceWrites(connection);
+    this.writes = WriteBatch.attach(connection);
     this.connection = connection;
   }
 
@@ -636,9 +647,30 @@ export class RabbitMqEndpoint implements TransportEndpoint {
     this.publisher = channel;
   }
 
+  private async openExpressChannel(): Promise<void> {
+    const channel = await this.requireConnection().createChannel();
+    channel.on('error', (error: Error) => this.onChannelError('express send', error));
+    // Nobody waits for an express message: a return (its queue is gone, say) is only logged.
+    channel.on('return', (message: Message) => {
+      this.logger.warn(
+        `RabbitMQ: dropped an express message to '${message.fields.routingKey}': no queue takes it (a reply whose requester has gone, say)`,
+        { messageId: message.properties.messageId },
+      );
+    });
+    channel.on('close', () => {
+      if (this.expressChannel !== channel) return;
+      this.expressChannel = undefined;
+      this.kick();
+    });
+    this.expressChannel = channel;
+  }
+
   private async openConsumer(settings: ReceiveSettings): Promise<void> {
     const channel = await this.requireConnection().createChannel();
-    const consumer = new ConsumerChannel(channel);
+    const writes = this.writes;
+    const consumer = new ConsumerChannel(channel, (work) =>
+      writes !== undefined ? writes.defer(work) : setImmediate(work),
+    );
     channel.on('error', (error: Error) => this.onChannelError('receive', error));
     channel.on('close', () => {
       consumer.open = false;

@@ -41,8 +41,14 @@ describe('rabbitmq: a reply to an instance queue that is gone', { timeout: 60_00
     return endpoint;
   };
 
-  it('is dropped with a warning and counted; the handler runs once and its other sends go', async () => {
-    const prefix = uniquePrefix('late');
+  // A request's reply is express (ADR 13): the broker returns it, the transport logs that, and
+  // nothing waits to hear of it. A plain send's reply is durable: its confirm says the queue is
+  // gone, and core drops and counts it (ADR 11). Either way the server's message is handled once.
+  it.each([
+    ['an express reply to a request', 'request'],
+    ['a durable reply to a send', 'send'],
+  ] as const)('%s: the handler runs once and its other sends go', async (_label, mode) => {
+    const prefix = uniquePrefix(`late-${mode}`);
     const errorQueue = `${prefix}-error`;
     queues.push(errorQueue);
     const recoverability = { errorQueue, immediateRetries: 1, delayedRetries: { count: 0 } };
@@ -74,28 +80,40 @@ describe('rabbitmq: a reply to an instance queue that is gone', { timeout: 60_00
       recoverability,
       routes: { [Ask.name]: server.name },
     });
-    const timedOut = await client
-      .request(Ask, { n: 7 }, { expect: Answer, timeoutMs: 500 })
-      .catch((error: unknown) => error);
-    expect(timedOut).toBeInstanceOf(RequestTimeoutError);
+    let goneQueue: string;
+    if (mode === 'request') {
+      const timedOut = await client
+        .request(Ask, { n: 7 }, { expect: Answer, timeoutMs: 500 })
+        .catch((error: unknown) => error);
+      expect(timedOut).toBeInstanceOf(RequestTimeoutError);
+      goneQueue = client.instanceQueue as string;
+    } else {
+      await client.send(Ask, { n: 7 });
+      goneQueue = client.inputQueue as string;
+    }
     await client.stop();
     // What its `x-expires` does once nobody consumes it, without waiting for it.
-    const instanceQueue = client.instanceQueue as string;
-    await deleteTopology([instanceQueue]);
-    expect(await queueDepth(instanceQueue)).toBeUndefined();
+    await deleteTopology([goneQueue]);
+    expect(await queueDepth(goneQueue)).toBeUndefined();
 
     release();
     await expect.poll(() => noted, wait).toEqual([7]);
     await expect.poll(() => server.stats.handled, wait).toBe(1);
     expect(runs).toBe(1);
     expect(server.stats).toMatchObject({
-      undeliverableReplies: 1,
+      undeliverableReplies: mode === 'send' ? 1 : 0,
       immediateRetries: 0,
       movedToErrorQueue: 0,
     });
     expect(await queueDepth(errorQueue)).toBe(0);
-    const warning = logger.lines.find((line) => line.startsWith('warn Dropped a reply'));
-    expect(warning).toContain(`'${instanceQueue}'`);
+    if (mode === 'send') {
+      const warning = logger.lines.find((line) => line.startsWith('warn Dropped a reply'));
+      expect(warning).toContain(`'${goneQueue}'`);
+    } else {
+      await expect
+        .poll(() => logger.lines.filter((line) => line.startsWith('warn')).length, wait)
+        .toBeGreaterThan(0);
+    }
   });
 
   it('a send to a queue that never existed still fails the attempt', async () => {

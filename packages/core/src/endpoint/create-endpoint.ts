@@ -320,6 +320,7 @@ class TidingsEndpoint implements Endpoint, ProcessorHost {
           replyTo: this.inputQueue,
           userHeaders: options?.headers,
           delayMs: options?.delayMs,
+          express: options?.express,
         },
         dispatchStarted: false,
       };
@@ -358,6 +359,7 @@ class TidingsEndpoint implements Endpoint, ProcessorHost {
           messageId,
           correlationId: messageId,
           replyTo: this.instanceQueue,
+          expressReply: true,
         };
         const { result, run } = this.prepareRequest(
           planned.intent,
@@ -386,6 +388,7 @@ class TidingsEndpoint implements Endpoint, ProcessorHost {
       messageId: options?.messageId,
       replyTo: this.inputQueue,
       userHeaders: options?.headers,
+      express: options?.express,
     });
   }
 
@@ -426,8 +429,11 @@ class TidingsEndpoint implements Endpoint, ProcessorHost {
         correlationId: messageId,
         // Replies to a request go to this instance's queue, whoever else shares the endpoint's.
         replyTo: this.instanceQueue,
+        // Only this process's memory waits for the reply: it need not be durable (ADR 13).
+        expressReply: true,
         userHeaders: options.headers,
         delayMs: options.delayMs,
+        express: options.express,
       };
     } catch (error) {
       return Promise.reject(error);
@@ -474,6 +480,11 @@ class TidingsEndpoint implements Endpoint, ProcessorHost {
   checkOptions(options: SendOptions | PublishOptions | undefined): void {
     if (options === undefined) return;
     checkUserHeaders(options.headers);
+    if (options.express !== undefined && typeof options.express !== 'boolean') {
+      throw new UsageError(
+        `express must be true or false, got ${JSON.stringify(options.express)}.`,
+      );
+    }
     const delayMs = (options as SendOptions).delayMs;
     if (delayMs !== undefined) {
       if (!Number.isFinite(delayMs) || delayMs < 0) {

@@ -12,11 +12,21 @@ export interface SendOptions {
   readonly messageId?: string;
   /** Deliver no earlier than this many milliseconds from now (transport must support delays). */
   readonly delayMs?: number;
+  /**
+   * Send without durability, for a message whose loss costs no more than its absence (a query, a
+   * refresh): the transport may skip the disk and the broker's confirm (RabbitMQ: transient,
+   * unconfirmed). Lost if the broker restarts or the connection drops before delivery; nothing
+   * tells the sender. See docs/concepts.md, "Durability".
+   * @default false
+   */
+  readonly express?: boolean;
 }
 
 export interface PublishOptions {
   readonly headers?: Readonly<Record<string, string>>;
   readonly messageId?: string;
+  /** Publish without durability; see `SendOptions.express`. @default false */
+  readonly express?: boolean;
 }
 
 export interface ReplyOptions {

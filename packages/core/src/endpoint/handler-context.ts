@@ -2,6 +2,7 @@ import { UsageError } from '../errors.js';
 import type { Logger } from '../logging/logger.js';
 import type { MessageDefinition } from '../messages/define-message.js';
 import { checkDestination } from '../messages/destination-name.js';
+import { Headers } from '../messages/headers.js';
 import type { TransportOperation } from '../transport/transport.js';
 import type { HandlerContext, PublishOptions, ReplyOptions, SendOptions } from './endpoint.js';
 import type { BuiltOperation, OutgoingIntent } from './outgoing.js';
@@ -194,6 +195,8 @@ export class MessageHandlerContext implements HandlerContext {
       conversationId: this.conversationId,
       replyTo: this.host.inputQueue,
       userHeaders: options?.headers,
+      // Only an in-memory callback waits for it: losing it equals the timeout the caller handles.
+      express: this.headers[Headers.ReplyDurability] === 'express',
     });
   }
 
@@ -292,6 +295,7 @@ export class MessageHandlerContext implements HandlerContext {
         replyTo: this.host.inputQueue,
         userHeaders: options?.headers,
         delayMs: options?.delayMs,
+        express: options?.express,
       });
     });
   }
@@ -313,6 +317,7 @@ export class MessageHandlerContext implements HandlerContext {
         conversationId: this.conversationId,
         replyTo: this.host.inputQueue,
         userHeaders: options?.headers,
+        express: options?.express,
       });
     });
   }

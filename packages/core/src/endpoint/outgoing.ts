@@ -24,6 +24,10 @@ export interface OutgoingIntent {
   readonly replyTo?: string | undefined;
   readonly userHeaders?: Readonly<Record<string, string>> | undefined;
   readonly delayMs?: number | undefined;
+  /** The message itself may travel without durability (`TransportOperation.express`). */
+  readonly express?: boolean | undefined;
+  /** Only an in-memory callback waits for replies to it: marks it `tidings.reply-durability`. */
+  readonly expressReply?: boolean | undefined;
 }
 
 export interface OutgoingSettings {
@@ -156,6 +160,7 @@ export function buildOperation(
   headers[Headers.OriginatingEndpoint] = settings.endpointName;
   if (settings.instanceId !== undefined) headers[Headers.OriginatingInstance] = settings.instanceId;
   if (intent.replyTo !== undefined) headers[Headers.ReplyTo] = intent.replyTo;
+  if (intent.expressReply === true) headers[Headers.ReplyDurability] = 'express';
   if (intent.messageType !== undefined) {
     headers[Headers.MessageType] = intent.messageType;
     headers[Headers.ContentType] = settings.serializer.contentType;
@@ -213,7 +218,11 @@ function finish(
   }
   checkNameLimits(intent, settings, messageId, headers);
   const message = { messageId, headers, body };
-  return intent.delayMs !== undefined && intent.delayMs > 0
-    ? { message, destination: intent.destination, delayMs: intent.delayMs }
-    : { message, destination: intent.destination };
+  const operation: { -readonly [K in keyof TransportOperation]: TransportOperation[K] } = {
+    message,
+    destination: intent.destination,
+  };
+  if (intent.delayMs !== undefined && intent.delayMs > 0) operation.delayMs = intent.delayMs;
+  if (intent.express === true) operation.express = true;
+  return operation;
 }

@@ -15,6 +15,11 @@ export const Headers = {
   Intent: 'tidings.intent',
   /** The queue replies to this message go to. */
   ReplyTo: 'tidings.reply-to',
+  /**
+   * `express`: only an in-memory callback waits for the reply (a request), so the reply may
+   * travel without durability (ADR 13). Absent: the reply is durable.
+   */
+  ReplyDurability: 'tidings.reply-durability',
   /** A return-code reply: the integer code; the body is empty. */
   ReturnCode: 'tidings.return-code',
   OriginatingEndpoint: 'tidings.originating-endpoint',

@@ -56,6 +56,8 @@ export function faultReplyIntent(
     destination: { kind: 'queue', queue: replyTo },
     correlationId: headers[Headers.CorrelationId] ?? messageId,
     conversationId: headers[Headers.ConversationId] ?? messageId,
+    // Like a reply: only an in-memory callback waits for it when the request said so (ADR 13).
+    express: headers[Headers.ReplyDurability] === 'express',
   };
 }
 

@@ -63,6 +63,14 @@ export interface TransportOperation {
   readonly destination: TransportDestination;
   /** Deliver no earlier than this many milliseconds from now. Only set when `delayedDelivery` is true. */
   readonly delayMs?: number;
+  /**
+   * Express: losing this message costs no more than its absence (a reply only an in-memory
+   * callback waits for, or a send the user marked `express`). The transport may carry it without
+   * persistence, and `dispatch` need not wait for the broker to take responsibility for it: it may
+   * resolve once the message is handed to the connection, and a failure after that is dropped
+   * (ADR 13). Absent or false: durable. A transport without a cheaper mode ignores it.
+   */
+  readonly express?: boolean;
 }
 
 export interface IncomingTransportMessage {
