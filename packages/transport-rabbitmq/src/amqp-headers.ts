@@ -1,3 +1,4 @@
+import { createHash } from 'node:crypto';
 import { Headers, PACKED_HEADERS, packHeaders, unpackHeaders } from '@tidings/core';
 
 /** Headers the broker adds (dead-lettering, quorum queues): not part of the message. */
@@ -119,4 +120,23 @@ function fill(headers: Record<string, string>, name: string, value: unknown): vo
 export function deliveryCountOf(properties: NativeProperties): number {
   const previous = properties.headers?.['x-delivery-count'];
   return typeof previous === 'number' && previous >= 0 ? previous + 1 : 1;
+}
+
+/**
+ * An id for a message its sender gave none (`amqp-publish` sets no `message-id`): a hash of what
+ * the sender wrote, its headers and body, without what the broker adds. The same on every
+ * delivery of the message, and after a restart, so idempotent handlers and an inbox can rely on
+ * it. Two messages with the same headers and body get the same id: a sender that means them as
+ * two must give them ids.
+ */
+export function contentMessageId(headers: Readonly<Record<string, string>>, body: Buffer): string {
+  const hash = createHash('sha256');
+  for (const name of Object.keys(headers).sort()) {
+    hash
+      .update(name)
+      .update('\0')
+      .update(headers[name] as string)
+      .update('\0');
+  }
+  return `amqp-sha256:${hash.update(body).digest('hex').slice(0, 40)}`;
 }

@@ -13,7 +13,12 @@ import {
 } from '@tidings/core';
 import type { Channel, ChannelModel, ConfirmChannel, ConsumeMessage, Message } from 'amqplib';
 import * as amqp from 'amqplib';
-import { amqpPropertiesFor, deliveryCountOf, headersFromAmqp } from './amqp-headers.js';
+import {
+  amqpPropertiesFor,
+  contentMessageId,
+  deliveryCountOf,
+  headersFromAmqp,
+} from './amqp-headers.js';
 import { ConsumerChannel } from './consumer-channel.js';
 import {
   DELAY_DELIVERY_EXCHANGE,
@@ -384,11 +389,8 @@ export class RabbitMqEndpoint implements TransportEndpoint {
     const properties = message.properties;
     const { headers, unreadableReason } = headersFromAmqp(properties);
     const incoming: IncomingTransportMessage = {
-      messageId:
-        headers[Headers.MessageId] ??
-        (typeof properties.messageId === 'string' && properties.messageId !== ''
-          ? properties.messageId
-          : `amqp-${queue}-${message.fields.deliveryTag}`),
+      // headersFromAmqp has taken the message-id property as the id where there is one.
+      messageId: headers[Headers.MessageId] ?? contentMessageId(headers, message.content),
       headers,
       body: message.content,
       queue,
