@@ -75,6 +75,7 @@ function validate(options: KafkaTransportOptions): Resolved {
     'maxWaitTimeInMs',
     'maxBytesPerPartition',
     'sessionTimeoutMs',
+    'instanceSessionTimeoutMs',
     'rebalanceTimeoutMs',
     'heartbeatIntervalMs',
     'maxMessageSizeBytes',
@@ -475,11 +476,27 @@ export function createKafkaTransport(options: KafkaTransportOptions): KafkaTrans
         partitionsConcurrently: Math.max(1, Math.min(receive?.concurrency ?? 1, 64)),
         maxWaitTimeInMs: settings.maxWaitTimeInMs,
         maxBytesPerPartition: settings.maxBytesPerPartition,
-        sessionTimeoutMs: settings.sessionTimeoutMs,
         rebalanceTimeoutMs: settings.rebalanceTimeoutMs,
-        heartbeatIntervalMs: settings.heartbeatIntervalMs,
         commitIntervalMs: settings.commitIntervalMs,
-        ...(groupId === instanceTopic ? { exclusive: true, onShared: instanceShared } : {}),
+        ...(groupId === instanceTopic
+          ? {
+              exclusive: true,
+              onShared: instanceShared,
+              // Its own, shorter session: no other member waits to take the replies over, and a
+              // restart after a crash waits this long for the crashed member to expire.
+              sessionTimeoutMs: settings.instanceSessionTimeoutMs,
+              heartbeatIntervalMs: Math.max(
+                1,
+                Math.min(
+                  settings.heartbeatIntervalMs,
+                  Math.floor(settings.instanceSessionTimeoutMs / 3),
+                ),
+              ),
+            }
+          : {
+              sessionTimeoutMs: settings.sessionTimeoutMs,
+              heartbeatIntervalMs: settings.heartbeatIntervalMs,
+            }),
         onBatch: async (batch, control) => {
           const key = `${batch.topic}|${batch.partition}`;
           let state = partitions.get(key);
@@ -644,14 +661,17 @@ export function createKafkaTransport(options: KafkaTransportOptions): KafkaTrans
     };
 
     /** Stops a receiver once the records it took in are done (or after `drainTimeoutMs`). */
-    const stopReceiver = async (receiver: Receiver | undefined) => {
+    const stopReceiver = async (
+      receiver: Receiver | undefined,
+      options?: { readonly waitForJoin?: boolean },
+    ) => {
       if (receiver === undefined) return;
       receiver.consumer.pause();
       const deadline = Date.now() + settings.drainTimeoutMs;
       while (receiver.inFlight() > 0 && Date.now() < deadline) {
         await new Promise((resolve) => setTimeout(resolve, 10));
       }
-      await receiver.consumer.stop();
+      await receiver.consumer.stop(options);
     };
 
     const startMain = async (inherited?: ReadonlyMap<string, PartitionState>) => {
@@ -675,7 +695,8 @@ export function createKafkaTransport(options: KafkaTransportOptions): KafkaTrans
       if (receive === undefined || stopping || closed) return;
       const previous = mainReceiver;
       mainReceiver = undefined;
-      await stopReceiver(previous);
+      // Left before the next consumer joins: the two would share a generation otherwise.
+      await stopReceiver(previous, { waitForJoin: true });
       // Records the stop did not wait for (past its bound) run on; those not started yet stay
       // for the new consumer, which waits for the running ones' keys.
       const running = previous?.revokeAll();
