@@ -154,6 +154,12 @@ export interface TopicSpec {
 }
 
 export interface KafkaClient {
+  /**
+   * One attempt to reach the cluster: connects to one of the brokers, and disconnects. No retries
+   * (and nothing left trying once it has failed), so the caller decides how long to keep trying.
+   */
+  reach(): Promise<void>;
+  /** Connects the producer and the admin client, retrying as `retries` says. */
   connect(): Promise<void>;
   /** Produces with acks from all in-sync replicas; resolves once the cluster has them. */
   produce(records: readonly OutgoingRecord[]): Promise<void>;
@@ -179,17 +185,6 @@ export interface KafkaClient {
   consumer(config: ConsumerConfig): ClientConsumer;
   close(): Promise<void>;
 }
-
-/**
- * kafkajs reports expected protocol answers (a rebalance in progress) as errors: its errors and
- * warnings are warnings here; its info chatter (joins, starts) is info. `error` is this file's.
- */
-const levelOf = (level: logLevel): ClientLogLevel =>
-  level === logLevel.ERROR || level === logLevel.WARN
-    ? 'warn'
-    : level === logLevel.INFO
-      ? 'info'
-      : 'debug';
 
 const saslOf = (sasl: KafkaSaslOptions): SASLOptions => ({
   mechanism: sasl.mechanism,
@@ -381,33 +376,44 @@ function spreadingPartitioner(keyed: WeakSet<Message>): ICustomPartitioner {
 }
 
 export function createKafkaClient(config: ClientConfig): KafkaClient {
-  const kafka = new Kafka({
-    clientId: config.clientId,
-    brokers: [...config.brokers],
-    ssl: config.ssl,
-    ...(config.sasl ? { sasl: saslOf(config.sasl) } : {}),
-    connectionTimeout: config.connectionTimeoutMs,
-    requestTimeout: config.requestTimeoutMs,
-    retry: { retries: config.retries, initialRetryTime: 100, maxRetryTime: 5_000 },
-    logLevel: logLevel.INFO,
-    logCreator:
-      () =>
-      ({ level, log }: LogEntry) => {
-        const { message, timestamp: _t, logger: _l, ...fields } = log;
-        config.log(levelOf(level), `kafkajs: ${message}`, fields);
+  /** Closed: kafkajs lines still coming (a retry under way when it closed) are noise now. */
+  let closed = false;
+  const kafkaWith = (retries: number) =>
+    new Kafka({
+      clientId: config.clientId,
+      brokers: [...config.brokers],
+      ssl: config.ssl,
+      ...(config.sasl ? { sasl: saslOf(config.sasl) } : {}),
+      connectionTimeout: config.connectionTimeoutMs,
+      requestTimeout: config.requestTimeoutMs,
+      retry: { retries, initialRetryTime: 100, maxRetryTime: 5_000 },
+      logLevel: logLevel.INFO,
+      // kafkajs logs every connection refused, every retry and expected protocol answers (a
+      // rebalance in progress) as warnings and errors: dozens of lines for one unreachable broker.
+      // What matters reaches the caller as an error, or is logged by this file; the rest is debug.
+      logCreator:
+        () =>
+        ({ log }: LogEntry) => {
+          if (closed) return;
+          const { message, timestamp: _t, logger: _l, ...fields } = log;
+          config.log('debug', `kafkajs: ${message}`, fields);
+        },
+      // Our own sockets: Nagle off (each hop would otherwise wait for delayed ACKs), and an
+      // optional rewrite of advertised broker addresses.
+      socketFactory: ({ host, port, ssl, onConnect }) => {
+        const target = config.mapBrokerAddress?.({ host, port }) ?? { host, port };
+        const socket = ssl
+          ? tlsConnect(
+              { host: target.host, port: target.port, servername: host, ...ssl },
+              onConnect,
+            )
+          : netConnect({ host: target.host, port: target.port, noDelay: true }, onConnect);
+        socket.setNoDelay(true);
+        socket.setKeepAlive(true, 60_000);
+        return socket;
       },
-    // Our own sockets: Nagle off (each hop would otherwise wait for delayed ACKs), and an optional
-    // rewrite of advertised broker addresses.
-    socketFactory: ({ host, port, ssl, onConnect }) => {
-      const target = config.mapBrokerAddress?.({ host, port }) ?? { host, port };
-      const socket = ssl
-        ? tlsConnect({ host: target.host, port: target.port, servername: host, ...ssl }, onConnect)
-        : netConnect({ host: target.host, port: target.port, noDelay: true }, onConnect);
-      socket.setNoDelay(true);
-      socket.setKeepAlive(true, 60_000);
-      return socket;
-    },
-  });
+    });
+  const kafka = kafkaWith(config.retries);
   let producer: Producer | undefined;
   const keyedMessages = new WeakSet<Message>();
   const admin = kafka.admin();
@@ -419,7 +425,19 @@ export function createKafkaClient(config: ClientConfig): KafkaClient {
     await admin.fetchTopicMetadata({ topics });
   };
 
+  /** Reaches the cluster without retrying: the caller's loop retries, within its own deadline. */
+  let probe: ReturnType<Kafka['admin']> | undefined;
+
   return {
+    async reach() {
+      probe ??= kafkaWith(0).admin();
+      try {
+        await probe.connect();
+      } finally {
+        await probe.disconnect().catch(() => {});
+      }
+    },
+
     async connect() {
       producer = kafka.producer({
         createPartitioner: spreadingPartitioner(keyedMessages),
@@ -534,7 +552,8 @@ export function createKafkaClient(config: ClientConfig): KafkaClient {
     },
 
     async close() {
-      await Promise.allSettled([producer?.disconnect(), admin.disconnect()]);
+      closed = true;
+      await Promise.allSettled([producer?.disconnect(), admin.disconnect(), probe?.disconnect()]);
     },
   };
 }

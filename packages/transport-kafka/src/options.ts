@@ -136,6 +136,13 @@ export interface KafkaTransportOptions {
    */
   readonly orderingKeyHeader?: string;
   /**
+   * How long an endpoint's start keeps trying to reach the cluster (every broker of `brokers`,
+   * again and again) before it fails with `TransportUnavailableError`. Each attempt is bounded by
+   * `connectionTimeoutMs`.
+   * @default 10_000
+   */
+  readonly connectTimeoutMs?: number;
+  /**
    * Connection timeout of one attempt to reach one broker.
    * @default 3_000
    */
@@ -171,6 +178,7 @@ export const kafkaTransportDefaults = {
   maxMessageSizeBytes: 1_000_000,
   maxBatchRecords: 2_000,
   orderingKeyHeader: 'ordering-key',
+  connectTimeoutMs: 10_000,
   connectionTimeoutMs: 3_000,
   requestTimeoutMs: 30_000,
   retries: 8,
