@@ -704,10 +704,7 @@ function createConsumer(
     live = true;
     if (pending.size > 0) setImmediate(() => void flush());
     // A join that completed after stop (it was under way then): the member leaves right away.
-    if (stopped) {
-      markJoined();
-      return;
-    }
+    if (stopped) return;
     if (config.exclusive) {
       const owner = Object.values(assigned).some((partitions) => partitions.length > 0);
       if (!owner || sharedAsOwner !== undefined) config.onShared?.(owner);
