@@ -18,6 +18,7 @@ import {
   type TransportContext,
   type TransportEndpoint,
   type TransportOperation,
+  TransportUnavailableError,
   UsageError,
 } from '@tidings/core';
 import { PartitionState } from './batch-handler.js';
@@ -51,6 +52,28 @@ type Resolved = Required<Omit<KafkaTransportOptions, 'sasl' | 'mapBrokerAddress'
   Pick<KafkaTransportOptions, 'sasl' | 'mapBrokerAddress'>;
 
 const REDELIVERY_DELAY_MS = 250;
+/** Attempts to reach the cluster at start are this far apart at first, then twice as far. */
+const CONNECT_RETRY_MIN_MS = 100;
+const CONNECT_RETRY_MAX_MS = 1_000;
+
+/**
+ * Why a connection failed, as the socket error code only: kafkajs's messages name the broker's
+ * address, which is configuration, not for whoever sees the error.
+ */
+function reasonOf(failure: unknown): string {
+  if (failure === undefined) return ': no broker answered in time';
+  let text = '';
+  // kafkajs wraps the socket's error (originalError), retries wrap that again.
+  for (let error: unknown = failure, depth = 0; error instanceof Error && depth < 5; depth++) {
+    text += ` ${error.message}`;
+    error = (error as { originalError?: unknown }).originalError ?? error.cause;
+  }
+  const code =
+    /\b(ECONNREFUSED|ECONNRESET|ETIMEDOUT|EHOSTUNREACH|ENETUNREACH|ENOTFOUND|EAI_AGAIN)\b/.exec(
+      text,
+    )?.[1];
+  return code === undefined ? '' : `: ${code}`;
+}
 /** Longest a receiver waits after its group's join for a partition with records to give one. */
 const CAUGHT_UP_LIMIT_MS = 10_000;
 
@@ -75,6 +98,7 @@ function validate(options: KafkaTransportOptions): Resolved {
     'maxWaitTimeInMs',
     'maxBytesPerPartition',
     'sessionTimeoutMs',
+    'instanceSessionTimeoutMs',
     'rebalanceTimeoutMs',
     'heartbeatIntervalMs',
     'maxMessageSizeBytes',
@@ -85,6 +109,7 @@ function validate(options: KafkaTransportOptions): Resolved {
   for (const key of positive) checkWholeNumber(key, resolved[key]);
   // A timer between commits: Node.js fires one of 2^31 ms or more at once.
   checkTimerMs('commitIntervalMs', resolved.commitIntervalMs, 0);
+  checkTimerMs('connectTimeoutMs', resolved.connectTimeoutMs, 1);
   checkWholeNumber('drainTimeoutMs', resolved.drainTimeoutMs, 0);
   checkWholeNumber('retries', resolved.retries, 0);
   if (
@@ -164,6 +189,7 @@ export function createKafkaTransport(options: KafkaTransportOptions): KafkaTrans
         log,
       });
       try {
+        await reachCluster(fresh);
         await fresh.connect();
       } catch (error) {
         await fresh.close();
@@ -182,6 +208,48 @@ export function createKafkaTransport(options: KafkaTransportOptions): KafkaTrans
       return fresh;
     })();
     return connecting;
+  };
+
+  /**
+   * Tries to reach the cluster until `connectTimeoutMs` has passed, then fails with one error.
+   * kafkajs alone would retry as `retries` says (seconds, one log line per broker per attempt),
+   * with the producer and the admin client each retrying on their own, one of them still at it
+   * after the other had failed.
+   */
+  const reachCluster = async (kafka: KafkaClient) => {
+    const deadline = Date.now() + settings.connectTimeoutMs;
+    for (
+      let delayMs = CONNECT_RETRY_MIN_MS;
+      ;
+      delayMs = Math.min(2 * delayMs, CONNECT_RETRY_MAX_MS)
+    ) {
+      let timer: NodeJS.Timeout | undefined;
+      const outOfTime = new Promise<'timeout'>((resolve) => {
+        timer = setTimeout(() => resolve('timeout'), Math.max(0, deadline - Date.now()));
+      });
+      let failure: unknown;
+      try {
+        const reached = await Promise.race([
+          kafka.reach().then(() => 'reached' as const),
+          outOfTime,
+        ]);
+        if (reached === 'reached') return;
+      } catch (error) {
+        failure = error;
+        const mapped = mapKafkaError(error, { operation: 'connect', secrets });
+        // Not a matter of reaching it (credentials refused, say): trying again changes nothing.
+        if (!(mapped instanceof TransportUnavailableError)) throw mapped;
+      } finally {
+        clearTimeout(timer);
+      }
+      if (failure === undefined || Date.now() + delayMs >= deadline) {
+        throw new TransportUnavailableError(
+          `Kafka: could not reach the cluster within ${settings.connectTimeoutMs} ms (connectTimeoutMs)${reasonOf(failure)}. Check the brokers option and that the cluster is up and reachable from here.`,
+          { cause: failure },
+        );
+      }
+      await new Promise((resolve) => setTimeout(resolve, delayMs));
+    }
   };
 
   const release = async () => {
@@ -475,11 +543,27 @@ export function createKafkaTransport(options: KafkaTransportOptions): KafkaTrans
         partitionsConcurrently: Math.max(1, Math.min(receive?.concurrency ?? 1, 64)),
         maxWaitTimeInMs: settings.maxWaitTimeInMs,
         maxBytesPerPartition: settings.maxBytesPerPartition,
-        sessionTimeoutMs: settings.sessionTimeoutMs,
         rebalanceTimeoutMs: settings.rebalanceTimeoutMs,
-        heartbeatIntervalMs: settings.heartbeatIntervalMs,
         commitIntervalMs: settings.commitIntervalMs,
-        ...(groupId === instanceTopic ? { exclusive: true, onShared: instanceShared } : {}),
+        ...(groupId === instanceTopic
+          ? {
+              exclusive: true,
+              onShared: instanceShared,
+              // Its own, shorter session: no other member waits to take the replies over, and a
+              // restart after a crash waits this long for the crashed member to expire.
+              sessionTimeoutMs: settings.instanceSessionTimeoutMs,
+              heartbeatIntervalMs: Math.max(
+                1,
+                Math.min(
+                  settings.heartbeatIntervalMs,
+                  Math.floor(settings.instanceSessionTimeoutMs / 3),
+                ),
+              ),
+            }
+          : {
+              sessionTimeoutMs: settings.sessionTimeoutMs,
+              heartbeatIntervalMs: settings.heartbeatIntervalMs,
+            }),
         onBatch: async (batch, control) => {
           const key = `${batch.topic}|${batch.partition}`;
           let state = partitions.get(key);
@@ -644,14 +728,17 @@ export function createKafkaTransport(options: KafkaTransportOptions): KafkaTrans
     };
 
     /** Stops a receiver once the records it took in are done (or after `drainTimeoutMs`). */
-    const stopReceiver = async (receiver: Receiver | undefined) => {
+    const stopReceiver = async (
+      receiver: Receiver | undefined,
+      options?: { readonly waitForJoin?: boolean },
+    ) => {
       if (receiver === undefined) return;
       receiver.consumer.pause();
       const deadline = Date.now() + settings.drainTimeoutMs;
       while (receiver.inFlight() > 0 && Date.now() < deadline) {
         await new Promise((resolve) => setTimeout(resolve, 10));
       }
-      await receiver.consumer.stop();
+      await receiver.consumer.stop(options);
     };
 
     const startMain = async (inherited?: ReadonlyMap<string, PartitionState>) => {
@@ -675,7 +762,8 @@ export function createKafkaTransport(options: KafkaTransportOptions): KafkaTrans
       if (receive === undefined || stopping || closed) return;
       const previous = mainReceiver;
       mainReceiver = undefined;
-      await stopReceiver(previous);
+      // Left before the next consumer joins: the two would share a generation otherwise.
+      await stopReceiver(previous, { waitForJoin: true });
       // Records the stop did not wait for (past its bound) run on; those not started yet stay
       // for the new consumer, which waits for the running ones' keys.
       const running = previous?.revokeAll();

@@ -85,6 +85,17 @@ export interface KafkaTransportOptions {
    */
   readonly sessionTimeoutMs?: number;
   /**
+   * Session timeout of an instance's reply group (the consumer group of its instance topic, meant
+   * to have that instance alone). After a crash, a restart with the same instance id receives its
+   * replies once the crashed member's session has expired: this long. Shorter than
+   * `sessionTimeoutMs`, since no other member waits to take the replies over; a process stalled
+   * this long rejoins its reply group, and replies wait in the topic meanwhile. Kafka refuses
+   * values under the broker's `group.min.session.timeout.ms` (6 s by default). Its heartbeat is
+   * the smaller of `heartbeatIntervalMs` and a third of this.
+   * @default 6_000
+   */
+  readonly instanceSessionTimeoutMs?: number;
+  /**
    * How long the group waits for members to rejoin during a rebalance.
    * @default 60_000
    */
@@ -125,7 +136,14 @@ export interface KafkaTransportOptions {
    */
   readonly orderingKeyHeader?: string;
   /**
-   * Connection timeout per broker.
+   * How long an endpoint's start keeps trying to reach the cluster (every broker of `brokers`,
+   * again and again) before it fails with `TransportUnavailableError`. Each attempt is bounded by
+   * `connectionTimeoutMs`.
+   * @default 10_000
+   */
+  readonly connectTimeoutMs?: number;
+  /**
+   * Connection timeout of one attempt to reach one broker.
    * @default 3_000
    */
   readonly connectionTimeoutMs?: number;
@@ -152,6 +170,7 @@ export const kafkaTransportDefaults = {
   maxWaitTimeInMs: 100,
   maxBytesPerPartition: 1_048_576,
   sessionTimeoutMs: 30_000,
+  instanceSessionTimeoutMs: 6_000,
   rebalanceTimeoutMs: 60_000,
   heartbeatIntervalMs: 3_000,
   commitIntervalMs: 200,
@@ -159,6 +178,7 @@ export const kafkaTransportDefaults = {
   maxMessageSizeBytes: 1_000_000,
   maxBatchRecords: 2_000,
   orderingKeyHeader: 'ordering-key',
+  connectTimeoutMs: 10_000,
   connectionTimeoutMs: 3_000,
   requestTimeoutMs: 30_000,
   retries: 8,

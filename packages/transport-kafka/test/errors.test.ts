@@ -1,4 +1,6 @@
+import { createServer } from 'node:net';
 import {
+  createEndpoint,
   DestinationNotFoundError,
   TransportError,
   TransportUnavailableError,
@@ -13,8 +15,19 @@ import {
   KafkaJSRequestTimeoutError,
   KafkaJSSASLAuthenticationError,
 } from 'kafkajs';
-import { describe, expect, it } from 'vitest';
+import { afterEach, describe, expect, it, vi } from 'vitest';
 import { createKafkaTransport, mapKafkaError } from '../src/index.ts';
+import { sleep } from './helpers.ts';
+
+/** A port on 127.0.0.1 that nothing listens on: connecting to it is refused at once. */
+async function closedPort(): Promise<number> {
+  const server = createServer();
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const address = server.address();
+  await new Promise((resolve) => server.close(resolve));
+  if (address === null || typeof address === 'string') throw new Error('no port');
+  return address.port;
+}
 
 // kafkajs's typings declare fewer constructor arguments than its classes take.
 type Native = new (...args: unknown[]) => Error;
@@ -112,6 +125,7 @@ describe('errors from a real connection', () => {
       brokers: ['127.0.0.1:1'],
       retries: 0,
       connectionTimeoutMs: 500,
+      connectTimeoutMs: 500,
       sasl: { mechanism: 'plain', username: 'u', password: 'hunter2-secret' },
     });
     const logger = recordingLogger();
@@ -124,5 +138,42 @@ describe('errors from a real connection', () => {
     await transport.close();
     expect(logger.lines.length).toBeGreaterThan(0);
     expect(logger.lines.filter((line) => line.includes('hunter2-secret'))).toEqual([]);
+  });
+
+  afterEach(() => {
+    vi.restoreAllMocks();
+  });
+
+  it('a wrong broker port fails start with one clear error; kafkajs logs only at debug, to the logger, and not after', async () => {
+    const port = await closedPort();
+    const consoleLines = (['log', 'info', 'warn', 'error', 'debug'] as const).map((method) =>
+      vi.spyOn(console, method).mockImplementation(() => {}),
+    );
+    const logger = recordingLogger();
+    const endpoint = createEndpoint({
+      name: 'WrongPort',
+      logger,
+      transport: createKafkaTransport({ brokers: [`127.0.0.1:${port}`], connectTimeoutMs: 1_500 }),
+    });
+
+    const failure = await endpoint.start().then(
+      () => undefined,
+      (error: unknown) => error,
+    );
+    expect(failure).toBeInstanceOf(TransportUnavailableError);
+    const message = (failure as Error).message;
+    expect(message).toContain('connectTimeoutMs');
+    // Where the brokers are is configuration, not something to show whoever sees the error.
+    expect(message).not.toContain(String(port));
+    const atFailure = logger.lines.length;
+    expect(logger.lines.filter((line) => line.includes('kafkajs'))).not.toEqual([]);
+    expect(
+      logger.lines.filter((line) => line.includes('kafkajs') && !line.startsWith('debug ')),
+    ).toEqual([]);
+
+    // Longer than kafkajs's own retries would go on: nothing is tried, or logged, after the error.
+    await sleep(3_000);
+    expect(logger.lines.slice(atFailure)).toEqual([]);
+    for (const spy of consoleLines) expect(spy).not.toHaveBeenCalled();
   });
 });

@@ -15,6 +15,7 @@ export const testOptions = (
   clientId: 'tidings-tests',
   maxWaitTimeInMs: 10,
   sessionTimeoutMs: 3_000,
+  instanceSessionTimeoutMs: 3_000,
   rebalanceTimeoutMs: 6_000,
   heartbeatIntervalMs: 300,
   retries: 10,

@@ -39,6 +39,12 @@ describe('options', () => {
     expect(() => createKafkaTransport({ brokers: brokers(), replicationFactor: 0 })).toThrow(
       ConfigurationError,
     );
+    expect(() => createKafkaTransport({ brokers: brokers(), instanceSessionTimeoutMs: 0 })).toThrow(
+      /instanceSessionTimeoutMs/,
+    );
+    expect(() => createKafkaTransport({ brokers: brokers(), connectTimeoutMs: 2 ** 31 })).toThrow(
+      /connectTimeoutMs must be at most/,
+    );
   });
 
   it('names topics from queues and event types, with the prefixes, in Kafka-legal characters', () => {
