@@ -1,7 +1,7 @@
 import { type ChildProcess, execFile, spawn } from 'node:child_process';
 import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { basename, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -55,6 +55,7 @@ function waitForLine(child: ChildProcess, text: string, output: string[]): Promi
 
 let scratch = '';
 let project = '';
+let tarballs: string[] = [];
 
 beforeAll(async () => {
   scratch = await mkdtemp(join(tmpdir(), 'tidings-first-run-'));
@@ -63,7 +64,7 @@ beforeAll(async () => {
     cwd: root,
     maxBuffer: 16 * 1024 * 1024,
   });
-  const tarballs = stdout
+  tarballs = stdout
     .trim()
     .split('\n')
     .filter((line) => line.endsWith('.tgz'));
@@ -119,4 +120,55 @@ describe('getting started, followed literally in a fresh project', () => {
       expect(await exited).toBe(0);
     }, 180_000);
   }
+});
+
+describe('every public package, installed from its tarball', () => {
+  it('resolves with types under node16 and bundler resolution', async () => {
+    const dir = join(scratch, 'all-packages');
+    const names = tarballs.map(
+      (file) => /^tidings-(.+)-0\.0\.0\.tgz$/.exec(basename(file))?.[1] as string,
+    );
+    expect(names).toContain('core');
+    await run(
+      'bash',
+      [
+        '-euo',
+        'pipefail',
+        '-c',
+        // The peers some packages name (fastify, vitest), as a user of those packages has them.
+        `mkdir all-packages && cd all-packages && npm init -y >/dev/null && npm pkg set type=module && npm install --no-audit --no-fund ${tarballs.join(' ')} fastify@5 vitest@4 pg typescript @types/node@20 >/dev/null`,
+      ],
+      { cwd: scratch, maxBuffer: 16 * 1024 * 1024 },
+    );
+    const imports = names.map((name, index) => `import * as p${index} from '@tidings/${name}';`);
+    await writeFile(
+      join(dir, 'check.ts'),
+      `${imports.join('\n')}\nexport const all = [${names.map((_, i) => `p${i}`).join(', ')}];\n`,
+    );
+    const tsc = join(dir, 'node_modules', 'typescript', 'bin', 'tsc');
+    for (const [module, resolution] of [
+      ['node16', 'node16'],
+      ['esnext', 'bundler'],
+    ]) {
+      const result = await run(
+        process.execPath,
+        [
+          tsc,
+          '--noEmit',
+          '--strict',
+          '--module',
+          module,
+          '--moduleResolution',
+          resolution,
+          '--target',
+          'es2022',
+          '--types',
+          'node',
+          'check.ts',
+        ],
+        { cwd: dir },
+      ).catch((error: { stdout: string }) => ({ stdout: error.stdout, failed: true }));
+      expect(result.stdout, `${module}/${resolution}`).toBe('');
+    }
+  }, 300_000);
 });

@@ -9,11 +9,8 @@ import {
   packHeaders,
   silentLogger,
 } from '@tidings/core';
+import { type KafkaMockCluster, startKafkaMockCluster } from '@tidings/kafka-mock-cluster';
 import { createKafkaTransport, type KafkaTransport } from '@tidings/transport-kafka';
-import {
-  type KafkaMockCluster,
-  startKafkaMockCluster,
-} from '@tidings/transport-tests/kafka-mock-cluster';
 import { type Consumer, Kafka, logLevel, Partitioners, type Producer } from 'kafkajs';
 import {
   type BenchRow,

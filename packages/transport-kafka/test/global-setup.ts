@@ -1,8 +1,11 @@
+// By path, not package name: a global setup is loaded without the workspace's source condition,
+// and this one must work before anything is built (`npx vitest run` from a fresh clone).
+
+import type { TestProject } from 'vitest/node';
 import {
   type KafkaMockCluster,
   startKafkaMockCluster,
-} from '@tidings/transport-tests/kafka-mock-cluster';
-import type { TestProject } from 'vitest/node';
+} from '../../kafka-mock-cluster/src/index.ts';
 
 declare module 'vitest' {
   export interface ProvidedContext {
