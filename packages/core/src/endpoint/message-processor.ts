@@ -125,7 +125,7 @@ export class MessageProcessor {
 
   /** Tells the message's observer, if any, what follows a failure. */
   private observeFailure(raw: IncomingTransportMessage, error: unknown, next: FailureNext): void {
-    this.observers.get(raw)?.failed(error, next);
+    if (this.host.instrumentation !== undefined) this.observers.get(raw)?.failed(error, next);
   }
 
   private get deadLettersUnreadable(): boolean {
@@ -382,7 +382,9 @@ export class MessageProcessor {
     payload: unknown,
     attempt: number,
   ): MessageOutcome | Promise<MessageOutcome> {
-    const observer = this.observers.get(parsed.raw);
+    // Without an instrumentation, not even a lookup.
+    const observer =
+      this.host.instrumentation === undefined ? undefined : this.observers.get(parsed.raw);
     if (observer === undefined) return this.handleAttempt(parsed, registration, payload, attempt);
     return observer.attempt(attempt, () =>
       this.handleAttempt(parsed, registration, payload, attempt),
