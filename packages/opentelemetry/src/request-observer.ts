@@ -1,5 +1,4 @@
 import {
-  type Attributes,
   type Context,
   context,
   type Span,
@@ -10,6 +9,7 @@ import {
 import type { RequestObserver } from '@tidings/core';
 import { Attr, errorType } from './attributes.js';
 import type { EndpointTelemetry } from './endpoint-telemetry.js';
+import type { Tally } from './metrics.js';
 
 /**
  * A `request <destination>` CLIENT span from the request to its reply (or timeout, abort,
@@ -17,9 +17,9 @@ import type { EndpointTelemetry } from './endpoint-telemetry.js';
  * the requester's trace.
  */
 export class TidingsRequestObserver implements RequestObserver {
-  private readonly span: Span;
-  private readonly active: Context;
-  private readonly metricAttributes: Attributes;
+  private readonly span: Span | undefined;
+  private readonly active: Context | undefined;
+  private readonly tally: Tally | undefined;
   private readonly startedAt = performance.now();
   private ended = false;
 
@@ -29,49 +29,58 @@ export class TidingsRequestObserver implements RequestObserver {
     destination: string,
     messageId: string,
   ) {
-    const parent = context.active();
-    this.span = telemetry.tracer.startSpan(
-      `request ${destination}`,
-      {
-        kind: SpanKind.CLIENT,
-        attributes: {
-          [Attr.MessagingSystem]: telemetry.system,
-          [Attr.OperationName]: 'request',
-          [Attr.DestinationName]: destination,
-          [Attr.MessageId]: messageId,
-          [Attr.MessageType]: messageType,
+    const tracer = telemetry.tracer;
+    if (tracer !== undefined) {
+      const parent = context.active();
+      this.span = tracer.startSpan(
+        `request ${destination}`,
+        {
+          kind: SpanKind.CLIENT,
+          attributes: {
+            [Attr.MessagingSystem]: telemetry.system,
+            [Attr.OperationName]: 'request',
+            [Attr.DestinationName]: destination,
+            [Attr.MessageId]: messageId,
+            [Attr.MessageType]: messageType,
+          },
         },
-      },
-      parent,
-    );
-    this.active = trace.setSpan(parent, this.span);
-    this.metricAttributes = telemetry.attributesFor('request', destination, messageType);
-    telemetry.metrics.pendingRequests.add(1, this.metricAttributes);
+        parent,
+      );
+      this.active = trace.setSpan(parent, this.span);
+    }
+    this.tally = telemetry.tally('request', destination, messageType);
+    if (this.tally !== undefined) {
+      this.tally.pendingRequests++;
+      this.tally.requested = true;
+    }
   }
 
   run<T>(fn: () => T): T {
-    return context.with(this.active, fn);
+    return this.active === undefined ? fn() : context.with(this.active, fn);
   }
 
   settled(error?: unknown): void {
     if (this.ended) return;
     this.ended = true;
-    const metrics = this.telemetry.metrics;
-    metrics.pendingRequests.add(-1, this.metricAttributes);
-    let attributes = this.metricAttributes;
-    if (error !== undefined) {
-      const type = errorType(error);
-      attributes = { ...attributes, [Attr.ErrorType]: type };
-      this.span.recordException(
-        error instanceof Error ? error : { name: type, message: String(error) },
+    const type = error === undefined ? undefined : errorType(error);
+    const tally = this.tally;
+    if (tally !== undefined) {
+      tally.pendingRequests--;
+      this.telemetry.metrics?.requestDuration.record(
+        (performance.now() - this.startedAt) / 1000,
+        type === undefined ? tally.attributes : { ...tally.attributes, [Attr.ErrorType]: type },
       );
-      this.span.setAttribute(Attr.ErrorType, type);
-      this.span.setStatus({
+    }
+    const span = this.span;
+    if (span === undefined) return;
+    if (type !== undefined) {
+      span.recordException(error instanceof Error ? error : { name: type, message: String(error) });
+      span.setAttribute(Attr.ErrorType, type);
+      span.setStatus({
         code: SpanStatusCode.ERROR,
         message: error instanceof Error ? error.message : String(error),
       });
     }
-    metrics.requestDuration.record((performance.now() - this.startedAt) / 1000, attributes);
-    this.span.end();
+    span.end();
   }
 }

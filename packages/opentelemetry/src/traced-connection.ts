@@ -1,4 +1,6 @@
 import {
+  type Attributes,
+  type Context,
   context,
   propagation,
   type Span,
@@ -12,8 +14,9 @@ import type { EndpointTelemetry } from './endpoint-telemetry.js';
 import { headerSetter } from './header-carrier.js';
 
 /**
- * The endpoint's connection, with every dispatch traced: a `send <destination>` PRODUCER span per
- * message, child of the active context, and that span's context in the message's headers.
+ * The endpoint's connection, with every dispatch traced and counted: a `send <destination>`
+ * (`publish <type>`) PRODUCER span per message, child of the active context, and that span's
+ * context in the message's headers.
  */
 export function tracedConnection(
   inner: TransportEndpoint,
@@ -32,9 +35,11 @@ export function tracedConnection(
   return traced;
 }
 
-interface SendRecord {
-  readonly span: Span;
-  readonly metricAttributes: ReturnType<EndpointTelemetry['attributesFor']>;
+interface Sent {
+  readonly operationName: string;
+  readonly destination: string;
+  readonly messageType: string | undefined;
+  readonly span: Span | undefined;
 }
 
 function dispatchTraced(
@@ -42,50 +47,59 @@ function dispatchTraced(
   telemetry: EndpointTelemetry,
   operations: readonly TransportOperation[],
 ): Promise<void> {
-  const parent = context.active();
-  const records: SendRecord[] = [];
-  const traced: TransportOperation[] = [];
-  for (const operation of operations) {
+  const tracer = telemetry.tracer;
+  const parent = tracer === undefined ? undefined : context.active();
+  const sent: Sent[] = [];
+  let traced: TransportOperation[] | undefined;
+  for (let i = 0; i < operations.length; i++) {
+    const operation = operations[i] as TransportOperation;
     const { headers } = operation.message;
+    const isPublish = operation.destination.kind === 'publish';
     const destination =
       operation.destination.kind === 'queue'
         ? operation.destination.queue
         : operation.destination.messageType;
-    const operationName = operation.destination.kind === 'publish' ? 'publish' : 'send';
+    const operationName = isPublish ? 'publish' : 'send';
     const messageType = headers[Headers.MessageType];
-    const span = telemetry.tracer.startSpan(
-      `${operationName} ${destination}`,
-      {
-        kind: SpanKind.PRODUCER,
-        attributes: {
-          [Attr.MessagingSystem]: telemetry.system,
-          [Attr.OperationType]: 'send',
-          [Attr.OperationName]: operationName,
-          [Attr.DestinationName]: destination,
-          [Attr.MessageId]: operation.message.messageId,
-          ...optional(Attr.ConversationId, headers[Headers.ConversationId]),
-          ...optional(Attr.MessageType, messageType),
-          ...optional(Attr.Intent, headers[Headers.Intent]),
-          ...(operation.delayMs !== undefined ? { [Attr.DelayMs]: operation.delayMs } : {}),
-        },
-      },
-      parent,
-    );
-    records.push({
-      span,
-      metricAttributes: telemetry.attributesFor(operationName, destination, messageType),
-    });
-    traced.push(withTraceContext(operation, trace.setSpan(parent, span)));
+    let span: Span | undefined;
+    if (tracer !== undefined) {
+      const attributes: Attributes = {
+        [Attr.MessagingSystem]: telemetry.system,
+        [Attr.OperationType]: 'send',
+        [Attr.OperationName]: operationName,
+        [Attr.DestinationName]: destination,
+        [Attr.MessageId]: operation.message.messageId,
+      };
+      const conversationId = headers[Headers.ConversationId];
+      if (conversationId !== undefined) attributes[Attr.ConversationId] = conversationId;
+      if (messageType !== undefined) attributes[Attr.MessageType] = messageType;
+      const intent = headers[Headers.Intent];
+      if (intent !== undefined) attributes[Attr.Intent] = intent;
+      if (operation.delayMs !== undefined) attributes[Attr.DelayMs] = operation.delayMs;
+      span = tracer.startSpan(
+        `${operationName} ${destination}`,
+        { kind: SpanKind.PRODUCER, attributes },
+        parent,
+      );
+      const withContext = withTraceContext(operation, trace.setSpan(parent as Context, span));
+      if (withContext !== operation) {
+        traced ??= operations.slice();
+        traced[i] = withContext;
+      }
+    }
+    sent.push({ operationName, destination, messageType, span });
   }
   const startedAt = performance.now();
   const ended = (error?: unknown) => {
     const seconds = (performance.now() - startedAt) / 1000;
     const type = error === undefined ? undefined : errorType(error);
-    for (const { span, metricAttributes } of records) {
-      const attributes =
-        type === undefined ? metricAttributes : { ...metricAttributes, [Attr.ErrorType]: type };
-      telemetry.metrics.sent.add(1, attributes);
-      telemetry.metrics.sendDuration.record(seconds, attributes);
+    for (const { operationName, destination, messageType, span } of sent) {
+      const tally = telemetry.tally(operationName, destination, messageType, type);
+      if (tally !== undefined) {
+        tally.sent++;
+        telemetry.metrics?.sendDuration.record(seconds, tally.attributes);
+      }
+      if (span === undefined) continue;
       if (type !== undefined) {
         span.recordException(error as Error);
         span.setAttribute(Attr.ErrorType, type);
@@ -96,7 +110,7 @@ function dispatchTraced(
   };
   let dispatched: Promise<void>;
   try {
-    dispatched = inner.dispatch(traced);
+    dispatched = inner.dispatch(traced ?? operations);
   } catch (error) {
     ended(error);
     throw error;
@@ -110,19 +124,12 @@ function dispatchTraced(
   );
 }
 
-function optional(name: string, value: string | undefined) {
-  return value === undefined ? {} : { [name]: value };
-}
-
 /**
  * The operation with the trace context the propagator writes (W3C `traceparent`, `tracestate`,
  * `baggage` by default). A copied message (a retry, an error-queue move) drops the context it
  * carried first, so the next hop continues from this send. Without a propagator: unchanged.
  */
-function withTraceContext(
-  operation: TransportOperation,
-  active: ReturnType<typeof trace.setSpan>,
-): TransportOperation {
+function withTraceContext(operation: TransportOperation, active: Context): TransportOperation {
   const carrier: Record<string, string> = {};
   propagation.inject(active, carrier, headerSetter);
   let any = false;
@@ -131,12 +138,18 @@ function withTraceContext(
     break;
   }
   if (!any) return operation;
-  const headers: Record<string, string> = {};
   const old = operation.message.headers;
-  const fields = propagation.fields();
-  for (const name in old) {
-    if (!fields.includes(name)) headers[name] = old[name] as string;
+  let headers: Record<string, string>;
+  if (old.traceparent === undefined && old.tracestate === undefined && old.baggage === undefined) {
+    headers = { ...old, ...carrier };
+  } else {
+    // A copy of a received message: the context it came with is not this send's.
+    headers = {};
+    const fields = propagation.fields();
+    for (const name in old) {
+      if (!fields.includes(name)) headers[name] = old[name] as string;
+    }
+    Object.assign(headers, carrier);
   }
-  Object.assign(headers, carrier);
   return { ...operation, message: { ...operation.message, headers } };
 }

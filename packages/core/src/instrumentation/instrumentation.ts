@@ -17,12 +17,13 @@ export interface Instrumentation {
   /**
    * Called at each start with the transport's connection. Every message the endpoint dispatches
    * (sends, replies, retries, moves to the error queue) goes through the connection it returns,
-   * which may add headers (trace context) and time the dispatch.
+   * which may add headers (trace context) and time the dispatch. Undefined: nothing to observe
+   * (no telemetry backend is registered), and the endpoint runs as without an instrumentation.
    */
   instrumentEndpoint(
     endpoint: InstrumentedEndpoint,
     connection: TransportEndpoint,
-  ): EndpointInstrumentation;
+  ): EndpointInstrumentation | undefined;
 }
 
 /** What an endpoint tells its instrumentation about itself. */
