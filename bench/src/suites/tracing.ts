@@ -28,7 +28,7 @@ import {
 import { createOpenTelemetry } from '@tidings/opentelemetry';
 import { createRabbitMqTransport } from '@tidings/transport-rabbitmq';
 import * as amqp from 'amqplib';
-import { type BenchRow, type BenchSuite, cpuNote, runConcurrent, waitFor } from '../report.js';
+import { type BenchRow, type BenchSuite, runConcurrent, waitFor } from '../report.js';
 
 const Order = defineMessage<{ id: number; sku: string }>('bench.Order');
 const Ack = defineMessage<{ id: number }>('bench.Ack');
@@ -38,8 +38,10 @@ const url = process.env.RABBITMQ_URL ?? 'amqp://guest:guest@127.0.0.1:5672';
 /** Modes alternate this many times; each figure is the median round. */
 const rounds = 3;
 
-type Mode = 'tracing off' | 'no SDK' | 'SDK';
+type Mode = 'tracing off' | 'no SDK' | 'SDK' | 'SDK, traces only' | 'SDK, metrics only';
 const modes: readonly Mode[] = ['tracing off', 'no SDK', 'SDK'];
+/** In-memory also splits the SDK's cost between traces and metrics. */
+const inMemoryModes: readonly Mode[] = [...modes, 'SDK, traces only', 'SDK, metrics only'];
 
 /** Takes spans and metrics and drops them: the SDK's whole cost, no I/O. */
 const droppingSpanExporter: SpanExporter = {
@@ -58,7 +60,7 @@ const droppingMetricExporter: PushMetricExporter = {
  * of the same run see none.
  */
 async function withMode<T>(mode: Mode, run: () => Promise<T>): Promise<T> {
-  if (mode !== 'SDK') return run();
+  if (mode === 'tracing off' || mode === 'no SDK') return run();
   const tracerProvider = new BasicTracerProvider({
     spanProcessors: [new BatchSpanProcessor(droppingSpanExporter)],
   });
@@ -77,8 +79,8 @@ async function withMode<T>(mode: Mode, run: () => Promise<T>): Promise<T> {
       propagators: [new W3CTraceContextPropagator(), new W3CBaggagePropagator()],
     }),
   );
-  trace.setGlobalTracerProvider(tracerProvider);
-  metrics.setGlobalMeterProvider(meterProvider);
+  if (mode !== 'SDK, metrics only') trace.setGlobalTracerProvider(tracerProvider);
+  if (mode !== 'SDK, traces only') metrics.setGlobalMeterProvider(meterProvider);
   try {
     return await run();
   } finally {
@@ -138,6 +140,7 @@ async function endpoints(transport: () => Transport, mode: Mode): Promise<Pair> 
 
 interface Target {
   readonly name: string;
+  readonly modes: readonly Mode[];
   readonly oneWay: number;
   /** Sends in flight at once (confirms outstanding). */
   readonly window: number;
@@ -148,6 +151,7 @@ interface Target {
 
 const inMemory: Target = {
   name: 'in-memory',
+  modes: inMemoryModes,
   oneWay: 100_000,
   window: 1000,
   requests: 20_000,
@@ -160,6 +164,7 @@ const inMemory: Target = {
 
 const rabbitMq: Target = {
   name: 'rabbitmq',
+  modes,
   oneWay: 10_000,
   window: 500,
   requests: 5_000,
@@ -180,9 +185,15 @@ const rabbitMq: Target = {
   },
 };
 
+/** CPU this process spent per message since `start`, to a tenth of a µs: steadier than a rate. */
+function cpuPerMessage(start: NodeJS.CpuUsage, messages: number): number {
+  const used = process.cpuUsage(start);
+  return (used.user + used.system) / messages;
+}
+
 interface Measured extends BenchRow {
   readonly mode: Mode;
-  readonly cpu: string;
+  readonly cpuMicros: number;
 }
 
 async function measure(target: Target, mode: Mode): Promise<Measured[]> {
@@ -204,7 +215,7 @@ async function measure(target: Target, mode: Mode): Promise<Measured[]> {
         mode,
         messages: target.oneWay,
         perSecond: (target.oneWay / elapsed) * 1000,
-        cpu: cpuNote(cpu, target.oneWay, 'both endpoints'),
+        cpuMicros: cpuPerMessage(cpu, target.oneWay),
       });
       cpu = process.cpuUsage();
       const options = { expect: Ack } as const;
@@ -219,7 +230,7 @@ async function measure(target: Target, mode: Mode): Promise<Measured[]> {
         messages: target.requests,
         perSecond: (target.requests / rr.elapsedMs) * 1000,
         p50Ms: rr.latenciesMs[Math.floor(rr.latenciesMs.length / 2)] as number,
-        cpu: cpuNote(cpu, target.requests, 'both endpoints'),
+        cpuMicros: cpuPerMessage(cpu, target.requests),
       });
     } finally {
       await pair.client.stop();
@@ -232,6 +243,7 @@ async function measure(target: Target, mode: Mode): Promise<Measured[]> {
 
 async function runTarget(target: Target): Promise<BenchRow[]> {
   // One unmeasured round first: the engine is still compiling every path.
+  const modes = target.modes;
   for (const mode of modes) await measure(target, mode);
   const all: Measured[] = [];
   for (let round = 0; round < rounds; round++) {
@@ -248,6 +260,14 @@ async function runTarget(target: Target): Promise<BenchRow[]> {
       if (median !== undefined) medians.set(mode, median);
     }
     const off = medians.get('tracing off');
+    // CPU per message: the median over the rounds, beside the median rate's round.
+    const cpuOf = (mode: Mode) => {
+      const cpu = all
+        .filter((r) => r.scenario === scenario && r.mode === mode)
+        .map((r) => r.cpuMicros)
+        .sort((a, b) => a - b);
+      return cpu[Math.floor(cpu.length / 2)] ?? Number.NaN;
+    };
     for (const mode of modes) {
       const row = medians.get(mode);
       if (row === undefined) continue;
@@ -255,12 +275,16 @@ async function runTarget(target: Target): Promise<BenchRow[]> {
         .filter((r) => r.scenario === scenario && r.mode === mode)
         .map((r) => Math.round(r.perSecond))
         .join(', ');
-      const ratio =
+      const cpu = cpuOf(mode);
+      const ratios =
         off !== undefined && mode !== 'tracing off'
-          ? `${(row.perSecond / off.perSecond).toFixed(2)}× tracing off; `
+          ? `rate ${(row.perSecond / off.perSecond).toFixed(2)}×, CPU ${(cpu / cpuOf('tracing off')).toFixed(2)}× tracing off; `
           : '';
-      const { mode: _mode, cpu, ...figures } = row;
-      rows.push({ ...figures, note: `${ratio}rounds ${perRound}; ${cpu}` });
+      const { mode: _mode, cpuMicros: _cpu, ...figures } = row;
+      rows.push({
+        ...figures,
+        note: `${ratios}CPU ${cpu.toFixed(1)} µs/msg (both endpoints); rounds ${perRound}`,
+      });
     }
   }
   return rows;
