@@ -125,7 +125,12 @@ export class MessageProcessor {
 
   /** Tells the message's observer, if any, what follows a failure. */
   private observeFailure(raw: IncomingTransportMessage, error: unknown, next: FailureNext): void {
-    if (this.host.instrumentation !== undefined) this.observers.get(raw)?.failed(error, next);
+    if (this.host.instrumentation === undefined) return;
+    try {
+      this.observers.get(raw)?.failed(error, next);
+    } catch {
+      // Observing must never change what happens to a message.
+    }
   }
 
   private get deadLettersUnreadable(): boolean {
@@ -148,7 +153,11 @@ export class MessageProcessor {
     const outcome = observer.attempt(1, () => this.processUnobserved(raw));
     const settle = (settled: MessageOutcome) => {
       this.observers.delete(raw);
-      observer.settled(settled);
+      try {
+        observer.settled(settled);
+      } catch {
+        // Observing must never change how the message is settled.
+      }
       return settled;
     };
     return outcome instanceof Promise ? outcome.then(settle) : settle(outcome);
