@@ -73,7 +73,10 @@ export class ProcessObserver implements MessageObserver {
 
   attempt<T>(attempt: number, run: () => T): T {
     if (attempt !== this.attemptNumber) this.startAttempt(attempt);
-    return this.span === undefined ? run() : context.with(this.active, run);
+    // Core enters the first attempt twice (around the message, then around its handlers): a
+    // context already active need not be entered again.
+    if (this.span === undefined || context.active() === this.active) return run();
+    return context.with(this.active, run);
   }
 
   failed(error: unknown, next: FailureNext): void {

@@ -1,4 +1,4 @@
-import { type Span, SpanKind, trace } from '@opentelemetry/api';
+import { context, propagation, type Span, SpanKind, trace } from '@opentelemetry/api';
 import type { ReadableSpan } from '@opentelemetry/sdk-trace-base';
 import { defineMessage, Headers, type Transport } from '@tidings/core';
 import {
@@ -226,6 +226,24 @@ export function describeTracing(sdk: TestSdk, options: DescribeTracingOptions): 
       expect(await sdk.metricValue('tidings.messages.moved_to_error_queue', atServer)).toBe(1);
       expect(await sdk.metricValue('tidings.messages.handled', atServer)).toBe(0);
       expect(await sdk.metricValue('messaging.client.consumed.messages', atServer)).toBe(2);
+    });
+
+    it('baggage set by the sender is active in the handler', async () => {
+      const tenants: Array<string | undefined> = [];
+      const server = await t.started('Server', { instrumentation }, (endpoint) =>
+        endpoint.handle(Work, () => {
+          tenants.push(propagation.getActiveBaggage()?.getEntry('tenant')?.value);
+        }),
+      );
+      const client = await t.started('Client', {
+        instrumentation,
+        routes: { [Work.name]: server.name },
+      });
+      const baggage = propagation.createBaggage({ tenant: { value: 'acme' } });
+      await context.with(propagation.setBaggage(context.active(), baggage), () =>
+        client.send(Work, { n: 1 }),
+      );
+      await vi.waitFor(() => expect(tenants).toEqual(['acme']), wait);
     });
 
     it('a foreign message carrying only traceparent joins its trace', async () => {
