@@ -50,7 +50,6 @@ function dispatchTraced(
   const tracer = telemetry.tracer;
   const parent = tracer === undefined ? undefined : context.active();
   const sent: Sent[] = [];
-  let traced: TransportOperation[] | undefined;
   for (let i = 0; i < operations.length; i++) {
     const operation = operations[i] as TransportOperation;
     const { headers } = operation.message;
@@ -81,11 +80,7 @@ function dispatchTraced(
         { kind: SpanKind.PRODUCER, attributes },
         parent,
       );
-      const withContext = withTraceContext(operation, trace.setSpan(parent as Context, span));
-      if (withContext !== operation) {
-        traced ??= operations.slice();
-        traced[i] = withContext;
-      }
+      writeTraceContext(operation, trace.setSpan(parent as Context, span));
     }
     sent.push({ operationName, destination, messageType, span });
   }
@@ -110,7 +105,7 @@ function dispatchTraced(
   };
   let dispatched: Promise<void>;
   try {
-    dispatched = inner.dispatch(traced ?? operations);
+    dispatched = inner.dispatch(operations);
   } catch (error) {
     ended(error);
     throw error;
@@ -125,31 +120,20 @@ function dispatchTraced(
 }
 
 /**
- * The operation with the trace context the propagator writes (W3C `traceparent`, `tracestate`,
- * `baggage` by default). A copied message (a retry, an error-queue move) drops the context it
- * carried first, so the next hop continues from this send. Without a propagator: unchanged.
+ * Writes the trace context the propagator gives (W3C `traceparent`, `tracestate`, `baggage` by
+ * default) into the operation's headers. In place: the headers were made for this dispatch (built,
+ * or copied for a retry or an error-queue move), nothing reads them after, and a copy per message
+ * costs more than the rest of the wrapper (a new object shape for the receiver to read too). A
+ * copied message drops the context it carried first, so the next hop continues from this send.
  */
-function withTraceContext(operation: TransportOperation, active: Context): TransportOperation {
-  const carrier: Record<string, string> = {};
-  propagation.inject(active, carrier, headerSetter);
-  let any = false;
-  for (const _ in carrier) {
-    any = true;
-    break;
+function writeTraceContext(operation: TransportOperation, active: Context): void {
+  const headers = operation.message.headers as Record<string, string>;
+  if (
+    headers.traceparent !== undefined ||
+    headers.tracestate !== undefined ||
+    headers.baggage !== undefined
+  ) {
+    for (const name of propagation.fields()) delete headers[name];
   }
-  if (!any) return operation;
-  const old = operation.message.headers;
-  let headers: Record<string, string>;
-  if (old.traceparent === undefined && old.tracestate === undefined && old.baggage === undefined) {
-    headers = { ...old, ...carrier };
-  } else {
-    // A copy of a received message: the context it came with is not this send's.
-    headers = {};
-    const fields = propagation.fields();
-    for (const name in old) {
-      if (!fields.includes(name)) headers[name] = old[name] as string;
-    }
-    Object.assign(headers, carrier);
-  }
-  return { ...operation, message: { ...operation.message, headers } };
+  propagation.inject(active, headers, headerSetter);
 }
