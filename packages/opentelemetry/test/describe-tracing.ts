@@ -72,8 +72,17 @@ export function describeTracing(sdk: TestSdk, options: DescribeTracingOptions): 
       });
       expect(reply).toEqual({ n: 2 });
       const replyQueue = `${client.name}.c1`;
+      // Each span is exported when it ends: the handler's, once its message is settled.
+      const expected = [
+        `request ${server.name}`,
+        `send ${server.name}`,
+        `process ${server.name}`,
+        'db.query',
+        `send ${replyQueue}`,
+        `process ${replyQueue}`,
+      ];
       await vi.waitFor(
-        () => expect(sdk.spans().some(named(`process ${replyQueue}`))).toBe(true),
+        () => expect(expected.filter((name) => !sdk.spans().some(named(name)))).toEqual([]),
         wait,
       );
 
@@ -172,6 +181,11 @@ export function describeTracing(sdk: TestSdk, options: DescribeTracingOptions): 
         wait,
       );
       await vi.waitFor(() => expect(server.stats.movedToErrorQueue).toBe(1), wait);
+      // The last attempt's span ends once the message is settled, after the move.
+      await vi.waitFor(
+        () => expect(sdk.spans().filter(named(`process ${server.name}`))).toHaveLength(4),
+        wait,
+      );
 
       const spans = sdk.spans();
       const send = spans.filter(named(`send ${server.name}`)).sort(byStart);
@@ -346,7 +360,10 @@ export function describeTracing(sdk: TestSdk, options: DescribeTracingOptions): 
       expect(await sdk.metricValue('messaging.client.sent.messages', work)).toBe(3);
       expect(await sdk.metricValue('messaging.client.consumed.messages', work)).toBe(3);
       expect(await sdk.metricValue('messaging.process.duration', work)).toBe(3);
-      expect(await sdk.metricValue('tidings.messages.handled', ping)).toBe(1);
+      await vi.waitFor(
+        async () => expect(await sdk.metricValue('tidings.messages.handled', ping)).toBe(1),
+        wait,
+      );
       expect(await sdk.metricValue('messaging.client.sent.messages', ping)).toBe(1);
       expect(await sdk.metricValue('tidings.messages.failed', work)).toBe(0);
       expect(
