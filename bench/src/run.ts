@@ -5,6 +5,7 @@ import { kafkaSuite } from './suites/kafka.js';
 import { learningSuite } from './suites/learning.js';
 import { outboxSuite } from './suites/outbox.js';
 import { rabbitMqSuite } from './suites/rabbitmq.js';
+import { tracingSuite } from './suites/tracing.js';
 import { webCallbackSuite } from './suites/web-callback.js';
 
 const suites: BenchSuite[] = [
@@ -15,6 +16,7 @@ const suites: BenchSuite[] = [
   azureServiceBusSuite,
   webCallbackSuite,
   outboxSuite,
+  tracingSuite,
 ];
 
 /** `npm run bench -- rabbitmq kafka` runs only those suites. */

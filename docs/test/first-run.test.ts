@@ -135,8 +135,8 @@ describe('every public package, installed from its tarball', () => {
         '-euo',
         'pipefail',
         '-c',
-        // The peers some packages name (fastify, vitest), as a user of those packages has them.
-        `mkdir all-packages && cd all-packages && npm init -y >/dev/null && npm pkg set type=module && npm install --no-audit --no-fund ${tarballs.join(' ')} fastify@5 vitest@4 pg typescript @types/node@20 >/dev/null`,
+        // The peers some packages name (fastify, vitest, pg, @opentelemetry/api), as a user of those packages has them.
+        `mkdir all-packages && cd all-packages && npm init -y >/dev/null && npm pkg set type=module && npm install --no-audit --no-fund ${tarballs.join(' ')} fastify@5 vitest@4 pg @opentelemetry/api typescript @types/node@20 >/dev/null`,
       ],
       { cwd: scratch, maxBuffer: 16 * 1024 * 1024 },
     );

@@ -1,5 +1,5 @@
 import { createEndpoint, type Endpoint, type Logger, type Transport } from '@tidings/core';
-import { transportFromEnv } from '@tidings/sample-support';
+import { tracingFromEnv, transportFromEnv } from '@tidings/sample-support';
 import { OrderAccepted, PlaceOrder, routes } from './messages.js';
 
 /**
@@ -18,6 +18,7 @@ export function createClientEndpoint(
     transport,
     routes,
     ...(logger ? { logger } : {}),
+    ...tracingFromEnv('client'),
   });
   client.handle(OrderAccepted, (accepted) => {
     // Replies to `request` reach this handler too, right after the awaiting caller got them.

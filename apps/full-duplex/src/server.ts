@@ -6,7 +6,7 @@ import {
   type PayloadOf,
   type Transport,
 } from '@tidings/core';
-import { runUntilSignal, transportFromEnv } from '@tidings/sample-support';
+import { runUntilSignal, tracingFromEnv, transportFromEnv } from '@tidings/sample-support';
 import { OrderAccepted, PlaceOrder } from './messages.js';
 
 /** Accepts every order and replies with its total. The reply goes wherever the sender asked. */
@@ -17,7 +17,13 @@ export const placeOrder: Handler<PayloadOf<typeof PlaceOrder>> = async (order, c
 
 /** Sales: handles PlaceOrder. */
 export function createSalesEndpoint(transport: Transport, logger?: Logger): Endpoint {
-  const sales = createEndpoint({ name: 'Sales', transport, ...(logger ? { logger } : {}) });
+  const sales = createEndpoint({
+    name: 'Sales',
+    transport,
+    ...(logger ? { logger } : {}),
+    // TIDINGS_TRACE=1: OpenTelemetry spans, printed as a tree by `npm start`.
+    ...tracingFromEnv('server'),
+  });
   const replyDelayMs = Number(process.env.REPLY_DELAY_MS ?? 0);
   sales.handle(PlaceOrder, async (order, ctx) => {
     // The restart demo slows Sales down so the client can die with requests pending.

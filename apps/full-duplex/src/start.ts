@@ -1,7 +1,15 @@
 import { type ChildProcess, fork } from 'node:child_process';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { createConsoleLogger } from '@tidings/core';
-import { transportFromEnv, transportName } from '@tidings/sample-support';
+import {
+  traceTree,
+  tracingFromEnv,
+  transportFromEnv,
+  transportName,
+} from '@tidings/sample-support';
 import { createClientEndpoint, runClient } from './client.js';
 import { createSalesEndpoint } from './server.js';
 
@@ -11,8 +19,18 @@ import { createSalesEndpoint } from './server.js';
  */
 const count = Number(process.env.ORDERS ?? 3);
 const logger = createConsoleLogger('warn');
+// TIDINGS_TRACE=1: every process writes its spans here; the tree is printed at the end.
+const tracing = process.env.TIDINGS_TRACE !== undefined && process.env.TIDINGS_TRACE !== '0';
+if (tracing) process.env.TIDINGS_TRACE_DIR = mkdtempSync(join(tmpdir(), 'tidings-trace-'));
+const printTrace = () => {
+  const dir = process.env.TIDINGS_TRACE_DIR;
+  if (!tracing || dir === undefined) return;
+  console.log(`\n[start] the traces (TIDINGS_TRACE):\n${traceTree(dir)}`);
+  rmSync(dir, { recursive: true, force: true });
+};
 
 if (transportName() === 'in-memory') {
+  tracingFromEnv('one-process');
   const transport = await transportFromEnv('tidings-full-duplex');
   const durable = new Set<string>();
   const sales = createSalesEndpoint(transport, logger);
@@ -23,6 +41,7 @@ if (transportName() === 'in-memory') {
   await client.stop();
   await sales.stop();
   console.log('[start] done (in-memory, one process)');
+  printTrace();
 } else {
   const here = (file: string) => fileURLToPath(new URL(file, import.meta.url));
   const env = { ...process.env, ORDERS: String(count) };
@@ -40,5 +59,6 @@ if (transportName() === 'in-memory') {
   server.kill('SIGTERM');
   const serverCode = await exited(server);
   console.log(`[start] done (${transportName()}, two processes)`);
+  printTrace();
   process.exitCode = clientCode || serverCode;
 }

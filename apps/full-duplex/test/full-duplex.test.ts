@@ -50,6 +50,28 @@ describe('the full-duplex sample', () => {
     expectRoundTrips(stdout);
   });
 
+  it('prints one trace tree per exchange with TIDINGS_TRACE=1, across both processes', async () => {
+    const stdout = await launch({ TIDINGS_TRANSPORT: 'learning', TIDINGS_TRACE: '1' });
+    expectRoundTrips(stdout);
+    const trees = stdout.split('[start] the traces (TIDINGS_TRACE):')[1] ?? '';
+    // Three requests: the request span, its send, Sales' handling, the reply and its handling.
+    const request = [
+      /└─ request Sales CLIENT {2}\[client\]/,
+      /└─ send Sales PRODUCER {2}\[client\]/,
+      /└─ process Sales CONSUMER {2}\[server\]/,
+      /└─ send Web\.web-1 PRODUCER {2}\[server\]/,
+      /└─ process Web\.web-1 CONSUMER {2}\[client\]/,
+    ];
+    const traces = trees.split('trace ').slice(1);
+    expect(traces).toHaveLength(6);
+    const requests = traces.filter((t) => t.includes('request Sales'));
+    expect(requests).toHaveLength(3);
+    for (const tree of requests) for (const line of request) expect(tree).toMatch(line);
+    // Three sends: the reply goes to the endpoint's queue and its handler, in the sender's trace.
+    const sends = traces.filter((t) => !t.includes('request Sales'));
+    for (const tree of sends) expect(tree).toMatch(/process Web CONSUMER {2}\[client\]/);
+  });
+
   it('names the missing setting when a broker transport is chosen without it', async () => {
     const failure = await launch({ TIDINGS_TRANSPORT: 'rabbitmq', RABBITMQ_URL: '' }).catch(
       (error: { stderr: string }) => error,

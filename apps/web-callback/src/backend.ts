@@ -1,5 +1,5 @@
 import { createEndpoint, type Endpoint, type Logger, type Transport } from '@tidings/core';
-import { runUntilSignal, transportFromEnv } from '@tidings/sample-support';
+import { runUntilSignal, tracingFromEnv, transportFromEnv } from '@tidings/sample-support';
 import {
   backendName,
   DescribeOrder,
@@ -32,6 +32,7 @@ export function createBackendEndpoint(
     transport,
     ...(options.logger ? { logger: options.logger } : {}),
     ...(options.concurrency ? { concurrency: options.concurrency } : {}),
+    ...tracingFromEnv('backend'),
   });
   const work = () =>
     options.workMs ? new Promise((resolve) => setTimeout(resolve, options.workMs)) : undefined;

@@ -1,7 +1,8 @@
 import { createEndpoint, type Endpoint, type Logger, type Transport } from '@tidings/core';
 import { tidingsPlugin } from '@tidings/fastify';
-import { runUntilSignal, transportFromEnv } from '@tidings/sample-support';
+import { runUntilSignal, tracingFromEnv, transportFromEnv } from '@tidings/sample-support';
 import Fastify, { type FastifyInstance } from 'fastify';
+import { traceHttpRequests } from './http-tracing.js';
 import {
   DescribeOrder,
   ErrorCodes,
@@ -26,6 +27,8 @@ export function createWebEndpoint(
     transport,
     routes,
     ...(options.logger ? { logger: options.logger } : {}),
+    // TIDINGS_TRACE=1: OpenTelemetry spans (see ../sample-support/src/tracing.ts).
+    ...tracingFromEnv('web'),
   });
 }
 
@@ -38,6 +41,8 @@ export interface WebServerOptions {
   readonly timeoutMs?: number;
   /** Fastify's request log level (e.g. 'info'); off when omitted. */
   readonly logLevel?: string;
+  /** A span per HTTP request, parent of the bus requests it makes (with TIDINGS_TRACE=1). */
+  readonly traceRequests?: boolean;
 }
 
 const idBody = {
@@ -50,6 +55,7 @@ const idBody = {
 /** The page, the JSON API (each call answered when the backend's reply arrives), `/ping` and `/api/stats`. */
 export async function createWebServer(options: WebServerOptions): Promise<FastifyInstance> {
   const app = Fastify({ logger: options.logLevel ? { level: options.logLevel } : false });
+  if (options.traceRequests) traceHttpRequests(app);
   await app.register(tidingsPlugin, {
     endpoint: options.endpoint,
     timeoutMs: options.timeoutMs ?? 5000,
@@ -91,6 +97,7 @@ if (import.meta.url === `file://${process.argv[1]}`) {
     endpoint,
     timeoutMs: Number(process.env.WEB_TIMEOUT_MS ?? 5000),
     ...(process.env.LOG_LEVEL ? { logLevel: process.env.LOG_LEVEL } : {}),
+    traceRequests: 'instrumentation' in tracingFromEnv('web'),
   });
   const url = await app.listen({
     port: Number(process.env.PORT ?? 3000),

@@ -47,6 +47,14 @@ export {
   ValidationError,
   type ValidationIssue,
 } from './errors.js';
+export type {
+  EndpointInstrumentation,
+  FailureNext,
+  Instrumentation,
+  InstrumentedEndpoint,
+  MessageObserver,
+  RequestObserver,
+} from './instrumentation/instrumentation.js';
 export {
   createConsoleLogger,
   type LogFields,

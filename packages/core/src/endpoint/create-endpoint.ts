@@ -9,6 +9,7 @@ import {
   SendOnlyEndpointError,
   UsageError,
 } from '../errors.js';
+import type { EndpointInstrumentation } from '../instrumentation/instrumentation.js';
 import { type LongTimer, setLongTimeout } from '../long-timer.js';
 import type { MessageDefinition } from '../messages/define-message.js';
 import { checkDestination } from '../messages/destination-name.js';
@@ -108,6 +109,8 @@ class TidingsEndpoint implements Endpoint, ProcessorHost {
   private inFlightDrained: (() => void) | undefined;
   private outgoingSettings: Parameters<typeof buildOperation>[1] | undefined;
   readonly outbox: EndpointOutbox | undefined;
+  /** Set at start when the endpoint has an `instrumentation`. */
+  instrumentation: EndpointInstrumentation | undefined;
 
   constructor(readonly options: ResolvedEndpointOptions) {
     this.registry = new CallbackRegistry(options.maxPendingRequests);
@@ -223,7 +226,7 @@ class TidingsEndpoint implements Endpoint, ProcessorHost {
       maxHeaderNameBytes: transport.capabilities.maxHeaderNameBytes,
     };
     try {
-      this.connection = await transport.openEndpoint(
+      const opened = await transport.openEndpoint(
         {
           endpointName: this.name,
           ...(this.inputQueue !== undefined ? { inputQueue: this.inputQueue } : {}),
@@ -233,6 +236,16 @@ class TidingsEndpoint implements Endpoint, ProcessorHost {
         },
         { logger },
       );
+      this.instrumentation = this.options.instrumentation?.instrumentEndpoint(
+        {
+          endpointName: this.name,
+          instanceId: this.options.instanceId,
+          transportName: transport.name,
+          logger,
+        },
+        opened,
+      );
+      this.connection = this.instrumentation?.connection ?? opened;
       // Before receiving: the first message may need its transaction.
       await this.outbox?.start();
       if (!this.options.sendOnly) {
@@ -660,7 +673,7 @@ class TidingsEndpoint implements Endpoint, ProcessorHost {
       }
     };
     // Not async: a request that gets a slot at once is registered and dispatched without a frame.
-    const run = (): Promise<void> => {
+    const runUnobserved = (): Promise<void> => {
       let askedAt: number;
       let waiting: Promise<void> | undefined;
       try {
@@ -690,7 +703,17 @@ class TidingsEndpoint implements Endpoint, ProcessorHost {
         },
       );
     };
-    return { result, run };
+    const observer = this.instrumentation?.request(
+      messageType,
+      intent.destination.kind === 'queue' ? intent.destination.queue : messageType,
+      intent.messageId as string,
+    );
+    if (observer === undefined) return { result, run: runUnobserved };
+    result.then(
+      () => observer.settled(),
+      (error: unknown) => observer.settled(error),
+    );
+    return { result, run: () => observer.run(runUnobserved) };
   }
 
   private assertConfigurable(operation: string): void {

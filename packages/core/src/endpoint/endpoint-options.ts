@@ -1,5 +1,6 @@
 import { checkWholeNumber } from '../configuration/option-checks.js';
 import { ConfigurationError } from '../errors.js';
+import type { Instrumentation } from '../instrumentation/instrumentation.js';
 import { createConsoleLogger, type Logger } from '../logging/logger.js';
 import { checkQueueName } from '../messages/destination-name.js';
 import {
@@ -87,6 +88,12 @@ export interface EndpointOptions {
   readonly persistence?: Persistence<unknown>;
   /** Retention and the background dispatcher of the outbox; only with `persistence`. */
   readonly outbox?: OutboxOptions;
+  /**
+   * Tracing, metrics and log correlation, e.g. `createOpenTelemetry()` from
+   * `@tidings/opentelemetry`. See docs/observability.md.
+   * @default none: nothing is observed, at no cost
+   */
+  readonly instrumentation?: Instrumentation;
 }
 
 export const endpointDefaults = {
@@ -116,6 +123,7 @@ export interface ResolvedEndpointOptions {
   readonly serializer: Serializer;
   readonly persistence: Persistence<unknown> | undefined;
   readonly outbox: ResolvedOutboxOptions;
+  readonly instrumentation: Instrumentation | undefined;
 }
 
 export function resolveEndpointOptions(options: EndpointOptions): ResolvedEndpointOptions {
@@ -169,11 +177,29 @@ export function resolveEndpointOptions(options: EndpointOptions): ResolvedEndpoi
     ),
     unmatchedReplies: options.unmatchedReplies ?? endpointDefaults.unmatchedReplies,
     faultReplies: checkFaultReplies(options.faultReplies ?? endpointDefaults.faultReplies),
-    logger: options.logger ?? createConsoleLogger('info'),
+    logger: instrumentedLogger(
+      options.instrumentation,
+      options.logger ?? createConsoleLogger('info'),
+    ),
     serializer: options.serializer ?? createJsonSerializer(),
     persistence: checkPersistence(options.persistence),
     outbox: resolveOutboxOptions(options.outbox),
+    instrumentation: checkInstrumentation(options.instrumentation),
   };
+}
+
+function checkInstrumentation(instrumentation: Instrumentation | undefined) {
+  if (instrumentation === undefined) return undefined;
+  if (typeof instrumentation?.instrumentEndpoint !== 'function') {
+    throw new ConfigurationError(
+      '`instrumentation` must be an instrumentation, e.g. createOpenTelemetry() from @tidings/opentelemetry.',
+    );
+  }
+  return instrumentation;
+}
+
+function instrumentedLogger(instrumentation: Instrumentation | undefined, logger: Logger): Logger {
+  return instrumentation?.wrapLogger?.(logger) ?? logger;
 }
 
 function checkFaultReplies(value: FaultReplyDetail): FaultReplyDetail {

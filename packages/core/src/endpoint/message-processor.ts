@@ -6,6 +6,11 @@ import {
   ReplyMismatchError,
   TidingsError,
 } from '../errors.js';
+import type {
+  EndpointInstrumentation,
+  FailureNext,
+  MessageObserver,
+} from '../instrumentation/instrumentation.js';
 import type { MessageDefinition } from '../messages/define-message.js';
 import { Headers, headerCount, MAX_FAILURE_HEADER_LENGTH } from '../messages/headers.js';
 import { validatePayload } from '../messages/validate.js';
@@ -56,6 +61,8 @@ export interface ProcessorHost extends ContextHost {
   readonly stopRequested: boolean;
   /** With a persistence: each attempt runs in its transaction (docs/adr/0012-outbox-and-inbox.md). */
   readonly outbox: EndpointOutbox | undefined;
+  /** Observes each message when the endpoint has an `instrumentation`. */
+  readonly instrumentation: EndpointInstrumentation | undefined;
 }
 
 interface ParsedMessage {
@@ -111,7 +118,20 @@ function runHandlers(
  * recoverability. Returns how the transport should settle it; never throws.
  */
 export class MessageProcessor {
+  /** Each message's observer, while it is processed; only with an instrumentation. */
+  private readonly observers = new WeakMap<IncomingTransportMessage, MessageObserver>();
+
   constructor(private readonly host: ProcessorHost) {}
+
+  /** Tells the message's observer, if any, what follows a failure. */
+  private observeFailure(raw: IncomingTransportMessage, error: unknown, next: FailureNext): void {
+    if (this.host.instrumentation === undefined) return;
+    try {
+      this.observers.get(raw)?.failed(error, next);
+    } catch {
+      // Observing must never change what happens to a message.
+    }
+  }
 
   private get deadLettersUnreadable(): boolean {
     const { recoverability, transport } = this.host.options;
@@ -126,6 +146,26 @@ export class MessageProcessor {
    * handlers that return no promise, nothing to dispatch): each promise per message shows in GC.
    */
   process(raw: IncomingTransportMessage): MessageOutcome | Promise<MessageOutcome> {
+    const instrumentation = this.host.instrumentation;
+    if (instrumentation === undefined) return this.processUnobserved(raw);
+    const observer = instrumentation.received(raw);
+    this.observers.set(raw, observer);
+    const outcome = observer.attempt(1, () => this.processUnobserved(raw));
+    const settle = (settled: MessageOutcome) => {
+      this.observers.delete(raw);
+      try {
+        observer.settled(settled);
+      } catch {
+        // Observing must never change how the message is settled.
+      }
+      return settled;
+    };
+    return outcome instanceof Promise ? outcome.then(settle) : settle(outcome);
+  }
+
+  private processUnobserved(
+    raw: IncomingTransportMessage,
+  ): MessageOutcome | Promise<MessageOutcome> {
     try {
       const outcome = this.processMessage(raw);
       return outcome instanceof Promise
@@ -151,6 +191,7 @@ export class MessageProcessor {
         error: errorMessage(error),
       },
     );
+    this.observeFailure(raw, error, 'abandon');
     await this.pauseUnlessStopping();
     return 'abandon';
   }
@@ -350,6 +391,21 @@ export class MessageProcessor {
     payload: unknown,
     attempt: number,
   ): MessageOutcome | Promise<MessageOutcome> {
+    // Without an instrumentation, not even a lookup.
+    const observer =
+      this.host.instrumentation === undefined ? undefined : this.observers.get(parsed.raw);
+    if (observer === undefined) return this.handleAttempt(parsed, registration, payload, attempt);
+    return observer.attempt(attempt, () =>
+      this.handleAttempt(parsed, registration, payload, attempt),
+    );
+  }
+
+  private handleAttempt(
+    parsed: ParsedMessage,
+    registration: HandlerRegistration,
+    payload: unknown,
+    attempt: number,
+  ): MessageOutcome | Promise<MessageOutcome> {
     const { raw } = parsed;
     const host = this.host;
     if (host.shutdownSignal.aborted) return 'abandon';
@@ -485,6 +541,7 @@ export class MessageProcessor {
         `Handler failed while the endpoint is stopping; the message will be received again: ${errorMessage(error)}`,
         { messageId: parsed.messageId, messageType: parsed.messageType, attempt },
       );
+      this.observeFailure(raw, error, 'abandon');
       return 'abandon';
     }
     const delayedRetries = headerCount(raw.headers, Headers.DelayedRetries);
@@ -539,6 +596,7 @@ export class MessageProcessor {
     switch (action.kind) {
       case 'immediate-retry':
         host.counters.immediateRetries++;
+        this.observeFailure(parsed.raw, error, 'immediate-retry');
         logger.debug(`Handler failed, retrying at once: ${errorMessage(error)}`, fields);
         return undefined;
       case 'delayed-retry': {
@@ -569,9 +627,11 @@ export class MessageProcessor {
             ...fields,
             error: errorMessage(dispatchError),
           });
+          this.observeFailure(parsed.raw, error, 'abandon');
           return 'abandon';
         }
         host.counters.delayedRetries++;
+        this.observeFailure(parsed.raw, error, 'delayed-retry');
         logger.warn(
           `Handler failed; delayed retry ${delayedRetries + 1} in ${action.delayMs} ms: ${errorMessage(error)}`,
           fields,
@@ -581,6 +641,7 @@ export class MessageProcessor {
       case 'move-to-error':
         return this.moveToError(parsed.raw, error, action.errorQueue);
       case 'discard':
+        this.observeFailure(parsed.raw, error, 'discard');
         logger.warn(`Handler failed; message discarded by policy: ${action.reason}`, fields);
         return 'complete';
     }
@@ -610,6 +671,7 @@ export class MessageProcessor {
         queue: raw.queue,
       });
       const reason = readString(error, 'code') ?? 'TIDINGS_MALFORMED_MESSAGE';
+      this.observeFailure(raw, error, 'dead-letter');
       await this.sendFaultReply(raw, error);
       return { kind: 'dead-letter', reason, description };
     }
@@ -632,11 +694,13 @@ export class MessageProcessor {
         messageId: raw.messageId,
         error: errorMessage(dispatchError),
       });
+      this.observeFailure(raw, error, 'abandon');
       // Pause so a broken error queue does not become a hot redelivery loop.
       await this.pauseUnlessStopping();
       return 'abandon';
     }
     this.host.counters.movedToErrorQueue++;
+    this.observeFailure(raw, error, 'error-queue');
     logger.error(`Moved a message to the error queue '${errorQueue}': ${errorMessage(error)}`, {
       messageId: raw.messageId,
       messageType: raw.headers[Headers.MessageType],

@@ -1,0 +1,176 @@
+import {
+  type Attributes,
+  type Context,
+  context,
+  isSpanContextValid,
+  propagation,
+  ROOT_CONTEXT,
+  type Span,
+  SpanKind,
+  SpanStatusCode,
+  trace,
+} from '@opentelemetry/api';
+import {
+  type FailureNext,
+  Headers,
+  type IncomingTransportMessage,
+  type MessageObserver,
+  type MessageOutcome,
+} from '@tidings/core';
+import { Attr, errorType } from './attributes.js';
+import type { EndpointTelemetry } from './endpoint-telemetry.js';
+import { headerGetter } from './header-carrier.js';
+import type { Tally } from './metrics.js';
+import { timeSent } from './time-sent.js';
+
+function hasValidSpan(extracted: Context): boolean {
+  const spanContext = trace.getSpanContext(extracted);
+  return spanContext !== undefined && isSpanContextValid(spanContext);
+}
+
+/**
+ * Follows one delivery: a `process <queue>` CONSUMER span per attempt, each a child of the
+ * sender's context taken from the headers (a new trace when there is none, or it is malformed),
+ * and the delivery's metrics.
+ */
+export class ProcessObserver implements MessageObserver {
+  private readonly parent: Context = ROOT_CONTEXT;
+  private readonly tally: Tally | undefined;
+  private span: Span | undefined;
+  private active: Context = ROOT_CONTEXT;
+  private attemptNumber = 0;
+  private attemptStartedAt = 0;
+  private attemptError: string | undefined;
+  private lastNext: FailureNext | undefined;
+
+  constructor(
+    private readonly telemetry: EndpointTelemetry,
+    private readonly message: IncomingTransportMessage,
+  ) {
+    const { headers } = message;
+    if (telemetry.tracer !== undefined) {
+      // From the root: whatever context the transport's callback happens to run in is not ours.
+      this.parent = propagation.extract(ROOT_CONTEXT, headers, headerGetter);
+      if (headers.traceparent !== undefined && !hasValidSpan(this.parent)) {
+        telemetry.logger.debug(
+          'Ignored a malformed traceparent header; the message starts a new trace',
+          { messageId: message.messageId },
+        );
+      }
+    }
+    this.tally = telemetry.tally('process', message.queue, headers[Headers.MessageType]);
+    if (this.tally !== undefined) {
+      this.tally.consumed++;
+      const sent = timeSent(headers);
+      if (sent !== undefined) {
+        telemetry.metrics?.queueTime.record(
+          Math.max(0, Date.now() - sent) / 1000,
+          this.tally.attributes,
+        );
+      }
+    }
+  }
+
+  attempt<T>(attempt: number, run: () => T): T {
+    if (attempt !== this.attemptNumber) this.startAttempt(attempt);
+    // Core enters the first attempt twice (around the message, then around its handlers): a
+    // context already active need not be entered again.
+    if (this.span === undefined || context.active() === this.active) return run();
+    return context.with(this.active, run);
+  }
+
+  failed(error: unknown, next: FailureNext): void {
+    if (this.attemptNumber === 0) this.startAttempt(1);
+    const type = errorType(error);
+    this.attemptError = type;
+    this.lastNext = next;
+    const span = this.span;
+    if (span?.isRecording()) {
+      span.recordException(error instanceof Error ? error : { name: type, message: String(error) });
+      span.setAttribute(Attr.ErrorType, type);
+      span.setAttribute(Attr.FailureNext, next);
+      span.setStatus({
+        code: SpanStatusCode.ERROR,
+        message: error instanceof Error ? error.message : String(error),
+      });
+    }
+    const tally = this.tally;
+    if (tally === undefined) return;
+    this.telemetry.metrics?.failed.add(1, {
+      ...tally.attributes,
+      [Attr.ErrorType]: type,
+      [Attr.FailureNext]: next,
+    });
+    if (next === 'immediate-retry') tally.immediateRetries++;
+    else if (next === 'delayed-retry') tally.delayedRetries++;
+    else if (next === 'error-queue' || next === 'dead-letter') tally.movedToErrorQueue++;
+  }
+
+  settled(outcome: MessageOutcome): void {
+    const kind = typeof outcome === 'string' ? outcome : outcome.kind;
+    if (this.span?.isRecording()) this.span.setAttribute(Attr.Outcome, kind);
+    const handled = kind === 'complete' && this.lastNext === undefined;
+    this.endAttempt();
+    const tally = this.tally;
+    if (!handled || tally === undefined) return;
+    tally.handled++;
+    const sent = timeSent(this.message.headers);
+    if (sent !== undefined) {
+      this.telemetry.metrics?.criticalTime.record(
+        Math.max(0, Date.now() - sent) / 1000,
+        tally.attributes,
+      );
+    }
+  }
+
+  private startAttempt(attempt: number): void {
+    this.endAttempt();
+    this.attemptNumber = attempt;
+    this.attemptStartedAt = performance.now();
+    this.attemptError = undefined;
+    // A failure recorded for an earlier attempt is followed by this one.
+    this.lastNext = undefined;
+    const tracer = this.telemetry.tracer;
+    if (tracer === undefined) return;
+    const { headers, queue } = this.message;
+    const attributes: Attributes = {
+      [Attr.MessagingSystem]: this.telemetry.system,
+      [Attr.OperationType]: 'process',
+      [Attr.OperationName]: 'process',
+      [Attr.DestinationName]: queue,
+      [Attr.MessageId]: headers[Headers.MessageId] ?? this.message.messageId,
+      [Attr.Attempt]: attempt,
+    };
+    const conversationId = headers[Headers.ConversationId];
+    if (conversationId !== undefined) attributes[Attr.ConversationId] = conversationId;
+    const messageType = headers[Headers.MessageType];
+    if (messageType !== undefined) attributes[Attr.MessageType] = messageType;
+    const intent = headers[Headers.Intent];
+    if (intent !== undefined) attributes[Attr.Intent] = intent;
+    const delayed = headers[Headers.DelayedRetries];
+    if (delayed !== undefined) attributes[Attr.DelayedRetries] = Number(delayed) || 0;
+    const span = tracer.startSpan(
+      `process ${queue}`,
+      { kind: SpanKind.CONSUMER, attributes },
+      this.parent,
+    );
+    this.span = span;
+    this.active = trace.setSpan(this.parent, span);
+  }
+
+  private endAttempt(): void {
+    if (this.attemptNumber === 0) return;
+    const tally = this.tally;
+    if (tally !== undefined && this.attemptStartedAt > 0) {
+      const seconds = (performance.now() - this.attemptStartedAt) / 1000;
+      const type = this.attemptError;
+      this.telemetry.metrics?.processDuration.record(
+        seconds,
+        type === undefined ? tally.attributes : { ...tally.attributes, [Attr.ErrorType]: type },
+      );
+    }
+    this.attemptStartedAt = 0;
+    this.span?.end();
+    this.span = undefined;
+  }
+}
