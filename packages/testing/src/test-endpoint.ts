@@ -156,6 +156,7 @@ class TestEndpointImpl implements TestEndpoint {
       deadLettered: 0,
       unmatchedReplies: 0,
       undeliverableReplies: 0,
+      duplicates: 0,
     };
   }
 

@@ -1,4 +1,5 @@
 import {
+  createInMemoryPersistence,
   defineMessage,
   type Endpoint,
   Headers,
@@ -569,6 +570,42 @@ export function describeTransport(options: DescribeTransportOptions): void {
           SendOnlyEndpointError,
         );
         expect(() => sendOnly.handle(Work, () => {})).toThrow(SendOnlyEndpointError);
+      });
+    });
+
+    describe('outbox and inbox (in-memory persistence)', () => {
+      it('a message delivered twice runs its handler once, and what it sends leaves once', async () => {
+        const writes: number[] = [];
+        const s = await server(
+          (e) =>
+            e.handle(Work, async (work, ctx) => {
+              writes.push(work.n);
+              await ctx.send(Ping, { n: work.n }, { to: t.name('Audit') });
+            }),
+          { persistence: createInMemoryPersistence() },
+        );
+        const audit = await t.readQueue(t.name('Audit'));
+        // The same message twice, as a broker's redelivery after a lost ack would bring it.
+        const raw = await t.rawSender();
+        const copy = {
+          message: {
+            messageId: `${t.scope.id}-twice`,
+            headers: {
+              [Headers.MessageId]: `${t.scope.id}-twice`,
+              [Headers.MessageType]: Work.name,
+              [Headers.Intent]: 'send',
+            },
+            body: Buffer.from('{"n":7}'),
+          },
+          destination: { kind: 'queue', queue: t.name('Server') },
+        } as const;
+        await raw.dispatch([copy]);
+        await expect.poll(() => audit.messages.length, wait).toBe(1);
+        await raw.dispatch([copy]);
+        await expect.poll(() => s.stats.duplicates, wait).toBe(1);
+        expect(writes).toEqual([7]);
+        expect(s.stats.handled).toBe(1);
+        expect(audit.messages).toHaveLength(1);
       });
     });
 

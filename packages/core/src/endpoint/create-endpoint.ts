@@ -93,6 +93,7 @@ class TidingsEndpoint implements Endpoint, ProcessorHost {
     movedToErrorQueue: 0,
     unmatchedReplies: 0,
     undeliverableReplies: 0,
+    duplicates: 0,
   };
   readonly inputQueue: string | undefined;
   readonly instanceQueue: string | undefined;

@@ -126,6 +126,11 @@ export interface EndpointStats {
    * queue expired): dropped with a warning, while the handler's other messages still went.
    */
   readonly undeliverableReplies: number;
+  /**
+   * Messages this endpoint's inbox had already handled (with a `persistence`): acknowledged
+   * without running handlers, their record's messages sent again if they had not left.
+   */
+  readonly duplicates: number;
 }
 
 export type EndpointState = 'created' | 'starting' | 'started' | 'stopping' | 'stopped';

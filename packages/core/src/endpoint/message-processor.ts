@@ -44,6 +44,7 @@ export interface ProcessorCounters {
   movedToErrorQueue: number;
   unmatchedReplies: number;
   undeliverableReplies: number;
+  duplicates: number;
 }
 
 /** What the processor needs from its endpoint. */

@@ -28,7 +28,7 @@ const isFailure = (outcome: MessageOutcome | AttemptFailure): outcome is Attempt
 export interface OutboxHost extends ContextHost {
   readonly options: ContextHost['options'] & { readonly stopTimeoutMs: number };
   readonly transportEndpoint: TransportEndpoint;
-  readonly counters: { handled: number; undeliverableReplies: number };
+  readonly counters: { handled: number; undeliverableReplies: number; duplicates: number };
   readonly shutdownSignal: AbortSignal;
 }
 
@@ -129,6 +129,7 @@ export class EndpointOutbox {
     try {
       const claim = await transaction.claim(key);
       if (claim.kind === 'duplicate') {
+        this.host.counters.duplicates++;
         await transaction.rollback();
         context.close();
         const { record } = claim;
