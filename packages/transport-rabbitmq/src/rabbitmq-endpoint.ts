@@ -14,6 +14,7 @@ import {
 import type { Channel, ChannelModel, ConfirmChannel, ConsumeMessage, Message } from 'amqplib';
 import * as amqp from 'amqplib';
 import { amqpPropertiesFor, deliveryCountOf, headersFromAmqp } from './amqp-headers.js';
+import { type BrokerNode, NodeCursor } from './broker-nodes.js';
 import { ConsumerChannel } from './consumer-channel.js';
 import {
   DELAY_DELIVERY_EXCHANGE,
@@ -32,10 +33,8 @@ import { WriteBatch } from './write-batch.js';
 /** What every endpoint of one transport shares. */
 export interface TransportShared {
   readonly options: ResolvedRabbitMqOptions;
-  /** The URL amqplib connects to (heartbeat added); holds the password: never log it. */
-  readonly connectUrl: string;
-  /** For logs and errors. */
-  readonly redactedUrl: string;
+  /** The cluster's nodes (one for a single broker). */
+  readonly nodes: readonly BrokerNode[];
   readonly secrets: readonly (string | undefined)[];
   readonly socketOptions: Record<string, unknown>;
   /** The delay levels, declared once per transport (they are durable and shared). */
@@ -101,6 +100,9 @@ export class RabbitMqEndpoint implements TransportEndpoint {
   private readonly slots = new Map<string, QueueSlots>();
   private pendingSends = 0;
   private idle: Array<() => void> = [];
+  private readonly nodes: NodeCursor;
+  /** The last connect found no node answering (set while connecting). */
+  private connectRefused = false;
 
   constructor(
     private readonly shared: TransportShared,
@@ -112,6 +114,7 @@ export class RabbitMqEndpoint implements TransportEndpoint {
       (queue): queue is string => queue !== undefined,
     );
     for (const queue of this.ownQueues) this.slots.set(queue, { active: 0, waiting: [] });
+    this.nodes = new NodeCursor(shared.nodes, shared.options.nodeOrder);
   }
 
   private get options(): ResolvedRabbitMqOptions {
@@ -126,7 +129,7 @@ export class RabbitMqEndpoint implements TransportEndpoint {
       this.closed = true;
       await this.connection?.close().catch(() => {});
       throw mapRabbitMqError(error, {
-        operation: `open endpoint '${this.topology.endpointName}' on ${this.shared.redactedUrl}`,
+        operation: `open endpoint '${this.topology.endpointName}' on ${this.nodes.description}`,
         secrets: this.shared.secrets,
       });
     }
@@ -523,19 +526,28 @@ export class RabbitMqEndpoint implements TransportEndpoint {
 
   private async recover(): Promise<void> {
     let attempt = 0;
+    let retriedAtOnce = false;
     while (!this.closed && this.incomplete()) {
+      this.connectRefused = false;
       try {
         await this.establish();
         if (attempt > 0 || !this.wasConnected) {
           this.logger.info(`RabbitMQ: endpoint '${this.topology.endpointName}' recovered`, {
-            url: this.shared.redactedUrl,
+            url: this.nodes.currentNode.redactedUrl,
             attempts: attempt + 1,
           });
         }
         attempt = 0;
+        retriedAtOnce = false;
       } catch (error) {
-        attempt++;
         this.lastError = error;
+        // Channels close before their connection: recovery may have begun on a connection that
+        // was going. Its loss is news, not a refusal: try the nodes once more before backing off.
+        if (this.connection === undefined && !this.connectRefused && !retriedAtOnce) {
+          retriedAtOnce = true;
+          continue;
+        }
+        attempt++;
         // A queue or exchange vanished under a consume or bind: declare the topology again.
         if (amqpCodeOf(error) === AmqpCode.NotFound) this.topologyDeclared = false;
         const delay = Math.min(
@@ -543,7 +555,7 @@ export class RabbitMqEndpoint implements TransportEndpoint {
           this.options.reconnectInitialDelayMs * 2 ** (attempt - 1),
         );
         const mapped = mapRabbitMqError(error, {
-          operation: `recover endpoint '${this.topology.endpointName}' on ${this.shared.redactedUrl}`,
+          operation: `recover endpoint '${this.topology.endpointName}' on ${this.nodes.description}`,
           secrets: this.shared.secrets,
         });
         (attempt <= 3 ? this.logger.warn : this.logger.debug).call(
@@ -573,12 +585,17 @@ export class RabbitMqEndpoint implements TransportEndpoint {
   }
 
   private async connect(): Promise<void> {
-    const connection = await amqp.connect(this.shared.connectUrl, {
-      ...this.shared.socketOptions,
-      clientProperties: {
-        connection_name: `${this.options.connectionName}:${this.topology.endpointName}`,
-      },
-    });
+    // Every node in turn: a cluster keeps serving while one is down (backoff only if none answers).
+    this.connectRefused = true;
+    const connection = await this.nodes.connect((node) =>
+      amqp.connect(node.connectUrl, {
+        ...this.shared.socketOptions,
+        clientProperties: {
+          connection_name: `${this.options.connectionName}:${this.topology.endpointName}`,
+        },
+      }),
+    );
+    this.connectRefused = false;
     if (this.closed) {
       await connection.close().catch(() => {});
       throw new TransportUnavailableError('RabbitMQ: the endpoint is closed.');
@@ -608,10 +625,11 @@ export class RabbitMqEndpoint implements TransportEndpoint {
       for (const slots of this.slots.values()) slots.waiting = [];
       this.topologyDeclared = false;
       if (this.closed) return;
+      this.nodes.lost();
       this.logger.warn(
         `RabbitMQ: connection of endpoint '${this.topology.endpointName}' lost; reconnecting`,
         {
-          url: this.shared.redactedUrl,
+          url: this.nodes.currentNode.redactedUrl,
           ...(error
             ? {
                 error: mapRabbitMqError(error, {
@@ -720,7 +738,10 @@ export class RabbitMqEndpoint implements TransportEndpoint {
   // topology
 
   private queueArguments(type: 'quorum' | 'classic'): Record<string, unknown> {
-    return { 'x-queue-type': type };
+    const groupSize = this.options.quorumInitialGroupSize;
+    return type === 'quorum' && groupSize !== undefined
+      ? { 'x-queue-type': type, 'x-quorum-initial-group-size': groupSize }
+      : { 'x-queue-type': type };
   }
 
   private async declareTopology(): Promise<void> {
@@ -893,7 +914,7 @@ export class RabbitMqEndpoint implements TransportEndpoint {
             ? ''
             : ` Last error: ${mapRabbitMqError(this.lastError, { operation: 'connect', secrets: this.shared.secrets }).message}`;
         throw new TransportUnavailableError(
-          `RabbitMQ: the broker at ${this.shared.redactedUrl} was unavailable for ${this.options.unavailableTimeoutMs} ms.${last}`,
+          `RabbitMQ: ${this.nodes.description} was unavailable for ${this.options.unavailableTimeoutMs} ms.${last}`,
         );
       }
       this.kick();
