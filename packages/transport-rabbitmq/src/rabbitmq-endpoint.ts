@@ -26,7 +26,7 @@ import {
   firstDelayLevel,
   MAX_DELAY_SECONDS,
 } from './delay-levels.js';
-import { AmqpCode, amqpCodeOf, isClosedError, mapRabbitMqError } from './errors.js';
+import { AmqpCode, amqpCodeOf, isClosedError, isNackError, mapRabbitMqError } from './errors.js';
 import type { ResolvedRabbitMqOptions } from './options.js';
 import { WriteBatch } from './write-batch.js';
 
@@ -62,6 +62,8 @@ class ReturnedError extends Error {}
 const CLOSE_WAIT_MS = 5_000;
 /** A send gives up after this many lost confirms in a row, even within its deadline. */
 const MAX_SEND_ATTEMPTS = 20;
+/** The longest pause before sending a nacked message again. */
+const NACK_RETRY_MAX_MS = 1_000;
 
 /**
  * One endpoint's connection: a confirm channel for sending, a channel for topology, and a
@@ -226,12 +228,16 @@ export class RabbitMqEndpoint implements TransportEndpoint {
           return;
         } catch (error) {
           if (error instanceof ReturnedError) throw new DestinationNotFoundError(destination);
+          const nacked = isNackError(error);
           if (
             !this.closed &&
-            isClosedError(error) &&
+            (nacked || isClosedError(error)) &&
             attempt < MAX_SEND_ATTEMPTS &&
             Date.now() < deadline
           ) {
+            // A nack comes from a queue without a leader for the moment (a node left a cluster):
+            // give the election a little time before sending again.
+            if (nacked) await this.sleep(Math.min(NACK_RETRY_MAX_MS, 25 * 2 ** attempt));
             continue;
           }
           throw mapRabbitMqError(error, {
@@ -529,9 +535,10 @@ export class RabbitMqEndpoint implements TransportEndpoint {
     let retriedAtOnce = false;
     while (!this.closed && this.incomplete()) {
       this.connectRefused = false;
+      const reconnecting = this.wasConnected && this.connection === undefined;
       try {
         await this.establish();
-        if (attempt > 0 || !this.wasConnected) {
+        if (attempt > 0 || !this.wasConnected || reconnecting) {
           this.logger.info(`RabbitMQ: endpoint '${this.topology.endpointName}' recovered`, {
             url: this.nodes.currentNode.redactedUrl,
             attempts: attempt + 1,
