@@ -64,6 +64,8 @@ const CLOSE_WAIT_MS = 5_000;
 const MAX_SEND_ATTEMPTS = 20;
 /** The longest pause before sending a nacked message again. */
 const NACK_RETRY_MAX_MS = 1_000;
+/** Nacks in a row for one send after which its channel is replaced. */
+const NACKS_BEFORE_NEW_CHANNEL = 3;
 
 /**
  * One endpoint's connection: a confirm channel for sending, a channel for topology, and a
@@ -211,6 +213,8 @@ export class RabbitMqEndpoint implements TransportEndpoint {
   ): Promise<void> {
     const deadline = Date.now() + this.options.unavailableTimeoutMs;
     this.pendingSends++;
+    let nacks = 0;
+    let used: ConfirmChannel | undefined;
     try {
       for (let attempt = 1; ; attempt++) {
         try {
@@ -224,6 +228,7 @@ export class RabbitMqEndpoint implements TransportEndpoint {
             return;
           }
           const channel = this.publisher ?? (await this.waitFor(() => this.publisher, deadline));
+          used = channel;
           await this.publishOnce(channel, exchange, routingKey, content, properties);
           return;
         } catch (error) {
@@ -235,9 +240,21 @@ export class RabbitMqEndpoint implements TransportEndpoint {
             attempt < MAX_SEND_ATTEMPTS &&
             Date.now() < deadline
           ) {
-            // A nack comes from a queue without a leader for the moment (a node left a cluster):
-            // give the election a little time before sending again.
-            if (nacked) await this.sleep(Math.min(NACK_RETRY_MAX_MS, 25 * 2 ** attempt));
+            if (nacked) {
+              // A nack comes from a queue without a leader for the moment (a node left a
+              // cluster): give the election time. A channel that keeps nacking may hold a stale
+              // view of the queue: the next attempt goes on a new one.
+              this.logger.debug(
+                `RabbitMQ: the broker nacked a send to '${destination}'; sending again`,
+                {
+                  attempt,
+                },
+              );
+              if (++nacks >= NACKS_BEFORE_NEW_CHANNEL && used === this.publisher) {
+                used?.close().catch(() => {});
+              }
+              await this.sleep(Math.min(NACK_RETRY_MAX_MS, 25 * 2 ** attempt));
+            }
             continue;
           }
           throw mapRabbitMqError(error, {
