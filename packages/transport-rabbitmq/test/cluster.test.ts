@@ -43,6 +43,34 @@ describe.skipIf(unavailable !== undefined)('rabbitmq three-node cluster', () => 
     await Promise.allSettled(endpoints.splice(0).map((endpoint) => endpoint.stop()));
   });
 
+  it('quorum queues get the broker default of 3 replicas, or quorumInitialGroupSize', async () => {
+    const prefix = uniquePrefix('cluster-replicas');
+    const start = async (name: string, quorumInitialGroupSize?: number) => {
+      const endpoint = createEndpoint({
+        name,
+        transport: createRabbitMqTransport({
+          urls: urls(1, 2, 3),
+          ...(quorumInitialGroupSize !== undefined ? { quorumInitialGroupSize } : {}),
+        }),
+        logger: silentLogger,
+        recoverability: { errorQueue: `${name}-error` },
+      });
+      endpoint.handle(Work, async () => {});
+      endpoints.push(endpoint);
+      await endpoint.start();
+    };
+    await start(`${prefix}-Default`);
+    await start(`${prefix}-Two`, 2);
+    const listing = await clusterCtl(1, 'list_queues', 'name', 'members', '--no-table-headers');
+    const members = (queue: string) =>
+      listing
+        .split('\n')
+        .find((line) => line.startsWith(`${queue}\t`))
+        ?.match(/t\d@localhost/g)?.length;
+    expect(members(`${prefix}-Default`)).toBe(3);
+    expect(members(`${prefix}-Two`)).toBe(2);
+  });
+
   it('a stream and 500 requests at a time: a follower, the queue leader, then the connected node go', {
     timeout: 240_000,
   }, async () => {
