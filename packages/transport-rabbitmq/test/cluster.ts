@@ -28,7 +28,7 @@ export function clusterUnavailableReason(): string | undefined {
 
 // Asynchronous: the endpoints under test keep running while a node stops or starts.
 const run = async (args: string[], timeout: number): Promise<string> =>
-  (await promisify(execFile)(script, args, { timeout })).stdout;
+  (await promisify(execFile)('bash', [script, ...args], { timeout })).stdout;
 
 export const startCluster = () => run(['start'], 180_000);
 export const stopCluster = () => run(['stop'], 120_000);
