@@ -74,8 +74,12 @@ EOF
 start_node() {
   local n="$1"
   if port_open "$(amqp_port "$n")"; then
-    log "$(node_name "$n") is up already"
-    return
+    if ctl "$n" ping >/dev/null 2>&1; then
+      log "$(node_name "$n") is up already"
+      return
+    fi
+    log "port $(amqp_port "$n") is taken by something other than $(node_name "$n")"
+    exit 1
   fi
   for port in "$(amqp_port "$n")" "$(dist_port "$n")"; do
     if port_open "$port"; then

@@ -251,7 +251,7 @@ export class RabbitMqEndpoint implements TransportEndpoint {
                 },
               );
               if (++nacks >= NACKS_BEFORE_NEW_CHANNEL && used === this.publisher) {
-                used?.close().catch(() => {});
+                this.replacePublisher();
               }
               await this.sleep(Math.min(NACK_RETRY_MAX_MS, 25 * 2 ** attempt));
             }
@@ -687,6 +687,16 @@ export class RabbitMqEndpoint implements TransportEndpoint {
       this.kick();
     });
     this.publisher = channel;
+  }
+
+  /** Closes the send channel; sends wait for the new one recovery opens (none use the closing one). */
+  private replacePublisher(): void {
+    const channel = this.publisher;
+    if (channel === undefined) return;
+    this.publisher = undefined;
+    this.returned.clear();
+    channel.close().catch(() => {});
+    this.kick();
   }
 
   private async openExpressChannel(): Promise<void> {

@@ -8,7 +8,7 @@ import {
 import { afterAll, afterEach, describe, expect, it } from 'vitest';
 import { createRabbitMqTransport } from '../src/index.ts';
 import { brokerUrl, deleteTopology, queueDepth, rawConnection } from './broker.ts';
-import { disposeEndpoints, sleep, uniquePrefix } from './helpers.ts';
+import { disposeEndpoints, pool, sleep, uniquePrefix } from './helpers.ts';
 
 const Work = defineMessage<{ n: number }>('rmqnack.Work');
 
@@ -63,6 +63,29 @@ describe('rabbitmq nacked sends', () => {
     await raw.close();
     await sending;
     expect(await queueDepth(queue)).toBe(1);
+  });
+
+  it('a channel that keeps nacking is replaced without failing the sends on it', async () => {
+    const prefix = uniquePrefix('nack-channel');
+    const full = `${prefix}-Full`;
+    const open = `${prefix}-Open`;
+    const raw = await fullQueue(full);
+    queues.push(open);
+    await raw.channel.assertQueue(open, { durable: true });
+    const client = await sender(prefix, full, 20_000);
+    const nacked = Array.from({ length: 10 }, (_, n) => client.send(Work, { n }));
+    // Sends to a queue that takes them go on, on whichever channel is current.
+    await pool(400, 20, async (n) => {
+      await client.send(Work, { n }, { to: open });
+      await sleep(5);
+    });
+    await raw.channel.purgeQueue(full);
+    await raw.channel.deleteQueue(full);
+    await raw.channel.assertQueue(full, { durable: true });
+    await raw.close();
+    await Promise.all(nacked);
+    expect(await queueDepth(open)).toBeGreaterThanOrEqual(400);
+    expect(await queueDepth(full)).toBeGreaterThanOrEqual(10);
   });
 
   it('a send nacked until unavailableTimeoutMs rejects with a retryable TransportError', async () => {
