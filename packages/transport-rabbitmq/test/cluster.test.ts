@@ -188,7 +188,7 @@ describe.skipIf(unavailable !== undefined)('rabbitmq three-node cluster', () => 
     console.info(
       `cluster: ${total} stream messages handled (${duplicates} twice); stream resumed ${resumedAt - killedAt} ms after the connected node died; ` +
         `requests answered: follower stop ${count(followerOutcomes, 'answered')}/500, leader stop ${count(leaderOutcomes, 'answered')}/500, ` +
-        `connected node death ${count(lastOutcomes, 'answered')}/500 (${pendingAtKill} pending at the kill, ${count(lastOutcomes, 'timed out')} timed out: their replies went with the instance queue)`,
+        `connected node death ${count(lastOutcomes, 'answered')}/500 (${pendingAtKill} pending at the kill, ${count(lastOutcomes, 'timed out')} timed out, their replies lost with the instance queue)`,
     );
     // Only the instance queue's node going loses replies; a lost reply is a typed timeout.
     expect(count(followerOutcomes, 'answered')).toBe(500);
