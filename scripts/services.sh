@@ -2,7 +2,8 @@
 # Starts what the test suite needs, installing it where missing: RabbitMQ on 127.0.0.1:5672,
 # PostgreSQL on 127.0.0.1:5432 (trust auth, database `test`), Debian's kcat (the tests start
 # librdkafka's mock Kafka cluster with it), amqp-tools, openssl and chromium.
-# Safe to run again.
+# Safe to run again. The RabbitMQ cluster tests start a three-node cluster beside the broker
+# themselves, with scripts/rabbitmq-cluster.sh (it can also be started by hand).
 set -euo pipefail
 
 log() { printf '[services] %s\n' "$*"; }

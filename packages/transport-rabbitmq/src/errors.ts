@@ -53,6 +53,14 @@ function messageOf(error: unknown): string {
   return String(error);
 }
 
+/**
+ * The broker nacked a confirmed publish: it could not take the message, e.g. while a quorum
+ * queue elects a new leader after a node left. Sending again may work.
+ */
+export function isNackError(error: unknown): boolean {
+  return /nacked/i.test(messageOf(error));
+}
+
 /** A channel or connection went away under an operation: trying again on a new one may work. */
 export function isClosedError(error: unknown): boolean {
   if (error instanceof Error && error.name === 'IllegalOperationError') return true;
@@ -119,7 +127,7 @@ export function mapRabbitMqError(error: unknown, context: ErrorContext): Tidings
       cause,
     });
   }
-  if (/nacked/i.test(detail)) {
+  if (isNackError(error)) {
     return new TransportError(`${what}: the broker refused to take the message (nack).`, {
       cause,
       isRetryable: true,

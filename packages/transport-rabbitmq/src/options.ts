@@ -16,18 +16,40 @@ export interface RabbitMqTlsOptions {
 
 export type RabbitMqQueueType = 'quorum' | 'classic';
 
+/**
+ * The order in which an endpoint tries the nodes of `urls`: `'in-order'` starts with the first,
+ * `'shuffled'` shuffles the list once per endpoint (spreading endpoints over the nodes). Either
+ * way a lost connection moves on to the node after the one lost, wrapping around.
+ */
+export type RabbitMqNodeOrder = 'in-order' | 'shuffled';
+
 export interface RabbitMqTransportOptions {
   /**
    * Broker URL, `amqp://user:pass@host:5672/vhost` or `amqps://...` for TLS. The password never
-   * appears in logs or errors.
+   * appears in logs or errors. Give `url` or `urls`, not both.
    */
-  readonly url: string;
+  readonly url?: string;
+  /**
+   * The nodes of a cluster, one URL each (same forms as `url`; each may carry its own
+   * credentials). An endpoint connects to the first that answers, in `nodeOrder`; when its
+   * connection is lost it reconnects to the next reachable node at once, and backs off
+   * (`reconnectInitialDelayMs`) only after every node has refused.
+   */
+  readonly urls?: readonly string[];
+  /** @default 'in-order' */
+  readonly nodeOrder?: RabbitMqNodeOrder;
   /**
    * Type of the endpoint and error queues. Quorum queues are replicated and report delivery
    * counts; classic queues suit single-node brokers that must stay small.
    * @default 'quorum'
    */
   readonly queueType?: RabbitMqQueueType;
+  /**
+   * Replicas of each new quorum queue (`x-quorum-initial-group-size`). Unset: the broker's
+   * default (`quorum_cluster_size`, 3 nodes unless configured). Ignored for an existing queue.
+   * @default undefined (the broker's default)
+   */
+  readonly quorumInitialGroupSize?: number;
   /**
    * An instance queue (where replies to this instance's requests arrive) is deleted by the broker
    * once nobody has consumed it for this long (`x-expires`).
@@ -93,11 +115,23 @@ export const rabbitMqTransportDefaults = {
   reconnectMaxDelayMs: 5_000,
   unavailableTimeoutMs: 30_000,
   connectionName: 'tidings',
-} as const satisfies Required<Omit<RabbitMqTransportOptions, 'url' | 'tls'>>;
+  nodeOrder: 'in-order',
+} as const satisfies Required<
+  Omit<RabbitMqTransportOptions, 'url' | 'urls' | 'tls' | 'quorumInitialGroupSize'>
+>;
 
 /** Options with defaults applied and checked. */
 export interface ResolvedRabbitMqOptions
-  extends Required<Omit<RabbitMqTransportOptions, 'tls' | 'queueType'>> {
+  extends Required<
+    Omit<
+      RabbitMqTransportOptions,
+      'url' | 'urls' | 'tls' | 'queueType' | 'nodeOrder' | 'quorumInitialGroupSize'
+    >
+  > {
+  /** One URL per node, at least one. */
+  readonly urls: readonly string[];
+  readonly nodeOrder: RabbitMqNodeOrder;
   readonly queueType: RabbitMqQueueType;
+  readonly quorumInitialGroupSize: number | undefined;
   readonly tls: RabbitMqTlsOptions | undefined;
 }

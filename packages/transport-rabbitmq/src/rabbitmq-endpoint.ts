@@ -19,6 +19,7 @@ import {
   deliveryCountOf,
   headersFromAmqp,
 } from './amqp-headers.js';
+import { type BrokerNode, NodeCursor } from './broker-nodes.js';
 import { ConsumerChannel } from './consumer-channel.js';
 import {
   DELAY_DELIVERY_EXCHANGE,
@@ -30,17 +31,15 @@ import {
   firstDelayLevel,
   MAX_DELAY_SECONDS,
 } from './delay-levels.js';
-import { AmqpCode, amqpCodeOf, isClosedError, mapRabbitMqError } from './errors.js';
+import { AmqpCode, amqpCodeOf, isClosedError, isNackError, mapRabbitMqError } from './errors.js';
 import type { ResolvedRabbitMqOptions } from './options.js';
 import { WriteBatch } from './write-batch.js';
 
 /** What every endpoint of one transport shares. */
 export interface TransportShared {
   readonly options: ResolvedRabbitMqOptions;
-  /** The URL amqplib connects to (heartbeat added); holds the password: never log it. */
-  readonly connectUrl: string;
-  /** For logs and errors. */
-  readonly redactedUrl: string;
+  /** The cluster's nodes (one for a single broker). */
+  readonly nodes: readonly BrokerNode[];
   readonly secrets: readonly (string | undefined)[];
   readonly socketOptions: Record<string, unknown>;
   /** The delay levels, declared once per transport (they are durable and shared). */
@@ -68,6 +67,10 @@ class ReturnedError extends Error {}
 const CLOSE_WAIT_MS = 5_000;
 /** A send gives up after this many lost confirms in a row, even within its deadline. */
 const MAX_SEND_ATTEMPTS = 20;
+/** The longest pause before sending a nacked message again. */
+const NACK_RETRY_MAX_MS = 1_000;
+/** Nacks in a row for one send after which its channel is replaced. */
+const NACKS_BEFORE_NEW_CHANNEL = 3;
 
 /**
  * One endpoint's connection: a confirm channel for sending, a channel for topology, and a
@@ -106,6 +109,9 @@ export class RabbitMqEndpoint implements TransportEndpoint {
   private readonly slots = new Map<string, QueueSlots>();
   private pendingSends = 0;
   private idle: Array<() => void> = [];
+  private readonly nodes: NodeCursor;
+  /** The last connect found no node answering (set while connecting). */
+  private connectRefused = false;
 
   constructor(
     private readonly shared: TransportShared,
@@ -117,6 +123,7 @@ export class RabbitMqEndpoint implements TransportEndpoint {
       (queue): queue is string => queue !== undefined,
     );
     for (const queue of this.ownQueues) this.slots.set(queue, { active: 0, waiting: [] });
+    this.nodes = new NodeCursor(shared.nodes, shared.options.nodeOrder);
   }
 
   private get options(): ResolvedRabbitMqOptions {
@@ -131,7 +138,7 @@ export class RabbitMqEndpoint implements TransportEndpoint {
       this.closed = true;
       await this.connection?.close().catch(() => {});
       throw mapRabbitMqError(error, {
-        operation: `open endpoint '${this.topology.endpointName}' on ${this.shared.redactedUrl}`,
+        operation: `open endpoint '${this.topology.endpointName}' on ${this.nodes.description}`,
         secrets: this.shared.secrets,
       });
     }
@@ -211,6 +218,8 @@ export class RabbitMqEndpoint implements TransportEndpoint {
   ): Promise<void> {
     const deadline = Date.now() + this.options.unavailableTimeoutMs;
     this.pendingSends++;
+    let nacks = 0;
+    let used: ConfirmChannel | undefined;
     try {
       for (let attempt = 1; ; attempt++) {
         try {
@@ -224,16 +233,33 @@ export class RabbitMqEndpoint implements TransportEndpoint {
             return;
           }
           const channel = this.publisher ?? (await this.waitFor(() => this.publisher, deadline));
+          used = channel;
           await this.publishOnce(channel, exchange, routingKey, content, properties);
           return;
         } catch (error) {
           if (error instanceof ReturnedError) throw new DestinationNotFoundError(destination);
+          const nacked = isNackError(error);
           if (
             !this.closed &&
-            isClosedError(error) &&
+            (nacked || isClosedError(error)) &&
             attempt < MAX_SEND_ATTEMPTS &&
             Date.now() < deadline
           ) {
+            if (nacked) {
+              // A nack comes from a queue without a leader for the moment (a node left a
+              // cluster): give the election time. A channel that keeps nacking may hold a stale
+              // view of the queue: the next attempt goes on a new one.
+              this.logger.debug(
+                `RabbitMQ: the broker nacked a send to '${destination}'; sending again`,
+                {
+                  attempt,
+                },
+              );
+              if (++nacks >= NACKS_BEFORE_NEW_CHANNEL && used === this.publisher) {
+                this.replacePublisher();
+              }
+              await this.sleep(Math.min(NACK_RETRY_MAX_MS, 25 * 2 ** attempt));
+            }
             continue;
           }
           throw mapRabbitMqError(error, {
@@ -525,19 +551,29 @@ export class RabbitMqEndpoint implements TransportEndpoint {
 
   private async recover(): Promise<void> {
     let attempt = 0;
+    let retriedAtOnce = false;
     while (!this.closed && this.incomplete()) {
+      this.connectRefused = false;
+      const reconnecting = this.wasConnected && this.connection === undefined;
       try {
         await this.establish();
-        if (attempt > 0 || !this.wasConnected) {
+        if (attempt > 0 || !this.wasConnected || reconnecting) {
           this.logger.info(`RabbitMQ: endpoint '${this.topology.endpointName}' recovered`, {
-            url: this.shared.redactedUrl,
+            url: this.nodes.currentNode.redactedUrl,
             attempts: attempt + 1,
           });
         }
         attempt = 0;
+        retriedAtOnce = false;
       } catch (error) {
-        attempt++;
         this.lastError = error;
+        // Channels close before their connection: recovery may have begun on a connection that
+        // was going. Its loss is news, not a refusal: try the nodes once more before backing off.
+        if (this.connection === undefined && !this.connectRefused && !retriedAtOnce) {
+          retriedAtOnce = true;
+          continue;
+        }
+        attempt++;
         // A queue or exchange vanished under a consume or bind: declare the topology again.
         if (amqpCodeOf(error) === AmqpCode.NotFound) this.topologyDeclared = false;
         const delay = Math.min(
@@ -545,7 +581,7 @@ export class RabbitMqEndpoint implements TransportEndpoint {
           this.options.reconnectInitialDelayMs * 2 ** (attempt - 1),
         );
         const mapped = mapRabbitMqError(error, {
-          operation: `recover endpoint '${this.topology.endpointName}' on ${this.shared.redactedUrl}`,
+          operation: `recover endpoint '${this.topology.endpointName}' on ${this.nodes.description}`,
           secrets: this.shared.secrets,
         });
         (attempt <= 3 ? this.logger.warn : this.logger.debug).call(
@@ -575,12 +611,17 @@ export class RabbitMqEndpoint implements TransportEndpoint {
   }
 
   private async connect(): Promise<void> {
-    const connection = await amqp.connect(this.shared.connectUrl, {
-      ...this.shared.socketOptions,
-      clientProperties: {
-        connection_name: `${this.options.connectionName}:${this.topology.endpointName}`,
-      },
-    });
+    // Every node in turn: a cluster keeps serving while one is down (backoff only if none answers).
+    this.connectRefused = true;
+    const connection = await this.nodes.connect((node) =>
+      amqp.connect(node.connectUrl, {
+        ...this.shared.socketOptions,
+        clientProperties: {
+          connection_name: `${this.options.connectionName}:${this.topology.endpointName}`,
+        },
+      }),
+    );
+    this.connectRefused = false;
     if (this.closed) {
       await connection.close().catch(() => {});
       throw new TransportUnavailableError('RabbitMQ: the endpoint is closed.');
@@ -610,10 +651,11 @@ export class RabbitMqEndpoint implements TransportEndpoint {
       for (const slots of this.slots.values()) slots.waiting = [];
       this.topologyDeclared = false;
       if (this.closed) return;
+      this.nodes.lost();
       this.logger.warn(
         `RabbitMQ: connection of endpoint '${this.topology.endpointName}' lost; reconnecting`,
         {
-          url: this.shared.redactedUrl,
+          url: this.nodes.currentNode.redactedUrl,
           ...(error
             ? {
                 error: mapRabbitMqError(error, {
@@ -647,6 +689,16 @@ export class RabbitMqEndpoint implements TransportEndpoint {
       this.kick();
     });
     this.publisher = channel;
+  }
+
+  /** Closes the send channel; sends wait for the new one recovery opens (none use the closing one). */
+  private replacePublisher(): void {
+    const channel = this.publisher;
+    if (channel === undefined) return;
+    this.publisher = undefined;
+    this.returned.clear();
+    channel.close().catch(() => {});
+    this.kick();
   }
 
   private async openExpressChannel(): Promise<void> {
@@ -722,7 +774,10 @@ export class RabbitMqEndpoint implements TransportEndpoint {
   // topology
 
   private queueArguments(type: 'quorum' | 'classic'): Record<string, unknown> {
-    return { 'x-queue-type': type };
+    const groupSize = this.options.quorumInitialGroupSize;
+    return type === 'quorum' && groupSize !== undefined
+      ? { 'x-queue-type': type, 'x-quorum-initial-group-size': groupSize }
+      : { 'x-queue-type': type };
   }
 
   private async declareTopology(): Promise<void> {
@@ -895,7 +950,7 @@ export class RabbitMqEndpoint implements TransportEndpoint {
             ? ''
             : ` Last error: ${mapRabbitMqError(this.lastError, { operation: 'connect', secrets: this.shared.secrets }).message}`;
         throw new TransportUnavailableError(
-          `RabbitMQ: the broker at ${this.shared.redactedUrl} was unavailable for ${this.options.unavailableTimeoutMs} ms.${last}`,
+          `RabbitMQ: ${this.nodes.description} was unavailable for ${this.options.unavailableTimeoutMs} ms.${last}`,
         );
       }
       this.kick();

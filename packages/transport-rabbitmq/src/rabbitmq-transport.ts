@@ -3,13 +3,13 @@ import {
   checkTimerMs,
   checkWholeNumber,
   type EndpointTopology,
-  redactUrl,
   TRANSPORT_SPI_VERSION,
   type Transport,
   type TransportCapabilities,
   type TransportContext,
   type TransportEndpoint,
 } from '@tidings/core';
+import { brokerNodes } from './broker-nodes.js';
 import { MAX_DELAY_SECONDS } from './delay-levels.js';
 import {
   type RabbitMqTransportOptions,
@@ -29,17 +29,41 @@ const positiveInteger = (name: string, value: number) =>
 /** An option that becomes one timer: at most `MAX_TIMER_MS`, which Node.js would fire at once. */
 const timerMs = (name: string, value: number) => checkTimerMs(`RabbitMQ: ${name}`, value);
 
-function resolveOptions(options: RabbitMqTransportOptions): ResolvedRabbitMqOptions {
-  if (options === undefined || typeof options.url !== 'string' || options.url === '') {
+function resolveUrls(options: RabbitMqTransportOptions): readonly string[] {
+  const example =
+    'e.g. createRabbitMqTransport({ url: "amqp://user:pass@localhost:5672" }), or urls: [...] with one URL per cluster node.';
+  if (options === undefined || (options.url === undefined && options.urls === undefined)) {
+    throw new ConfigurationError(`RabbitMQ: \`url\` or \`urls\` is required, ${example}`);
+  }
+  if (options.url !== undefined && options.urls !== undefined) {
+    throw new ConfigurationError(`RabbitMQ: give \`url\` or \`urls\`, not both; ${example}`);
+  }
+  const urls = options.urls ?? [options.url];
+  if (
+    !Array.isArray(urls) ||
+    urls.length === 0 ||
+    urls.some((url) => typeof url !== 'string' || url === '')
+  ) {
     throw new ConfigurationError(
-      'RabbitMQ: `url` is required, e.g. createRabbitMqTransport({ url: "amqp://user:pass@localhost:5672" }).',
+      `RabbitMQ: \`url\` must be a non-empty string and \`urls\` a non-empty list of them, ${example}`,
     );
   }
+  return urls as readonly string[];
+}
+
+function resolveOptions(options: RabbitMqTransportOptions): ResolvedRabbitMqOptions {
+  const urls = resolveUrls(options);
   const d = rabbitMqTransportDefaults;
   const queueType = options.queueType ?? d.queueType;
   if (queueType !== 'quorum' && queueType !== 'classic') {
     throw new ConfigurationError(
       `RabbitMQ: queueType must be 'quorum' or 'classic', got '${String(queueType)}'.`,
+    );
+  }
+  const nodeOrder = options.nodeOrder ?? d.nodeOrder;
+  if (nodeOrder !== 'in-order' && nodeOrder !== 'shuffled') {
+    throw new ConfigurationError(
+      `RabbitMQ: nodeOrder must be 'in-order' or 'shuffled', got '${String(nodeOrder)}'.`,
     );
   }
   const prefetchMultiplier = options.prefetchMultiplier ?? d.prefetchMultiplier;
@@ -53,8 +77,13 @@ function resolveOptions(options: RabbitMqTransportOptions): ResolvedRabbitMqOpti
     options.reconnectInitialDelayMs ?? d.reconnectInitialDelayMs,
   );
   return {
-    url: options.url,
+    urls,
+    nodeOrder,
     queueType,
+    quorumInitialGroupSize:
+      options.quorumInitialGroupSize === undefined
+        ? undefined
+        : positiveInteger('quorumInitialGroupSize', options.quorumInitialGroupSize),
     instanceQueueExpiresMs: positiveInteger(
       'instanceQueueExpiresMs',
       options.instanceQueueExpiresMs ?? d.instanceQueueExpiresMs,
@@ -83,50 +112,18 @@ function resolveOptions(options: RabbitMqTransportOptions): ResolvedRabbitMqOpti
   };
 }
 
-/** Parses the URL, adds the heartbeat unless the URL sets one, and collects the secrets. */
-function connectionTarget(options: ResolvedRabbitMqOptions): {
-  connectUrl: string;
-  redactedUrl: string;
-  secrets: Array<string | undefined>;
-} {
-  let parsed: URL;
-  try {
-    parsed = new URL(options.url);
-  } catch {
-    throw new ConfigurationError(
-      `RabbitMQ: url is not a valid URL (${redactUrl(options.url)}); expected amqp://user:pass@host:5672/vhost.`,
-    );
-  }
-  if (parsed.protocol !== 'amqp:' && parsed.protocol !== 'amqps:') {
-    throw new ConfigurationError(
-      `RabbitMQ: url must start with amqp:// or amqps://, got ${redactUrl(options.url)}.`,
-    );
-  }
-  if (!parsed.searchParams.has('heartbeat')) {
-    parsed.searchParams.set('heartbeat', String(options.heartbeatSeconds));
-  }
-  const password = parsed.password;
-  const secrets = [
-    password === '' ? undefined : password,
-    password === '' ? undefined : decodeURIComponent(password),
-    options.tls?.passphrase,
-  ];
-  return { connectUrl: parsed.toString(), redactedUrl: redactUrl(options.url), secrets };
-}
-
 /**
  * RabbitMQ through amqplib: quorum endpoint queues, confirmed persistent sends, a fanout exchange
  * per event type, plugin-free delayed delivery, and recovery from lost connections and channels.
  */
 export function createRabbitMqTransport(options: RabbitMqTransportOptions): Transport {
   const resolved = resolveOptions(options);
-  const target = connectionTarget(resolved);
   const tls = resolved.tls;
+  const { nodes, secrets } = brokerNodes(resolved.urls, resolved.heartbeatSeconds, tls?.passphrase);
   const shared: TransportShared = {
     options: resolved,
-    connectUrl: target.connectUrl,
-    redactedUrl: target.redactedUrl,
-    secrets: target.secrets,
+    nodes,
+    secrets,
     socketOptions: {
       // Without it Nagle's algorithm holds small frames back: ~40 ms per round trip.
       noDelay: true,

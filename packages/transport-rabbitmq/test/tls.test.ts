@@ -111,4 +111,39 @@ describe('TLS (amqps://)', () => {
     expect(String((error as Error).message)).not.toContain('s3cret-pass');
     await endpoint.stop();
   });
+
+  it('a node list over TLS: every address gets the TLS settings and redaction', async () => {
+    const prefix = uniquePrefix('tls-nodes');
+    const target = new URL(brokerUrl);
+    const tlsNode = `amqps://${target.username}:${target.password}@localhost:${port}${target.pathname}`;
+    // A first node that is down: the endpoint moves on to the TLS one.
+    const urls = [`amqps://${target.username}:n0de-secret@localhost:1`, tlsNode];
+    const endpoint = createEndpoint({
+      name: `${prefix}-Server`,
+      transport: createRabbitMqTransport({ urls, tls: { ca } }),
+      logger: recordingLogger(),
+    });
+    endpoint.handle(Ping, async (p, ctx) => ctx.reply(Pong, { n: p.n + 1 }));
+    try {
+      await endpoint.start();
+      await expect(
+        endpoint.request(Ping, { n: 1 }, { expect: Pong, to: `${prefix}-Server` }),
+      ).resolves.toEqual({ n: 2 });
+    } finally {
+      await disposeEndpoints([endpoint]);
+    }
+    // Without the CA neither node is trusted; the error names them without their passwords.
+    const untrusted = createEndpoint({
+      name: `${prefix}-Untrusted`,
+      transport: createRabbitMqTransport({ urls, unavailableTimeoutMs: 2000 }),
+      logger: recordingLogger(),
+    });
+    const error = await untrusted.start().then(
+      () => undefined,
+      (e: unknown) => e,
+    );
+    expect(error).toBeInstanceOf(TidingsError);
+    expect(String((error as Error).message)).not.toMatch(/n0de-secret|guest@/);
+    await untrusted.stop();
+  });
 });
