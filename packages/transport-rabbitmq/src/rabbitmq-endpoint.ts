@@ -1,4 +1,5 @@
 import {
+  ConfigurationError,
   DestinationNotFoundError,
   type EndpointTopology,
   Headers,
@@ -94,6 +95,8 @@ export class RabbitMqEndpoint implements TransportEndpoint {
   private recovering: Promise<void> | undefined;
   private waiters: Array<() => void> = [];
   private lastError: unknown;
+  /** Set while the broker refuses this instance's exclusive consumer: the id is in use. */
+  private instanceInUse: ConfigurationError | undefined;
   private wasConnected = false;
   private readonly declaredExchanges = new Set<string>();
   private readonly boundForDelay = new Set<string>();
@@ -354,7 +357,10 @@ export class RabbitMqEndpoint implements TransportEndpoint {
       this.consumer = undefined;
     }
     this.kick();
-    await this.waitFor(() => this.consumer, Date.now() + this.options.unavailableTimeoutMs);
+    await this.waitFor(() => {
+      if (this.instanceInUse !== undefined) throw this.instanceInUse;
+      return this.consumer;
+    }, Date.now() + this.options.unavailableTimeoutMs);
   }
 
   async stopReceiving(): Promise<void> {
@@ -580,10 +586,12 @@ export class RabbitMqEndpoint implements TransportEndpoint {
           this.options.reconnectMaxDelayMs,
           this.options.reconnectInitialDelayMs * 2 ** (attempt - 1),
         );
-        const mapped = mapRabbitMqError(error, {
-          operation: `recover endpoint '${this.topology.endpointName}' on ${this.nodes.description}`,
-          secrets: this.shared.secrets,
-        });
+        const mapped =
+          this.instanceInUse ??
+          mapRabbitMqError(error, {
+            operation: `recover endpoint '${this.topology.endpointName}' on ${this.nodes.description}`,
+            secrets: this.shared.secrets,
+          });
         (attempt <= 3 ? this.logger.warn : this.logger.debug).call(
           this.logger,
           `${mapped.message} Retrying in ${Math.round(delay)} ms.`,
@@ -743,13 +751,30 @@ export class RabbitMqEndpoint implements TransportEndpoint {
     await channel.prefetch(prefetch, false);
     for (const queue of this.ownQueues) {
       const slots = this.slots.get(queue) as QueueSlots;
-      const { consumerTag } = await channel.consume(
-        queue,
-        (message) => this.onDelivery(consumer, queue, slots, message),
-        { noAck: false },
-      );
+      // The instance queue has one consumer, exclusively: a second live process with the same
+      // instance id would take half of this one's replies; the broker refuses it instead.
+      const exclusive = queue === this.topology.instanceQueue;
+      let consumerTag: string;
+      try {
+        ({ consumerTag } = await channel.consume(
+          queue,
+          (message) => this.onDelivery(consumer, queue, slots, message),
+          { noAck: false, exclusive },
+        ));
+      } catch (error) {
+        if (exclusive && amqpCodeOf(error) === AmqpCode.AccessRefused) {
+          this.instanceInUse = new ConfigurationError(
+            `RabbitMQ: another live process consumes '${queue}': two instances of endpoint '${this.topology.endpointName}' share an instance id, and would take each other's replies. Give each process an instanceId of its own (e.g. from HOSTNAME), or leave it out for a generated one.`,
+            { cause: error },
+          );
+          // Wakes startReceiving, which fails with it rather than waiting out its deadline.
+          this.notify();
+        }
+        throw error;
+      }
       consumer.consumerTags.push(consumerTag);
     }
+    this.instanceInUse = undefined;
     if (this.receiving !== settings) {
       // Stopped while starting.
       await channel.close().catch(() => {});
