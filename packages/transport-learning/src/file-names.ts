@@ -25,6 +25,8 @@ export const dirs = {
 } as const;
 
 export const instanceMarker = '.instance';
+/** In an instance queue: the owner id of the live process that receives from it. */
+export const instanceHolder = '.holder';
 const suffix = '.msg';
 
 let counter = 0;

@@ -18,6 +18,7 @@ import {
   delayedName,
   dirs,
   encodeTypeName,
+  instanceHolder,
   instanceMarker,
   newFileId,
   parseClaimed,
@@ -294,6 +295,40 @@ export class FileStore {
     }
   }
 
+  /**
+   * Marks `owner` as the process receiving from an instance queue. Resolves with the owner that
+   * holds it already instead, unless `isGone` says that one has stopped or died.
+   */
+  async holdInstanceQueue(
+    queue: string,
+    owner: string,
+    isGone: (holder: string) => Promise<boolean>,
+  ): Promise<string | undefined> {
+    const path = join(this.queueDir(queue), instanceHolder);
+    for (let attempt = 0; attempt < 3; attempt++) {
+      try {
+        await writeFile(path, owner, { flag: 'wx' });
+        return undefined;
+      } catch (error) {
+        if ((error as NodeJS.ErrnoException).code !== 'EEXIST') {
+          throw mapFsError(error, { operation: 'hold an instance queue', path });
+        }
+      }
+      const holder = await readFile(path, 'utf8').catch(() => '');
+      if (holder === owner) return undefined;
+      if (holder !== '' && !(await isGone(holder))) return holder;
+      await unlink(path).catch(() => {});
+    }
+    return undefined;
+  }
+
+  /** Gives up an instance queue this owner holds. */
+  async releaseInstanceQueue(queue: string, owner: string): Promise<void> {
+    const path = join(this.queueDir(queue), instanceHolder);
+    if ((await readFile(path, 'utf8').catch(() => '')) === owner)
+      await unlink(path).catch(() => {});
+  }
+
   async touchInstanceQueue(queue: string): Promise<void> {
     await this.touch(join(this.queueDir(queue), instanceMarker));
   }
@@ -314,7 +349,7 @@ export class FileStore {
       throw mapFsError(error, { operation: 'remove an instance queue', path: dir });
     }
     const left = (await readdir(aside)).filter(
-      (name) => name !== instanceMarker && name !== dirs.claimed,
+      (name) => name !== instanceMarker && name !== instanceHolder && name !== dirs.claimed,
     );
     const claimed = await readdir(join(aside, dirs.claimed)).catch(() => [] as string[]);
     if (left.length === 0 && claimed.length === 0) {

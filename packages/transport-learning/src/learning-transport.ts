@@ -1,5 +1,6 @@
 import { resolve } from 'node:path';
 import {
+  ConfigurationError,
   DestinationNotFoundError,
   type EndpointTopology,
   type Logger,
@@ -301,9 +302,22 @@ export function createLearningTransport(options: LearningTransportOptions = {}):
           if (current.some((receiver) => receiver.isActive)) return;
           // A stopped receiver may still be settling messages: keep it until close.
           retired.push(...current);
-          started = true;
-          if (topology.instanceQueue !== undefined) instanceQueues.add(topology.instanceQueue);
           await startHousekeeping();
+          const instanceQueue = topology.instanceQueue;
+          if (instanceQueue !== undefined) {
+            // Two live processes on one instance id would take each other's replies.
+            const holder = await store.holdInstanceQueue(instanceQueue, owner, (other) =>
+              isAbandoned(other, Number(other.split('-')[0]), Date.now()),
+            );
+            if (holder !== undefined) {
+              if (receivers.size === 0) await stopHousekeeping();
+              throw new ConfigurationError(
+                `Learning transport: another live process (${holder}) receives from '${instanceQueue}': two instances of endpoint '${topology.endpointName}' share an instance id, and would take each other's replies. Give each process an instanceId of its own, or leave it out for a generated one.`,
+              );
+            }
+            instanceQueues.add(instanceQueue);
+          }
+          started = true;
           const host = {
             store,
             owner,
@@ -342,6 +356,7 @@ export function createLearningTransport(options: LearningTransportOptions = {}):
           const instanceQueue = topology.instanceQueue;
           if (instanceQueue === undefined) return;
           instanceQueues.delete(instanceQueue);
+          await store.releaseInstanceQueue(instanceQueue, owner);
           // A clean stop leaves no empty folder behind (a generated instance id is never used
           // again); a queue still holding replies waits for a restart, or for its expiry.
           await store.removeInstanceQueueIfEmpty(instanceQueue).catch((error: unknown) =>

@@ -10,6 +10,7 @@ import {
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import {
+  ConfigurationError,
   createEndpoint,
   defineMessage,
   Headers,
@@ -295,6 +296,25 @@ describe('learning transport on disk', () => {
       expect(other).toEqual([]);
       expect(readdirSync(join(rootDir, 'Q', '.claimed'))).toHaveLength(1);
     });
+  });
+
+  it('a second live receiver of an instance queue is refused; a dead holder is taken over', async () => {
+    const first = await open('Svc', {}, { instanceQueue: 'Svc.web-1' });
+    await receive(first);
+    const second = await open('Svc', {}, { instanceQueue: 'Svc.web-1' });
+    const refused = await receive(second).catch((error: unknown) => error);
+    expect(refused).toBeInstanceOf(ConfigurationError);
+    expect(String(refused)).toMatch(/share an instance id/);
+    await first.close();
+    // The first stopped: the id is free.
+    const third = await open('Svc', {}, { instanceQueue: 'Svc.web-1' });
+    await receive(third);
+    await third.close();
+    // A holder whose process died (a pid that does not exist) does not block a restart.
+    mkdirSync(join(rootDir, 'Svc.web-1', '.claimed'), { recursive: true });
+    writeFileSync(join(rootDir, 'Svc.web-1', '.holder'), '2147483646-deadbeef');
+    const restarted = await open('Svc', {}, { instanceQueue: 'Svc.web-1' });
+    await receive(restarted);
   });
 
   it('a clean close removes its empty instance queue and keeps one that holds replies', async () => {
