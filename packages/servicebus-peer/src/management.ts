@@ -112,6 +112,25 @@ function forwardPath(value: string): string {
   return slash < 0 ? '' : value.slice(slash + 1);
 }
 
+/**
+ * Service Bus's ranges for entity settings (learn.microsoft.com, "Service Bus quotas" and the
+ * QueueDescription reference): it answers 400 to a create outside them.
+ */
+const RANGES = {
+  autoDeleteOnIdleMs: [5 * 60_000, Number.MAX_SAFE_INTEGER],
+  duplicateDetectionWindowMs: [20_000, 7 * 24 * 60 * 60_000],
+  lockDurationMs: [5_000, 5 * 60_000],
+} as const;
+
+function checkRange(name: keyof typeof RANGES, field: string, ms: number | undefined): void {
+  const [min, max] = RANGES[name];
+  if (ms !== undefined && (ms < min || ms > max)) {
+    throw new BadRequest(
+      `The value supplied for ${field} is out of range: it must be between ${formatDuration(min)} and ${max === Number.MAX_SAFE_INTEGER ? 'TimeSpan.MaxValue' : formatDuration(max)}. SubCode=40000.`,
+    );
+  }
+}
+
 /** EntityOptions from a QueueDescription or SubscriptionDescription (names as in the SDK's build*Options). */
 function entityOptions(fields: Map<string, string>): EntityOptions {
   if (fields.get('RequiresSession') === 'true') {
@@ -122,6 +141,15 @@ function entityOptions(fields: Map<string, string>): EntityOptions {
   const autoDelete = parseDuration(fields.get('AutoDeleteOnIdle'));
   const forwardTo = fields.get('ForwardTo');
   const duplicateDetection = fields.get('RequiresDuplicateDetection') === 'true';
+  checkRange('autoDeleteOnIdleMs', 'AutoDeleteOnIdle', autoDelete);
+  checkRange('lockDurationMs', 'LockDuration', lockDuration);
+  if (duplicateDetection) {
+    checkRange(
+      'duplicateDetectionWindowMs',
+      'DuplicateDetectionHistoryTimeWindow',
+      parseDuration(fields.get('DuplicateDetectionHistoryTimeWindow')),
+    );
+  }
   return {
     ...(autoDelete !== undefined ? { autoDeleteOnIdleMs: autoDelete } : {}),
     ...(maxDeliveryCount !== undefined ? { maxDeliveryCount: Number(maxDeliveryCount) } : {}),
@@ -371,6 +399,12 @@ export function createManagementHandler(model: ManagementModel) {
    */
   const checkForwardAuthorization = (options: EntityOptions, request: IncomingMessage) => {
     if (options.forwardTo === undefined) return;
+    // Service Bus refuses to forward to an entity that does not exist (400, not 404).
+    if (findQueue(options.forwardTo) === undefined && findTopic(options.forwardTo) === undefined) {
+      throw new BadRequest(
+        `The auto-forwarding destination entity '${options.forwardTo}' does not exist. SubCode=40000.`,
+      );
+    }
     const token = request.headers.servicebussupplementaryauthorization;
     if (model.verify(Array.isArray(token) ? token[0] : token) !== 'ok') {
       throw new Unauthorized('ServiceBusSupplementaryAuthorization is missing or invalid.');

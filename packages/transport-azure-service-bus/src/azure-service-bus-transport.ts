@@ -29,6 +29,7 @@ import {
 } from '@tidings/core';
 import { mapServiceBusError } from './errors.js';
 import { createAdministrationInstaller, type TopologyInstaller } from './installer.js';
+import { checkServiceRange, serviceBusLimits } from './limits.js';
 import { toIncomingMessage, toServiceBusMessage } from './message-mapping.js';
 import { checkDistinctTopics, subscriptionName, topicName } from './naming.js';
 import { enableTcpNoDelay } from './no-delay.js';
@@ -152,14 +153,18 @@ export function createAzureServiceBusTransport(
   }
   const secrets = secretsOf(options);
   const settings = {
-    maxMessageSizeBytes: checkWholeNumber(
+    // Premium's limit: a larger value would pass here and be refused by every namespace.
+    maxMessageSizeBytes: checkServiceRange(
       'maxMessageSizeBytes',
       options.maxMessageSizeBytes ?? azureServiceBusTransportDefaults.maxMessageSizeBytes,
+      1,
+      serviceBusLimits.maxMessageSizeBytes,
     ),
-    instanceQueueAutoDeleteOnIdleMs: checkWholeNumber(
+    instanceQueueAutoDeleteOnIdleMs: checkServiceRange(
       'instanceQueueAutoDeleteOnIdleMs',
       options.instanceQueueAutoDeleteOnIdleMs ??
         azureServiceBusTransportDefaults.instanceQueueAutoDeleteOnIdleMs,
+      serviceBusLimits.minAutoDeleteOnIdleMs,
     ),
     maxDeliveryCount: checkWholeNumber(
       'maxDeliveryCount',
@@ -196,9 +201,22 @@ export function createAzureServiceBusTransport(
     options.duplicateDetectionWindowMs === undefined
       ? {}
       : {
-          duplicateDetectionWindowMs: checkWholeNumber(
+          duplicateDetectionWindowMs: checkServiceRange(
             'duplicateDetectionWindowMs',
             options.duplicateDetectionWindowMs,
+            serviceBusLimits.minDuplicateDetectionWindowMs,
+            serviceBusLimits.maxDuplicateDetectionWindowMs,
+          ),
+        };
+  const lockDuration =
+    options.lockDurationMs === undefined
+      ? {}
+      : {
+          lockDurationMs: checkServiceRange(
+            'lockDurationMs',
+            options.lockDurationMs,
+            serviceBusLimits.minLockDurationMs,
+            serviceBusLimits.maxLockDurationMs,
           ),
         };
   if (options.installer !== undefined && options.administration !== undefined) {
@@ -284,8 +302,13 @@ export function createAzureServiceBusTransport(
             ? {
                 maxDeliveryCount: settings.maxDeliveryCount,
                 autoDeleteOnIdleMs: settings.instanceQueueAutoDeleteOnIdleMs,
+                ...lockDuration,
               }
-            : { maxDeliveryCount: settings.maxDeliveryCount, ...duplicateDetection },
+            : {
+                maxDeliveryCount: settings.maxDeliveryCount,
+                ...duplicateDetection,
+                ...lockDuration,
+              },
         );
       try {
         await installer.ensureQueue(topology.errorQueue, {});

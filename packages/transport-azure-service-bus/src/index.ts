@@ -8,6 +8,7 @@ export {
   type EntitySettings,
   type TopologyInstaller,
 } from './installer.js';
+export { serviceBusLimits } from './limits.js';
 export { subscriptionName, topicName } from './naming.js';
 export { enableTcpNoDelay } from './no-delay.js';
 export {

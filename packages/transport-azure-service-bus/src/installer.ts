@@ -12,6 +12,8 @@ export interface EntitySettings {
   readonly maxDeliveryCount?: number;
   /** Drop messages whose id was seen within this window. */
   readonly duplicateDetectionWindowMs?: number;
+  /** Peek-lock duration (5 seconds to 5 minutes); the service's default when unset. */
+  readonly lockDurationMs?: number;
   /** Subscriptions: move every message into this queue (auto-forwarding). */
   readonly forwardTo?: string;
 }
@@ -63,6 +65,9 @@ export function createAdministrationInstaller(
       : {}),
     ...(settings.maxDeliveryCount !== undefined
       ? { maxDeliveryCount: settings.maxDeliveryCount }
+      : {}),
+    ...(settings.lockDurationMs !== undefined
+      ? { lockDuration: duration(settings.lockDurationMs) }
       : {}),
     ...(settings.forwardTo !== undefined ? { forwardTo: settings.forwardTo } : {}),
   });

@@ -35,12 +35,14 @@ describe('createAdministrationInstaller against the test peer', () => {
       maxDeliveryCount: 5,
       autoDeleteOnIdleMs: 300_000,
       duplicateDetectionWindowMs: 90_000,
+      lockDurationMs: 30_000,
     });
     await installer.ensureQueue('orders-error', {});
     expect(peer.queueOptions('orders')).toEqual({
       maxDeliveryCount: 5,
       autoDeleteOnIdleMs: 300_000,
       duplicateDetectionWindowMs: 90_000,
+      lockDurationMs: 30_000,
     });
     expect(peer.queueOptions('orders-error')).toEqual({});
   });
