@@ -10,6 +10,7 @@ import rhea, {
 } from 'rhea';
 import { peerCertificate } from './certificate.js';
 import { type EntityOptions, MessageEntity, type StoredMessage } from './entities.js';
+import { propertyViolation, transferSize } from './limits.js';
 import { createManagementHandler, type ManagedEntity } from './management.js';
 import { amqpMessage, formatOf, internals, type Outcome } from './rhea-internals.js';
 import { verifySasToken } from './sas.js';
@@ -487,7 +488,8 @@ export async function startServiceBusPeer(
     if (!target.enqueue(message)) counters.duplicatesDropped++;
   };
 
-  const container = rhea.create_container({ id: 'servicebus-peer' });
+  // Transfers are accepted or refused by the 'message' handler, after the limits are checked.
+  const container = rhea.create_container({ id: 'servicebus-peer', autoaccept: false } as never);
   /** Links clients send on, by the entity they send to (for `senderCount`). */
   const inboundLinks = new Map<Receiver, string>();
 
@@ -563,8 +565,10 @@ export async function startServiceBusPeer(
     const link = context.receiver as Receiver;
     const address = String(internals(link).remote.attach?.target?.address ?? '');
     const path = normalise(address);
+    const delivery = context.delivery as Delivery;
     if (path === '$cbs') {
       handleCbs(context.connection, context.message as Message);
+      delivery.accept();
       return;
     }
     if (path.endsWith(MANAGEMENT_SUFFIX)) {
@@ -573,9 +577,36 @@ export async function startServiceBusPeer(
         path.slice(0, -MANAGEMENT_SUFFIX.length),
         context.message as Message,
       );
+      delivery.accept();
       return;
     }
-    for (const message of decodeTransfer(context)) accept(address, message);
+    const batch =
+      formatOf(context) === BATCH_FORMAT ? (context.message as unknown as Buffer) : undefined;
+    const messages = decodeTransfer(context);
+    // Service Bus refuses a transfer above the max_message_size it advertised (the SDK sizes
+    // batches from it but does not check a single send) and properties above its limits; the
+    // sender sees the rejection as the send's error.
+    const limit = settings.maxMessageSizeBytes;
+    const size = batch?.length ?? transferSize(messages[0] as Message, limit);
+    if (size > limit) {
+      delivery.reject({
+        condition: 'amqp:link:message-size-exceeded',
+        description: `The message is ${size} bytes; the entity accepts at most ${limit}.`,
+      });
+      return;
+    }
+    for (const message of messages) {
+      const violation = propertyViolation(message);
+      if (violation !== undefined) {
+        delivery.reject({
+          condition: 'com.microsoft:argument-out-of-range',
+          description: violation,
+        });
+        return;
+      }
+    }
+    for (const message of messages) accept(address, message);
+    delivery.accept();
   });
 
   /**

@@ -30,13 +30,14 @@ import {
 import { mapServiceBusError } from './errors.js';
 import { createAdministrationInstaller, type TopologyInstaller } from './installer.js';
 import { checkServiceRange, serviceBusLimits } from './limits.js';
-import { toIncomingMessage, toServiceBusMessage } from './message-mapping.js';
+import { toIncomingMessage } from './message-mapping.js';
 import { checkDistinctTopics, subscriptionName, topicName } from './naming.js';
 import { enableTcpNoDelay } from './no-delay.js';
 import {
   type AzureServiceBusTransportOptions,
   azureServiceBusTransportDefaults,
 } from './options.js';
+import { toCheckedServiceBusMessage } from './property-limits.js';
 
 const TRANSPORT_NAME = 'azure-service-bus';
 
@@ -393,12 +394,12 @@ export function createAzureServiceBusTransport(
         const [only] = operations;
         if (operations.length === 1 && only !== undefined && sizeAtMost(only) < directSendLimit) {
           // Well under the limit (core checked body plus headers): skip the batch envelope.
-          await sender.sendMessages(toServiceBusMessage(only.message, only.delayMs));
+          await sender.sendMessages(toCheckedServiceBusMessage(only.message, only.delayMs));
           return;
         }
         let batch = await sender.createMessageBatch();
         for (const operation of operations) {
-          const message = toServiceBusMessage(operation.message, operation.delayMs);
+          const message = toCheckedServiceBusMessage(operation.message, operation.delayMs);
           if (batch.tryAddMessage(message)) continue;
           if (batch.count === 0) throw tooLarge(operation, batch.maxSizeInBytes);
           await sender.sendMessages(batch);

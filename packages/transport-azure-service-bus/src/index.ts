@@ -20,3 +20,4 @@ export {
   type ConnectionStringConnection,
   type CredentialConnection,
 } from './options.js';
+export { MessagePropertiesTooLargeError } from './property-limits.js';
