@@ -1,5 +1,7 @@
 export type { EntityOptions } from './entities.js';
+export type { PeerRight } from './sas.js';
 export {
+  type PeerKey,
   type PeerMessage,
   type PeerStats,
   type ServiceBusPeer,

@@ -26,7 +26,10 @@ export interface ManagedTopic {
 export interface ManagementModel {
   /** `127.0.0.1:PORT`, the host the SDK puts in its URLs. */
   readonly host: string;
-  verify(token: string | undefined): 'ok' | 'invalid' | 'expired';
+  /** `unauthorized`: a valid token whose key lacks the Manage claim. */
+  verify(token: string | undefined): 'ok' | 'invalid' | 'expired' | 'unauthorized';
+  /** A fault to answer the next request with (429 or 503, as a throttled namespace does). */
+  takeFault(): 429 | 503 | undefined;
   queues(): ManagedEntity[];
   topics(): ManagedTopic[];
   createQueue(name: string, options: EntityOptions): void;
@@ -412,13 +415,25 @@ export function createManagementHandler(model: ManagementModel) {
   };
 
   const route = (request: IncomingMessage, body: string): Reply => {
+    const fault = model.takeFault();
+    if (fault === 429) {
+      return error(
+        429,
+        'The request was terminated because the namespace is being throttled. SubCode=50009.',
+      );
+    }
+    if (fault === 503) {
+      return error(503, 'The server is busy. Please try again later. SubCode=50002.');
+    }
     const auth = model.verify(request.headers.authorization);
     if (auth !== 'ok') {
       return error(
         401,
         auth === 'expired'
           ? 'ExpiredToken: The token is expired.'
-          : 'InvalidSignature: The token has an invalid signature.',
+          : auth === 'unauthorized'
+            ? "Unauthorized: 'Manage,EntityRead' claim(s) are required to perform this operation."
+            : 'InvalidSignature: The token has an invalid signature.',
       );
     }
     const method = request.method ?? 'GET';

@@ -13,7 +13,7 @@ import { type EntityOptions, MessageEntity, type StoredMessage } from './entitie
 import { propertyViolation, transferSize } from './limits.js';
 import { createManagementHandler, type ManagedEntity } from './management.js';
 import { amqpMessage, formatOf, internals, type Outcome } from './rhea-internals.js';
-import { verifySasToken } from './sas.js';
+import { type PeerRight, readSasToken } from './sas.js';
 
 export interface ServiceBusPeerOptions {
   /** Port to listen on (127.0.0.1). @default 0 (any free port) */
@@ -22,14 +22,27 @@ export interface ServiceBusPeerOptions {
   readonly maxMessageSizeBytes?: number;
   /** Accepted SAS key name. @default 'RootManageSharedAccessKey' */
   readonly keyName?: string;
-  /** Accepted SAS key. @default 'peer-key' */
+  /** Accepted SAS key; it has every right (Manage, Send, Listen). @default 'peer-key' */
   readonly key?: string;
+  /**
+   * More shared access policies, each with its rights, as a namespace's "Shared access
+   * policies" holds them; `peer.connectionStringFor(name)` connects with one. Manage implies
+   * Send and Listen, as the portal requires.
+   */
+  readonly keys?: readonly PeerKey[];
   /**
    * Also serve the management REST API (ATOM over HTTPS, as ServiceBusAdministrationClient
    * uses it) on the same port. Needs the `openssl` CLI for a self-signed certificate.
    * @default true
    */
   readonly management?: boolean;
+}
+
+/** A shared access policy: a key name, its key and what it may do. */
+export interface PeerKey {
+  readonly name: string;
+  readonly key: string;
+  readonly rights: readonly PeerRight[];
 }
 
 export interface PeerMessage {
@@ -62,6 +75,8 @@ export interface ServiceBusPeer {
    */
   readonly certificate: string | undefined;
   readonly stats: PeerStats;
+  /** A connection string with one of the `keys` instead of the main key. */
+  connectionStringFor(keyName: string): string;
   createQueue(name: string, options?: EntityOptions): void;
   deleteQueue(name: string): boolean;
   queueExists(name: string): boolean;
@@ -90,6 +105,8 @@ export interface ServiceBusPeer {
   detachLinks(path?: string): number;
   /** Fault: the next `count` settlements fail with `com.microsoft:message-lock-lost`. */
   failNextSettlements(count?: number): void;
+  /** Fault: the next `count` management (HTTPS) requests are answered 429 or 503 (throttling). */
+  throttleManagement(count: number, status?: 429 | 503): void;
   close(): Promise<void>;
 }
 
@@ -186,6 +203,44 @@ export async function startServiceBusPeer(
 ): Promise<ServiceBusPeer> {
   const settings = { ...serviceBusPeerDefaults, ...options };
   const keys = new Map([[settings.keyName, settings.key]]);
+  const rightsOf = new Map<string, ReadonlySet<PeerRight>>([
+    [settings.keyName, new Set<PeerRight>(['Manage', 'Send', 'Listen'])],
+  ]);
+  for (const policy of options.keys ?? []) {
+    keys.set(policy.name, policy.key);
+    const rights = new Set<PeerRight>(policy.rights);
+    if (rights.has('Manage')) {
+      rights.add('Send');
+      rights.add('Listen');
+    }
+    rightsOf.set(policy.name, rights);
+  }
+  /**
+   * Claims put on each connection through CBS: the entity path a token was signed for ('' for
+   * the namespace), the rights of its key, and when it expires. A link is authorized by a claim
+   * on its path or a parent of it (a namespace-wide token covers every entity).
+   */
+  interface Claim {
+    readonly path: string;
+    readonly rights: ReadonlySet<PeerRight>;
+    readonly expiresAt: number;
+  }
+  const claims = new Map<Connection, Claim[]>();
+  const authorized = (connection: Connection, address: string, right: PeerRight): boolean => {
+    const path = normalise(address);
+    const now = Date.now();
+    return (claims.get(connection) ?? []).some(
+      (claim) =>
+        claim.expiresAt > now &&
+        claim.rights.has(right) &&
+        (claim.path === '' || path === claim.path || path.startsWith(`${claim.path}/`)),
+    );
+  };
+  const unauthorized = (address: string, right: PeerRight) => ({
+    // What Service Bus answers an attach without the claim; the SDK maps it to UnauthorizedAccess.
+    condition: 'amqp:unauthorized-access',
+    description: `Unauthorized access. '${right}' claim(s) are required to perform this operation. Resource: '${normalise(address)}'.`,
+  });
   const queues = new Map<string, MessageEntity>();
   const topics = new Map<string, Topic>();
   const sockets = new Set<Socket>();
@@ -201,6 +256,7 @@ export async function startServiceBusPeer(
     duplicatesDropped: 0,
   };
   let failSettlements = 0;
+  const managementFaults: Array<429 | 503> = [];
 
   const deliver = (
     entity: MessageEntity,
@@ -302,7 +358,24 @@ export async function startServiceBusPeer(
     // CBS put-token (@azure/core-amqp src/cbs.ts, negotiateClaim): answer on the link named by
     // reply_to with status-code 202 and the request's message id as correlation id.
     const token = typeof request.body === 'string' ? request.body : '';
-    const verdict = verifySasToken(token, keys);
+    const grant = readSasToken(token, keys);
+    const verdict = grant.verdict;
+    if (verdict === 'ok') {
+      let held = claims.get(connection);
+      if (held === undefined) {
+        held = [];
+        claims.set(connection, held);
+      }
+      const path = normalise(grant.resource);
+      // A renewed token replaces the one for the same audience.
+      const index = held.findIndex((claim) => claim.path === path);
+      if (index >= 0) held.splice(index, 1);
+      held.push({
+        path,
+        rights: rightsOf.get(grant.keyName as string) ?? new Set(),
+        expiresAt: grant.expiresAt as number,
+      });
+    }
     const links = replyLinks.get(connection);
     const link = links?.get(String(request.reply_to));
     if (link === undefined) return;
@@ -328,6 +401,16 @@ export async function startServiceBusPeer(
       description:
         'The lock supplied is invalid. Either the lock expired, or the message has already been removed from the queue.',
     };
+    // Scheduling sends; the rest (renew, peek, settle by lock token) receives.
+    const right: PeerRight =
+      operation === 'com.microsoft:schedule-message' ||
+      operation === 'com.microsoft:cancel-scheduled-message'
+        ? 'Send'
+        : 'Listen';
+    if (!authorized(connection, `${path}${MANAGEMENT_SUFFIX}`, right)) {
+      reply(connection, request, 401, undefined, unauthorized(path, right));
+      return;
+    }
     const target = sendable(path);
     const source = receivable(path);
     if (target === undefined && source === undefined) {
@@ -507,7 +590,8 @@ export async function startServiceBusPeer(
     const path = normalise(address);
     if (path === '$cbs') return;
     if (path.endsWith(MANAGEMENT_SUFFIX)) return;
-    if (sendable(address) === undefined) link.close(notFound(address));
+    if (!authorized(context.connection, address, 'Send')) link.close(unauthorized(address, 'Send'));
+    else if (sendable(address) === undefined) link.close(notFound(address));
     else inboundLinks.set(link, path);
   });
   container.on('receiver_close', (context: EventContext) =>
@@ -532,6 +616,10 @@ export async function startServiceBusPeer(
       }
       links.set(link.name, link);
       if (target?.address) links.set(String(target.address), link);
+      return;
+    }
+    if (!authorized(connection, address, 'Listen')) {
+      link.close(unauthorized(address, 'Listen'));
       return;
     }
     const entity = receivable(address);
@@ -706,6 +794,7 @@ export async function startServiceBusPeer(
     if (link === undefined) {
       consumerLinks.delete(connection);
       replyLinks.delete(connection);
+      claims.delete(connection);
     }
   };
   container.on('sender_close', (context: EventContext) =>
@@ -811,10 +900,17 @@ export async function startServiceBusPeer(
     messageCount: entity.available.length + entity.locks.size + entity.scheduled.size,
   });
 
+  const connectionStringWith = (keyName: string, key: string) =>
+    `Endpoint=sb://127.0.0.1:${port};SharedAccessKeyName=${keyName};SharedAccessKey=${key};UseDevelopmentEmulator=true`;
   const peer: ServiceBusPeer = {
     port,
     certificate: certificate?.cert,
-    connectionString: `Endpoint=sb://127.0.0.1:${port};SharedAccessKeyName=${settings.keyName};SharedAccessKey=${settings.key};UseDevelopmentEmulator=true`,
+    connectionString: connectionStringWith(settings.keyName, settings.key),
+    connectionStringFor(keyName) {
+      const key = keys.get(keyName);
+      if (key === undefined) throw new Error(`The peer has no key named '${keyName}'.`);
+      return connectionStringWith(keyName, key);
+    },
     get stats(): PeerStats {
       return { connections: sockets.size, ...counters };
     },
@@ -923,6 +1019,9 @@ export async function startServiceBusPeer(
     failNextSettlements(n = 1) {
       failSettlements += n;
     },
+    throttleManagement(count, status = 429) {
+      for (let i = 0; i < count; i++) managementFaults.push(status);
+    },
     async close() {
       clearInterval(sweep);
       for (const socket of sockets) socket.destroy();
@@ -938,7 +1037,13 @@ export async function startServiceBusPeer(
     'request',
     createManagementHandler({
       host: `127.0.0.1:${port}`,
-      verify: (token) => verifySasToken(token ?? '', keys),
+      takeFault: () => managementFaults.shift(),
+      verify(token) {
+        const grant = readSasToken(token ?? '', keys);
+        if (grant.verdict !== 'ok') return grant.verdict;
+        // The management API needs the Manage claim, to read entities as well as to change them.
+        return rightsOf.get(grant.keyName as string)?.has('Manage') ? 'ok' : 'unauthorized';
+      },
       queues: () => [...queues.values()].map((queue) => managed(queue.path, queue)),
       topics: () =>
         [...topics.values()].map((topic) => ({
