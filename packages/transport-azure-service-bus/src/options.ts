@@ -35,6 +35,17 @@ export interface AdministrationOptions {
    * @default the SDK's own keep-alive agent
    */
   readonly agent?: Agent;
+  /**
+   * Retries of a management request the namespace throttles (429, 503), on top of the SDK's own:
+   * many endpoints starting at once can be throttled for a while.
+   * @default 8
+   */
+  readonly throttleRetries?: number;
+  /**
+   * First wait before such a retry; it doubles up to 30 s, jittered.
+   * @default 1_000
+   */
+  readonly throttleDelayMs?: number;
 }
 
 export interface AzureServiceBusTransportSettings {
