@@ -117,19 +117,23 @@ export class MessageEntity {
     this.scheduled.delete(sequenceNumber);
   }
 
+  /** Attaching is not activity: Service Bus deletes an idle queue under an attached receiver. */
   addConsumer(consumer: Consumer): void {
     this.consumers.push(consumer);
-    this.lastActivity = Date.now();
   }
 
-  /** The link went away: its unsettled messages become available again (see README: lock timing). */
-  removeConsumer(link: Sender): void {
+  /**
+   * The link went away. Service Bus keeps its messages locked until their locks expire (they can
+   * still be settled by lock token); `release` makes them available at once instead (lenient).
+   */
+  removeConsumer(link: Sender, release = false): void {
     const index = this.consumers.findIndex((c) => c.link === link);
     if (index >= 0) this.consumers.splice(index, 1);
-    for (const lock of [...this.locks.values()]) {
-      if (lock.link === link) this.unlock(lock.token, 'release');
+    if (release) {
+      for (const lock of [...this.locks.values()]) {
+        if (lock.link === link) this.unlock(lock.token, 'release');
+      }
     }
-    this.lastActivity = Date.now();
     this.pump();
   }
 
@@ -142,6 +146,8 @@ export class MessageEntity {
         const consumer = this.nextConsumer();
         if (consumer === undefined) return;
         const stored = this.available.shift() as StoredMessage;
+        // A receive is activity (auto-delete on idle counts it).
+        this.lastActivity = Date.now();
         // A random GUID as 32 hex digits. randomUUID draws from a buffered pool; randomBytes(16) per
         // delivery cost more CPU than the rest of the peer's delivery path together.
         const token = randomUUID().replaceAll('-', '');

@@ -11,7 +11,7 @@ import rhea, {
 import { peerCertificate } from './certificate.js';
 import { type EntityOptions, MessageEntity, type StoredMessage } from './entities.js';
 import { propertyViolation, transferSize } from './limits.js';
-import { createManagementHandler, type ManagedEntity } from './management.js';
+import { createManagementHandler, formatDuration, type ManagedEntity } from './management.js';
 import { amqpMessage, formatOf, internals, type Outcome } from './rhea-internals.js';
 import { type PeerRight, readSasToken } from './sas.js';
 
@@ -30,6 +30,19 @@ export interface ServiceBusPeerOptions {
    * Send and Listen, as the portal requires.
    */
   readonly keys?: readonly PeerKey[];
+  /**
+   * Links with no transfer or settlement for this long are detached with
+   * `amqp:link:detach-forced`, as Service Bus detaches idle links (after 10 minutes).
+   * @default 600_000
+   */
+  readonly linkIdleTimeoutMs?: number;
+  /**
+   * What happens to a link's locked messages when it detaches: `keep` them locked until the lock
+   * expires (settling by lock token over `$management` still works), as Service Bus does, or
+   * `release` them at once (lenient: what the peer used to do).
+   * @default 'keep'
+   */
+  readonly locksOnDetach?: 'keep' | 'release';
   /**
    * Also serve the management REST API (ATOM over HTTPS, as ServiceBusAdministrationClient
    * uses it) on the same port. Needs the `openssl` CLI for a self-signed certificate.
@@ -107,11 +120,28 @@ export interface ServiceBusPeer {
   failNextSettlements(count?: number): void;
   /** Fault: the next `count` management (HTTPS) requests are answered 429 or 503 (throttling). */
   throttleManagement(count: number, status?: 429 | 503): void;
+  /**
+   * Fault: the next `count` transfers clients send are refused with `condition`, as a busy
+   * namespace refuses them (`com.microsoft:server-busy`) or a full one
+   * (`amqp:resource-limit-exceeded`, the SDK's QuotaExceeded).
+   */
+  refuseNextSends(
+    count: number,
+    condition: 'com.microsoft:server-busy' | 'amqp:resource-limit-exceeded',
+  ): void;
+  /**
+   * Fault: a disabled entity (`com.microsoft:entity-disabled`): its links are detached and
+   * attaching again, or sending to it, is refused until `enableEntity`.
+   */
+  disableEntity(path: string): void;
+  enableEntity(path: string): void;
   close(): Promise<void>;
 }
 
 export const serviceBusPeerDefaults = {
   port: 0,
+  linkIdleTimeoutMs: 600_000,
+  locksOnDetach: 'keep',
   maxMessageSizeBytes: 256 * 1024,
   keyName: 'RootManageSharedAccessKey',
   key: 'peer-key',
@@ -257,6 +287,22 @@ export async function startServiceBusPeer(
   };
   let failSettlements = 0;
   const managementFaults: Array<429 | 503> = [];
+  const sendFaults: string[] = [];
+  const disabled = new Set<string>();
+  const entityDisabled = (address: string) => ({
+    condition: 'com.microsoft:entity-disabled',
+    description: `Messaging entity '${normalise(address)}' is currently disabled.`,
+  });
+  /** When each client link last moved a message or a settlement (idle links are detached). */
+  const lastUse = new Map<Sender | Receiver, number>();
+  /** The entity a link is on is disabled: the path or the queue or topic it belongs to. */
+  const isDisabled = (address: string) => {
+    const path = normalise(address);
+    for (const entity of disabled) {
+      if (path === entity || path.startsWith(`${entity}/`)) return true;
+    }
+    return false;
+  };
 
   const deliver = (
     entity: MessageEntity,
@@ -280,6 +326,7 @@ export async function startServiceBusPeer(
       },
     };
     const delivery = link.send(message, Buffer.from(token, 'hex'));
+    lastUse.set(link, Date.now());
     deliveryLocks.set(delivery, { entity, token });
     counters.deliveries++;
   };
@@ -592,11 +639,16 @@ export async function startServiceBusPeer(
     if (path.endsWith(MANAGEMENT_SUFFIX)) return;
     if (!authorized(context.connection, address, 'Send')) link.close(unauthorized(address, 'Send'));
     else if (sendable(address) === undefined) link.close(notFound(address));
-    else inboundLinks.set(link, path);
+    else if (isDisabled(address)) link.close(entityDisabled(address));
+    else {
+      inboundLinks.set(link, path);
+      lastUse.set(link, Date.now());
+    }
   });
-  container.on('receiver_close', (context: EventContext) =>
-    inboundLinks.delete(context.receiver as Receiver),
-  );
+  container.on('receiver_close', (context: EventContext) => {
+    inboundLinks.delete(context.receiver as Receiver);
+    lastUse.delete(context.receiver as Receiver);
+  });
 
   container.on('sender_open', (context: EventContext) => {
     // The client receives on this link: from an entity, or replies for $cbs / $management.
@@ -627,6 +679,11 @@ export async function startServiceBusPeer(
       link.close(notFound(address));
       return;
     }
+    if (isDisabled(address)) {
+      link.close(entityDisabled(address));
+      return;
+    }
+    lastUse.set(link, Date.now());
     let links = consumerLinks.get(connection);
     if (links === undefined) {
       links = new Map();
@@ -666,6 +723,22 @@ export async function startServiceBusPeer(
         context.message as Message,
       );
       delivery.accept();
+      return;
+    }
+    lastUse.set(link, Date.now());
+    const fault = sendFaults.shift();
+    if (fault !== undefined) {
+      delivery.reject({
+        condition: fault,
+        description:
+          fault === 'com.microsoft:server-busy'
+            ? 'The request was terminated because the entity is being throttled. Please wait 2 seconds and try again. (injected by the test peer)'
+            : 'The maximum entity size has been reached or exceeded. (injected by the test peer)',
+      });
+      return;
+    }
+    if (isDisabled(address)) {
+      delivery.reject(entityDisabled(address));
       return;
     }
     const batch =
@@ -709,6 +782,7 @@ export async function startServiceBusPeer(
     kind: 'accepted' | 'released' | 'modified' | 'rejected',
   ) => {
     const delivery = context.delivery as Delivery;
+    lastUse.set(context.sender as Sender, Date.now());
     const finish = (state: Outcome) => {
       delivery.update(true, state as never);
       // With rcv_settle_mode second the receiver settles only after this answer and says nothing
@@ -789,7 +863,8 @@ export async function startServiceBusPeer(
     for (const [sender, entity] of [...links]) {
       if (link !== undefined && sender !== link) continue;
       links.delete(sender);
-      entity.removeConsumer(sender);
+      lastUse.delete(sender);
+      entity.removeConsumer(sender, settings.locksOnDetach === 'release');
     }
     if (link === undefined) {
       consumerLinks.delete(connection);
@@ -875,22 +950,38 @@ export async function startServiceBusPeer(
   });
   const port = (server.address() as AddressInfo).port;
 
-  const sweep = setInterval(() => {
-    const now = Date.now();
-    const all = [...queues.values()];
-    for (const topic of topics.values()) all.push(...topic.subscriptions.values());
-    for (const entity of all) {
-      entity.expireLocks(now);
-      entity.deadLetter?.expireLocks(now);
-    }
-    for (const [name, queue] of queues) {
-      const idle = queue.options.autoDeleteOnIdleMs;
-      if (idle !== undefined && queue.consumers.length === 0 && now - queue.lastActivity > idle) {
-        queue.dispose();
-        queues.delete(name);
+  const sweep = setInterval(
+    () => {
+      const now = Date.now();
+      const all = [...queues.values()];
+      for (const topic of topics.values()) all.push(...topic.subscriptions.values());
+      for (const entity of all) {
+        entity.expireLocks(now);
+        entity.deadLetter?.expireLocks(now);
       }
-    }
-  }, 1000);
+      // Service Bus counts a queue idle without sends, receives or settlements, even with a
+      // receiver attached that gets nothing; deleting it detaches such receivers with not-found.
+      for (const queue of [...queues.values()]) {
+        const idle = queue.options.autoDeleteOnIdleMs;
+        if (idle !== undefined && now - queue.lastActivity > idle) peer.deleteQueue(queue.path);
+      }
+      // Links idle for linkIdleTimeoutMs are detached, as Service Bus does after 10 minutes; the
+      // description is the service's.
+      for (const [link, at] of [...lastUse]) {
+        if (now - at <= settings.linkIdleTimeoutMs) continue;
+        lastUse.delete(link);
+        if (!link.is_open()) continue;
+        const consumer = link.is_sender();
+        link.close({
+          condition: 'amqp:link:detach-forced',
+          description: `The link '${link.name}' is force detached. Code: ${consumer ? 'consumer' : 'publisher'}. Details: ${consumer ? 'AmqpMessageConsumer' : 'AmqpMessagePublisher'}.IdleTimerExpired: Idle timeout: ${formatDuration(settings.linkIdleTimeoutMs)}.`,
+        });
+        if (consumer) forget(link.connection, link as Sender);
+        else inboundLinks.delete(link as Receiver);
+      }
+    },
+    Math.min(1000, Math.max(50, Math.floor(settings.linkIdleTimeoutMs / 4))),
+  );
   sweep.unref();
 
   const entityAt = (path: string): MessageEntity | undefined => receivable(path);
@@ -1021,6 +1112,29 @@ export async function startServiceBusPeer(
     },
     throttleManagement(count, status = 429) {
       for (let i = 0; i < count; i++) managementFaults.push(status);
+    },
+    refuseNextSends(count, condition) {
+      for (let i = 0; i < count; i++) sendFaults.push(condition);
+    },
+    disableEntity(path) {
+      const disabledPath = normalise(path);
+      disabled.add(disabledPath);
+      for (const [connection, links] of consumerLinks) {
+        for (const [link, entity] of [...links]) {
+          const linked = normalise(entity.path);
+          if (linked !== disabledPath && !linked.startsWith(`${disabledPath}/`)) continue;
+          link.close(entityDisabled(linked));
+          forget(connection, link);
+        }
+      }
+      for (const [link, linked] of [...inboundLinks]) {
+        if (linked !== disabledPath) continue;
+        link.close(entityDisabled(linked));
+        inboundLinks.delete(link);
+      }
+    },
+    enableEntity(path) {
+      disabled.delete(normalise(path));
     },
     async close() {
       clearInterval(sweep);
