@@ -1,5 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import type { Message, Sender } from 'rhea';
+import { hasCreditLeft } from './rhea-internals.js';
 
 /** Options a queue or subscription accepts; the names follow ServiceBusAdministrationClient's. */
 export interface EntityOptions {
@@ -169,7 +170,7 @@ export class MessageEntity {
     for (let i = 0; i < count; i++) {
       const index = (this.roundRobin + i) % count;
       const consumer = this.consumers[index] as Consumer;
-      if (consumer.link.is_open() && consumer.link.sendable()) {
+      if (consumer.link.is_open() && hasCreditLeft(consumer.link)) {
         this.roundRobin = (index + 1) % count;
         return consumer;
       }

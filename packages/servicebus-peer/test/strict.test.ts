@@ -126,6 +126,34 @@ describe('servicebus peer, strict', () => {
     }
   });
 
+  it('delivers no more than the credit the receiver granted', async () => {
+    peer.createQueue('credit');
+    await client
+      .createSender('credit')
+      .sendMessages(Array.from({ length: 20 }, (_, n) => ({ body: n })));
+    const receiver = client.createReceiver('credit');
+    let handed = 0;
+    const subscription = receiver.subscribe(
+      {
+        processMessage: async () => {
+          handed++;
+          await new Promise(() => {});
+        },
+        processError: async () => {},
+      },
+      { maxConcurrentCalls: 4, autoCompleteMessages: false },
+    );
+    try {
+      await expect.poll(() => handed, wait).toBe(4);
+      // Only what was granted is locked; the rest waits, free for another receiver.
+      expect(peer.lockedCount('credit')).toBe(4);
+      expect(peer.messages('credit')).toHaveLength(16);
+    } finally {
+      await subscription.close();
+      await receiver.close();
+    }
+  });
+
   it('refuses sends as a busy or full namespace does, and a disabled entity', async () => {
     peer.createQueue('faulty');
     const sender = client.createSender('faulty');
