@@ -72,6 +72,17 @@ describe('mapServiceBusError', () => {
     expect(mapped.message).toContain('***');
   });
 
+  it("maps the SDK's AggregateError of spent retries by its last attempt's error", () => {
+    const spent = new AggregateError(
+      [native('ServiceBusy'), native('ServiceBusy', 'still busy')],
+      '',
+    );
+    const mapped = mapServiceBusError(spent, context);
+    expect(mapped).toBeInstanceOf(TransportUnavailableError);
+    expect(mapped.isRetryable).toBe(true);
+    expect(mapped.message).toMatch(/ServiceBusy.*still busy/);
+  });
+
   it('passes Tidings errors through unchanged', () => {
     const tooLarge = new MessageTooLargeError('x', 10, 5, 'azure-service-bus');
     expect(mapServiceBusError(tooLarge, context)).toBe(tooLarge);
