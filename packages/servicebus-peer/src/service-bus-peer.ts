@@ -1,3 +1,4 @@
+import { randomBytes } from 'node:crypto';
 import { createServer as createHttpsServer } from 'node:https';
 import type { AddressInfo, Server, Socket } from 'node:net';
 import rhea, {
@@ -10,6 +11,7 @@ import rhea, {
 } from 'rhea';
 import { peerCertificate } from './certificate.js';
 import { type EntityOptions, MessageEntity, type StoredMessage } from './entities.js';
+import { readJwt, signJwt } from './jwt.js';
 import { propertyViolation, transferSize } from './limits.js';
 import { createManagementHandler, formatDuration, type ManagedEntity } from './management.js';
 import { amqpMessage, formatOf, internals, type Outcome } from './rhea-internals.js';
@@ -44,11 +46,30 @@ export interface ServiceBusPeerOptions {
    */
   readonly locksOnDetach?: 'keep' | 'release';
   /**
+   * Microsoft Entra ID identities and the rights their role assignments give (Azure Service Bus
+   * Data Sender: Send, Data Receiver: Listen, Data Owner: Manage). `peer.credentialFor(name)`
+   * is a token credential for one, as `@azure/identity`'s are.
+   */
+  readonly identities?: readonly PeerIdentity[];
+  /**
    * Also serve the management REST API (ATOM over HTTPS, as ServiceBusAdministrationClient
    * uses it) on the same port. Needs the `openssl` CLI for a self-signed certificate.
    * @default true
    */
   readonly management?: boolean;
+}
+
+/** An Entra ID identity (object id) and the rights of its role assignments on the namespace. */
+export interface PeerIdentity {
+  readonly name: string;
+  readonly rights: readonly PeerRight[];
+}
+
+/** A token credential (`TokenCredential` of @azure/core-auth) issuing the peer's JWTs. */
+export interface PeerCredential {
+  getToken(scopes: string | string[]): Promise<{ token: string; expiresOnTimestamp: number }>;
+  /** Tokens issued so far: more than one shows the SDK renewed its claim. */
+  readonly tokensIssued: number;
 }
 
 /** A shared access policy: a key name, its key and what it may do. */
@@ -68,6 +89,8 @@ export interface PeerMessage {
 
 export interface PeerStats {
   readonly connections: number;
+  /** Tokens accepted through CBS put-token (renewals included). */
+  readonly tokensPut: number;
   readonly deliveries: number;
   readonly completed: number;
   readonly abandoned: number;
@@ -90,6 +113,25 @@ export interface ServiceBusPeer {
   readonly stats: PeerStats;
   /** A connection string with one of the `keys` instead of the main key. */
   connectionStringFor(keyName: string): string;
+  /**
+   * A credential for one of the `identities`; its tokens live `lifetimeMs` (default 1 hour).
+   * The SDK connects with TLS to a `fullyQualifiedNamespace`: use `credentialNamespace`.
+   */
+  credentialFor(
+    identity: string,
+    options?: {
+      readonly lifetimeMs?: number;
+      /** The token's own expiry, when it should run out before the client expects (faults). */
+      readonly tokenLifetimeMs?: number;
+    },
+  ): PeerCredential;
+  /**
+   * `127.0.0.1:PORT;UseDevelopmentEmulator=true;TestPeer=`: as `fullyQualifiedNamespace` it
+   * makes the SDK (7.9) speak plain AMQP to the peer with a credential, as the connection string
+   * does with a key: it builds `Endpoint=sb://<namespace>/;...` from it
+   * (constructorHelpers.ts, createConnectionContextForCredential), and `TestPeer=` takes the `/`.
+   */
+  readonly credentialNamespace: string;
   createQueue(name: string, options?: EntityOptions): void;
   deleteQueue(name: string): boolean;
   queueExists(name: string): boolean;
@@ -256,6 +298,45 @@ export async function startServiceBusPeer(
     readonly expiresAt: number;
   }
   const claims = new Map<Connection, Claim[]>();
+  const jwtSecret = randomBytes(32);
+  const identityRights = new Map<string, ReadonlySet<PeerRight>>();
+  for (const identity of options.identities ?? []) {
+    const rights = new Set<PeerRight>(identity.rights);
+    if (rights.has('Manage')) {
+      rights.add('Send');
+      rights.add('Listen');
+    }
+    identityRights.set(identity.name, rights);
+  }
+  /**
+   * What a token grants: a SAS token its key's rights on the entity (or namespace) it was signed
+   * for; an Entra ID JWT its identity's rights on the whole namespace (role assignments at
+   * namespace scope).
+   */
+  const grantOf = (
+    token: string,
+  ):
+    | { verdict: 'ok'; path: string; rights: ReadonlySet<PeerRight>; expiresAt: number }
+    | { verdict: 'invalid' | 'expired' } => {
+    if (token.startsWith('SharedAccessSignature ')) {
+      const sas = readSasToken(token, keys);
+      if (sas.verdict !== 'ok') return { verdict: sas.verdict };
+      return {
+        verdict: 'ok',
+        path: normalise(sas.resource),
+        rights: rightsOf.get(sas.keyName as string) ?? new Set(),
+        expiresAt: sas.expiresAt as number,
+      };
+    }
+    const jwt = readJwt(token.replace(/^Bearer /, ''), jwtSecret);
+    if (jwt.verdict !== 'ok') return { verdict: jwt.verdict };
+    return {
+      verdict: 'ok',
+      path: '',
+      rights: identityRights.get(jwt.identity as string) ?? new Set(),
+      expiresAt: jwt.expiresAt as number,
+    };
+  };
   const authorized = (connection: Connection, address: string, right: PeerRight): boolean => {
     const path = normalise(address);
     const now = Date.now();
@@ -266,6 +347,10 @@ export async function startServiceBusPeer(
         (claim.path === '' || path === claim.path || path.startsWith(`${claim.path}/`)),
     );
   };
+  const expiredToken = (address: string) => ({
+    condition: 'amqp:unauthorized-access',
+    description: `The token for '${normalise(address)}' has expired and was not renewed.`,
+  });
   const unauthorized = (address: string, right: PeerRight) => ({
     // What Service Bus answers an attach without the claim; the SDK maps it to UnauthorizedAccess.
     condition: 'amqp:unauthorized-access',
@@ -278,6 +363,7 @@ export async function startServiceBusPeer(
   const replyLinks = new Map<Connection, Map<string, Sender>>();
   const deliveryLocks = new WeakMap<Delivery, { entity: MessageEntity; token: string }>();
   const counters = {
+    tokensPut: 0,
     deliveries: 0,
     completed: 0,
     abandoned: 0,
@@ -405,23 +491,19 @@ export async function startServiceBusPeer(
     // CBS put-token (@azure/core-amqp src/cbs.ts, negotiateClaim): answer on the link named by
     // reply_to with status-code 202 and the request's message id as correlation id.
     const token = typeof request.body === 'string' ? request.body : '';
-    const grant = readSasToken(token, keys);
+    const grant = grantOf(token);
     const verdict = grant.verdict;
-    if (verdict === 'ok') {
+    if (grant.verdict === 'ok') {
+      counters.tokensPut++;
       let held = claims.get(connection);
       if (held === undefined) {
         held = [];
         claims.set(connection, held);
       }
-      const path = normalise(grant.resource);
       // A renewed token replaces the one for the same audience.
-      const index = held.findIndex((claim) => claim.path === path);
+      const index = held.findIndex((claim) => claim.path === grant.path);
       if (index >= 0) held.splice(index, 1);
-      held.push({
-        path,
-        rights: rightsOf.get(grant.keyName as string) ?? new Set(),
-        expiresAt: grant.expiresAt as number,
-      });
+      held.push({ path: grant.path, rights: grant.rights, expiresAt: grant.expiresAt });
     }
     const links = replyLinks.get(connection);
     const link = links?.get(String(request.reply_to));
@@ -965,6 +1047,20 @@ export async function startServiceBusPeer(
         const idle = queue.options.autoDeleteOnIdleMs;
         if (idle !== undefined && now - queue.lastActivity > idle) peer.deleteQueue(queue.path);
       }
+      // A link whose claim expired without a renewal is detached, as Service Bus detaches it.
+      for (const [connection, links] of consumerLinks) {
+        for (const link of [...links.keys()]) {
+          const address = String(internals(link).remote.attach?.source?.address ?? '');
+          if (authorized(connection, address, 'Listen')) continue;
+          link.close(expiredToken(address));
+          forget(connection, link);
+        }
+      }
+      for (const [link, path] of [...inboundLinks]) {
+        if (authorized(link.connection, path, 'Send')) continue;
+        link.close(expiredToken(path));
+        inboundLinks.delete(link);
+      }
       // Links idle for linkIdleTimeoutMs are detached, as Service Bus does after 10 minutes; the
       // description is the service's.
       for (const [link, at] of [...lastUse]) {
@@ -997,6 +1093,31 @@ export async function startServiceBusPeer(
     port,
     certificate: certificate?.cert,
     connectionString: connectionStringWith(settings.keyName, settings.key),
+    credentialNamespace: `127.0.0.1:${port};UseDevelopmentEmulator=true;TestPeer=`,
+    credentialFor(identity, credentialOptions = {}) {
+      if (!identityRights.has(identity)) {
+        throw new Error(`The peer has no identity named '${identity}'.`);
+      }
+      const lifetimeMs = credentialOptions.lifetimeMs ?? 3_600_000;
+      const tokenLifetimeMs = credentialOptions.tokenLifetimeMs ?? lifetimeMs;
+      let issued = 0;
+      return {
+        get tokensIssued() {
+          return issued;
+        },
+        async getToken() {
+          issued++;
+          const expiresOnTimestamp = Date.now() + lifetimeMs;
+          return {
+            token: signJwt(
+              { oid: identity, exp: Math.floor((Date.now() + tokenLifetimeMs) / 1000) },
+              jwtSecret,
+            ),
+            expiresOnTimestamp,
+          };
+        },
+      };
+    },
     connectionStringFor(keyName) {
       const key = keys.get(keyName);
       if (key === undefined) throw new Error(`The peer has no key named '${keyName}'.`);
@@ -1153,10 +1274,10 @@ export async function startServiceBusPeer(
       host: `127.0.0.1:${port}`,
       takeFault: () => managementFaults.shift(),
       verify(token) {
-        const grant = readSasToken(token ?? '', keys);
+        const grant = grantOf(token ?? '');
         if (grant.verdict !== 'ok') return grant.verdict;
         // The management API needs the Manage claim, to read entities as well as to change them.
-        return rightsOf.get(grant.keyName as string)?.has('Manage') ? 'ok' : 'unauthorized';
+        return grant.rights.has('Manage') ? 'ok' : 'unauthorized';
       },
       queues: () => [...queues.values()].map((queue) => managed(queue.path, queue)),
       topics: () =>
