@@ -345,6 +345,8 @@ export function createAzureServiceBusTransport(
         inUse: number;
         /** Out of the cache (its destination was not found): closed once no send uses it. */
         dropped: boolean;
+        /** Below this a single message is sent without a batch; set on the first send. */
+        directLimit: number | undefined;
       }
       const senders = new Map<string, CachedSender>();
       /** The destination's sender, marked in use until `release`. */
@@ -352,7 +354,12 @@ export function createAzureServiceBusTransport(
         let cached = senders.get(entity);
         if (cached === undefined) {
           if (senders.size >= settings.maxCachedSenders) closeIdleSenders();
-          cached = { sender: client.createSender(entity), inUse: 0, dropped: false };
+          cached = {
+            sender: client.createSender(entity),
+            inUse: 0,
+            dropped: false,
+            directLimit: undefined,
+          };
         } else {
           senders.delete(entity);
         }
@@ -406,12 +413,25 @@ export function createAzureServiceBusTransport(
       }
 
       /** Sends one destination's messages in as few batches as fit; a message that fits in none is refused. */
-      const sendTo = async (
-        sender: ServiceBusSender,
-        operations: readonly TransportOperation[],
-      ) => {
+      const sendTo = async (cached: CachedSender, operations: readonly TransportOperation[]) => {
+        const sender = cached.sender;
+        if (cached.directLimit === undefined) {
+          // The entity's own limit, advertised on the link (256 KiB on Standard whatever
+          // maxMessageSizeBytes says): the SDK does not check a single send against it, so the
+          // direct path stays below it too, and a larger message is measured by a batch and
+          // refused with MessageTooLargeError instead of failing at the service.
+          const probe = await sender.createMessageBatch();
+          cached.directLimit = Math.min(
+            directSendLimit,
+            probe.maxSizeInBytes - ENCODING_HEADROOM_BYTES,
+          );
+        }
         const [only] = operations;
-        if (operations.length === 1 && only !== undefined && sizeAtMost(only) < directSendLimit) {
+        if (
+          operations.length === 1 &&
+          only !== undefined &&
+          sizeAtMost(only) < cached.directLimit
+        ) {
           // Well under the limit (core checked body plus headers): skip the batch envelope.
           await sender.sendMessages(toCheckedServiceBusMessage(only.message, only.delayMs));
           return;
@@ -436,7 +456,7 @@ export function createAzureServiceBusTransport(
       ) => {
         const cached = takeSender(entity);
         try {
-          await sendTo(cached.sender, operations);
+          await sendTo(cached, operations);
         } catch (error) {
           const mapped = fail(error, `send to '${entity}'`, entity);
           if (mapped.code === 'TIDINGS_DESTINATION_NOT_FOUND') {

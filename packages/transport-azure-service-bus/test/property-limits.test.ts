@@ -4,6 +4,7 @@ import {
   defineMessage,
   type Endpoint,
   Headers,
+  MessageTooLargeError,
   PACKED_HEADERS,
   silentLogger,
   unpackHeaders,
@@ -113,5 +114,28 @@ describe('property limits', () => {
     expect(peer.messages('limits-Server')).toHaveLength(0);
     // Moved on its first delivery: no failed attempts before it.
     expect(peer.stats.abandoned).toBe(0);
+  });
+});
+
+describe('the entity size limit', () => {
+  it('refuses a single message above the limit the entity advertises, although maxMessageSizeBytes is larger', async () => {
+    peer.createQueue('limits-Server');
+    // 1 MiB configured (Premium-sized) against a namespace whose entities take 256 KiB.
+    const sender = createEndpoint({
+      name: 'limits-Big',
+      transport: peerTransport(peer, { maxMessageSizeBytes: 1024 * 1024 }),
+      logger: silentLogger,
+      sendOnly: true,
+      routes: { [Work.name]: 'limits-Server' },
+    });
+    endpoints.push(sender);
+    await sender.start();
+    const big = await sender
+      .send(Work, { n: 1 })
+      .then(() => sender.send(Work, { n: 2, pad: 'y'.repeat(300 * 1024) } as never))
+      .catch((e: unknown) => e);
+    expect(big).toBeInstanceOf(MessageTooLargeError);
+    expect((big as MessageTooLargeError).maxBytes).toBe(256 * 1024);
+    expect(peer.messages('limits-Server')).toHaveLength(1);
   });
 });
