@@ -1,5 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import type { Message, Sender } from 'rhea';
+import { hasCreditLeft } from './rhea-internals.js';
 
 /** Options a queue or subscription accepts; the names follow ServiceBusAdministrationClient's. */
 export interface EntityOptions {
@@ -117,19 +118,23 @@ export class MessageEntity {
     this.scheduled.delete(sequenceNumber);
   }
 
+  /** Attaching is not activity: Service Bus deletes an idle queue under an attached receiver. */
   addConsumer(consumer: Consumer): void {
     this.consumers.push(consumer);
-    this.lastActivity = Date.now();
   }
 
-  /** The link went away: its unsettled messages become available again (see README: lock timing). */
-  removeConsumer(link: Sender): void {
+  /**
+   * The link went away. Service Bus keeps its messages locked until their locks expire (they can
+   * still be settled by lock token); `release` makes them available at once instead (lenient).
+   */
+  removeConsumer(link: Sender, release = false): void {
     const index = this.consumers.findIndex((c) => c.link === link);
     if (index >= 0) this.consumers.splice(index, 1);
-    for (const lock of [...this.locks.values()]) {
-      if (lock.link === link) this.unlock(lock.token, 'release');
+    if (release) {
+      for (const lock of [...this.locks.values()]) {
+        if (lock.link === link) this.unlock(lock.token, 'release');
+      }
     }
-    this.lastActivity = Date.now();
     this.pump();
   }
 
@@ -142,6 +147,8 @@ export class MessageEntity {
         const consumer = this.nextConsumer();
         if (consumer === undefined) return;
         const stored = this.available.shift() as StoredMessage;
+        // A receive is activity (auto-delete on idle counts it).
+        this.lastActivity = Date.now();
         // A random GUID as 32 hex digits. randomUUID draws from a buffered pool; randomBytes(16) per
         // delivery cost more CPU than the rest of the peer's delivery path together.
         const token = randomUUID().replaceAll('-', '');
@@ -163,7 +170,7 @@ export class MessageEntity {
     for (let i = 0; i < count; i++) {
       const index = (this.roundRobin + i) % count;
       const consumer = this.consumers[index] as Consumer;
-      if (consumer.link.is_open() && consumer.link.sendable()) {
+      if (consumer.link.is_open() && hasCreditLeft(consumer.link)) {
         this.roundRobin = (index + 1) % count;
         return consumer;
       }

@@ -1,5 +1,9 @@
 export type { EntityOptions } from './entities.js';
+export type { PeerRight } from './sas.js';
 export {
+  type PeerCredential,
+  type PeerIdentity,
+  type PeerKey,
   type PeerMessage,
   type PeerStats,
   type ServiceBusPeer,

@@ -26,7 +26,10 @@ export interface ManagedTopic {
 export interface ManagementModel {
   /** `127.0.0.1:PORT`, the host the SDK puts in its URLs. */
   readonly host: string;
-  verify(token: string | undefined): 'ok' | 'invalid' | 'expired';
+  /** `unauthorized`: a valid token whose key lacks the Manage claim. */
+  verify(token: string | undefined): 'ok' | 'invalid' | 'expired' | 'unauthorized';
+  /** A fault to answer the next request with (429 or 503, as a throttled namespace does). */
+  takeFault(): 429 | 503 | undefined;
   queues(): ManagedEntity[];
   topics(): ManagedTopic[];
   createQueue(name: string, options: EntityOptions): void;
@@ -112,6 +115,25 @@ function forwardPath(value: string): string {
   return slash < 0 ? '' : value.slice(slash + 1);
 }
 
+/**
+ * Service Bus's ranges for entity settings (learn.microsoft.com, "Service Bus quotas" and the
+ * QueueDescription reference): it answers 400 to a create outside them.
+ */
+const RANGES = {
+  autoDeleteOnIdleMs: [5 * 60_000, Number.MAX_SAFE_INTEGER],
+  duplicateDetectionWindowMs: [20_000, 7 * 24 * 60 * 60_000],
+  lockDurationMs: [5_000, 5 * 60_000],
+} as const;
+
+function checkRange(name: keyof typeof RANGES, field: string, ms: number | undefined): void {
+  const [min, max] = RANGES[name];
+  if (ms !== undefined && (ms < min || ms > max)) {
+    throw new BadRequest(
+      `The value supplied for ${field} is out of range: it must be between ${formatDuration(min)} and ${max === Number.MAX_SAFE_INTEGER ? 'TimeSpan.MaxValue' : formatDuration(max)}. SubCode=40000.`,
+    );
+  }
+}
+
 /** EntityOptions from a QueueDescription or SubscriptionDescription (names as in the SDK's build*Options). */
 function entityOptions(fields: Map<string, string>): EntityOptions {
   if (fields.get('RequiresSession') === 'true') {
@@ -122,6 +144,15 @@ function entityOptions(fields: Map<string, string>): EntityOptions {
   const autoDelete = parseDuration(fields.get('AutoDeleteOnIdle'));
   const forwardTo = fields.get('ForwardTo');
   const duplicateDetection = fields.get('RequiresDuplicateDetection') === 'true';
+  checkRange('autoDeleteOnIdleMs', 'AutoDeleteOnIdle', autoDelete);
+  checkRange('lockDurationMs', 'LockDuration', lockDuration);
+  if (duplicateDetection) {
+    checkRange(
+      'duplicateDetectionWindowMs',
+      'DuplicateDetectionHistoryTimeWindow',
+      parseDuration(fields.get('DuplicateDetectionHistoryTimeWindow')),
+    );
+  }
   return {
     ...(autoDelete !== undefined ? { autoDeleteOnIdleMs: autoDelete } : {}),
     ...(maxDeliveryCount !== undefined ? { maxDeliveryCount: Number(maxDeliveryCount) } : {}),
@@ -371,6 +402,12 @@ export function createManagementHandler(model: ManagementModel) {
    */
   const checkForwardAuthorization = (options: EntityOptions, request: IncomingMessage) => {
     if (options.forwardTo === undefined) return;
+    // Service Bus refuses to forward to an entity that does not exist (400, not 404).
+    if (findQueue(options.forwardTo) === undefined && findTopic(options.forwardTo) === undefined) {
+      throw new BadRequest(
+        `The auto-forwarding destination entity '${options.forwardTo}' does not exist. SubCode=40000.`,
+      );
+    }
     const token = request.headers.servicebussupplementaryauthorization;
     if (model.verify(Array.isArray(token) ? token[0] : token) !== 'ok') {
       throw new Unauthorized('ServiceBusSupplementaryAuthorization is missing or invalid.');
@@ -378,13 +415,25 @@ export function createManagementHandler(model: ManagementModel) {
   };
 
   const route = (request: IncomingMessage, body: string): Reply => {
+    const fault = model.takeFault();
+    if (fault === 429) {
+      return error(
+        429,
+        'The request was terminated because the namespace is being throttled. SubCode=50009.',
+      );
+    }
+    if (fault === 503) {
+      return error(503, 'The server is busy. Please try again later. SubCode=50002.');
+    }
     const auth = model.verify(request.headers.authorization);
     if (auth !== 'ok') {
       return error(
         401,
         auth === 'expired'
           ? 'ExpiredToken: The token is expired.'
-          : 'InvalidSignature: The token has an invalid signature.',
+          : auth === 'unauthorized'
+            ? "Unauthorized: 'Manage,EntityRead' claim(s) are required to perform this operation."
+            : 'InvalidSignature: The token has an invalid signature.',
       );
     }
     const method = request.method ?? 'GET';

@@ -34,3 +34,27 @@ export const amqpMessage = rhea.message as unknown as Outcomes;
 export function formatOf(context: object): number {
   return (context as { format?: number }).format ?? 0;
 }
+
+interface OutgoingInternals {
+  readonly next_pending_delivery: number;
+  readonly next_delivery_id: number;
+  readonly deliveries: { by_id(id: number): { readonly link?: unknown } | undefined };
+}
+
+/**
+ * Whether `link` may take one more delivery. rhea's `sendable()` looks at the credit, which it
+ * lowers only when it writes a transfer (lib/session.js, Outgoing.process), so a loop of sends
+ * in one tick would hand out far more deliveries than the client granted: those still queued in
+ * the session count against the credit here.
+ */
+export function hasCreditLeft(link: Sender): boolean {
+  if (!link.sendable()) return false;
+  const outgoing = (link as unknown as { session?: { outgoing?: OutgoingInternals } }).session
+    ?.outgoing;
+  if (outgoing === undefined) return true;
+  let queued = 0;
+  for (let id = outgoing.next_pending_delivery; id < outgoing.next_delivery_id; id++) {
+    if (outgoing.deliveries.by_id(id)?.link === link) queued++;
+  }
+  return (link as unknown as { credit: number }).credit > queued;
+}

@@ -1,3 +1,4 @@
+import { randomBytes } from 'node:crypto';
 import { createServer as createHttpsServer } from 'node:https';
 import type { AddressInfo, Server, Socket } from 'node:net';
 import rhea, {
@@ -10,9 +11,11 @@ import rhea, {
 } from 'rhea';
 import { peerCertificate } from './certificate.js';
 import { type EntityOptions, MessageEntity, type StoredMessage } from './entities.js';
-import { createManagementHandler, type ManagedEntity } from './management.js';
+import { readJwt, signJwt } from './jwt.js';
+import { propertyViolation, transferSize } from './limits.js';
+import { createManagementHandler, formatDuration, type ManagedEntity } from './management.js';
 import { amqpMessage, formatOf, internals, type Outcome } from './rhea-internals.js';
-import { verifySasToken } from './sas.js';
+import { type PeerRight, readSasToken } from './sas.js';
 
 export interface ServiceBusPeerOptions {
   /** Port to listen on (127.0.0.1). @default 0 (any free port) */
@@ -21,14 +24,59 @@ export interface ServiceBusPeerOptions {
   readonly maxMessageSizeBytes?: number;
   /** Accepted SAS key name. @default 'RootManageSharedAccessKey' */
   readonly keyName?: string;
-  /** Accepted SAS key. @default 'peer-key' */
+  /** Accepted SAS key; it has every right (Manage, Send, Listen). @default 'peer-key' */
   readonly key?: string;
+  /**
+   * More shared access policies, each with its rights, as a namespace's "Shared access
+   * policies" holds them; `peer.connectionStringFor(name)` connects with one. Manage implies
+   * Send and Listen, as the portal requires.
+   */
+  readonly keys?: readonly PeerKey[];
+  /**
+   * Links with no transfer or settlement for this long are detached with
+   * `amqp:link:detach-forced`, as Service Bus detaches idle links (after 10 minutes).
+   * @default 600_000
+   */
+  readonly linkIdleTimeoutMs?: number;
+  /**
+   * What happens to a link's locked messages when it detaches: `keep` them locked until the lock
+   * expires (settling by lock token over `$management` still works), as Service Bus does, or
+   * `release` them at once (lenient: what the peer used to do).
+   * @default 'keep'
+   */
+  readonly locksOnDetach?: 'keep' | 'release';
+  /**
+   * Microsoft Entra ID identities and the rights their role assignments give (Azure Service Bus
+   * Data Sender: Send, Data Receiver: Listen, Data Owner: Manage). `peer.credentialFor(name)`
+   * is a token credential for one, as `@azure/identity`'s are.
+   */
+  readonly identities?: readonly PeerIdentity[];
   /**
    * Also serve the management REST API (ATOM over HTTPS, as ServiceBusAdministrationClient
    * uses it) on the same port. Needs the `openssl` CLI for a self-signed certificate.
    * @default true
    */
   readonly management?: boolean;
+}
+
+/** An Entra ID identity (object id) and the rights of its role assignments on the namespace. */
+export interface PeerIdentity {
+  readonly name: string;
+  readonly rights: readonly PeerRight[];
+}
+
+/** A token credential (`TokenCredential` of @azure/core-auth) issuing the peer's JWTs. */
+export interface PeerCredential {
+  getToken(scopes: string | string[]): Promise<{ token: string; expiresOnTimestamp: number }>;
+  /** Tokens issued so far: more than one shows the SDK renewed its claim. */
+  readonly tokensIssued: number;
+}
+
+/** A shared access policy: a key name, its key and what it may do. */
+export interface PeerKey {
+  readonly name: string;
+  readonly key: string;
+  readonly rights: readonly PeerRight[];
 }
 
 export interface PeerMessage {
@@ -41,6 +89,8 @@ export interface PeerMessage {
 
 export interface PeerStats {
   readonly connections: number;
+  /** Tokens accepted through CBS put-token (renewals included). */
+  readonly tokensPut: number;
   readonly deliveries: number;
   readonly completed: number;
   readonly abandoned: number;
@@ -61,6 +111,27 @@ export interface ServiceBusPeer {
    */
   readonly certificate: string | undefined;
   readonly stats: PeerStats;
+  /** A connection string with one of the `keys` instead of the main key. */
+  connectionStringFor(keyName: string): string;
+  /**
+   * A credential for one of the `identities`; its tokens live `lifetimeMs` (default 1 hour).
+   * The SDK connects with TLS to a `fullyQualifiedNamespace`: use `credentialNamespace`.
+   */
+  credentialFor(
+    identity: string,
+    options?: {
+      readonly lifetimeMs?: number;
+      /** The token's own expiry, when it should run out before the client expects (faults). */
+      readonly tokenLifetimeMs?: number;
+    },
+  ): PeerCredential;
+  /**
+   * `127.0.0.1:PORT;UseDevelopmentEmulator=true;TestPeer=`: as `fullyQualifiedNamespace` it
+   * makes the SDK (7.9) speak plain AMQP to the peer with a credential, as the connection string
+   * does with a key: it builds `Endpoint=sb://<namespace>/;...` from it
+   * (constructorHelpers.ts, createConnectionContextForCredential), and `TestPeer=` takes the `/`.
+   */
+  readonly credentialNamespace: string;
   createQueue(name: string, options?: EntityOptions): void;
   deleteQueue(name: string): boolean;
   queueExists(name: string): boolean;
@@ -89,11 +160,30 @@ export interface ServiceBusPeer {
   detachLinks(path?: string): number;
   /** Fault: the next `count` settlements fail with `com.microsoft:message-lock-lost`. */
   failNextSettlements(count?: number): void;
+  /** Fault: the next `count` management (HTTPS) requests are answered 429 or 503 (throttling). */
+  throttleManagement(count: number, status?: 429 | 503): void;
+  /**
+   * Fault: the next `count` transfers clients send are refused with `condition`, as a busy
+   * namespace refuses them (`com.microsoft:server-busy`) or a full one
+   * (`amqp:resource-limit-exceeded`, the SDK's QuotaExceeded).
+   */
+  refuseNextSends(
+    count: number,
+    condition: 'com.microsoft:server-busy' | 'amqp:resource-limit-exceeded',
+  ): void;
+  /**
+   * Fault: a disabled entity (`com.microsoft:entity-disabled`): its links are detached and
+   * attaching again, or sending to it, is refused until `enableEntity`.
+   */
+  disableEntity(path: string): void;
+  enableEntity(path: string): void;
   close(): Promise<void>;
 }
 
 export const serviceBusPeerDefaults = {
   port: 0,
+  linkIdleTimeoutMs: 600_000,
+  locksOnDetach: 'keep',
   maxMessageSizeBytes: 256 * 1024,
   keyName: 'RootManageSharedAccessKey',
   key: 'peer-key',
@@ -185,6 +275,87 @@ export async function startServiceBusPeer(
 ): Promise<ServiceBusPeer> {
   const settings = { ...serviceBusPeerDefaults, ...options };
   const keys = new Map([[settings.keyName, settings.key]]);
+  const rightsOf = new Map<string, ReadonlySet<PeerRight>>([
+    [settings.keyName, new Set<PeerRight>(['Manage', 'Send', 'Listen'])],
+  ]);
+  for (const policy of options.keys ?? []) {
+    keys.set(policy.name, policy.key);
+    const rights = new Set<PeerRight>(policy.rights);
+    if (rights.has('Manage')) {
+      rights.add('Send');
+      rights.add('Listen');
+    }
+    rightsOf.set(policy.name, rights);
+  }
+  /**
+   * Claims put on each connection through CBS: the entity path a token was signed for ('' for
+   * the namespace), the rights of its key, and when it expires. A link is authorized by a claim
+   * on its path or a parent of it (a namespace-wide token covers every entity).
+   */
+  interface Claim {
+    readonly path: string;
+    readonly rights: ReadonlySet<PeerRight>;
+    readonly expiresAt: number;
+  }
+  const claims = new Map<Connection, Claim[]>();
+  const jwtSecret = randomBytes(32);
+  const identityRights = new Map<string, ReadonlySet<PeerRight>>();
+  for (const identity of options.identities ?? []) {
+    const rights = new Set<PeerRight>(identity.rights);
+    if (rights.has('Manage')) {
+      rights.add('Send');
+      rights.add('Listen');
+    }
+    identityRights.set(identity.name, rights);
+  }
+  /**
+   * What a token grants: a SAS token its key's rights on the entity (or namespace) it was signed
+   * for; an Entra ID JWT its identity's rights on the whole namespace (role assignments at
+   * namespace scope).
+   */
+  const grantOf = (
+    token: string,
+  ):
+    | { verdict: 'ok'; path: string; rights: ReadonlySet<PeerRight>; expiresAt: number }
+    | { verdict: 'invalid' | 'expired' } => {
+    if (token.startsWith('SharedAccessSignature ')) {
+      const sas = readSasToken(token, keys);
+      if (sas.verdict !== 'ok') return { verdict: sas.verdict };
+      return {
+        verdict: 'ok',
+        path: normalise(sas.resource),
+        rights: rightsOf.get(sas.keyName as string) ?? new Set(),
+        expiresAt: sas.expiresAt as number,
+      };
+    }
+    const jwt = readJwt(token.replace(/^Bearer /, ''), jwtSecret);
+    if (jwt.verdict !== 'ok') return { verdict: jwt.verdict };
+    return {
+      verdict: 'ok',
+      path: '',
+      rights: identityRights.get(jwt.identity as string) ?? new Set(),
+      expiresAt: jwt.expiresAt as number,
+    };
+  };
+  const authorized = (connection: Connection, address: string, right: PeerRight): boolean => {
+    const path = normalise(address);
+    const now = Date.now();
+    return (claims.get(connection) ?? []).some(
+      (claim) =>
+        claim.expiresAt > now &&
+        claim.rights.has(right) &&
+        (claim.path === '' || path === claim.path || path.startsWith(`${claim.path}/`)),
+    );
+  };
+  const expiredToken = (address: string) => ({
+    condition: 'amqp:unauthorized-access',
+    description: `The token for '${normalise(address)}' has expired and was not renewed.`,
+  });
+  const unauthorized = (address: string, right: PeerRight) => ({
+    // What Service Bus answers an attach without the claim; the SDK maps it to UnauthorizedAccess.
+    condition: 'amqp:unauthorized-access',
+    description: `Unauthorized access. '${right}' claim(s) are required to perform this operation. Resource: '${normalise(address)}'.`,
+  });
   const queues = new Map<string, MessageEntity>();
   const topics = new Map<string, Topic>();
   const sockets = new Set<Socket>();
@@ -192,6 +363,7 @@ export async function startServiceBusPeer(
   const replyLinks = new Map<Connection, Map<string, Sender>>();
   const deliveryLocks = new WeakMap<Delivery, { entity: MessageEntity; token: string }>();
   const counters = {
+    tokensPut: 0,
     deliveries: 0,
     completed: 0,
     abandoned: 0,
@@ -200,6 +372,23 @@ export async function startServiceBusPeer(
     duplicatesDropped: 0,
   };
   let failSettlements = 0;
+  const managementFaults: Array<429 | 503> = [];
+  const sendFaults: string[] = [];
+  const disabled = new Set<string>();
+  const entityDisabled = (address: string) => ({
+    condition: 'com.microsoft:entity-disabled',
+    description: `Messaging entity '${normalise(address)}' is currently disabled.`,
+  });
+  /** When each client link last moved a message or a settlement (idle links are detached). */
+  const lastUse = new Map<Sender | Receiver, number>();
+  /** The entity a link is on is disabled: the path or the queue or topic it belongs to. */
+  const isDisabled = (address: string) => {
+    const path = normalise(address);
+    for (const entity of disabled) {
+      if (path === entity || path.startsWith(`${entity}/`)) return true;
+    }
+    return false;
+  };
 
   const deliver = (
     entity: MessageEntity,
@@ -223,6 +412,7 @@ export async function startServiceBusPeer(
       },
     };
     const delivery = link.send(message, Buffer.from(token, 'hex'));
+    lastUse.set(link, Date.now());
     deliveryLocks.set(delivery, { entity, token });
     counters.deliveries++;
   };
@@ -301,7 +491,20 @@ export async function startServiceBusPeer(
     // CBS put-token (@azure/core-amqp src/cbs.ts, negotiateClaim): answer on the link named by
     // reply_to with status-code 202 and the request's message id as correlation id.
     const token = typeof request.body === 'string' ? request.body : '';
-    const verdict = verifySasToken(token, keys);
+    const grant = grantOf(token);
+    const verdict = grant.verdict;
+    if (grant.verdict === 'ok') {
+      counters.tokensPut++;
+      let held = claims.get(connection);
+      if (held === undefined) {
+        held = [];
+        claims.set(connection, held);
+      }
+      // A renewed token replaces the one for the same audience.
+      const index = held.findIndex((claim) => claim.path === grant.path);
+      if (index >= 0) held.splice(index, 1);
+      held.push({ path: grant.path, rights: grant.rights, expiresAt: grant.expiresAt });
+    }
     const links = replyLinks.get(connection);
     const link = links?.get(String(request.reply_to));
     if (link === undefined) return;
@@ -327,6 +530,16 @@ export async function startServiceBusPeer(
       description:
         'The lock supplied is invalid. Either the lock expired, or the message has already been removed from the queue.',
     };
+    // Scheduling sends; the rest (renew, peek, settle by lock token) receives.
+    const right: PeerRight =
+      operation === 'com.microsoft:schedule-message' ||
+      operation === 'com.microsoft:cancel-scheduled-message'
+        ? 'Send'
+        : 'Listen';
+    if (!authorized(connection, `${path}${MANAGEMENT_SUFFIX}`, right)) {
+      reply(connection, request, 401, undefined, unauthorized(path, right));
+      return;
+    }
     const target = sendable(path);
     const source = receivable(path);
     if (target === undefined && source === undefined) {
@@ -487,7 +700,8 @@ export async function startServiceBusPeer(
     if (!target.enqueue(message)) counters.duplicatesDropped++;
   };
 
-  const container = rhea.create_container({ id: 'servicebus-peer' });
+  // Transfers are accepted or refused by the 'message' handler, after the limits are checked.
+  const container = rhea.create_container({ id: 'servicebus-peer', autoaccept: false } as never);
   /** Links clients send on, by the entity they send to (for `senderCount`). */
   const inboundLinks = new Map<Receiver, string>();
 
@@ -505,12 +719,18 @@ export async function startServiceBusPeer(
     const path = normalise(address);
     if (path === '$cbs') return;
     if (path.endsWith(MANAGEMENT_SUFFIX)) return;
-    if (sendable(address) === undefined) link.close(notFound(address));
-    else inboundLinks.set(link, path);
+    if (!authorized(context.connection, address, 'Send')) link.close(unauthorized(address, 'Send'));
+    else if (sendable(address) === undefined) link.close(notFound(address));
+    else if (isDisabled(address)) link.close(entityDisabled(address));
+    else {
+      inboundLinks.set(link, path);
+      lastUse.set(link, Date.now());
+    }
   });
-  container.on('receiver_close', (context: EventContext) =>
-    inboundLinks.delete(context.receiver as Receiver),
-  );
+  container.on('receiver_close', (context: EventContext) => {
+    inboundLinks.delete(context.receiver as Receiver);
+    lastUse.delete(context.receiver as Receiver);
+  });
 
   container.on('sender_open', (context: EventContext) => {
     // The client receives on this link: from an entity, or replies for $cbs / $management.
@@ -532,11 +752,20 @@ export async function startServiceBusPeer(
       if (target?.address) links.set(String(target.address), link);
       return;
     }
+    if (!authorized(connection, address, 'Listen')) {
+      link.close(unauthorized(address, 'Listen'));
+      return;
+    }
     const entity = receivable(address);
     if (entity === undefined) {
       link.close(notFound(address));
       return;
     }
+    if (isDisabled(address)) {
+      link.close(entityDisabled(address));
+      return;
+    }
+    lastUse.set(link, Date.now());
     let links = consumerLinks.get(connection);
     if (links === undefined) {
       links = new Map();
@@ -563,8 +792,10 @@ export async function startServiceBusPeer(
     const link = context.receiver as Receiver;
     const address = String(internals(link).remote.attach?.target?.address ?? '');
     const path = normalise(address);
+    const delivery = context.delivery as Delivery;
     if (path === '$cbs') {
       handleCbs(context.connection, context.message as Message);
+      delivery.accept();
       return;
     }
     if (path.endsWith(MANAGEMENT_SUFFIX)) {
@@ -573,9 +804,52 @@ export async function startServiceBusPeer(
         path.slice(0, -MANAGEMENT_SUFFIX.length),
         context.message as Message,
       );
+      delivery.accept();
       return;
     }
-    for (const message of decodeTransfer(context)) accept(address, message);
+    lastUse.set(link, Date.now());
+    const fault = sendFaults.shift();
+    if (fault !== undefined) {
+      delivery.reject({
+        condition: fault,
+        description:
+          fault === 'com.microsoft:server-busy'
+            ? 'The request was terminated because the entity is being throttled. Please wait 2 seconds and try again. (injected by the test peer)'
+            : 'The maximum entity size has been reached or exceeded. (injected by the test peer)',
+      });
+      return;
+    }
+    if (isDisabled(address)) {
+      delivery.reject(entityDisabled(address));
+      return;
+    }
+    const batch =
+      formatOf(context) === BATCH_FORMAT ? (context.message as unknown as Buffer) : undefined;
+    const messages = decodeTransfer(context);
+    // Service Bus refuses a transfer above the max_message_size it advertised (the SDK sizes
+    // batches from it but does not check a single send) and properties above its limits; the
+    // sender sees the rejection as the send's error.
+    const limit = settings.maxMessageSizeBytes;
+    const size = batch?.length ?? transferSize(messages[0] as Message, limit);
+    if (size > limit) {
+      delivery.reject({
+        condition: 'amqp:link:message-size-exceeded',
+        description: `The message is ${size} bytes; the entity accepts at most ${limit}.`,
+      });
+      return;
+    }
+    for (const message of messages) {
+      const violation = propertyViolation(message);
+      if (violation !== undefined) {
+        delivery.reject({
+          condition: 'com.microsoft:argument-out-of-range',
+          description: violation,
+        });
+        return;
+      }
+    }
+    for (const message of messages) accept(address, message);
+    delivery.accept();
   });
 
   /**
@@ -590,6 +864,7 @@ export async function startServiceBusPeer(
     kind: 'accepted' | 'released' | 'modified' | 'rejected',
   ) => {
     const delivery = context.delivery as Delivery;
+    lastUse.set(context.sender as Sender, Date.now());
     const finish = (state: Outcome) => {
       delivery.update(true, state as never);
       // With rcv_settle_mode second the receiver settles only after this answer and says nothing
@@ -670,11 +945,13 @@ export async function startServiceBusPeer(
     for (const [sender, entity] of [...links]) {
       if (link !== undefined && sender !== link) continue;
       links.delete(sender);
-      entity.removeConsumer(sender);
+      lastUse.delete(sender);
+      entity.removeConsumer(sender, settings.locksOnDetach === 'release');
     }
     if (link === undefined) {
       consumerLinks.delete(connection);
       replyLinks.delete(connection);
+      claims.delete(connection);
     }
   };
   container.on('sender_close', (context: EventContext) =>
@@ -755,22 +1032,52 @@ export async function startServiceBusPeer(
   });
   const port = (server.address() as AddressInfo).port;
 
-  const sweep = setInterval(() => {
-    const now = Date.now();
-    const all = [...queues.values()];
-    for (const topic of topics.values()) all.push(...topic.subscriptions.values());
-    for (const entity of all) {
-      entity.expireLocks(now);
-      entity.deadLetter?.expireLocks(now);
-    }
-    for (const [name, queue] of queues) {
-      const idle = queue.options.autoDeleteOnIdleMs;
-      if (idle !== undefined && queue.consumers.length === 0 && now - queue.lastActivity > idle) {
-        queue.dispose();
-        queues.delete(name);
+  const sweep = setInterval(
+    () => {
+      const now = Date.now();
+      const all = [...queues.values()];
+      for (const topic of topics.values()) all.push(...topic.subscriptions.values());
+      for (const entity of all) {
+        entity.expireLocks(now);
+        entity.deadLetter?.expireLocks(now);
       }
-    }
-  }, 1000);
+      // Service Bus counts a queue idle without sends, receives or settlements, even with a
+      // receiver attached that gets nothing; deleting it detaches such receivers with not-found.
+      for (const queue of [...queues.values()]) {
+        const idle = queue.options.autoDeleteOnIdleMs;
+        if (idle !== undefined && now - queue.lastActivity > idle) peer.deleteQueue(queue.path);
+      }
+      // A link whose claim expired without a renewal is detached, as Service Bus detaches it.
+      for (const [connection, links] of consumerLinks) {
+        for (const link of [...links.keys()]) {
+          const address = String(internals(link).remote.attach?.source?.address ?? '');
+          if (authorized(connection, address, 'Listen')) continue;
+          link.close(expiredToken(address));
+          forget(connection, link);
+        }
+      }
+      for (const [link, path] of [...inboundLinks]) {
+        if (authorized(link.connection, path, 'Send')) continue;
+        link.close(expiredToken(path));
+        inboundLinks.delete(link);
+      }
+      // Links idle for linkIdleTimeoutMs are detached, as Service Bus does after 10 minutes; the
+      // description is the service's.
+      for (const [link, at] of [...lastUse]) {
+        if (now - at <= settings.linkIdleTimeoutMs) continue;
+        lastUse.delete(link);
+        if (!link.is_open()) continue;
+        const consumer = link.is_sender();
+        link.close({
+          condition: 'amqp:link:detach-forced',
+          description: `The link '${link.name}' is force detached. Code: ${consumer ? 'consumer' : 'publisher'}. Details: ${consumer ? 'AmqpMessageConsumer' : 'AmqpMessagePublisher'}.IdleTimerExpired: Idle timeout: ${formatDuration(settings.linkIdleTimeoutMs)}.`,
+        });
+        if (consumer) forget(link.connection, link as Sender);
+        else inboundLinks.delete(link as Receiver);
+      }
+    },
+    Math.min(1000, Math.max(50, Math.floor(settings.linkIdleTimeoutMs / 4))),
+  );
   sweep.unref();
 
   const entityAt = (path: string): MessageEntity | undefined => receivable(path);
@@ -780,10 +1087,42 @@ export async function startServiceBusPeer(
     messageCount: entity.available.length + entity.locks.size + entity.scheduled.size,
   });
 
+  const connectionStringWith = (keyName: string, key: string) =>
+    `Endpoint=sb://127.0.0.1:${port};SharedAccessKeyName=${keyName};SharedAccessKey=${key};UseDevelopmentEmulator=true`;
   const peer: ServiceBusPeer = {
     port,
     certificate: certificate?.cert,
-    connectionString: `Endpoint=sb://127.0.0.1:${port};SharedAccessKeyName=${settings.keyName};SharedAccessKey=${settings.key};UseDevelopmentEmulator=true`,
+    connectionString: connectionStringWith(settings.keyName, settings.key),
+    credentialNamespace: `127.0.0.1:${port};UseDevelopmentEmulator=true;TestPeer=`,
+    credentialFor(identity, credentialOptions = {}) {
+      if (!identityRights.has(identity)) {
+        throw new Error(`The peer has no identity named '${identity}'.`);
+      }
+      const lifetimeMs = credentialOptions.lifetimeMs ?? 3_600_000;
+      const tokenLifetimeMs = credentialOptions.tokenLifetimeMs ?? lifetimeMs;
+      let issued = 0;
+      return {
+        get tokensIssued() {
+          return issued;
+        },
+        async getToken() {
+          issued++;
+          const expiresOnTimestamp = Date.now() + lifetimeMs;
+          return {
+            token: signJwt(
+              { oid: identity, exp: Math.floor((Date.now() + tokenLifetimeMs) / 1000) },
+              jwtSecret,
+            ),
+            expiresOnTimestamp,
+          };
+        },
+      };
+    },
+    connectionStringFor(keyName) {
+      const key = keys.get(keyName);
+      if (key === undefined) throw new Error(`The peer has no key named '${keyName}'.`);
+      return connectionStringWith(keyName, key);
+    },
     get stats(): PeerStats {
       return { connections: sockets.size, ...counters };
     },
@@ -892,6 +1231,32 @@ export async function startServiceBusPeer(
     failNextSettlements(n = 1) {
       failSettlements += n;
     },
+    throttleManagement(count, status = 429) {
+      for (let i = 0; i < count; i++) managementFaults.push(status);
+    },
+    refuseNextSends(count, condition) {
+      for (let i = 0; i < count; i++) sendFaults.push(condition);
+    },
+    disableEntity(path) {
+      const disabledPath = normalise(path);
+      disabled.add(disabledPath);
+      for (const [connection, links] of consumerLinks) {
+        for (const [link, entity] of [...links]) {
+          const linked = normalise(entity.path);
+          if (linked !== disabledPath && !linked.startsWith(`${disabledPath}/`)) continue;
+          link.close(entityDisabled(linked));
+          forget(connection, link);
+        }
+      }
+      for (const [link, linked] of [...inboundLinks]) {
+        if (linked !== disabledPath) continue;
+        link.close(entityDisabled(linked));
+        inboundLinks.delete(link);
+      }
+    },
+    enableEntity(path) {
+      disabled.delete(normalise(path));
+    },
     async close() {
       clearInterval(sweep);
       for (const socket of sockets) socket.destroy();
@@ -907,7 +1272,13 @@ export async function startServiceBusPeer(
     'request',
     createManagementHandler({
       host: `127.0.0.1:${port}`,
-      verify: (token) => verifySasToken(token ?? '', keys),
+      takeFault: () => managementFaults.shift(),
+      verify(token) {
+        const grant = grantOf(token ?? '');
+        if (grant.verdict !== 'ok') return grant.verdict;
+        // The management API needs the Manage claim, to read entities as well as to change them.
+        return grant.rights.has('Manage') ? 'ok' : 'unauthorized';
+      },
       queues: () => [...queues.values()].map((queue) => managed(queue.path, queue)),
       topics: () =>
         [...topics.values()].map((topic) => ({

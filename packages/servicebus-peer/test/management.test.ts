@@ -168,6 +168,35 @@ describe('servicebus peer management API, driven by ServiceBusAdministrationClie
     expect(peer.queueExists('sessions')).toBe(false);
   });
 
+  it.each([
+    ['autoDeleteOnIdle below 5 minutes', { autoDeleteOnIdle: 'PT299S' }],
+    [
+      'a duplicate detection window below 20 seconds',
+      { requiresDuplicateDetection: true, duplicateDetectionHistoryTimeWindow: 'PT19S' },
+    ],
+    [
+      'a duplicate detection window above 7 days',
+      { requiresDuplicateDetection: true, duplicateDetectionHistoryTimeWindow: 'P7DT1S' },
+    ],
+    ['a lock duration below 5 seconds', { lockDuration: 'PT4S' }],
+    ['a lock duration above 5 minutes', { lockDuration: 'PT301S' }],
+    ['forwardTo an entity that does not exist', { forwardTo: 'missing-target' }],
+  ])('refuses %s with 400, as Service Bus does', async (_what, options) => {
+    const refused = await failure(admin.createQueue('out-of-range', options));
+    expect(refused.statusCode).toBe(400);
+    expect(peer.queueExists('out-of-range')).toBe(false);
+  });
+
+  it('refuses a subscription forwarding to a missing queue with 400', async () => {
+    await admin.createTopic('forward-check');
+    const refused = await failure(
+      admin.createSubscription('forward-check', 's', { forwardTo: 'missing-target' }),
+    );
+    expect(refused.statusCode).toBe(400);
+    expect(peer.subscriptionExists('forward-check', 's')).toBe(false);
+    await admin.deleteTopic('forward-check');
+  });
+
   it('is not trusted without its certificate: verification stays on', async () => {
     const untrusted = new ServiceBusAdministrationClient(peer.connectionString);
     const error = await untrusted.getQueue('x').then(

@@ -29,13 +29,16 @@ import {
 } from '@tidings/core';
 import { mapServiceBusError } from './errors.js';
 import { createAdministrationInstaller, type TopologyInstaller } from './installer.js';
-import { toIncomingMessage, toServiceBusMessage } from './message-mapping.js';
+import { checkServiceRange, serviceBusLimits } from './limits.js';
+import { createLockKeeper, type LockKeeper } from './lock-keeper.js';
+import { toIncomingMessage } from './message-mapping.js';
 import { checkDistinctTopics, subscriptionName, topicName } from './naming.js';
 import { enableTcpNoDelay } from './no-delay.js';
 import {
   type AzureServiceBusTransportOptions,
   azureServiceBusTransportDefaults,
 } from './options.js';
+import { toCheckedServiceBusMessage } from './property-limits.js';
 
 const TRANSPORT_NAME = 'azure-service-bus';
 
@@ -52,6 +55,24 @@ const tooLarge = (operation: TransportOperation, limit: number) =>
 const ENCODING_HEADROOM_BYTES = 16 * 1024;
 /** How long a receiver may stay silent after a receive error before it is replaced. */
 const RECEIVE_STALL_MS = 10_000;
+/** A receiver whose link is down right after an error is looked at again this much later. */
+const RECHECK_MS = 2_000;
+
+/** What the parts of the SDK's receiver read here look like (7.9, receivers/receiver.ts). */
+interface StreamingReceiverInternals {
+  _streamingReceiver?: { isOpen?: () => boolean; link?: { credit?: number } };
+}
+
+/**
+ * Whether the SDK's streaming receiver has its link attached with credit (`ready`: messages
+ * would flow), or not (`down`). `unknown` if an SDK update moved these internals; the watchdog
+ * then treats silence after an error as a stall, as it did before it could tell.
+ */
+function linkState(receiver: ServiceBusReceiver): 'ready' | 'down' | 'unknown' {
+  const streaming = (receiver as unknown as StreamingReceiverInternals)._streamingReceiver;
+  if (typeof streaming?.isOpen !== 'function') return 'unknown';
+  return streaming.isOpen() && (streaming.link?.credit ?? 0) > 0 ? 'ready' : 'down';
+}
 
 /**
  * The most bytes body, id and headers can take: characters are counted at six bytes each, what a
@@ -152,14 +173,18 @@ export function createAzureServiceBusTransport(
   }
   const secrets = secretsOf(options);
   const settings = {
-    maxMessageSizeBytes: checkWholeNumber(
+    // Premium's limit: a larger value would pass here and be refused by every namespace.
+    maxMessageSizeBytes: checkServiceRange(
       'maxMessageSizeBytes',
       options.maxMessageSizeBytes ?? azureServiceBusTransportDefaults.maxMessageSizeBytes,
+      1,
+      serviceBusLimits.maxMessageSizeBytes,
     ),
-    instanceQueueAutoDeleteOnIdleMs: checkWholeNumber(
+    instanceQueueAutoDeleteOnIdleMs: checkServiceRange(
       'instanceQueueAutoDeleteOnIdleMs',
       options.instanceQueueAutoDeleteOnIdleMs ??
         azureServiceBusTransportDefaults.instanceQueueAutoDeleteOnIdleMs,
+      serviceBusLimits.minAutoDeleteOnIdleMs,
     ),
     maxDeliveryCount: checkWholeNumber(
       'maxDeliveryCount',
@@ -196,9 +221,22 @@ export function createAzureServiceBusTransport(
     options.duplicateDetectionWindowMs === undefined
       ? {}
       : {
-          duplicateDetectionWindowMs: checkWholeNumber(
+          duplicateDetectionWindowMs: checkServiceRange(
             'duplicateDetectionWindowMs',
             options.duplicateDetectionWindowMs,
+            serviceBusLimits.minDuplicateDetectionWindowMs,
+            serviceBusLimits.maxDuplicateDetectionWindowMs,
+          ),
+        };
+  const lockDuration =
+    options.lockDurationMs === undefined
+      ? {}
+      : {
+          lockDurationMs: checkServiceRange(
+            'lockDurationMs',
+            options.lockDurationMs,
+            serviceBusLimits.minLockDurationMs,
+            serviceBusLimits.maxLockDurationMs,
           ),
         };
   if (options.installer !== undefined && options.administration !== undefined) {
@@ -284,8 +322,13 @@ export function createAzureServiceBusTransport(
             ? {
                 maxDeliveryCount: settings.maxDeliveryCount,
                 autoDeleteOnIdleMs: settings.instanceQueueAutoDeleteOnIdleMs,
+                ...lockDuration,
               }
-            : { maxDeliveryCount: settings.maxDeliveryCount, ...duplicateDetection },
+            : {
+                maxDeliveryCount: settings.maxDeliveryCount,
+                ...duplicateDetection,
+                ...lockDuration,
+              },
         );
       try {
         await installer.ensureQueue(topology.errorQueue, {});
@@ -302,6 +345,8 @@ export function createAzureServiceBusTransport(
         inUse: number;
         /** Out of the cache (its destination was not found): closed once no send uses it. */
         dropped: boolean;
+        /** Below this a single message is sent without a batch; set on the first send. */
+        directLimit: number | undefined;
       }
       const senders = new Map<string, CachedSender>();
       /** The destination's sender, marked in use until `release`. */
@@ -309,7 +354,12 @@ export function createAzureServiceBusTransport(
         let cached = senders.get(entity);
         if (cached === undefined) {
           if (senders.size >= settings.maxCachedSenders) closeIdleSenders();
-          cached = { sender: client.createSender(entity), inUse: 0, dropped: false };
+          cached = {
+            sender: client.createSender(entity),
+            inUse: 0,
+            dropped: false,
+            directLimit: undefined,
+          };
         } else {
           senders.delete(entity);
         }
@@ -363,19 +413,32 @@ export function createAzureServiceBusTransport(
       }
 
       /** Sends one destination's messages in as few batches as fit; a message that fits in none is refused. */
-      const sendTo = async (
-        sender: ServiceBusSender,
-        operations: readonly TransportOperation[],
-      ) => {
+      const sendTo = async (cached: CachedSender, operations: readonly TransportOperation[]) => {
+        const sender = cached.sender;
+        if (cached.directLimit === undefined) {
+          // The entity's own limit, advertised on the link (256 KiB on Standard whatever
+          // maxMessageSizeBytes says): the SDK does not check a single send against it, so the
+          // direct path stays below it too, and a larger message is measured by a batch and
+          // refused with MessageTooLargeError instead of failing at the service.
+          const probe = await sender.createMessageBatch();
+          cached.directLimit = Math.min(
+            directSendLimit,
+            probe.maxSizeInBytes - ENCODING_HEADROOM_BYTES,
+          );
+        }
         const [only] = operations;
-        if (operations.length === 1 && only !== undefined && sizeAtMost(only) < directSendLimit) {
+        if (
+          operations.length === 1 &&
+          only !== undefined &&
+          sizeAtMost(only) < cached.directLimit
+        ) {
           // Well under the limit (core checked body plus headers): skip the batch envelope.
-          await sender.sendMessages(toServiceBusMessage(only.message, only.delayMs));
+          await sender.sendMessages(toCheckedServiceBusMessage(only.message, only.delayMs));
           return;
         }
         let batch = await sender.createMessageBatch();
         for (const operation of operations) {
-          const message = toServiceBusMessage(operation.message, operation.delayMs);
+          const message = toCheckedServiceBusMessage(operation.message, operation.delayMs);
           if (batch.tryAddMessage(message)) continue;
           if (batch.count === 0) throw tooLarge(operation, batch.maxSizeInBytes);
           await sender.sendMessages(batch);
@@ -393,7 +456,7 @@ export function createAzureServiceBusTransport(
       ) => {
         const cached = takeSender(entity);
         try {
-          await sendTo(cached.sender, operations);
+          await sendTo(cached, operations);
         } catch (error) {
           const mapped = fail(error, `send to '${entity}'`, entity);
           if (mapped.code === 'TIDINGS_DESTINATION_NOT_FOUND') {
@@ -448,12 +511,15 @@ export function createAzureServiceBusTransport(
         watchdog: NodeJS.Timeout | undefined;
         /** Replaced by the watchdog: closed once its messages are settled. */
         retired: boolean;
+        /** Renews in-flight messages' locks once their link is detached (the SDK stops). */
+        locks: LockKeeper;
       }
       let receivers: ReceiverEntry[] = [];
       /** Receivers the watchdog replaced that still hold messages. */
       const retiring = new Set<ReceiverEntry>();
       const closeRetired = (entry: ReceiverEntry) => {
         retiring.delete(entry);
+        entry.locks.stop();
         void entry.receiver.close().catch(() => {});
       };
       let accepting = false;
@@ -533,9 +599,11 @@ export function createAzureServiceBusTransport(
         /**
          * After a receive error the SDK re-attaches its link by itself, but after a forced detach
          * it sometimes never does (seen with 7.9 against the peer). If nothing has arrived
-         * `RECEIVE_STALL_MS` after an error, the receiver is replaced, even while handlers still
-         * hold its messages: a re-attached link gets fresh credit, so a quiet one with messages
-         * in flight is stalled or idle, and one hung handler must not keep the queue deaf. The
+         * `RECEIVE_STALL_MS` after an error and the link is not attached with credit again, the
+         * receiver is replaced, even while handlers still hold its messages: one hung handler
+         * must not keep the queue deaf. A link that is attached with credit is merely quiet:
+         * Service Bus detaches idle links every 10 minutes, and on a quiet queue nothing arrives
+         * after the SDK attaches again; replacing that receiver would only churn links. The
          * old receiver only stops taking messages; it is closed once the messages it holds are
          * settled. Their settlements need it open: the SDK refuses to settle through a closed
          * receiver, and through an open one settles on the link that received the message or,
@@ -545,10 +613,23 @@ export function createAzureServiceBusTransport(
         const watch = (entry: ReceiverEntry, queue: string) => {
           entry.lastErrorAt = Date.now();
           if (entry.watchdog !== undefined) return;
+          let rechecks = 0;
           entry.watchdog = setTimeout(function check() {
             entry.watchdog = undefined;
             const index = receivers.indexOf(entry);
             if (!accepting || index < 0 || entry.lastMessageAt > entry.lastErrorAt) return;
+            const link = linkState(entry.receiver);
+            const quiet = Date.now() - entry.lastErrorAt >= RECHECK_MS;
+            // Attached with credit, and no error for a while: a quiet queue, not a stall.
+            if (link === 'ready' && quiet) return;
+            // An error just now: the SDK may be attaching again; look once more shortly. Errors
+            // that keep coming for as long again (an attach refused each time) are a stall.
+            if (link !== 'unknown' && !quiet && rechecks < RECEIVE_STALL_MS / RECHECK_MS) {
+              rechecks++;
+              entry.watchdog = setTimeout(check, RECHECK_MS);
+              entry.watchdog.unref();
+              return;
+            }
             logger.info(`Receiving from '${queue}' restarts: nothing arrived after a link error`);
             counters.receiverRestarts++;
             receivers[index] = open(queue);
@@ -617,6 +698,7 @@ export function createAzureServiceBusTransport(
           const handle = async (message: ServiceBusReceivedMessage) => {
             entry.lastMessageAt = Date.now();
             entry.inFlight++;
+            entry.locks.arrived(message);
             try {
               if (!accepting) {
                 // Stopping: hand it back at once for another instance.
@@ -647,6 +729,7 @@ export function createAzureServiceBusTransport(
                 slots.release();
               }
             } finally {
+              entry.locks.done(message);
               entry.inFlight--;
               if (entry.retired && entry.inFlight === 0) closeRetired(entry);
             }
@@ -657,7 +740,11 @@ export function createAzureServiceBusTransport(
               processError: async (args) => {
                 counters.receiveErrors++;
                 // Only a failing link can stall receiving; a failed lock renewal does not.
-                if (args.errorSource === 'receive') watch(entry, queue);
+                if (args.errorSource === 'receive') {
+                  // The link is gone or going: the SDK stopped renewing its messages' locks.
+                  entry.locks.linkLost();
+                  watch(entry, queue);
+                }
                 if (
                   isServiceBusError(args.error) &&
                   args.error.code === 'MessagingEntityNotFound'
@@ -673,6 +760,15 @@ export function createAzureServiceBusTransport(
           );
           const entry: ReceiverEntry = {
             receiver,
+            locks: createLockKeeper(
+              receiver,
+              settings.maxAutoLockRenewalDurationMs,
+              (error, message) =>
+                logger.warn(`Could not renew the lock of a message on '${queue}'`, {
+                  messageId: String(message.messageId ?? ''),
+                  error: redactSecrets(String((error as Error)?.message ?? error), secrets),
+                }),
+            ),
             close: () => subscription.close(),
             lastMessageAt: 0,
             inFlight: 0,
@@ -714,6 +810,7 @@ export function createAzureServiceBusTransport(
         async close() {
           await stopReceiving();
           await Promise.allSettled([...settling]);
+          for (const r of [...receivers, ...retiring]) r.locks.stop();
           await Promise.allSettled([...receivers, ...retiring].map((r) => r.receiver.close()));
           receivers = [];
           retiring.clear();

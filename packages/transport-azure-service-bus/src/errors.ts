@@ -34,6 +34,12 @@ const NETWORK = new Set([
  */
 export function mapServiceBusError(error: unknown, context: ErrorContext): TidingsError {
   if (isTidingsError(error)) return error;
+  // @azure/core-amqp 4.4's retry throws an AggregateError of every attempt's error once its
+  // retries are spent: the last attempt's error says what went wrong (a busy namespace is still
+  // busy, and still retryable), where the aggregate has no code and an empty message.
+  if (error instanceof AggregateError && error.errors.length > 0) {
+    return mapServiceBusError(error.errors[error.errors.length - 1], context);
+  }
   const native = error as { message?: unknown; code?: unknown; retryable?: unknown };
   const text = redactSecrets(String(native?.message ?? error), context.secrets);
   const what = `Service Bus ${context.operation} failed`;

@@ -8,6 +8,7 @@ export {
   type EntitySettings,
   type TopologyInstaller,
 } from './installer.js';
+export { serviceBusLimits } from './limits.js';
 export { subscriptionName, topicName } from './naming.js';
 export { enableTcpNoDelay } from './no-delay.js';
 export {
@@ -19,3 +20,4 @@ export {
   type ConnectionStringConnection,
   type CredentialConnection,
 } from './options.js';
+export { MessagePropertiesTooLargeError } from './property-limits.js';

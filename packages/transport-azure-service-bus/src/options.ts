@@ -35,6 +35,17 @@ export interface AdministrationOptions {
    * @default the SDK's own keep-alive agent
    */
   readonly agent?: Agent;
+  /**
+   * Retries of a management request the namespace throttles (429, 503), on top of the SDK's own:
+   * many endpoints starting at once can be throttled for a while.
+   * @default 8
+   */
+  readonly throttleRetries?: number;
+  /**
+   * First wait before such a retry; it doubles up to 30 s, jittered.
+   * @default 1_000
+   */
+  readonly throttleDelayMs?: number;
 }
 
 export interface AzureServiceBusTransportSettings {
@@ -48,13 +59,13 @@ export interface AzureServiceBusTransportSettings {
   readonly administration?: AdministrationOptions;
   /**
    * Largest message accepted, body plus headers, in bytes. Standard tier allows 256 KiB;
-   * Premium up to 100 MiB (set the entity's limit too).
+   * Premium up to 100 MiB (set the entity's limit too); more is refused at configuration.
    * @default 262_144
    */
   readonly maxMessageSizeBytes?: number;
   /**
    * Idle time after which Service Bus deletes an instance queue (replies to one instance).
-   * Service Bus's minimum is 5 minutes.
+   * Service Bus's minimum is 5 minutes; less is refused at configuration.
    * @default 3_600_000 (1 hour)
    */
   readonly instanceQueueAutoDeleteOnIdleMs?: number;
@@ -67,9 +78,16 @@ export interface AzureServiceBusTransportSettings {
   /**
    * Duplicate detection window on queues this transport creates (by message id); off when unset.
    * Turns the at-least-once redelivery of an already-sent message into effectively-once.
+   * Service Bus allows 20 seconds to 7 days.
    * @default undefined
    */
   readonly duplicateDetectionWindowMs?: number;
+  /**
+   * Peek-lock duration of the queues this transport creates; the service's default (1 minute)
+   * when unset. Service Bus allows 5 seconds to 5 minutes.
+   * @default undefined
+   */
+  readonly lockDurationMs?: number;
   /**
    * How long the SDK keeps renewing a message's lock while its handler runs.
    * @default 300_000 (5 minutes)
@@ -123,6 +141,6 @@ export const azureServiceBusTransportDefaults = {
 } as const satisfies Required<
   Omit<
     AzureServiceBusTransportSettings,
-    'installer' | 'administration' | 'duplicateDetectionWindowMs'
+    'installer' | 'administration' | 'duplicateDetectionWindowMs' | 'lockDurationMs'
   >
 >;

@@ -72,6 +72,17 @@ describe('mapServiceBusError', () => {
     expect(mapped.message).toContain('***');
   });
 
+  it("maps the SDK's AggregateError of spent retries by its last attempt's error", () => {
+    const spent = new AggregateError(
+      [native('ServiceBusy'), native('ServiceBusy', 'still busy')],
+      '',
+    );
+    const mapped = mapServiceBusError(spent, context);
+    expect(mapped).toBeInstanceOf(TransportUnavailableError);
+    expect(mapped.isRetryable).toBe(true);
+    expect(mapped.message).toMatch(/ServiceBusy.*still busy/);
+  });
+
   it('passes Tidings errors through unchanged', () => {
     const tooLarge = new MessageTooLargeError('x', 10, 5, 'azure-service-bus');
     expect(mapServiceBusError(tooLarge, context)).toBe(tooLarge);
@@ -80,13 +91,11 @@ describe('mapServiceBusError', () => {
 
 describe('options', () => {
   it.each([
-    ['maxMessageSizeBytes', 0, 'a positive whole number'],
     ['operationTimeoutMs', 1.5, 'a positive whole number'],
     // One timer per settlement: Node.js would fire a timer this long at once.
     ['operationTimeoutMs', 2 ** 31, 'at most 2147483647 ms (about 24.8 days)'],
     ['maxRetries', -1, 'a whole number of at least 0'],
     ['maxAutoLockRenewalDurationMs', -1, 'a whole number of at least 0'],
-    ['duplicateDetectionWindowMs', 0, 'a positive whole number'],
     ['maxCachedSenders', 0, 'a positive whole number'],
   ])(
     'refuses %s = %s when the transport is created, without the connection string',
@@ -102,6 +111,43 @@ describe('options', () => {
       }
     },
   );
+
+  // Service Bus refuses these when the entity is created, or (the size) when a message is sent.
+  it.each([
+    ['maxMessageSizeBytes', 0, 'between 1 and 104857600'],
+    ['maxMessageSizeBytes', 100 * 1024 * 1024 + 1, 'between 1 and 104857600'],
+    ['instanceQueueAutoDeleteOnIdleMs', 299_999, 'at least 300000'],
+    ['duplicateDetectionWindowMs', 19_999, 'between 20000 and 604800000'],
+    ['duplicateDetectionWindowMs', 7 * 24 * 3_600_000 + 1, 'between 20000 and 604800000'],
+    ['lockDurationMs', 4_999, 'between 5000 and 300000'],
+    ['lockDurationMs', 300_001, 'between 5000 and 300000'],
+  ])('refuses %s = %s, outside what Service Bus accepts', (name, value, expected) => {
+    const create = () =>
+      createAzureServiceBusTransport({ connectionString: CONNECTION, [name]: value });
+    expect(create).toThrow(ConfigurationError);
+    expect(create).toThrow(
+      `${name} must be a whole number ${expected} (Service Bus's limit), got ${value}.`,
+    );
+  });
+
+  it('accepts the limits themselves', () => {
+    expect(() =>
+      createAzureServiceBusTransport({
+        connectionString: CONNECTION,
+        maxMessageSizeBytes: 100 * 1024 * 1024,
+        instanceQueueAutoDeleteOnIdleMs: 300_000,
+        duplicateDetectionWindowMs: 20_000,
+        lockDurationMs: 5_000,
+      }),
+    ).not.toThrow();
+    expect(() =>
+      createAzureServiceBusTransport({
+        connectionString: CONNECTION,
+        duplicateDetectionWindowMs: 7 * 24 * 3_600_000,
+        lockDurationMs: 300_000,
+      }),
+    ).not.toThrow();
+  });
 
   it('refuses administration options beside an installer of its own: they would do nothing', () => {
     const installer = {

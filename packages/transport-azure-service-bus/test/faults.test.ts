@@ -49,10 +49,6 @@ let prefix: string;
 let endpoints: Endpoint[] = [];
 let transports: AzureServiceBusTransport[] = [];
 
-beforeAll(async () => {
-  peer = await startServiceBusPeer();
-});
-afterAll(() => peer.close());
 afterEach(async () => {
   await Promise.allSettled(endpoints.map((e) => e.stop()));
   cleanPeer(peer, prefix);
@@ -70,7 +66,7 @@ async function start(
   options: Record<string, unknown> = {},
   transportOptions: Partial<AzureServiceBusTransportOptions> = {},
 ): Promise<{ endpoint: Endpoint; transport: AzureServiceBusTransport }> {
-  const transport = peerTransport(peer, transportOptions);
+  const transport = peerTransport(peer, { lockDurationMs: 5_000, ...transportOptions });
   transports.push(transport);
   const endpoint = createEndpoint({
     name: name(suffix),
@@ -96,151 +92,184 @@ function tally() {
   };
 }
 
-describe('faults against the test peer', () => {
-  it.each([
-    ['the peer drops every connection', () => peer.dropConnections()],
-    [
-      "the endpoint queue's receive link is detached by force",
-      () => peer.detachLinks(name('Server')),
-    ],
-  ])(
-    'during a stream, %s: nothing is lost, duplicates are counted',
-    async (_label, fault) => {
-      prefix = `f${randomBytes(3).toString('hex')}`;
-      const count = tally();
-      const server = await start(
-        'Server',
-        (e) =>
-          e.handle(Work, async (p) => {
-            await sleep(2);
-            count.add(p.n);
-          }),
-        { concurrency: 8 },
-      );
-      const { endpoint: sender } = await start('Client', () => {}, { sendOnly: true });
-      const total = 300;
-      await Promise.all(Array.from({ length: total }, (_, n) => sender.send(Work, { n })));
-      await expect.poll(() => count.seen.size, wait).toBeGreaterThan(30);
-      expect(fault()).toBeGreaterThan(0);
-      await expect.poll(() => count.seen.size, recoveryWait).toBe(total);
-      // Redeliveries come from settlements the cut interrupted; none are expected otherwise.
-      expect(count.duplicates()).toBeLessThanOrEqual(
-        server.transport.stats.settlementFailures + 16,
-      );
-      expect(server.endpoint.stats.movedToErrorQueue).toBe(0);
-    },
-    recoveryTestTimeout,
-  );
+/**
+ * The faults that take links away, run both ways a detached link's locks can go: kept until they
+ * expire, as Service Bus keeps them (settling by lock token still works), and released at once
+ * (the peer's lenient mode). Queues lock for 5 s, Service Bus's minimum, so a message whose lock
+ * is kept comes back within a test's patience.
+ */
+describe.each(['keep', 'release'] as const)(
+  'link loss against the test peer (locks on detach: %s)',
+  (locksOnDetach) => {
+    beforeAll(async () => {
+      peer = await startServiceBusPeer({ locksOnDetach });
+    });
+    afterAll(() => peer.close());
+    it.each([
+      ['the peer drops every connection', () => peer.dropConnections()],
+      [
+        "the endpoint queue's receive link is detached by force",
+        () => peer.detachLinks(name('Server')),
+      ],
+    ])(
+      'during a stream, %s: nothing is lost, duplicates are counted',
+      async (_label, fault) => {
+        prefix = `f${randomBytes(3).toString('hex')}`;
+        const count = tally();
+        const server = await start(
+          'Server',
+          (e) =>
+            e.handle(Work, async (p) => {
+              await sleep(2);
+              count.add(p.n);
+            }),
+          { concurrency: 8 },
+        );
+        const { endpoint: sender } = await start('Client', () => {}, { sendOnly: true });
+        const total = 300;
+        await Promise.all(Array.from({ length: total }, (_, n) => sender.send(Work, { n })));
+        await expect.poll(() => count.seen.size, wait).toBeGreaterThan(30);
+        expect(fault()).toBeGreaterThan(0);
+        await expect.poll(() => count.seen.size, recoveryWait).toBe(total);
+        // Redeliveries come from settlements the cut interrupted; none are expected otherwise.
+        expect(count.duplicates()).toBeLessThanOrEqual(
+          server.transport.stats.settlementFailures + 16,
+        );
+        expect(server.endpoint.stats.movedToErrorQueue).toBe(0);
+      },
+      recoveryTestTimeout,
+    );
 
-  it(
-    'the peer drops connections while requests are in flight: every request gets its reply',
-    async () => {
-      prefix = `f${randomBytes(3).toString('hex')}`;
-      await start('Server', (e) =>
-        e.handle(Ping, async (p, ctx) => {
-          await sleep(5);
-          await ctx.reply(Pong, { n: p.n });
-        }),
-      );
-      const { endpoint: client } = await start('Client', () => {}, { instanceId: 'c1' });
-      // Links up first: the cut hits requests in flight, not the SDK's first connection (see README).
-      await client.request(Ping, { n: -1 }, { expect: Pong });
-      const total = 200;
-      const replies = Promise.all(
-        Array.from({ length: total }, (_, n) => client.request(Ping, { n }, { expect: Pong })),
-      );
-      await sleep(50);
-      expect(peer.dropConnections()).toBeGreaterThan(0);
-      const got = await replies;
-      expect(got.map((r) => r.n)).toEqual(Array.from({ length: total }, (_, n) => n));
-      expect(client.stats.pendingRequests).toBe(0);
-    },
-    recoveryTestTimeout,
-  );
-
-  it(
-    'stopping with a message waiting for a slot hands it back at once: another instance gets it while a handler still runs, no failed abandon',
-    async () => {
-      prefix = `f${randomBytes(3).toString('hex')}`;
-      const logger = recordingLogger();
-      let release: () => void = () => {};
-      const held = new Promise<void>((resolve) => {
-        release = resolve;
-      });
-      const handledByA: number[] = [];
-      const handledByB: number[] = [];
-      const a = await start(
-        'Server',
-        (e) =>
-          e.handle(Work, async (p) => {
-            handledByA.push(p.n);
-            if (handledByA.length === 1) await held;
+    it(
+      'the peer drops connections while requests are in flight: every request gets its reply',
+      async () => {
+        prefix = `f${randomBytes(3).toString('hex')}`;
+        await start('Server', (e) =>
+          e.handle(Ping, async (p, ctx) => {
+            await sleep(5);
+            await ctx.reply(Pong, { n: p.n });
           }),
-        // Stopping waits for the held handler for longer than the test runs.
-        { concurrency: 1, logger, stopTimeoutMs: 10 * recoveryTestTimeout },
-      );
-      const { endpoint: sender } = await start('Client', () => {}, { sendOnly: true });
-      const deliveries = peer.stats.deliveries;
-      await sender.send(Work, { n: 0 });
-      await expect.poll(() => handledByA, wait).toEqual([0]);
-      // The SDK re-attaches with fresh credit while the handler still runs: the peer hands the
-      // released message to the new link, and it waits for the slot the handler holds.
-      expect(peer.detachLinks(name('Server'))).toBe(1);
-      await expect.poll(() => peer.stats.deliveries - deliveries, recoveryWait).toBe(2);
-      expect(peer.lockedCount(name('Server'))).toBe(1);
-      await start('Server', (e) => e.handle(Work, (p) => void handledByB.push(p.n)));
-      const stopped = a.endpoint.stop();
-      try {
-        await expect.poll(() => handledByB, wait).toEqual([0]);
-        expect(handledByA).toEqual([0]);
-      } finally {
-        release();
-        await stopped;
-      }
-      expect(logger.lines.filter((line) => line.includes('Could not abandon'))).toEqual([]);
-    },
-    recoveryTestTimeout,
-  );
+        );
+        const { endpoint: client } = await start('Client', () => {}, { instanceId: 'c1' });
+        // Links up first: the cut hits requests in flight, not the SDK's first connection (see README).
+        await client.request(Ping, { n: -1 }, { expect: Pong });
+        const total = 200;
+        const replies = Promise.all(
+          Array.from({ length: total }, (_, n) => client.request(Ping, { n }, { expect: Pong })),
+        );
+        await sleep(50);
+        expect(peer.dropConnections()).toBeGreaterThan(0);
+        const got = await replies;
+        expect(got.map((r) => r.n)).toEqual(Array.from({ length: total }, (_, n) => n));
+        expect(client.stats.pendingRequests).toBe(0);
+      },
+      recoveryTestTimeout,
+    );
 
-  it(
-    'a receiver that gets nothing after a link error is replaced while a handler still holds a message; the old one is closed once that message is settled',
-    async () => {
-      prefix = `f${randomBytes(3).toString('hex')}`;
-      let release: () => void = () => {};
-      const held = new Promise<void>((resolve) => {
-        release = resolve;
-      });
-      const handled: number[] = [];
-      const server = await start(
-        'Server',
-        (e) =>
-          e.handle(Work, async (p) => {
-            handled.push(p.n);
-            if (p.n === 0) await held;
-          }),
-        // A slot to spare: the new receiver's message runs while the first is still held.
-        { concurrency: 2 },
-        // One delivery only: the message the detach releases is dead-lettered, not delivered
-        // again, so nothing arrives after the link error.
-        { maxDeliveryCount: 1 },
-      );
-      const queue = name('Server');
-      const { endpoint: sender } = await start('Client', () => {}, { sendOnly: true });
-      try {
+    // Needs the detach to release the held message, so the new link gets it while the handler
+    // still runs; with the lock kept (and renewed while the handler runs) it is not delivered again.
+    it.skipIf(locksOnDetach === 'keep')(
+      'stopping with a message waiting for a slot hands it back at once: another instance gets it while a handler still runs, no failed abandon',
+      async () => {
+        prefix = `f${randomBytes(3).toString('hex')}`;
+        const logger = recordingLogger();
+        let release: () => void = () => {};
+        const held = new Promise<void>((resolve) => {
+          release = resolve;
+        });
+        const handledByA: number[] = [];
+        const handledByB: number[] = [];
+        const a = await start(
+          'Server',
+          (e) =>
+            e.handle(Work, async (p) => {
+              handledByA.push(p.n);
+              if (handledByA.length === 1) await held;
+            }),
+          // Stopping waits for the held handler for longer than the test runs.
+          { concurrency: 1, logger, stopTimeoutMs: 10 * recoveryTestTimeout },
+        );
+        const { endpoint: sender } = await start('Client', () => {}, { sendOnly: true });
+        const deliveries = peer.stats.deliveries;
         await sender.send(Work, { n: 0 });
-        await expect.poll(() => handled, wait).toEqual([0]);
-        expect(peer.detachLinks(queue)).toBe(1);
-        await expect.poll(() => server.transport.stats.receiverRestarts, wait).toBe(1);
-        await sender.send(Work, { n: 1 });
-        await expect.poll(() => handled, wait).toEqual([0, 1]);
-      } finally {
-        release();
-      }
-      await expect.poll(() => peer.receiverCount(queue), wait).toBe(1);
-      expect(peer.messages(`${queue}/$DeadLetterQueue`)).toHaveLength(1);
-    },
-    recoveryTestTimeout,
-  );
+        await expect.poll(() => handledByA, wait).toEqual([0]);
+        // The SDK re-attaches with fresh credit while the handler still runs: the peer hands the
+        // released message to the new link, and it waits for the slot the handler holds.
+        expect(peer.detachLinks(name('Server'))).toBe(1);
+        await expect.poll(() => peer.stats.deliveries - deliveries, recoveryWait).toBe(2);
+        expect(peer.lockedCount(name('Server'))).toBe(1);
+        await start('Server', (e) => e.handle(Work, (p) => void handledByB.push(p.n)));
+        const stopped = a.endpoint.stop();
+        try {
+          await expect.poll(() => handledByB, wait).toEqual([0]);
+          expect(handledByA).toEqual([0]);
+        } finally {
+          release();
+          await stopped;
+        }
+        expect(logger.lines.filter((line) => line.includes('Could not abandon'))).toEqual([]);
+      },
+      recoveryTestTimeout,
+    );
+
+    it(
+      'a receiver whose link stays down after a link error is replaced while a handler still holds a message; the old one is closed once that message is settled',
+      async () => {
+        prefix = `f${randomBytes(3).toString('hex')}`;
+        let release: () => void = () => {};
+        const held = new Promise<void>((resolve) => {
+          release = resolve;
+        });
+        const handled: number[] = [];
+        const server = await start(
+          'Server',
+          (e) =>
+            e.handle(Work, async (p) => {
+              handled.push(p.n);
+              if (p.n === 0) await held;
+            }),
+          // A slot to spare: the new receiver's message runs while the first is still held.
+          { concurrency: 2 },
+          // One delivery only: a message the detach releases (lenient mode) is dead-lettered, not
+          // delivered again, so nothing arrives after the link error.
+          { maxDeliveryCount: 1 },
+        );
+        const queue = name('Server');
+        const { endpoint: sender } = await start('Client', () => {}, { sendOnly: true });
+        try {
+          await sender.send(Work, { n: 0 });
+          await expect.poll(() => handled, wait).toEqual([0]);
+          // Disabled: its links are detached and every attach refused, so the SDK cannot get the
+          // link back: a stall, not a quiet queue.
+          peer.disableEntity(queue);
+          await expect
+            .poll(() => server.transport.stats.receiverRestarts, wait)
+            .toBeGreaterThanOrEqual(1);
+          peer.enableEntity(queue);
+          await sender.send(Work, { n: 1 });
+          await expect.poll(() => handled, wait).toEqual([0, 1]);
+        } finally {
+          release();
+        }
+        await expect.poll(() => peer.receiverCount(queue), wait).toBe(1);
+        // A kept lock is still held (and renewed): the message is completed by lock token. A
+        // released one was dead-lettered (one delivery only).
+        await expect
+          .poll(() => peer.messages(`${queue}/$DeadLetterQueue`).length, wait)
+          .toBe(locksOnDetach === 'keep' ? 0 : 1);
+        await expect.poll(() => peer.lockedCount(queue), wait).toBe(0);
+        expect(peer.messages(queue)).toHaveLength(0);
+      },
+      recoveryTestTimeout,
+    );
+  },
+);
+
+describe('faults against the test peer', () => {
+  beforeAll(async () => {
+    peer = await startServiceBusPeer();
+  });
+  afterAll(() => peer.close());
 
   it('settlements that fail with lock lost: the messages come again, nothing is lost', async () => {
     prefix = `f${randomBytes(3).toString('hex')}`;

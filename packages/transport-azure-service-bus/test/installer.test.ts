@@ -1,6 +1,6 @@
 import { inspect } from 'node:util';
 import { ServiceBusClient } from '@azure/service-bus';
-import { createEndpoint, silentLogger, TransportError } from '@tidings/core';
+import { createEndpoint, defineMessage, silentLogger, TransportError } from '@tidings/core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import {
   type AdministrationOptions,
@@ -17,7 +17,9 @@ let administration: AdministrationOptions;
 let installer: TopologyInstaller;
 
 beforeAll(async () => {
-  peer = await startServiceBusPeer();
+  peer = await startServiceBusPeer({
+    keys: [{ name: 'app', key: 'app-key', rights: ['Send', 'Listen'] }],
+  });
   administration = peerAdministration(peer);
   installer = createAdministrationInstaller(
     { connectionString: peer.connectionString },
@@ -35,12 +37,14 @@ describe('createAdministrationInstaller against the test peer', () => {
       maxDeliveryCount: 5,
       autoDeleteOnIdleMs: 300_000,
       duplicateDetectionWindowMs: 90_000,
+      lockDurationMs: 30_000,
     });
     await installer.ensureQueue('orders-error', {});
     expect(peer.queueOptions('orders')).toEqual({
       maxDeliveryCount: 5,
       autoDeleteOnIdleMs: 300_000,
       duplicateDetectionWindowMs: 90_000,
+      lockDurationMs: 30_000,
     });
     expect(peer.queueOptions('orders-error')).toEqual({});
   });
@@ -140,5 +144,56 @@ describe('createAdministrationInstaller against the test peer', () => {
     // Nothing reachable from the error, its cause (the SDK's RestError and request) included.
     expect(inspect(failed, { depth: 20 })).not.toContain(key);
     expect(peer.queueExists('Invoicing')).toBe(false);
+  });
+
+  it('starts with a Send/Listen key when the entities exist; a missing one fails the start saying so', async () => {
+    const Placed = defineMessage<{ n: number }>('claims.Placed');
+    const appConnection = { connectionString: peer.connectionStringFor('app') };
+    const make = (name: string) =>
+      createEndpoint({
+        name,
+        // Stable, so infrastructure code can create its instance queue too.
+        instanceId: 'one',
+        transport: createAzureServiceBusTransport({ ...appConnection, administration }),
+        logger: silentLogger,
+        recoverability: { errorQueue: 'claims-error' },
+      });
+    // Created ahead of time, as infrastructure code would, with the Manage key.
+    for (const queue of ['claims-Billing', 'claims-Billing.one', 'claims-error']) {
+      await installer.ensureQueue(queue, {});
+    }
+    await installer.ensureTopic('claims.Placed');
+    await installer.ensureSubscription('claims.Placed', 'claims-Billing', {
+      forwardTo: 'claims-Billing',
+    });
+    const billing = make('claims-Billing');
+    billing.handle(Placed, () => {});
+    await billing.start();
+    await billing.stop();
+
+    const missing = make('claims-Missing');
+    const failed = await missing.start().then(
+      () => undefined,
+      (error: unknown) => error,
+    );
+    expect(failed).toBeInstanceOf(TransportError);
+    expect(String((failed as Error).message)).toMatch(
+      /Queue 'claims-Missing' does not exist, and the key or credential may not create it/,
+    );
+    expect(peer.queueExists('claims-Missing')).toBe(false);
+  });
+
+  it('waits out a throttled management API (429, 503) instead of failing the start', async () => {
+    const throttledInstaller = createAdministrationInstaller(
+      { connectionString: peer.connectionString },
+      { ...administration, throttleDelayMs: 10 },
+    );
+    peer.throttleManagement(6, 429);
+    await throttledInstaller.ensureQueue('throttled', {});
+    peer.throttleManagement(1, 503);
+    peer.throttleManagement(3, 429);
+    await throttledInstaller.ensureTopic('throttled-topic');
+    expect(peer.queueExists('throttled')).toBe(true);
+    expect(peer.topicExists('throttled-topic')).toBe(true);
   });
 });
