@@ -1,4 +1,5 @@
 import type { CallbackRegistry, PendingRequest } from '../callbacks/callback-registry.js';
+import type { EndpointDurableRequests } from '../durable-requests/durable-requests.js';
 import {
   DeserializationError,
   MalformedMessageError,
@@ -56,6 +57,8 @@ export interface ProcessorHost extends ContextHost {
   readonly stopRequested: boolean;
   /** With a persistence: each attempt runs in its transaction (docs/adr/0012-outbox-and-inbox.md). */
   readonly outbox: EndpointOutbox | undefined;
+  /** Durable requests' replies, deadlines and outcomes (docs/adr/0013-durable-requests.md). */
+  readonly durableRequests?: EndpointDurableRequests | undefined;
 }
 
 interface ParsedMessage {
@@ -174,7 +177,12 @@ export class MessageProcessor {
         return this.completeCallback(pending, parsed).then(() => this.toHandlers(parsed, true));
       }
     }
-    return this.toHandlers(parsed, false);
+    const durable = this.host.durableRequests?.route(
+      parsed,
+      (registration, payload) => this.handleWithRecoverability(parsed, registration, payload, 1),
+      () => this.toHandlers(parsed, false),
+    );
+    return durable ?? this.toHandlers(parsed, false);
   }
 
   /** After the callbacks: the message's handlers, or where it goes when it has none. */
