@@ -1,4 +1,4 @@
-import type { SendOptions } from '../endpoint/endpoint.js';
+import type { HandlerContext, SendOptions } from '../endpoint/endpoint.js';
 import type { HandlerRegistration } from '../endpoint/message-processor.js';
 import type { BuiltOperation, OutgoingIntent } from '../endpoint/outgoing.js';
 import {
@@ -336,6 +336,7 @@ export class EndpointDurableRequests {
       payload: unknown,
     ) => MessageOutcome | Promise<MessageOutcome>,
     fallback: () => MessageOutcome | Promise<MessageOutcome>,
+    unmatched: (context: HandlerContext) => void | Promise<void>,
   ): MessageOutcome | Promise<MessageOutcome> | undefined {
     if (parsed.messageType === ContinuationDone.name && parsed.isReply) {
       this.told(parsed);
@@ -349,28 +350,21 @@ export class EndpointDurableRequests {
     const store = this.host.durableRequestStore as DurableRequestStore;
     // Only replies pay this read: a reply to a durable request has a record until it is handled.
     return store.find(parsed.correlationId).then((record) => {
-      const continuation =
-        record === undefined ? undefined : this.continuations.get(record.continuation);
-      if (record === undefined || continuation === undefined) return fallback();
-      return this.handleReply(parsed, continuation, handle, fallback);
+      if (record === undefined) return fallback();
+      return this.handleReply(parsed, handle, unmatched);
     });
   }
 
   private handleReply(
     parsed: ParsedForDurable,
-    continuation: AnyContinuation,
     handle: (
       registration: HandlerRegistration,
       payload: unknown,
     ) => MessageOutcome | Promise<MessageOutcome>,
-    fallback: () => MessageOutcome | Promise<MessageOutcome>,
+    unmatched: (context: HandlerContext) => void | Promise<void>,
   ): Promise<MessageOutcome> {
     let attempt: Attempt;
-    let raced = false;
-    const definition =
-      continuation.reply === 'code'
-        ? { name: parsed.messageType ?? 'tidings.ReturnCode', schema: undefined }
-        : { name: parsed.messageType ?? continuation.reply.name, schema: undefined };
+    const definition = { name: parsed.messageType ?? 'tidings.ReturnCode', schema: undefined };
     const registration: HandlerRegistration = {
       definition,
       handlers: [
@@ -378,11 +372,10 @@ export class EndpointDurableRequests {
           attempt = undefined;
           const store = this.host.durableRequestStore as DurableRequestStore;
           const record = await store.take(storageSession(context), parsed.correlationId);
-          // The deadline took it between the read and this transaction.
-          if (record === undefined) {
-            raced = true;
-            return;
-          }
+          // The deadline took it between the read and this transaction: an unmatched reply,
+          // handled (or counted) in this very transaction.
+          if (record === undefined) return unmatched(context);
+          const continuation = this.continuationNamed(record.continuation);
           try {
             const state = await this.readState(record, continuation);
             const reply = await this.readReply(parsed, continuation.reply);
@@ -411,7 +404,6 @@ export class EndpointDurableRequests {
       ],
     };
     return Promise.resolve(handle(registration, parsed.payload)).then((outcome) => {
-      if (raced) return Promise.resolve(fallback());
       if (outcome === 'complete') this.settle(attempt);
       return outcome;
     });
@@ -434,12 +426,7 @@ export class EndpointDurableRequests {
           // The correlation id header, not the body: the body is only for people reading queues.
           const record = await store.take(storageSession(context), parsed.correlationId);
           if (record === undefined) return; // the reply came first
-          const continuation = this.continuations.get(record.continuation);
-          if (continuation === undefined) {
-            throw new ConfigurationError(
-              `No continuation named '${record.continuation}' is registered on endpoint '${this.host.endpointName}': register it on every instance.`,
-            );
-          }
+          const continuation = this.continuationNamed(record.continuation);
           try {
             const state = await this.readState(record, continuation);
             if (continuation.onTimeout !== undefined) await continuation.onTimeout(state, context);
@@ -464,6 +451,17 @@ export class EndpointDurableRequests {
       if (outcome === 'complete') this.settle(attempt);
       return outcome;
     });
+  }
+
+  /** A stored record names a continuation that every instance must register. */
+  private continuationNamed(name: string): AnyContinuation {
+    const continuation = this.continuations.get(name);
+    if (continuation === undefined) {
+      throw new ConfigurationError(
+        `No continuation named '${name}' is registered on endpoint '${this.host.endpointName}': register it on every instance (a stored durable request names it).`,
+      );
+    }
+    return continuation;
   }
 
   private async readState(record: DurableRequestRecord, continuation: AnyContinuation) {

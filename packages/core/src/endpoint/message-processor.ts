@@ -181,6 +181,7 @@ export class MessageProcessor {
       parsed,
       (registration, payload) => this.handleWithRecoverability(parsed, registration, payload, 1),
       () => this.toHandlers(parsed, false),
+      (context) => this.unmatchedInline(parsed, context as MessageHandlerContext),
     );
     return durable ?? this.toHandlers(parsed, false);
   }
@@ -326,6 +327,28 @@ export class MessageProcessor {
       }
     }
     await pending.complete({ kind: 'message', messageType, body, headers });
+  }
+
+  /**
+   * A reply to a durable request whose deadline took the record first, found in the reply's own
+   * transaction: its handlers run there, or it is counted and discarded.
+   */
+  private async unmatchedInline(
+    parsed: ParsedMessage,
+    context: MessageHandlerContext,
+  ): Promise<void> {
+    const registration =
+      parsed.messageType === undefined ? undefined : this.host.handlers.get(parsed.messageType);
+    if (registration === undefined || parsed.deserializationError !== undefined) {
+      this.host.counters.unmatchedReplies++;
+      this.host.options.logger.warn(
+        'Discarded a reply to a durable request that timed out meanwhile, which no handler takes',
+        { messageId: parsed.messageId, correlationId: parsed.correlationId },
+      );
+      return;
+    }
+    const payload = await validatePayload(registration.definition, parsed.payload);
+    await runHandlers(registration.handlers, 0, payload, context);
   }
 
   private async unmatchedReply(parsed: ParsedMessage): Promise<MessageOutcome> {
