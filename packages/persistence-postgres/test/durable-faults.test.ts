@@ -73,10 +73,6 @@ async function countKeys(pattern: string) {
   return result.rows[0]?.n ?? 0;
 }
 
-const trace = (...what: unknown[]) => {
-  if (process.env.DURABLE_FAULT_TRACE) console.log(...what);
-};
-
 /** Every request ended once, its record gone, and what the requesters committed has left. */
 async function settled(prefix: string, requested = total) {
   const ended = await effects(prefix);
@@ -114,22 +110,16 @@ function track(prefix: string, instances: readonly string[]) {
 describe(`durable requests under SIGKILL with PostgreSQL and RabbitMQ (${total} requests per point)`, () => {
   const results: Record<string, unknown>[] = [];
   afterAll(() => {
-    // The figures docs/durable-requests.md quotes.
+    // The figures docs/outbox.md#durable-requests quotes.
     console.log(`durable fault results: ${JSON.stringify(results)}`);
   });
-
-  const trace = (...what: unknown[]) => {
-    if (process.env.DURABLE_FAULT_TRACE) console.log(...what);
-  };
 
   /** Every request ended once, nothing is left, and the last client's waits are back to zero. */
   async function expectExactlyOnce(prefix: string, requested: number, last: Node) {
     expect(await effects(prefix)).toEqual({ ids: requested, max: 1, both: 0 });
     expect(await records(prefix)).toBe(0);
     expect(await undispatched(prefix)).toBe(0);
-    trace('stopping');
     const stats = await last.stop();
-    trace('stopped');
     expect(stats).toMatchObject({ awaited: 0, pending: 0 });
   }
 
@@ -193,9 +183,7 @@ describe(`durable requests under SIGKILL with PostgreSQL and RabbitMQ (${total} 
       restartAfterMs: 3_000,
     });
     expect(kills).toBeGreaterThan(0);
-    trace('server point settled');
     await client.done;
-    trace('client done');
     const timeouts = await countKeys(`${prefix}:timeout:%`);
     expect(timeouts).toBeGreaterThan(0);
     await expectExactlyOnce(prefix, total, client);
