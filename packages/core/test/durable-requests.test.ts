@@ -289,6 +289,52 @@ describe('durable requests (in-memory transport and persistence)', () => {
     ).rejects.toThrow('continuation failed');
   });
 
+  it('a reply that loses the race to its deadline goes to its handlers, in its own transaction', async () => {
+    const credit = await creditService();
+    const inner = createInMemoryPersistence();
+    let release!: () => void;
+    const held = new Promise<void>((resolve) => {
+      release = resolve;
+    });
+    // The reply finds the record, then waits while the deadline takes it.
+    const persistence: typeof inner = {
+      ...inner,
+      async open(context) {
+        const storage = await inner.open(context);
+        const requests = storage.requests as NonNullable<typeof storage.requests>;
+        return Object.assign(Object.create(storage) as typeof storage, {
+          requests: {
+            ...requests,
+            save: requests.save.bind(requests),
+            take: requests.take.bind(requests),
+            count: requests.count.bind(requests),
+            async find(correlationId: string) {
+              const found = await requests.find(correlationId);
+              await held;
+              return found;
+            },
+          },
+        });
+      },
+    };
+    const { endpoint, continuation, effects } = sales(credit, { persistence });
+    const handled: string[] = [];
+    endpoint.handle(CreditChecked, (reply) => {
+      handled.push(reply.orderId);
+    });
+    await endpoint.start();
+    const request = endpoint.request(
+      CheckCredit,
+      { orderId: 'o', amount: 5 },
+      { continueWith: continuation, state: { orderId: 'late', customer: 'c' }, timeoutMs: 20 },
+    );
+    await expect(request).rejects.toBeInstanceOf(RequestTimeoutError);
+    release();
+    await expect.poll(() => handled).toEqual(['o']);
+    expect(effects).toEqual(['timeout:late']);
+    expect(inner.requests(endpoint.name)).toEqual([]);
+  });
+
   it('refuses what cannot hold the guarantee', async () => {
     const transport = createInMemoryTransport();
     const noPersistence = createEndpoint({ name: unique('N'), transport, logger: silentLogger });
