@@ -296,7 +296,8 @@ describe('durable requests (in-memory transport and persistence)', () => {
     const held = new Promise<void>((resolve) => {
       release = resolve;
     });
-    // The reply finds the record, then waits while the deadline takes it.
+    // The reply's take (the first: the deadline is 100 ms away) waits while the deadline takes it.
+    let takes = 0;
     const persistence: typeof inner = {
       ...inner,
       async open(context) {
@@ -306,12 +307,11 @@ describe('durable requests (in-memory transport and persistence)', () => {
           requests: {
             ...requests,
             save: requests.save.bind(requests),
-            take: requests.take.bind(requests),
+            find: requests.find.bind(requests),
             count: requests.count.bind(requests),
-            async find(correlationId: string) {
-              const found = await requests.find(correlationId);
-              await held;
-              return found;
+            async take(session: InMemorySession, correlationId: string) {
+              if (takes++ === 0) await held;
+              return requests.take(session, correlationId);
             },
           },
         });
@@ -326,7 +326,7 @@ describe('durable requests (in-memory transport and persistence)', () => {
     const request = endpoint.request(
       CheckCredit,
       { orderId: 'o', amount: 5 },
-      { continueWith: continuation, state: { orderId: 'late', customer: 'c' }, timeoutMs: 20 },
+      { continueWith: continuation, state: { orderId: 'late', customer: 'c' }, timeoutMs: 100 },
     );
     await expect(request).rejects.toBeInstanceOf(RequestTimeoutError);
     release();

@@ -347,6 +347,9 @@ export class EndpointDurableRequests {
       return this.handleTimeout(parsed, handle);
     }
     if (!parsed.isReply) return undefined;
+    // A request this process awaits has (or had) a record: no read needed. If the deadline took
+    // it meanwhile, the reply's transaction finds nothing and treats it as unmatched.
+    if (this.waiters.has(parsed.correlationId)) return this.handleReply(parsed, handle, unmatched);
     const store = this.host.durableRequestStore as DurableRequestStore;
     // Only replies pay this read: a reply to a durable request has a record until it is handled.
     return store.find(parsed.correlationId).then((record) => {
