@@ -221,6 +221,24 @@ describe('durable requests (in-memory transport and persistence)', () => {
     expect(second.effects).toEqual(['failure:f2:ReplyMismatchError']);
   });
 
+  it('the first reply wins: a second one goes the unmatched way, never to the continuation', async () => {
+    const credit = await creditService(async (ctx) => {
+      await ctx.reply(CreditChecked, { orderId: 'first', ok: true });
+      await ctx.reply(CreditChecked, { orderId: 'second', ok: false });
+    });
+    const { endpoint, persistence, continuation, effects } = sales(credit);
+    await endpoint.start();
+    const reply = await endpoint.request(
+      CheckCredit,
+      { orderId: 'o', amount: 5 },
+      { continueWith: continuation, state: { orderId: 'w1', customer: 'c' } },
+    );
+    await expect.poll(() => endpoint.stats.unmatchedReplies).toBe(1);
+    expect(effects).toHaveLength(1);
+    expect(persistence.data.get('reply:w1')).toBe(1);
+    expect(effects[0]).toContain(JSON.stringify(reply));
+  });
+
   it('takes return codes when the continuation expects them', async () => {
     const credit = await creditService((ctx) => ctx.reply(7));
     const { endpoint, continuation, effects } = sales(credit, { expect: 'code' });
