@@ -1,5 +1,6 @@
 import { type BenchRow, type BenchSuite, fastestRaw, isTidings } from './report.js';
 import { azureServiceBusSuite } from './suites/azure-service-bus.js';
+import { durableRequestsSuite } from './suites/durable-requests.js';
 import { inMemorySuite } from './suites/in-memory.js';
 import { kafkaSuite } from './suites/kafka.js';
 import { learningSuite } from './suites/learning.js';
@@ -17,6 +18,7 @@ const suites: BenchSuite[] = [
   webCallbackSuite,
   outboxSuite,
   tracingSuite,
+  durableRequestsSuite,
 ];
 
 /** `npm run bench -- rabbitmq kafka` runs only those suites. */

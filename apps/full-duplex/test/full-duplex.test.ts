@@ -106,3 +106,38 @@ describe('the restart demo', () => {
     }
   });
 });
+
+describe('the durable request demo', () => {
+  it("a killed client's durable requests still run their continuation once each after restart", async () => {
+    const cwd = await mkdtemp(join(tmpdir(), 'tidings-durable-'));
+    try {
+      const { stdout } = await run(
+        process.execPath,
+        [fileURLToPath(new URL('../dist/durable-demo.js', import.meta.url))],
+        {
+          cwd,
+          env: {
+            ...process.env,
+            TIDINGS_TRANSPORT: 'learning',
+            // Long enough that the first client is surely killed before a reply can reach it.
+            REPLY_DELAY_MS: '1500',
+            DURABLE_SAMPLE_SCHEMA: `durable_sample_${process.pid}`,
+            DURABLE_SAMPLE_DROP: '1',
+          },
+          timeout: 60_000,
+        },
+      );
+      const [before, after] = stdout.split('starting the client again');
+      expect(before).toContain('[demo] killed the client while it awaited 2 durable requests');
+      expect(before).not.toContain('[client] continuation:');
+      expect(before).not.toContain('[client] await:');
+      expect(after).toContain('[client] continuation: order durable-1 of ada accepted, total 12');
+      expect(after).toContain('[client] continuation: order durable-2 of grace accepted, total 24');
+      expect(after).toContain('[client] ledger: durable-1 recorded by 1 continuation run(s)');
+      expect(after).toContain('[client] ledger: durable-2 recorded by 1 continuation run(s)');
+      expect(after).toContain('[demo] 2 of 2 orders recorded exactly once');
+    } finally {
+      await rm(cwd, { recursive: true, force: true });
+    }
+  });
+});

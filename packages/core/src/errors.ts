@@ -14,6 +14,7 @@ export type TidingsErrorCode =
   | 'TIDINGS_REQUEST_ABORTED'
   | 'TIDINGS_REPLY_MISMATCH'
   | 'TIDINGS_REMOTE_FAILURE'
+  | 'TIDINGS_CONTINUATION_FAILED'
   | 'TIDINGS_MESSAGE_TOO_LARGE'
   | 'TIDINGS_SERIALIZATION'
   | 'TIDINGS_DESERIALIZATION'
@@ -160,6 +161,23 @@ export class RemoteFailureError extends TidingsError {
       `The receiver moved '${fault.messageType ?? 'the request'}' (${fault.messageId}) to its error queue after ${fault.exceptionType}${code}${detail}. No reply will come unless it is returned from there.`,
     );
     this.fault = fault;
+  }
+}
+
+/**
+ * A durable request's continuation failed on another instance of the endpoint (its immediate
+ * retries spent), which told this one. The reply goes on through recoverability there.
+ */
+export class ContinuationFailedError extends TidingsError {
+  readonly continuation: string;
+  readonly exceptionType: string;
+  constructor(continuation: string, exceptionType: string, code: string | undefined) {
+    super(
+      'TIDINGS_CONTINUATION_FAILED',
+      `The continuation '${continuation}' failed on another instance with ${exceptionType}${code === undefined ? '' : ` (${code})`}; the reply is retried or moved to the error queue there.`,
+    );
+    this.continuation = continuation;
+    this.exceptionType = exceptionType;
   }
 }
 

@@ -1,5 +1,17 @@
 export type { Reply, ReplyExpectation } from './callbacks/reply.js';
 export { checkTimerMs, checkWholeNumber } from './configuration/option-checks.js';
+export type {
+  Continuation,
+  ContinuationOptions,
+  ContinuationReply,
+  DurableRequestOptions,
+  DurableSendOptions,
+} from './durable-requests/continuation.js';
+export {
+  ContinuationDone,
+  type ContinuationOutcome,
+  DurableRequestTimeout,
+} from './durable-requests/durable-messages.js';
 export { createEndpoint, createSendOnlyEndpoint } from './endpoint/create-endpoint.js';
 export type {
   CallbackOptions,
@@ -19,6 +31,7 @@ export { type EndpointOptions, endpointDefaults } from './endpoint/endpoint-opti
 export { checkUserHeaders } from './endpoint/outgoing.js';
 export {
   ConfigurationError,
+  ContinuationFailedError,
   DeserializationError,
   DestinationNotFoundError,
   EndpointStateError,
@@ -86,6 +99,8 @@ export { decodeOperations, encodeOperations } from './persistence/operation-code
 export { type OutboxOptions, outboxDefaults } from './persistence/outbox-options.js';
 export {
   type ClaimResult,
+  type DurableRequestRecord,
+  type DurableRequestStore,
   type EndpointStorage,
   type OutboxRecord,
   PERSISTENCE_SPI_VERSION,

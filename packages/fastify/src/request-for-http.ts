@@ -1,6 +1,8 @@
 import type { ServerResponse } from 'node:http';
 import {
+  type ContinuationReply,
   DeserializationError,
+  type DurableRequestOptions,
   type Endpoint,
   ForbiddenKeyError,
   type MessageDefinition,
@@ -74,6 +76,15 @@ export function abortOnDisconnect(
  * HTTP client disconnects, the payload is checked against the message's schema first, and a
  * failure carries the HTTP `statusCode` for it (see `httpStatusFor`), keeping its Tidings class.
  */
+export function requestForHttp<T, E extends MessageDefinition | 'code', S>(
+  endpoint: Endpoint,
+  definition: MessageDefinition<T>,
+  payload: T,
+  options: DurableRequestOptions<E, S> & {
+    readonly response: HttpResponseLike;
+    readonly validate?: boolean;
+  },
+): Promise<ContinuationReply<E>>;
 export function requestForHttp<T, R>(
   endpoint: Endpoint,
   definition: MessageDefinition<T>,

@@ -3,10 +3,13 @@ import type { AddressInfo } from 'node:net';
 import {
   ConfigurationError,
   createEndpoint,
+  createInMemoryPersistence,
   createSendOnlyEndpoint,
   type Endpoint,
+  type InMemorySession,
   RequestAbortedError,
   silentLogger,
+  storageSession,
 } from '@tidings/core';
 import Fastify, { type FastifyInstance } from 'fastify';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
@@ -168,6 +171,38 @@ describe('tidingsPlugin', () => {
     await eventually(() => aborted !== undefined);
     expect(aborted).toBeInstanceOf(RequestAbortedError);
     expect((aborted as { statusCode: number }).statusCode).toBe(499);
+  });
+
+  it('a durable request still has its effect after the HTTP client gave up', async () => {
+    const persistence = createInMemoryPersistence();
+    const web = bus.web({ persistence });
+    const priced: string[] = [];
+    const afterQuote = web.continuation('after-quote', {
+      reply: Quoted,
+      onReply: async (quoted, state: { order: string }, ctx) => {
+        storageSession<InMemorySession>(ctx).set(`price:${state.order}`, quoted.price);
+        priced.push(state.order);
+      },
+    });
+    const app = await webServer(web, 60_000);
+    app.post('/quote-durable', async (request) =>
+      request.awaitReply(
+        Quote,
+        { sku: 'a', amount: 4, slowMs: 200 },
+        { continueWith: afterQuote, state: { order: 'o-1' } },
+      ),
+    );
+    await app.listen({ port: 0, host: '127.0.0.1' });
+    const { port } = app.server.address() as AddressInfo;
+    const client = httpRequest({ port, host: '127.0.0.1', method: 'POST', path: '/quote-durable' });
+    client.on('error', () => {});
+    client.end();
+    await eventually(() => web.stats.awaitedDurableRequests === 1);
+    client.destroy();
+    await eventually(() => web.stats.awaitedDurableRequests === 0);
+    // The wait ended with the client; the continuation runs all the same when the reply comes.
+    await eventually(() => priced.length === 1);
+    expect(persistence.data.get('price:o-1')).toBe(8);
   });
 
   it("aborts the pending request when the caller's own signal aborts, with its reason", async () => {

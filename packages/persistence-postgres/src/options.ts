@@ -21,6 +21,12 @@ export interface PostgresPersistenceOptions {
    */
   readonly table?: string;
   /**
+   * The durable requests table (one row per request awaiting its reply or its deadline, keyed by
+   * endpoint and correlation id; see docs/adr/0015-durable-requests.md).
+   * @default 'tidings_requests'
+   */
+  readonly requestsTable?: string;
+  /**
    * How long a transaction waits for a free connection from the pool. Past it, the attempt fails
    * with a retryable `PersistenceError` (and is retried by the recoverability policy) instead of
    * waiting without end on an exhausted pool.
@@ -32,6 +38,7 @@ export interface PostgresPersistenceOptions {
 export const postgresPersistenceDefaults = {
   schema: 'public',
   table: 'tidings_outbox',
+  requestsTable: 'tidings_requests',
   connectTimeoutMs: 10_000,
 } as const;
 
@@ -42,9 +49,12 @@ export interface ResolvedPostgresOptions {
   readonly pool: Pool;
   readonly schema: string;
   readonly table: string;
+  readonly requestsTable: string;
   readonly connectTimeoutMs: number;
   /** `"schema"."table"`, quoted. */
   readonly qualifiedTable: string;
+  /** `"schema"."requestsTable"`, quoted. */
+  readonly qualifiedRequestsTable: string;
 }
 
 function checkIdentifier(what: string, value: unknown): string {
@@ -70,14 +80,20 @@ export function resolvePostgresOptions(
   }
   const schema = checkIdentifier('schema', options.schema ?? postgresPersistenceDefaults.schema);
   const table = checkIdentifier('table', options.table ?? postgresPersistenceDefaults.table);
+  const requestsTable = checkIdentifier(
+    'requestsTable',
+    options.requestsTable ?? postgresPersistenceDefaults.requestsTable,
+  );
   return {
     pool: options.pool,
     schema,
     table,
+    requestsTable,
     connectTimeoutMs: checkWholeNumber(
       'connectTimeoutMs',
       options.connectTimeoutMs ?? postgresPersistenceDefaults.connectTimeoutMs,
     ),
     qualifiedTable: `"${schema}"."${table}"`,
+    qualifiedRequestsTable: `"${schema}"."${requestsTable}"`,
   };
 }

@@ -19,11 +19,15 @@ import {
   type ResolvedPostgresOptions,
   resolvePostgresOptions,
 } from './options.js';
+import { PostgresDurableRequests } from './postgres-durable-requests.js';
 import { postgresSchemaSql } from './schema.js';
 
 /** The Postgres persistence: its session is a `pg` client inside `BEGIN`. */
 export interface PostgresPersistence extends Persistence<PoolClient> {
-  /** Creates the schema, the outbox table and its indexes where missing; safe to run again. */
+  /**
+   * Creates the schema, the outbox table and its indexes, and the durable requests table, where
+   * missing; safe to run again.
+   */
   install(): Promise<void>;
   /** The SQL `install` runs, for a migration tool of your own. */
   readonly schemaSql: string;
@@ -133,12 +137,19 @@ class PostgresEndpointStorage implements EndpointStorage<PoolClient> {
   private readonly sql: Statements;
   private readonly marks: PendingMark[] = [];
   private flushing: Promise<void> | undefined;
+  readonly requests: PostgresDurableRequests;
 
   constructor(
     private readonly options: ResolvedPostgresOptions,
     private readonly endpoint: string,
   ) {
     const table = options.qualifiedTable;
+    this.requests = new PostgresDurableRequests(
+      options.pool,
+      endpoint,
+      options.qualifiedRequestsTable,
+      prepared,
+    );
     this.sql = {
       claim: prepared(
         `INSERT INTO ${table} (endpoint, message_id) VALUES ($1, $2) ON CONFLICT DO NOTHING`,

@@ -11,3 +11,13 @@ CREATE INDEX IF NOT EXISTS "tidings_outbox_undispatched" ON "public"."tidings_ou
   WHERE dispatched_at IS NULL;
 CREATE INDEX IF NOT EXISTS "tidings_outbox_dispatched" ON "public"."tidings_outbox" (endpoint, dispatched_at)
   WHERE dispatched_at IS NOT NULL;
+CREATE TABLE IF NOT EXISTS "public"."tidings_requests" (
+  endpoint text NOT NULL,
+  correlation_id text NOT NULL,
+  continuation text NOT NULL,
+  state text NOT NULL,
+  deadline_ms bigint NOT NULL,
+  requester text NOT NULL,
+  created_at timestamptz NOT NULL DEFAULT now(),
+  PRIMARY KEY (endpoint, correlation_id)
+);

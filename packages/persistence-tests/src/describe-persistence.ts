@@ -13,6 +13,7 @@ import {
   type TransportOperation,
 } from '@tidings/core';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { describeDurableRequests } from './describe-durable-requests.js';
 
 /** A persistence under test, with a way to make and count a user's own write in its session. */
 export interface PersistenceUnderTest<S = unknown> {
@@ -234,6 +235,11 @@ export function describePersistence<S>(options: DescribePersistenceOptions<S>): 
         await tx.rollback();
       });
     });
+
+    describeDurableRequests(
+      () => under,
+      () => open(),
+    );
 
     describe('through an endpoint', () => {
       async function service(

@@ -1,6 +1,11 @@
+import { randomUUID } from 'node:crypto';
 import {
   attachStorageSession,
+  type Continuation,
+  type ContinuationOptions,
+  type ContinuationReply,
   checkUserHeaders,
+  type DurableRequestOptions,
   type Endpoint,
   type EndpointState,
   EndpointStateError,
@@ -30,6 +35,8 @@ import {
   type RecordedSend,
   sendRecord,
 } from './recorded.js';
+import type { TestContextOptions, TestHandlerContext } from './test-context.js';
+import { sendThrough, TestContinuations } from './test-continuations.js';
 
 /** A send that waited for a reply (`request`, `send(...).register`). */
 export interface RecordedRequest<T = unknown> extends RecordedSend<T> {
@@ -105,6 +112,23 @@ export interface TestEndpoint extends Endpoint {
   requestsOf<T>(definition: MessageDefinition<T>): RecordedRequest<T>[];
   /** Forgets what was recorded; canned replies stay. */
   clear(): void;
+  /**
+   * Runs a continuation registered here as a reply would: `onReply` with `reply` (a message's
+   * payload, or a code) and `state`, on a test context with this endpoint's `session`. Resolves
+   * with the context, to assert on what it sent.
+   */
+  replyTo<E extends MessageDefinition | 'code', S>(
+    continuation: Continuation<E, S>,
+    reply: ContinuationReply<E>,
+    state: S,
+    context?: TestContextOptions,
+  ): Promise<TestHandlerContext>;
+  /** Runs a continuation registered here as its deadline would: `onTimeout` with `state`. */
+  timeOut<E extends MessageDefinition | 'code', S>(
+    continuation: Continuation<E, S>,
+    state: S,
+    context?: TestContextOptions,
+  ): Promise<TestHandlerContext>;
 }
 
 interface Registration {
@@ -129,9 +153,11 @@ class TestEndpointImpl implements TestEndpoint {
   private readonly registrations: Registration[] = [];
   private readonly routes: ReadonlyMap<string, string> | undefined;
   private readonly session: unknown;
+  private readonly continuations: TestContinuations;
 
   constructor(options: TestEndpointOptions) {
     this.session = options.session;
+    this.continuations = new TestContinuations(options.session);
     this.name = options.name ?? 'TestEndpoint';
     this.sendOnly = options.sendOnly ?? false;
     this.instanceId = this.sendOnly ? undefined : (options.instanceId ?? 'test');
@@ -157,7 +183,41 @@ class TestEndpointImpl implements TestEndpoint {
       unmatchedReplies: 0,
       undeliverableReplies: 0,
       duplicates: 0,
+      awaitedDurableRequests: 0,
     };
+  }
+
+  continuation<E extends MessageDefinition | 'code', S>(
+    name: string,
+    options: ContinuationOptions<E, S>,
+  ): Continuation<E, S> {
+    if (this.sendOnly) throw new SendOnlyEndpointError(this.name, 'run continuations');
+    return this.continuations.register(
+      name,
+      options,
+      async (owner, definition, payload, sendOptions) => {
+        const correlationId = sendOptions.messageId ?? randomUUID();
+        await sendThrough(owner, definition, payload, sendOptions, correlationId);
+        return correlationId;
+      },
+    );
+  }
+
+  replyTo<E extends MessageDefinition | 'code', S>(
+    continuation: Continuation<E, S>,
+    reply: ContinuationReply<E>,
+    state: S,
+    context?: TestContextOptions,
+  ): Promise<TestHandlerContext> {
+    return this.continuations.reply(continuation, reply, state, context);
+  }
+
+  timeOut<E extends MessageDefinition | 'code', S>(
+    continuation: Continuation<E, S>,
+    state: S,
+    context?: TestContextOptions,
+  ): Promise<TestHandlerContext> {
+    return this.continuations.timeout(continuation, state, context);
   }
 
   when<T>(definition: MessageDefinition<T>, reply: CannedReply<T>): this;
@@ -298,6 +358,13 @@ class TestEndpointImpl implements TestEndpoint {
     options: RequestOptions<MessageDefinition | 'code' | undefined> = {},
   ): Promise<unknown> {
     if (this.sendOnly) throw new SendOnlyEndpointError(this.name, 'receive replies to requests');
+    if ('continueWith' in options) {
+      return this.durableRequest(
+        definition,
+        payload,
+        options as unknown as DurableRequestOptions<MessageDefinition | 'code', unknown>,
+      );
+    }
     const { expect, timeoutMs: _timeoutMs, signal, ...sendOptions } = options;
     if (signal?.aborted) {
       // Aborted before the call: nothing is sent, as on a real endpoint.
@@ -310,6 +377,34 @@ class TestEndpointImpl implements TestEndpoint {
       return Promise.reject(error);
     }
     return this.answer(record, expect).then(({ value }) => value);
+  }
+
+  /**
+   * A durable request: recorded and answered with a canned reply like any request, then the
+   * continuation's `onReply` runs with it (on a context with this endpoint's `session`) before the
+   * promise resolves, as on a real endpoint.
+   */
+  private async durableRequest(
+    definition: MessageDefinition,
+    payload: unknown,
+    options: DurableRequestOptions<MessageDefinition | 'code', unknown>,
+  ): Promise<unknown> {
+    const {
+      continueWith,
+      state,
+      timeoutMs: _timeoutMs,
+      signal,
+      expect: _expect,
+      ...sendOptions
+    } = options;
+    if (signal?.aborted) throw new RequestAbortedError(definition.name, signal.reason);
+    const record = this.recordSend(definition, payload, sendOptions);
+    const expect = continueWith.reply;
+    const { value } = await this.answer(record, expect);
+    await this.continuations.reply(continueWith, value as never, state, {
+      correlationId: record.messageId,
+    });
+    return value;
   }
 
   /**

@@ -1,5 +1,11 @@
 import { CallbackRegistry, PendingRequest } from '../callbacks/callback-registry.js';
 import type { Reply, ReplyExpectation } from '../callbacks/reply.js';
+import type {
+  Continuation,
+  ContinuationOptions,
+  DurableRequestOptions,
+} from '../durable-requests/continuation.js';
+import { EndpointDurableRequests } from '../durable-requests/durable-requests.js';
 import {
   ConfigurationError,
   EndpointStateError,
@@ -112,6 +118,7 @@ class TidingsEndpoint implements Endpoint, ProcessorHost {
   readonly outbox: EndpointOutbox | undefined;
   /** Set at start when the endpoint has an `instrumentation`. */
   instrumentation: EndpointInstrumentation | undefined;
+  readonly durableRequests: EndpointDurableRequests = new EndpointDurableRequests(this);
 
   constructor(readonly options: ResolvedEndpointOptions) {
     this.registry = new CallbackRegistry(options.maxPendingRequests);
@@ -152,10 +159,14 @@ class TidingsEndpoint implements Endpoint, ProcessorHost {
     }
     return this.connection;
   }
+  get durableRequestStore() {
+    return this.outbox?.durableRequestStore;
+  }
   get stats(): EndpointStats {
     return {
       pendingRequests: this.registry.size,
       waitingRequests: this.registry.waiting,
+      awaitedDurableRequests: this.durableRequests.awaiting,
       inFlight: this.inFlight.size + this.handlingNow,
       ...this.counters,
     };
@@ -175,6 +186,14 @@ class TidingsEndpoint implements Endpoint, ProcessorHost {
       });
     } else existing.handlers.push(handler as Handler<unknown>);
     return this;
+  }
+
+  continuation<E extends MessageDefinition | 'code', S>(
+    name: string,
+    options: ContinuationOptions<E, S>,
+  ): Continuation<E, S> {
+    this.assertConfigurable('continuation');
+    return this.durableRequests.register(name, options);
   }
 
   useIncoming(middleware: IncomingMiddleware): this {
@@ -249,6 +268,7 @@ class TidingsEndpoint implements Endpoint, ProcessorHost {
       this.connection = this.instrumentation?.connection ?? opened;
       // Before receiving: the first message may need its transaction.
       await this.outbox?.start();
+      this.durableRequests.checkStart(transport.name);
       if (!this.options.sendOnly) {
         await this.connection.startReceiving({
           concurrency: this.options.concurrency,
@@ -307,6 +327,7 @@ class TidingsEndpoint implements Endpoint, ProcessorHost {
       // No reply can arrive any more: requests fail now, so handlers awaiting one finish instead
       // of holding the drain until its deadline.
       this.registry.rejectAll(new EndpointStoppedError(this.name));
+      this.durableRequests.rejectAll();
       await this.drainInFlight();
     } finally {
       await this.outbox?.stop().catch((error: unknown) => {
@@ -426,6 +447,20 @@ class TidingsEndpoint implements Endpoint, ProcessorHost {
     payload: unknown,
     options: RequestOptions<MessageDefinition | 'code' | undefined> = {},
   ): Promise<unknown> {
+    if ('continueWith' in options) {
+      if (this.outbox === undefined && !this.options.sendOnly) {
+        return Promise.reject(
+          new ConfigurationError(
+            `Endpoint '${this.name}' has no persistence: durable requests (continueWith) need one.`,
+          ),
+        );
+      }
+      return this.durableRequests.request(
+        definition,
+        payload,
+        options as unknown as DurableRequestOptions<MessageDefinition | 'code', unknown>,
+      );
+    }
     if (this.options.sendOnly) {
       throw new SendOnlyEndpointError(this.name, 'receive replies to requests');
     }

@@ -1,4 +1,10 @@
 import type { Reply } from '../callbacks/reply.js';
+import type {
+  Continuation,
+  ContinuationOptions,
+  ContinuationReply,
+  DurableRequestOptions,
+} from '../durable-requests/continuation.js';
 import type { MessageDefinition } from '../messages/define-message.js';
 import type { TransactionScope } from '../persistence/transaction-scope.js';
 import type { IncomingMiddleware, OutgoingMiddleware } from '../pipeline/middleware.js';
@@ -109,6 +115,8 @@ export type Handler<T> = (payload: T, context: HandlerContext) => void | Promise
 export interface EndpointStats {
   /** Requests awaiting their reply. Returns to zero after every reply, timeout and abort. */
   readonly pendingRequests: number;
+  /** Durable requests this process awaits (`request` with `continueWith`); back to zero as each settles. */
+  readonly awaitedDurableRequests: number;
   /** Requests waiting for a slot because `maxPendingRequests` is reached. */
   readonly waitingRequests: number;
   /** Messages being handled right now. */
@@ -149,6 +157,15 @@ export interface Endpoint {
 
   /** Registers a handler; several for one type run in registration order. Before `start` only. */
   handle<T>(definition: MessageDefinition<T>, handler: Handler<T>): this;
+  /**
+   * Registers a continuation under a stable name, for durable requests: it runs exactly once with
+   * the reply or at the deadline, on whichever instance receives it, in a transaction of the
+   * endpoint's persistence. Before `start` only. See docs/adr/0015-durable-requests.md.
+   */
+  continuation<E extends MessageDefinition | 'code', S>(
+    name: string,
+    options: ContinuationOptions<E, S>,
+  ): Continuation<E, S>;
   /** Adds middleware around the handlers of every incoming message. Before `start` only. */
   useIncoming(middleware: IncomingMiddleware): this;
   /** Adds middleware for every outgoing message, before serialization. Before `start` only. */
@@ -169,6 +186,16 @@ export interface Endpoint {
 
   send<T>(definition: MessageDefinition<T>, payload: T, options?: SendOptions): SendResult;
   publish<T>(definition: MessageDefinition<T>, payload: T, options?: PublishOptions): Promise<void>;
+  /**
+   * A durable request: stores its record and sends it in one transaction, then waits. The
+   * continuation runs once with the reply (or at the deadline) wherever the reply lands; this
+   * promise resolves with the reply once the continuation committed, if this process still waits.
+   */
+  request<T, E extends MessageDefinition | 'code', S>(
+    definition: MessageDefinition<T>,
+    payload: T,
+    options: DurableRequestOptions<E, S>,
+  ): Promise<ContinuationReply<E>>;
   /** Sends and waits for the first reply, which must be a message of type `R`. */
   request<T, R>(
     definition: MessageDefinition<T>,

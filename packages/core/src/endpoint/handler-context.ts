@@ -221,6 +221,11 @@ export class MessageHandlerContext implements HandlerContext {
     return collected;
   }
 
+  /** Collects a message built elsewhere (a durable request) with what the handlers send. */
+  collectOperation(build: () => TransportOperation | Promise<BuiltOperation>): Promise<void> {
+    return this.collect('send', build);
+  }
+
   private track(build: OutgoingBuild, what: 'reply' | 'send' | 'publish'): OutgoingBuild {
     build.isReply = what === 'reply';
     this.builds ??= [];

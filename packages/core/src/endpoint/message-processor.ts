@@ -1,4 +1,5 @@
 import type { CallbackRegistry, PendingRequest } from '../callbacks/callback-registry.js';
+import type { EndpointDurableRequests } from '../durable-requests/durable-requests.js';
 import {
   DeserializationError,
   MalformedMessageError,
@@ -64,6 +65,8 @@ export interface ProcessorHost extends ContextHost {
   readonly outbox: EndpointOutbox | undefined;
   /** Observes each message when the endpoint has an `instrumentation`. */
   readonly instrumentation: EndpointInstrumentation | undefined;
+  /** Durable requests' replies, deadlines and outcomes (docs/adr/0015-durable-requests.md). */
+  readonly durableRequests?: EndpointDurableRequests | undefined;
 }
 
 interface ParsedMessage {
@@ -216,7 +219,13 @@ export class MessageProcessor {
         return this.completeCallback(pending, parsed).then(() => this.toHandlers(parsed, true));
       }
     }
-    return this.toHandlers(parsed, false);
+    const durable = this.host.durableRequests?.route(
+      parsed,
+      (registration, payload) => this.handleWithRecoverability(parsed, registration, payload, 1),
+      () => this.toHandlers(parsed, false),
+      (context) => this.unmatchedInline(parsed, context as MessageHandlerContext),
+    );
+    return durable ?? this.toHandlers(parsed, false);
   }
 
   /** After the callbacks: the message's handlers, or where it goes when it has none. */
@@ -360,6 +369,28 @@ export class MessageProcessor {
       }
     }
     await pending.complete({ kind: 'message', messageType, body, headers });
+  }
+
+  /**
+   * A reply to a durable request whose deadline took the record first, found in the reply's own
+   * transaction: its handlers run there, or it is counted and discarded.
+   */
+  private async unmatchedInline(
+    parsed: ParsedMessage,
+    context: MessageHandlerContext,
+  ): Promise<void> {
+    const registration =
+      parsed.messageType === undefined ? undefined : this.host.handlers.get(parsed.messageType);
+    if (registration === undefined || parsed.deserializationError !== undefined) {
+      this.host.counters.unmatchedReplies++;
+      this.host.options.logger.warn(
+        'Discarded a reply to a durable request that timed out meanwhile, which no handler takes',
+        { messageId: parsed.messageId, correlationId: parsed.correlationId },
+      );
+      return;
+    }
+    const payload = await validatePayload(registration.definition, parsed.payload);
+    await runHandlers(registration.handlers, 0, payload, context);
   }
 
   private async unmatchedReply(parsed: ParsedMessage): Promise<MessageOutcome> {

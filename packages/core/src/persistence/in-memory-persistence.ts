@@ -2,6 +2,8 @@ import { UsageError } from '../errors.js';
 import type { TransportOperation } from '../transport/transport.js';
 import {
   type ClaimResult,
+  type DurableRequestRecord,
+  type DurableRequestStore,
   type EndpointStorage,
   type OutboxRecord,
   PERSISTENCE_SPI_VERSION,
@@ -26,6 +28,17 @@ export interface InMemoryPersistence extends Persistence<InMemorySession> {
   readonly data: ReadonlyMap<string, unknown>;
   /** The outbox records of an endpoint, as committed. */
   records(endpointName: string): readonly OutboxRecord[];
+  /** The durable request records of an endpoint, as committed. */
+  requests(endpointName: string): readonly DurableRequestRecord[];
+}
+
+/** What one open transaction does to durable request records: a record, or null for deleted. */
+interface RequestWrites {
+  readonly owner: object;
+  readonly ended: Promise<void>;
+  readonly writes: Map<string, DurableRequestRecord | null>;
+  readonly locks: string[];
+  open: boolean;
 }
 
 interface StoredRecord {
@@ -48,6 +61,18 @@ export function createInMemoryPersistence(): InMemoryPersistence {
   const data = new Map<string, unknown>();
   const endpoints = new Map<string, Map<string, StoredRecord>>();
   const claims = new Map<string, Claim>();
+  const requestTables = new Map<string, Map<string, DurableRequestRecord>>();
+  /** Row locks on request records: taken by `take`, held until the transaction ends. */
+  const requestLocks = new Map<string, Claim>();
+  const transactions = new WeakMap<InMemorySession, RequestWrites>();
+  const requestsOf = (endpointName: string) => {
+    let table = requestTables.get(endpointName);
+    if (table === undefined) {
+      table = new Map();
+      requestTables.set(endpointName, table);
+    }
+    return table;
+  };
   const recordsOf = (endpointName: string) => {
     let records = endpoints.get(endpointName);
     if (records === undefined) {
@@ -66,6 +91,46 @@ export function createInMemoryPersistence(): InMemoryPersistence {
     endpointName,
   }: PersistenceContext): Promise<EndpointStorage<InMemorySession>> => {
     const records = recordsOf(endpointName);
+    const requestTable = requestsOf(endpointName);
+    const transactionOf = (session: InMemorySession): RequestWrites => {
+      const state = transactions.get(session);
+      if (state === undefined || !state.open) {
+        throw new UsageError('The storage transaction has ended.');
+      }
+      return state;
+    };
+    const requests: DurableRequestStore<InMemorySession> = {
+      async save(session, record) {
+        const tx = transactionOf(session);
+        if (requestTable.has(record.correlationId) || tx.writes.get(record.correlationId)) {
+          throw new UsageError(`A durable request '${record.correlationId}' exists already.`);
+        }
+        tx.writes.set(record.correlationId, { ...record });
+      },
+      async take(session, correlationId) {
+        const tx = transactionOf(session);
+        const lockKey = `${endpointName}\u0000${correlationId}`;
+        for (;;) {
+          const holder = requestLocks.get(lockKey);
+          if (holder === undefined || holder.owner === tx.owner) break;
+          await holder.ended;
+          transactionOf(session);
+        }
+        const own = tx.writes.get(correlationId);
+        const record = own === undefined ? requestTable.get(correlationId) : own;
+        if (record === undefined || record === null) return undefined;
+        requestLocks.set(lockKey, { owner: tx.owner, ended: tx.ended });
+        tx.locks.push(lockKey);
+        tx.writes.set(correlationId, null);
+        return record;
+      },
+      async find(correlationId) {
+        return requestTable.get(correlationId);
+      },
+      async count() {
+        return requestTable.size;
+      },
+    };
     const begin = async (): Promise<StorageTransaction<InMemorySession>> => {
       const owner = {};
       const writes = new Map<string, unknown>();
@@ -76,24 +141,35 @@ export function createInMemoryPersistence(): InMemoryPersistence {
         endTransaction = resolve;
       });
       let open = true;
+      const requestWrites: RequestWrites = {
+        owner,
+        ended,
+        writes: new Map(),
+        locks: [],
+        open: true,
+      };
       const finish = () => {
         open = false;
+        requestWrites.open = false;
         for (const claimKey of held) claims.delete(claimKey);
+        for (const lockKey of requestWrites.locks) requestLocks.delete(lockKey);
         endTransaction();
       };
       const assertOpen = () => {
         if (!open) throw new UsageError('The storage transaction has ended.');
       };
-      return {
-        session: {
-          set(key, value) {
-            assertOpen();
-            writes.set(key, value);
-          },
-          get(key) {
-            return writes.has(key) ? writes.get(key) : data.get(key);
-          },
+      const session: InMemorySession = {
+        set(key, value) {
+          assertOpen();
+          writes.set(key, value);
         },
+        get(key) {
+          return writes.has(key) ? writes.get(key) : data.get(key);
+        },
+      };
+      transactions.set(session, requestWrites);
+      return {
+        session,
         async claim(key): Promise<ClaimResult> {
           const claimKey = `${endpointName}\u0000${key}`;
           for (;;) {
@@ -121,6 +197,10 @@ export function createInMemoryPersistence(): InMemoryPersistence {
           assertOpen();
           for (const [key, value] of writes) data.set(key, value);
           for (const [key, record] of staged) records.set(key, record);
+          for (const [key, record] of requestWrites.writes) {
+            if (record === null) requestTable.delete(key);
+            else requestTable.set(key, record);
+          }
           finish();
         },
         async rollback() {
@@ -130,6 +210,7 @@ export function createInMemoryPersistence(): InMemoryPersistence {
     };
     return {
       begin,
+      requests,
       async markDispatched(key) {
         const record = records.get(key);
         if (record !== undefined) record.dispatchedAt ??= Date.now();
@@ -162,6 +243,7 @@ export function createInMemoryPersistence(): InMemoryPersistence {
     data,
     records: (endpointName) =>
       [...(endpoints.get(endpointName) ?? [])].map(([key, record]) => toRecord(key, record)),
+    requests: (endpointName) => [...(requestTables.get(endpointName)?.values() ?? [])],
     open,
   };
 }

@@ -50,6 +50,11 @@ export class EndpointOutbox {
     private readonly host: OutboxHost,
   ) {}
 
+  /** The store's durable request records, once open; undefined when it keeps none. */
+  get durableRequestStore() {
+    return this.storage?.requests;
+  }
+
   /** At `endpoint.start()`, once the transport is open. */
   async start(): Promise<void> {
     const { endpointName, options } = this.host;

@@ -44,8 +44,47 @@ export interface StorageTransaction<S = unknown> {
   rollback(): Promise<void>;
 }
 
+/**
+ * A durable request awaiting its reply or its deadline (docs/adr/0015-durable-requests.md).
+ * Written in the transaction that stores the request message; deleted by the transaction that
+ * runs its continuation, so exactly one of the reply and the timeout finds it.
+ */
+export interface DurableRequestRecord {
+  /** The request's correlation id (its message id): what the reply and the timeout carry. */
+  readonly correlationId: string;
+  /** The continuation's name, as registered with `endpoint.continuation(name, ...)`. */
+  readonly continuation: string;
+  /** The continuation's state, serialized (JSON). */
+  readonly state: string;
+  /** When the request times out, in epoch milliseconds. */
+  readonly deadline: number;
+  /** The instance that sent it: where the outcome is told, if it still waits. */
+  readonly requester: string;
+}
+
+/**
+ * Durable requests' records. Optional for a store: without it, an endpoint refuses
+ * `endpoint.continuation` at start. Each call runs on a session of this store's `begin`.
+ */
+export interface DurableRequestStore<S = unknown> {
+  /** Inserts the record in the session's transaction. */
+  save(session: S, record: DurableRequestRecord): Promise<void>;
+  /**
+   * Deletes the record in the session's transaction and returns it; undefined when there is none
+   * (the reply or the timeout took it). A concurrent take of the same record waits for this
+   * transaction: if it commits, that one finds nothing; if it rolls back, that one takes it.
+   */
+  take(session: S, correlationId: string): Promise<DurableRequestRecord | undefined>;
+  /** The committed record, read without a lock (to tell a durable reply from another). */
+  find(correlationId: string): Promise<DurableRequestRecord | undefined>;
+  /** Committed records of the endpoint: for operations and tests (it drains to zero). */
+  count(): Promise<number>;
+}
+
 /** A persistence opened for one endpoint. */
 export interface EndpointStorage<S = unknown> {
+  /** Durable requests' records; a store without them cannot serve `endpoint.continuation`. */
+  readonly requests?: DurableRequestStore<S>;
   begin(): Promise<StorageTransaction<S>>;
   /** Outside any transaction: the record's operations have left. */
   markDispatched(key: string): Promise<void>;

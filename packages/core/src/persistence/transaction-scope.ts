@@ -71,6 +71,11 @@ export class OutboxTransactionScope implements TransactionScope {
     });
   }
 
+  /** Collects a message built elsewhere (a durable request) with the transaction's. */
+  collectOperation(build: () => TransportOperation | Promise<BuiltOperation>): Promise<void> {
+    return this.collect(build);
+  }
+
   /** Waits for sends still being built; throws the first that failed. Later sends are refused. */
   async finish(): Promise<void> {
     this.closed = true;
