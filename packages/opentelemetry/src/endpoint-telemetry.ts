@@ -1,4 +1,4 @@
-import type { Tracer } from '@opentelemetry/api';
+import type { Attributes, Tracer } from '@opentelemetry/api';
 import type {
   EndpointInstrumentation,
   IncomingTransportMessage,
@@ -8,11 +8,16 @@ import type {
   RequestObserver,
   TransportEndpoint,
 } from '@tidings/core';
-import { messagingSystem } from './attributes.js';
+import { Attr, messagingSystem } from './attributes.js';
 import type { Tally, TidingsMetrics } from './metrics.js';
 import { ProcessObserver } from './process-observer.js';
 import { TidingsRequestObserver } from './request-observer.js';
+import { ThreeKeyCache } from './three-key-cache.js';
 import { tracedConnection } from './traced-connection.js';
+import { propagatorIsW3c, TraceContextCodec } from './w3c-trace-context.js';
+
+/** Past this many destination and message type pairs, span attributes are built per span. */
+const maxSpanAttributeSets = 10_000;
 
 /**
  * One endpoint's tracer and instruments. Either may be missing (no SDK for it): what it would
@@ -22,6 +27,16 @@ export class EndpointTelemetry implements EndpointInstrumentation {
   readonly system: string;
   readonly logger: Logger;
   readonly connection: TransportEndpoint;
+  /** Trace context in headers; the propagator is looked at once, at start, like the SDK. */
+  readonly traceContext: TraceContextCodec;
+  /** Tallies without an error type, by operation, destination and message type ('' for none). */
+  private readonly tallies: ThreeKeyCache<Tally> | undefined;
+  /**
+   * What a span's attributes share with every span of its operation, destination and message
+   * type, frozen: given at the span's start (where samplers see them) without an object built per
+   * span. Per-message attributes are set on recording spans only.
+   */
+  private readonly spanAttributeSets: ThreeKeyCache<Attributes>;
 
   constructor(
     endpoint: InstrumentedEndpoint,
@@ -31,6 +46,32 @@ export class EndpointTelemetry implements EndpointInstrumentation {
   ) {
     this.system = messagingSystem(endpoint.transportName);
     this.logger = endpoint.logger;
+    this.traceContext = new TraceContextCodec(
+      tracer !== undefined && propagatorIsW3c(),
+      this.logger,
+    );
+    const system = this.system;
+    this.tallies =
+      metrics === undefined
+        ? undefined
+        : new ThreeKeyCache(Number.POSITIVE_INFINITY, (operation, destination, type) => {
+            const tally = metrics.tally(system, operation, destination, type || undefined);
+            // The metrics' own bound: past it they give their overflow tally, not kept here.
+            return { value: tally, keep: tally.attributes[Attr.DestinationName] !== undefined };
+          });
+    this.spanAttributeSets = new ThreeKeyCache(
+      maxSpanAttributeSets,
+      (operation, destination, type) => {
+        const attributes: Attributes = {
+          [Attr.MessagingSystem]: system,
+          [Attr.OperationType]: operation === 'process' ? 'process' : 'send',
+          [Attr.OperationName]: operation,
+          [Attr.DestinationName]: destination,
+        };
+        if (type !== '') attributes[Attr.MessageType] = type;
+        return { value: Object.freeze(attributes), keep: true };
+      },
+    );
     this.connection = tracedConnection(connection, this);
   }
 
@@ -41,7 +82,23 @@ export class EndpointTelemetry implements EndpointInstrumentation {
     messageType: string | undefined,
     errorType?: string,
   ): Tally | undefined {
+    if (errorType === undefined) {
+      return this.tallies?.get(operation, destination, messageType ?? '');
+    }
+    // Failures are rare: their tallies are looked up by the metrics' own key.
     return this.metrics?.tally(this.system, operation, destination, messageType, errorType);
+  }
+
+  /**
+   * The shared start attributes of a `send`/`publish`/`process` span: system, operation,
+   * destination and message type.
+   */
+  spanAttributes(
+    operation: string,
+    destination: string,
+    messageType: string | undefined,
+  ): Attributes {
+    return this.spanAttributeSets.get(operation, destination, messageType ?? '');
   }
 
   received(message: IncomingTransportMessage): MessageObserver {
