@@ -1,4 +1,4 @@
-import type { Attributes, Tracer } from '@opentelemetry/api';
+import { type Attributes, SpanKind, type SpanOptions, type Tracer } from '@opentelemetry/api';
 import type {
   EndpointInstrumentation,
   IncomingTransportMessage,
@@ -16,8 +16,14 @@ import { ThreeKeyCache } from './three-key-cache.js';
 import { tracedConnection } from './traced-connection.js';
 import { propagatorIsW3c, TraceContextCodec } from './w3c-trace-context.js';
 
-/** Past this many destination and message type pairs, span attributes are built per span. */
-const maxSpanAttributeSets = 10_000;
+/** Past this many destination and message type pairs, span starts are built per span. */
+const maxSpanStarts = 10_000;
+
+/** A span's name and start options, shared by every span of an operation on a destination. */
+export interface SpanStart {
+  readonly name: string;
+  readonly options: SpanOptions;
+}
 
 /**
  * One endpoint's tracer and instruments. Either may be missing (no SDK for it): what it would
@@ -32,11 +38,11 @@ export class EndpointTelemetry implements EndpointInstrumentation {
   /** Tallies without an error type, by operation, destination and message type ('' for none). */
   private readonly tallies: ThreeKeyCache<Tally> | undefined;
   /**
-   * What a span's attributes share with every span of its operation, destination and message
-   * type, frozen: given at the span's start (where samplers see them) without an object built per
-   * span. Per-message attributes are set on recording spans only.
+   * What a span shares with every span of its operation, destination and message type (name,
+   * kind, the attributes samplers see), frozen: nothing built per span. Per-message attributes
+   * are set on recording spans only.
    */
-  private readonly spanAttributeSets: ThreeKeyCache<Attributes>;
+  private readonly spanStarts: ThreeKeyCache<SpanStart>;
 
   constructor(
     endpoint: InstrumentedEndpoint,
@@ -59,19 +65,22 @@ export class EndpointTelemetry implements EndpointInstrumentation {
             // The metrics' own bound: past it they give their overflow tally, not kept here.
             return { value: tally, keep: tally.attributes[Attr.DestinationName] !== undefined };
           });
-    this.spanAttributeSets = new ThreeKeyCache(
-      maxSpanAttributeSets,
-      (operation, destination, type) => {
-        const attributes: Attributes = {
-          [Attr.MessagingSystem]: system,
-          [Attr.OperationType]: operation === 'process' ? 'process' : 'send',
-          [Attr.OperationName]: operation,
-          [Attr.DestinationName]: destination,
-        };
-        if (type !== '') attributes[Attr.MessageType] = type;
-        return { value: Object.freeze(attributes), keep: true };
-      },
-    );
+    this.spanStarts = new ThreeKeyCache(maxSpanStarts, (operation, destination, type) => {
+      const process = operation === 'process';
+      const attributes: Attributes = {
+        [Attr.MessagingSystem]: system,
+        [Attr.OperationType]: process ? 'process' : 'send',
+        [Attr.OperationName]: operation,
+        [Attr.DestinationName]: destination,
+      };
+      if (type !== '') attributes[Attr.MessageType] = type;
+      const options: SpanOptions = {
+        kind: process ? SpanKind.CONSUMER : SpanKind.PRODUCER,
+        attributes: Object.freeze(attributes),
+      };
+      const value = { name: `${operation} ${destination}`, options: Object.freeze(options) };
+      return { value: Object.freeze(value), keep: true };
+    });
     this.connection = tracedConnection(connection, this);
   }
 
@@ -89,16 +98,9 @@ export class EndpointTelemetry implements EndpointInstrumentation {
     return this.metrics?.tally(this.system, operation, destination, messageType, errorType);
   }
 
-  /**
-   * The shared start attributes of a `send`/`publish`/`process` span: system, operation,
-   * destination and message type.
-   */
-  spanAttributes(
-    operation: string,
-    destination: string,
-    messageType: string | undefined,
-  ): Attributes {
-    return this.spanAttributeSets.get(operation, destination, messageType ?? '');
+  /** How a `send`, `publish` or `process` span starts: its name, kind and shared attributes. */
+  spanStart(operation: string, destination: string, messageType: string | undefined): SpanStart {
+    return this.spanStarts.get(operation, destination, messageType ?? '');
   }
 
   received(message: IncomingTransportMessage): MessageObserver {

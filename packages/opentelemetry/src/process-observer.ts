@@ -3,7 +3,6 @@ import {
   context,
   ROOT_CONTEXT,
   type Span,
-  SpanKind,
   SpanStatusCode,
   trace,
 } from '@opentelemetry/api';
@@ -117,14 +116,8 @@ export class ProcessObserver implements MessageObserver {
     const tracer = this.telemetry.tracer;
     if (tracer === undefined) return;
     const { headers, queue } = this.message;
-    const span = tracer.startSpan(
-      `process ${queue}`,
-      {
-        kind: SpanKind.CONSUMER,
-        attributes: this.telemetry.spanAttributes('process', queue, headers[Headers.MessageType]),
-      },
-      this.parent,
-    );
+    const start = this.telemetry.spanStart('process', queue, headers[Headers.MessageType]);
+    const span = tracer.startSpan(start.name, start.options, this.parent);
     if (span.isRecording()) {
       span.setAttribute(Attr.MessageId, headers[Headers.MessageId] ?? this.message.messageId);
       span.setAttribute(Attr.Attempt, attempt);

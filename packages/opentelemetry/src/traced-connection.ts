@@ -4,7 +4,6 @@ import {
   propagation,
   ROOT_CONTEXT,
   type Span,
-  SpanKind,
   SpanStatusCode,
   type Tracer,
 } from '@opentelemetry/api';
@@ -97,18 +96,8 @@ function startSpan(
   parent: Context,
 ): Span {
   const { headers, messageId } = operation.message;
-  const span = tracer.startSpan(
-    `${operationName} ${destination}`,
-    {
-      kind: SpanKind.PRODUCER,
-      attributes: telemetry.spanAttributes(
-        operationName,
-        destination,
-        headers[Headers.MessageType],
-      ),
-    },
-    parent,
-  );
+  const start = telemetry.spanStart(operationName, destination, headers[Headers.MessageType]);
+  const span = tracer.startSpan(start.name, start.options, parent);
   if (span.isRecording()) {
     span.setAttribute(Attr.MessageId, messageId);
     const conversationId = headers[Headers.ConversationId];
