@@ -19,6 +19,11 @@ import { propagatorIsW3c, TraceContextCodec } from './w3c-trace-context.js';
 /** Past this many destination and message type pairs, span starts are built per span. */
 const maxSpanStarts = 10_000;
 
+const spanKinds: Readonly<Record<string, SpanKind>> = {
+  process: SpanKind.CONSUMER,
+  request: SpanKind.CLIENT,
+};
+
 /** A span's name and start options, shared by every span of an operation on a destination. */
 export interface SpanStart {
   readonly name: string;
@@ -66,16 +71,16 @@ export class EndpointTelemetry implements EndpointInstrumentation {
             return { value: tally, keep: tally.attributes[Attr.DestinationName] !== undefined };
           });
     this.spanStarts = new ThreeKeyCache(maxSpanStarts, (operation, destination, type) => {
-      const process = operation === 'process';
-      const attributes: Attributes = {
-        [Attr.MessagingSystem]: system,
-        [Attr.OperationType]: process ? 'process' : 'send',
-        [Attr.OperationName]: operation,
-        [Attr.DestinationName]: destination,
-      };
+      const attributes: Attributes = { [Attr.MessagingSystem]: system };
+      // A request has no operation type in the conventions.
+      if (operation !== 'request') {
+        attributes[Attr.OperationType] = operation === 'process' ? 'process' : 'send';
+      }
+      attributes[Attr.OperationName] = operation;
+      attributes[Attr.DestinationName] = destination;
       if (type !== '') attributes[Attr.MessageType] = type;
       const options: SpanOptions = {
-        kind: process ? SpanKind.CONSUMER : SpanKind.PRODUCER,
+        kind: spanKinds[operation] ?? SpanKind.PRODUCER,
         attributes: Object.freeze(attributes),
       };
       const value = { name: `${operation} ${destination}`, options: Object.freeze(options) };
@@ -98,7 +103,7 @@ export class EndpointTelemetry implements EndpointInstrumentation {
     return this.metrics?.tally(this.system, operation, destination, messageType, errorType);
   }
 
-  /** How a `send`, `publish` or `process` span starts: its name, kind and shared attributes. */
+  /** How a `send`, `publish`, `process` or `request` span starts: name, kind, shared attributes. */
   spanStart(operation: string, destination: string, messageType: string | undefined): SpanStart {
     return this.spanStarts.get(operation, destination, messageType ?? '');
   }
