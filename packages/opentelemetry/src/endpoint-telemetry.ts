@@ -44,8 +44,9 @@ export class EndpointTelemetry implements EndpointInstrumentation {
   private readonly tallies: ThreeKeyCache<Tally> | undefined;
   /**
    * What a span shares with every span of its operation, destination and message type (name,
-   * kind, the attributes samplers see), frozen: nothing built per span. Per-message attributes
-   * are set on recording spans only.
+   * kind, the attributes samplers see): nothing built per span. Shared, never changed; not frozen,
+   * so that a tracer writing into its options could not make a dispatch throw (the SDK copies
+   * them). Per-message attributes are set on recording spans only.
    */
   private readonly spanStarts: ThreeKeyCache<SpanStart>;
 
@@ -81,10 +82,9 @@ export class EndpointTelemetry implements EndpointInstrumentation {
       if (type !== '') attributes[Attr.MessageType] = type;
       const options: SpanOptions = {
         kind: spanKinds[operation] ?? SpanKind.PRODUCER,
-        attributes: Object.freeze(attributes),
+        attributes,
       };
-      const value = { name: `${operation} ${destination}`, options: Object.freeze(options) };
-      return { value: Object.freeze(value), keep: true };
+      return { value: { name: `${operation} ${destination}`, options }, keep: true };
     });
     this.connection = tracedConnection(connection, this);
   }
