@@ -36,22 +36,26 @@ export function tracedConnection(
 
 /** What one dispatch ends: a span and a tally per operation (arrays only for batches). */
 class DispatchObservation {
-  private readonly startedAt = performance.now();
+  /** Timed for the send duration only: without metrics, no clock read. */
+  private readonly startedAt: number;
 
   constructor(
     private readonly telemetry: EndpointTelemetry,
     private readonly operations: readonly TransportOperation[],
     private readonly spans: Span | (Span | undefined)[] | undefined,
     private readonly tallies: Tally | (Tally | undefined)[] | undefined,
-  ) {}
+  ) {
+    this.startedAt = telemetry.metrics === undefined ? 0 : performance.now();
+  }
 
   ended(error?: unknown): void {
-    const seconds = (performance.now() - this.startedAt) / 1000;
+    const metrics = this.telemetry.metrics;
+    const seconds = metrics === undefined ? 0 : (performance.now() - this.startedAt) / 1000;
     const type = error === undefined ? undefined : errorType(error);
     const { spans, tallies, operations } = this;
     for (let i = 0; i < operations.length; i++) {
       let tally = Array.isArray(tallies) ? tallies[i] : tallies;
-      if (type !== undefined && this.telemetry.metrics !== undefined) {
+      if (type !== undefined && metrics !== undefined) {
         const operation = operations[i] as TransportOperation;
         tally = this.telemetry.tally(
           operationName(operation),
@@ -62,7 +66,7 @@ class DispatchObservation {
       }
       if (tally !== undefined) {
         tally.sent++;
-        this.telemetry.metrics?.sendDuration.record(seconds, tally.attributes);
+        metrics?.sendDuration.record(seconds, tally.attributes);
       }
       const span = Array.isArray(spans) ? spans[i] : spans;
       if (span === undefined) continue;
