@@ -29,6 +29,7 @@ import { createOpenTelemetry } from '@tidings/opentelemetry';
 import { createRabbitMqTransport } from '@tidings/transport-rabbitmq';
 import * as amqp from 'amqplib';
 import { type BenchRow, type BenchSuite, runConcurrent, waitFor } from '../report.js';
+import { sdkFloorMicros } from './tracing-floor.js';
 
 const Order = defineMessage<{ id: number; sku: string }>('bench.Order');
 const Ack = defineMessage<{ id: number }>('bench.Ack');
@@ -290,6 +291,36 @@ async function runTarget(target: Target): Promise<BenchRow[]> {
   return rows;
 }
 
+/**
+ * The floor: the SDK's own work for the spans, propagation and records of one message, with no
+ * Tidings code (tracing-floor.ts), the median of three rounds of each part.
+ */
+async function floorRows(): Promise<BenchRow[]> {
+  const messages = 100_000;
+  const parts: [Mode, string, boolean, boolean][] = [
+    ['SDK', 'bare SDK, no Tidings', true, true],
+    ['SDK, traces only', 'bare SDK, traces only', true, false],
+    ['SDK, metrics only', 'bare SDK, metrics only', false, true],
+  ];
+  const rows: BenchRow[] = [];
+  for (const [mode, impl, traces, histograms] of parts) {
+    const cpu = await withMode(mode, async () =>
+      [0, 1, 2].map(() => sdkFloorMicros(messages, traces, histograms)).sort((a, b) => a - b),
+    );
+    const median = cpu[1] as number;
+    rows.push({
+      transport: 'in-memory',
+      // A scenario of its own: not a baseline for the Tidings rows' ratios.
+      scenario: 'one-way, the SDK alone (floor)',
+      impl,
+      messages,
+      perSecond: 1e6 / median,
+      note: `CPU ${median.toFixed(1)} µs/msg; rounds ${cpu.map((c) => c.toFixed(1)).join(', ')} µs; rate: one core doing only this`,
+    });
+  }
+  return rows;
+}
+
 async function brokerReachable(): Promise<boolean> {
   try {
     const connection = await amqp.connect(url, { noDelay: true });
@@ -309,6 +340,7 @@ export const tracingSuite: BenchSuite = {
   name: 'tracing',
   async run() {
     const rows = await runTarget(inMemory);
+    rows.push(...(await floorRows()));
     if (await brokerReachable()) rows.push(...(await runTarget(rabbitMq)));
     else console.log(`rabbitmq skipped: no broker at ${new URL(url).host} (set RABBITMQ_URL)`);
     return rows;

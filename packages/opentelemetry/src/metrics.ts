@@ -134,13 +134,13 @@ export class TidingsMetrics {
     let tally = this.tallies.get(key);
     if (tally === undefined) {
       if (this.tallies.size >= maxTallies) return this.overflow;
-      const attributes: Attributes = {
-        [Attr.MessagingSystem]: system,
-        [Attr.OperationName]: operation,
-        [Attr.DestinationName]: destination,
-      };
-      if (messageType !== undefined) attributes[Attr.MessageType] = messageType;
+      // Keys in sorted order: the SDK sorts them to hash the set at every record.
+      const attributes: Attributes = {};
       if (errorType !== undefined) attributes[Attr.ErrorType] = errorType;
+      attributes[Attr.DestinationName] = destination;
+      attributes[Attr.OperationName] = operation;
+      attributes[Attr.MessagingSystem] = system;
+      if (messageType !== undefined) attributes[Attr.MessageType] = messageType;
       tally = new Tally(attributes);
       this.tallies.set(key, tally);
     }

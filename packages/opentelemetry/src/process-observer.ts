@@ -1,12 +1,8 @@
 import {
-  type Attributes,
   type Context,
   context,
-  isSpanContextValid,
-  propagation,
   ROOT_CONTEXT,
   type Span,
-  SpanKind,
   SpanStatusCode,
   trace,
 } from '@opentelemetry/api';
@@ -19,14 +15,8 @@ import {
 } from '@tidings/core';
 import { Attr, errorType } from './attributes.js';
 import type { EndpointTelemetry } from './endpoint-telemetry.js';
-import { headerGetter } from './header-carrier.js';
 import type { Tally } from './metrics.js';
 import { timeSent } from './time-sent.js';
-
-function hasValidSpan(extracted: Context): boolean {
-  const spanContext = trace.getSpanContext(extracted);
-  return spanContext !== undefined && isSpanContextValid(spanContext);
-}
 
 /**
  * Follows one delivery: a `process <queue>` CONSUMER span per attempt, each a child of the
@@ -49,14 +39,7 @@ export class ProcessObserver implements MessageObserver {
   ) {
     const { headers } = message;
     if (telemetry.tracer !== undefined) {
-      // From the root: whatever context the transport's callback happens to run in is not ours.
-      this.parent = propagation.extract(ROOT_CONTEXT, headers, headerGetter);
-      if (headers.traceparent !== undefined && !hasValidSpan(this.parent)) {
-        telemetry.logger.debug(
-          'Ignored a malformed traceparent header; the message starts a new trace',
-          { messageId: message.messageId },
-        );
-      }
+      this.parent = telemetry.traceContext.extract(headers, message.messageId);
     }
     this.tally = telemetry.tally('process', message.queue, headers[Headers.MessageType]);
     if (this.tally !== undefined) {
@@ -126,34 +109,26 @@ export class ProcessObserver implements MessageObserver {
   private startAttempt(attempt: number): void {
     this.endAttempt();
     this.attemptNumber = attempt;
-    this.attemptStartedAt = performance.now();
+    // Timed for the processing duration only: without metrics, no clock read.
+    this.attemptStartedAt = this.tally === undefined ? 0 : performance.now();
     this.attemptError = undefined;
     // A failure recorded for an earlier attempt is followed by this one.
     this.lastNext = undefined;
     const tracer = this.telemetry.tracer;
     if (tracer === undefined) return;
     const { headers, queue } = this.message;
-    const attributes: Attributes = {
-      [Attr.MessagingSystem]: this.telemetry.system,
-      [Attr.OperationType]: 'process',
-      [Attr.OperationName]: 'process',
-      [Attr.DestinationName]: queue,
-      [Attr.MessageId]: headers[Headers.MessageId] ?? this.message.messageId,
-      [Attr.Attempt]: attempt,
-    };
-    const conversationId = headers[Headers.ConversationId];
-    if (conversationId !== undefined) attributes[Attr.ConversationId] = conversationId;
-    const messageType = headers[Headers.MessageType];
-    if (messageType !== undefined) attributes[Attr.MessageType] = messageType;
-    const intent = headers[Headers.Intent];
-    if (intent !== undefined) attributes[Attr.Intent] = intent;
-    const delayed = headers[Headers.DelayedRetries];
-    if (delayed !== undefined) attributes[Attr.DelayedRetries] = Number(delayed) || 0;
-    const span = tracer.startSpan(
-      `process ${queue}`,
-      { kind: SpanKind.CONSUMER, attributes },
-      this.parent,
-    );
+    const start = this.telemetry.spanStart('process', queue, headers[Headers.MessageType]);
+    const span = tracer.startSpan(start.name, start.options, this.parent);
+    if (span.isRecording()) {
+      span.setAttribute(Attr.MessageId, headers[Headers.MessageId] ?? this.message.messageId);
+      span.setAttribute(Attr.Attempt, attempt);
+      const conversationId = headers[Headers.ConversationId];
+      if (conversationId !== undefined) span.setAttribute(Attr.ConversationId, conversationId);
+      const intent = headers[Headers.Intent];
+      if (intent !== undefined) span.setAttribute(Attr.Intent, intent);
+      const delayed = headers[Headers.DelayedRetries];
+      if (delayed !== undefined) span.setAttribute(Attr.DelayedRetries, Number(delayed) || 0);
+    }
     this.span = span;
     this.active = trace.setSpan(this.parent, span);
   }

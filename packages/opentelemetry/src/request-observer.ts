@@ -1,11 +1,4 @@
-import {
-  type Context,
-  context,
-  type Span,
-  SpanKind,
-  SpanStatusCode,
-  trace,
-} from '@opentelemetry/api';
+import { type Context, context, type Span, SpanStatusCode, trace } from '@opentelemetry/api';
 import type { RequestObserver } from '@tidings/core';
 import { Attr, errorType } from './attributes.js';
 import type { EndpointTelemetry } from './endpoint-telemetry.js';
@@ -32,20 +25,10 @@ export class TidingsRequestObserver implements RequestObserver {
     const tracer = telemetry.tracer;
     if (tracer !== undefined) {
       const parent = context.active();
-      this.span = tracer.startSpan(
-        `request ${destination}`,
-        {
-          kind: SpanKind.CLIENT,
-          attributes: {
-            [Attr.MessagingSystem]: telemetry.system,
-            [Attr.OperationName]: 'request',
-            [Attr.DestinationName]: destination,
-            [Attr.MessageId]: messageId,
-            [Attr.MessageType]: messageType,
-          },
-        },
-        parent,
-      );
+      const start = telemetry.spanStart('request', destination, messageType);
+      const span = tracer.startSpan(start.name, start.options, parent);
+      if (span.isRecording()) span.setAttribute(Attr.MessageId, messageId);
+      this.span = span;
       this.active = trace.setSpan(parent, this.span);
     }
     this.tally = telemetry.tally('request', destination, messageType);

@@ -1,17 +1,16 @@
 import {
-  type Attributes,
   type Context,
   context,
   propagation,
+  ROOT_CONTEXT,
   type Span,
-  SpanKind,
   SpanStatusCode,
-  trace,
+  type Tracer,
 } from '@opentelemetry/api';
 import { Headers, type TransportEndpoint, type TransportOperation } from '@tidings/core';
 import { Attr, errorType } from './attributes.js';
 import type { EndpointTelemetry } from './endpoint-telemetry.js';
-import { headerSetter } from './header-carrier.js';
+import type { Tally } from './metrics.js';
 
 /**
  * The endpoint's connection, with every dispatch traced and counted: a `send <destination>`
@@ -35,65 +34,41 @@ export function tracedConnection(
   return traced;
 }
 
-interface Sent {
-  readonly operationName: string;
-  readonly destination: string;
-  readonly messageType: string | undefined;
-  readonly span: Span | undefined;
-}
+/** What one dispatch ends: a span and a tally per operation (arrays only for batches). */
+class DispatchObservation {
+  /** Timed for the send duration only: without metrics, no clock read. */
+  private readonly startedAt: number;
 
-function dispatchTraced(
-  inner: TransportEndpoint,
-  telemetry: EndpointTelemetry,
-  operations: readonly TransportOperation[],
-): Promise<void> {
-  const tracer = telemetry.tracer;
-  const parent = tracer === undefined ? undefined : context.active();
-  const sent: Sent[] = [];
-  for (let i = 0; i < operations.length; i++) {
-    const operation = operations[i] as TransportOperation;
-    const { headers } = operation.message;
-    const isPublish = operation.destination.kind === 'publish';
-    const destination =
-      operation.destination.kind === 'queue'
-        ? operation.destination.queue
-        : operation.destination.messageType;
-    const operationName = isPublish ? 'publish' : 'send';
-    const messageType = headers[Headers.MessageType];
-    let span: Span | undefined;
-    if (tracer !== undefined) {
-      const attributes: Attributes = {
-        [Attr.MessagingSystem]: telemetry.system,
-        [Attr.OperationType]: 'send',
-        [Attr.OperationName]: operationName,
-        [Attr.DestinationName]: destination,
-        [Attr.MessageId]: operation.message.messageId,
-      };
-      const conversationId = headers[Headers.ConversationId];
-      if (conversationId !== undefined) attributes[Attr.ConversationId] = conversationId;
-      if (messageType !== undefined) attributes[Attr.MessageType] = messageType;
-      const intent = headers[Headers.Intent];
-      if (intent !== undefined) attributes[Attr.Intent] = intent;
-      if (operation.delayMs !== undefined) attributes[Attr.DelayMs] = operation.delayMs;
-      span = tracer.startSpan(
-        `${operationName} ${destination}`,
-        { kind: SpanKind.PRODUCER, attributes },
-        parent,
-      );
-      writeTraceContext(operation, trace.setSpan(parent as Context, span));
-    }
-    sent.push({ operationName, destination, messageType, span });
+  constructor(
+    private readonly telemetry: EndpointTelemetry,
+    private readonly operations: readonly TransportOperation[],
+    private readonly spans: Span | (Span | undefined)[] | undefined,
+    private readonly tallies: Tally | (Tally | undefined)[] | undefined,
+  ) {
+    this.startedAt = telemetry.metrics === undefined ? 0 : performance.now();
   }
-  const startedAt = performance.now();
-  const ended = (error?: unknown) => {
-    const seconds = (performance.now() - startedAt) / 1000;
+
+  ended(error?: unknown): void {
+    const metrics = this.telemetry.metrics;
+    const seconds = metrics === undefined ? 0 : (performance.now() - this.startedAt) / 1000;
     const type = error === undefined ? undefined : errorType(error);
-    for (const { operationName, destination, messageType, span } of sent) {
-      const tally = telemetry.tally(operationName, destination, messageType, type);
+    const { spans, tallies, operations } = this;
+    for (let i = 0; i < operations.length; i++) {
+      let tally = Array.isArray(tallies) ? tallies[i] : tallies;
+      if (type !== undefined && metrics !== undefined) {
+        const operation = operations[i] as TransportOperation;
+        tally = this.telemetry.tally(
+          operationName(operation),
+          destinationName(operation),
+          operation.message.headers[Headers.MessageType],
+          type,
+        );
+      }
       if (tally !== undefined) {
         tally.sent++;
-        telemetry.metrics?.sendDuration.record(seconds, tally.attributes);
+        metrics?.sendDuration.record(seconds, tally.attributes);
       }
+      const span = Array.isArray(spans) ? spans[i] : spans;
       if (span === undefined) continue;
       if (type !== undefined) {
         span.recordException(error as Error);
@@ -102,31 +77,108 @@ function dispatchTraced(
       }
       span.end();
     }
-  };
+  }
+}
+
+/** `send`, or `publish` for an event. */
+function operationName(operation: TransportOperation): string {
+  return operation.destination.kind === 'queue' ? 'send' : 'publish';
+}
+
+/** The queue, or the message type for a publish. */
+function destinationName(operation: TransportOperation): string {
+  const destination = operation.destination;
+  return destination.kind === 'queue' ? destination.queue : destination.messageType;
+}
+
+function startSpan(
+  tracer: Tracer,
+  telemetry: EndpointTelemetry,
+  operation: TransportOperation,
+  operationName: string,
+  destination: string,
+  parent: Context,
+): Span {
+  const { headers, messageId } = operation.message;
+  const start = telemetry.spanStart(operationName, destination, headers[Headers.MessageType]);
+  const span = tracer.startSpan(start.name, start.options, parent);
+  if (span.isRecording()) {
+    span.setAttribute(Attr.MessageId, messageId);
+    const conversationId = headers[Headers.ConversationId];
+    if (conversationId !== undefined) span.setAttribute(Attr.ConversationId, conversationId);
+    const intent = headers[Headers.Intent];
+    if (intent !== undefined) span.setAttribute(Attr.Intent, intent);
+    if (operation.delayMs !== undefined) span.setAttribute(Attr.DelayMs, operation.delayMs);
+  }
+  writeTraceContext(telemetry, operation, parent, span);
+  return span;
+}
+
+function dispatchTraced(
+  inner: TransportEndpoint,
+  telemetry: EndpointTelemetry,
+  operations: readonly TransportOperation[],
+): Promise<void> {
+  const tracer = telemetry.tracer;
+  const parent = tracer === undefined ? ROOT_CONTEXT : context.active();
+  let spans: Span | (Span | undefined)[] | undefined;
+  let tallies: Tally | (Tally | undefined)[] | undefined;
+  if (operations.length === 1) {
+    const operation = operations[0] as TransportOperation;
+    const name = operationName(operation);
+    const destination = destinationName(operation);
+    if (tracer !== undefined) {
+      spans = startSpan(tracer, telemetry, operation, name, destination, parent);
+    }
+    tallies = telemetry.tally(name, destination, operation.message.headers[Headers.MessageType]);
+  } else {
+    const spanList: (Span | undefined)[] = [];
+    const tallyList: (Tally | undefined)[] = [];
+    for (const operation of operations) {
+      const name = operationName(operation);
+      const destination = destinationName(operation);
+      spanList.push(
+        tracer === undefined
+          ? undefined
+          : startSpan(tracer, telemetry, operation, name, destination, parent),
+      );
+      tallyList.push(
+        telemetry.tally(name, destination, operation.message.headers[Headers.MessageType]),
+      );
+    }
+    spans = spanList;
+    tallies = tallyList;
+  }
+  const observation = new DispatchObservation(telemetry, operations, spans, tallies);
   let dispatched: Promise<void>;
   try {
     dispatched = inner.dispatch(operations);
   } catch (error) {
-    ended(error);
+    observation.ended(error);
     throw error;
   }
   return dispatched.then(
-    () => ended(),
+    () => observation.ended(),
     (error: unknown) => {
-      ended(error);
+      observation.ended(error);
       throw error;
     },
   );
 }
 
 /**
- * Writes the trace context the propagator gives (W3C `traceparent`, `tracestate`, `baggage` by
- * default) into the operation's headers. In place: the headers were made for this dispatch (built,
- * or copied for a retry or an error-queue move), nothing reads them after, and a copy per message
+ * Writes the send span's trace context (W3C `traceparent`, `tracestate`, `baggage` by default)
+ * into the operation's headers. In place: the headers were made for this dispatch (built, or
+ * copied for a retry or an error-queue move), nothing reads them after, and a copy per message
  * costs more than the rest of the wrapper (a new object shape for the receiver to read too). A
  * copied message drops the context it carried first, so the next hop continues from this send.
  */
-function writeTraceContext(operation: TransportOperation, active: Context): void {
+function writeTraceContext(
+  telemetry: EndpointTelemetry,
+  operation: TransportOperation,
+  parent: Context,
+  span: Span,
+): void {
   const headers = operation.message.headers as Record<string, string>;
   if (
     headers.traceparent !== undefined ||
@@ -135,5 +187,5 @@ function writeTraceContext(operation: TransportOperation, active: Context): void
   ) {
     for (const name of propagation.fields()) delete headers[name];
   }
-  propagation.inject(active, headers, headerSetter);
+  telemetry.traceContext.inject(headers, parent, span);
 }

@@ -122,6 +122,13 @@ export function describeTracing(sdk: TestSdk, options: DescribeTracingOptions): 
         'messaging.message.conversation_id': messageId,
         'tidings.message.type': Ping.name,
       });
+      expect(request.attributes).toEqual({
+        'messaging.system': options.system,
+        'messaging.operation.name': 'request',
+        'messaging.destination.name': server.name,
+        'messaging.message.id': messageId,
+        'tidings.message.type': Ping.name,
+      });
       expect(process.attributes).toMatchObject({
         'messaging.system': options.system,
         'messaging.operation.type': 'process',
