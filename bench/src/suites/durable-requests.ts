@@ -1,10 +1,10 @@
 import { randomBytes, randomUUID } from 'node:crypto';
-import { connect as tcpConnect } from 'node:net';
 import { createEndpoint, defineMessage, type Endpoint, silentLogger } from '@tidings/core';
 import { createPostgresPersistence, postgresSession } from '@tidings/persistence-postgres';
 import { createRabbitMqTransport } from '@tidings/transport-rabbitmq';
 import * as amqp from 'amqplib';
 import pg from 'pg';
+import { reachable } from '../reachable.js';
 import type { BenchSuite } from '../report.js';
 import { type BenchRow, rowFor, runConcurrent } from '../report.js';
 
@@ -232,23 +232,6 @@ async function deleteQueues(setup: Setup, queues: readonly string[]): Promise<vo
     await channel.deleteQueue(queue).catch(() => {});
     await channel.close().catch(() => {});
   }
-}
-
-function reachable(url: string, defaultPort: number): Promise<boolean> {
-  const target = new URL(url);
-  return new Promise((resolve) => {
-    const socket = tcpConnect({ host: target.hostname, port: Number(target.port || defaultPort) });
-    socket.setTimeout(2_000);
-    socket.once('connect', () => {
-      socket.destroy();
-      resolve(true);
-    });
-    socket.once('error', () => resolve(false));
-    socket.once('timeout', () => {
-      socket.destroy();
-      resolve(false);
-    });
-  });
 }
 
 /**

@@ -1,5 +1,5 @@
-import { connect as tcpConnect } from 'node:net';
 import { fileURLToPath } from 'node:url';
+import { reachable } from '../reachable.js';
 import {
   type BenchRow,
   type BenchSuite,
@@ -60,27 +60,10 @@ const contestant = (
   runBlock: (first, count) => side.run({ scenario, first, count, concurrency }),
 });
 
-function brokerReachable(): Promise<boolean> {
-  const target = new URL(url);
-  return new Promise((resolve) => {
-    const socket = tcpConnect({ host: target.hostname, port: Number(target.port || 5672) });
-    socket.setTimeout(2_000);
-    socket.once('connect', () => {
-      socket.destroy();
-      resolve(true);
-    });
-    socket.once('error', () => resolve(false));
-    socket.once('timeout', () => {
-      socket.destroy();
-      resolve(false);
-    });
-  });
-}
-
 export const rabbitMqSuite: BenchSuite = {
   name: transportName,
   async unavailable() {
-    return (await brokerReachable())
+    return (await reachable(url, 5672))
       ? undefined
       : `no RabbitMQ broker at ${new URL(url).host} (set RABBITMQ_URL)`;
   },

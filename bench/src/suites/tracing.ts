@@ -28,6 +28,7 @@ import {
 import { createOpenTelemetry } from '@tidings/opentelemetry';
 import { createRabbitMqTransport } from '@tidings/transport-rabbitmq';
 import * as amqp from 'amqplib';
+import { reachable } from '../reachable.js';
 import { type BenchRow, type BenchSuite, runConcurrent, waitFor } from '../report.js';
 import { sdkFloorMicros } from './tracing-floor.js';
 
@@ -321,16 +322,6 @@ async function floorRows(): Promise<BenchRow[]> {
   return rows;
 }
 
-async function brokerReachable(): Promise<boolean> {
-  try {
-    const connection = await amqp.connect(url, { noDelay: true });
-    await connection.close();
-    return true;
-  } catch {
-    return false;
-  }
-}
-
 /**
  * What tracing costs: Tidings with no instrumentation, with `createOpenTelemetry()` and no SDK
  * registered, and with the SDK registered (batch span processor, periodic metric reader, exporters
@@ -341,7 +332,7 @@ export const tracingSuite: BenchSuite = {
   async run() {
     const rows = await runTarget(inMemory);
     rows.push(...(await floorRows()));
-    if (await brokerReachable()) rows.push(...(await runTarget(rabbitMq)));
+    if (await reachable(url, 5672)) rows.push(...(await runTarget(rabbitMq)));
     else console.log(`rabbitmq skipped: no broker at ${new URL(url).host} (set RABBITMQ_URL)`);
     return rows;
   },

@@ -1,11 +1,11 @@
 import { type ChildProcess, spawn } from 'node:child_process';
 import { access, mkdtemp, rm } from 'node:fs/promises';
-import { connect as tcpConnect } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import * as amqp from 'amqplib';
 import autocannon from 'autocannon';
+import { reachable } from '../reachable.js';
 import type { BenchRow, BenchSuite } from '../report.js';
 
 /**
@@ -154,17 +154,6 @@ async function deleteSampleQueues(): Promise<void> {
   }
 }
 
-function brokerReachable(): Promise<boolean> {
-  const { hostname, port } = new URL(rabbitMqUrl);
-  return new Promise((resolve) => {
-    const socket = tcpConnect({ host: hostname, port: Number(port || 5672) }, () => {
-      socket.end();
-      resolve(true);
-    });
-    socket.on('error', () => resolve(false));
-  });
-}
-
 /**
  * The web-callback sample under HTTP load: requests/s and latency at 1 and 100 connections, the
  * bus route beside a route that answers without the bus; in-memory (one process), and RabbitMQ
@@ -180,7 +169,7 @@ export const webCallbackSuite: BenchSuite = {
   },
   async run() {
     const rows = await measure('in-memory');
-    if (await brokerReachable()) {
+    if (await reachable(rabbitMqUrl, 5672)) {
       await deleteSampleQueues();
       try {
         rows.push(...(await measure('rabbitmq')));
