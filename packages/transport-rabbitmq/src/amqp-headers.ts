@@ -140,3 +140,59 @@ export function contentMessageId(headers: Readonly<Record<string, string>>, body
   }
   return `amqp-sha256:${hash.update(body).digest('hex').slice(0, 40)}`;
 }
+
+/** The AMQP basic properties of a received message that a copy of it keeps. */
+export interface CopiedProperties extends NativeProperties {
+  readonly contentEncoding?: unknown;
+  readonly priority?: unknown;
+  readonly timestamp?: unknown;
+}
+
+/**
+ * The properties for a copy of a received message (`TransportOperation.copyOf`): its own, the
+ * headers table included byte for byte (a `tidings.headers` entry that could not be read stays as
+ * it came), with each header `to` sets anew as a table entry of its own and each it drops
+ * deleted. Undefined when that cannot be done: a header to drop or change is packed or travels
+ * as a native property. Left out: `expiration`, which would expire the copy in the error queue,
+ * `user-id`, which the broker checks against the connection's user, and what the broker added.
+ */
+export function copiedAmqpProperties(
+  original: CopiedProperties,
+  from: Readonly<Record<string, string>>,
+  to: Readonly<Record<string, string>>,
+):
+  | (Omit<ReturnType<typeof amqpPropertiesFor>, 'headers'> & {
+      headers: Record<string, unknown>;
+      contentEncoding?: string;
+      priority?: number;
+      timestamp?: number;
+    })
+  | undefined {
+  const table: Record<string, unknown> = {};
+  const source = original.headers ?? {};
+  for (const name of Object.keys(source)) {
+    if (name !== '__proto__' && !isBrokerHeader(name)) table[name] = source[name];
+  }
+  for (const name in from) {
+    if (Object.hasOwn(to, name)) continue;
+    if (!Object.hasOwn(table, name) || name === PACKED_HEADERS) return undefined;
+    delete table[name];
+  }
+  for (const name in to) {
+    const value = to[name] as string;
+    if (from[name] === value) continue;
+    if (nativeHeaders.has(name) || name === PACKED_HEADERS) return undefined;
+    table[name] = value;
+  }
+  const copy: NonNullable<ReturnType<typeof copiedAmqpProperties>> = { headers: table };
+  if (typeof original.messageId === 'string') copy.messageId = original.messageId;
+  if (typeof original.correlationId === 'string') copy.correlationId = original.correlationId;
+  if (typeof original.replyTo === 'string') copy.replyTo = original.replyTo;
+  if (typeof original.contentType === 'string') copy.contentType = original.contentType;
+  if (typeof original.type === 'string') copy.type = original.type;
+  if (typeof original.appId === 'string') copy.appId = original.appId;
+  if (typeof original.contentEncoding === 'string') copy.contentEncoding = original.contentEncoding;
+  if (typeof original.priority === 'number') copy.priority = original.priority;
+  if (typeof original.timestamp === 'number') copy.timestamp = original.timestamp;
+  return copy;
+}

@@ -1,7 +1,8 @@
 import { describeTransport } from '@tidings/transport-tests';
+import type { ConfirmChannel } from 'amqplib';
 import { afterAll } from 'vitest';
 import { createRabbitMqTransport, MAX_DELAY_SECONDS } from '../src/index.ts';
-import { brokerUrl, deleteTopology } from './broker.ts';
+import { brokerUrl, deleteTopology, rawConnection } from './broker.ts';
 
 const maxMessageSizeBytes = 256 * 1024;
 // The suite's message types: every handled type gets a fanout exchange.
@@ -23,6 +24,39 @@ describeTransport({
     maxDelayMs: MAX_DELAY_SECONDS * 1000,
   },
   cleanup: (scope) => deleteTopology(scope.queues),
+  packed: {
+    // As `amqp-publish` or another client would: the headers table as given.
+    send: (_scope, queue, entries, body) =>
+      withChannel(async (channel) => {
+        channel.sendToQueue(queue, Buffer.from(body), {
+          headers: { ...entries },
+          persistent: true,
+        });
+        await channel.waitForConfirms();
+      }),
+    // As the management UI's "get messages" does: read, then put back.
+    peek: (_scope, queue) =>
+      withChannel(async (channel) => {
+        const message = await channel.get(queue, { noAck: false });
+        if (message === false) return undefined;
+        channel.nack(message, false, true);
+        const table = message.properties.headers ?? {};
+        const text: Record<string, string> = {};
+        for (const [name, value] of Object.entries(table)) {
+          text[name] = Buffer.isBuffer(value) ? value.toString('utf8') : String(value);
+        }
+        return text;
+      }),
+  },
 });
+
+async function withChannel<T>(run: (channel: ConfirmChannel) => Promise<T>): Promise<T> {
+  const connection = await rawConnection();
+  try {
+    return await run(await connection.createConfirmChannel());
+  } finally {
+    await connection.close();
+  }
+}
 
 afterAll(() => deleteTopology([], exchanges));
