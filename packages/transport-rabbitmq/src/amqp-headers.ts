@@ -1,5 +1,5 @@
 import { createHash } from 'node:crypto';
-import { Headers, PACKED_HEADERS, packHeaders, unpackHeaders } from '@tidings/core';
+import { copyEntries, Headers, PACKED_HEADERS, packHeaders, unpackHeaders } from '@tidings/core';
 
 /** Headers the broker adds (dead-lettering, quorum queues): not part of the message. */
 function isBrokerHeader(name: string): boolean {
@@ -168,22 +168,13 @@ export function copiedAmqpProperties(
       timestamp?: number;
     })
   | undefined {
-  const table: Record<string, unknown> = {};
-  const source = original.headers ?? {};
-  for (const name of Object.keys(source)) {
-    if (name !== '__proto__' && !isBrokerHeader(name)) table[name] = source[name];
+  const source: Record<string, unknown> = {};
+  const headers = original.headers ?? {};
+  for (const name of Object.keys(headers)) {
+    if (name !== '__proto__' && !isBrokerHeader(name)) source[name] = headers[name];
   }
-  for (const name in from) {
-    if (Object.hasOwn(to, name)) continue;
-    if (!Object.hasOwn(table, name) || name === PACKED_HEADERS) return undefined;
-    delete table[name];
-  }
-  for (const name in to) {
-    const value = to[name] as string;
-    if (from[name] === value) continue;
-    if (nativeHeaders.has(name) || name === PACKED_HEADERS) return undefined;
-    table[name] = value;
-  }
+  const table = copyEntries(source, from, to, nativeHeaders);
+  if (table === undefined) return undefined;
   const copy: NonNullable<ReturnType<typeof copiedAmqpProperties>> = { headers: table };
   if (typeof original.messageId === 'string') copy.messageId = original.messageId;
   if (typeof original.correlationId === 'string') copy.correlationId = original.correlationId;

@@ -1,3 +1,4 @@
+import { Headers } from '@tidings/core';
 import { describeTransport } from '@tidings/transport-tests';
 import type { ConfirmChannel } from 'amqplib';
 import { afterAll } from 'vitest';
@@ -35,17 +36,20 @@ describeTransport({
         await channel.waitForConfirms();
       }),
     // As the management UI's "get messages" does: read, then put back.
-    peek: (_scope, queue) =>
+    peek: (_scope, queue, messageId) =>
       withChannel(async (channel) => {
-        const message = await channel.get(queue, { noAck: false });
-        if (message === false) return undefined;
-        channel.nack(message, false, true);
-        const table = message.properties.headers ?? {};
-        const text: Record<string, string> = {};
-        for (const [name, value] of Object.entries(table)) {
-          text[name] = Buffer.isBuffer(value) ? value.toString('utf8') : String(value);
+        let found: Record<string, string> | undefined;
+        for (;;) {
+          const message = await channel.get(queue, { noAck: false });
+          if (message === false) break;
+          const text: Record<string, string> = {};
+          for (const [name, value] of Object.entries(message.properties.headers ?? {})) {
+            text[name] = Buffer.isBuffer(value) ? value.toString('utf8') : String(value);
+          }
+          if (text[Headers.MessageId] === messageId) found = text;
         }
-        return text;
+        // Closing the channel puts back what it got.
+        return found;
       }),
   },
 });
