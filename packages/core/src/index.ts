@@ -140,7 +140,12 @@ export {
   type InMemoryTransportOptions,
   inMemoryTransportDefaults,
 } from './transport/in-memory-transport.js';
-export { PACKED_HEADERS, packHeaders, unpackHeaders } from './transport/packed-headers.js';
+export {
+  copyEntries,
+  PACKED_HEADERS,
+  packHeaders,
+  unpackHeaders,
+} from './transport/packed-headers.js';
 export { Semaphore } from './transport/semaphore.js';
 export {
   type DeadLetterOutcome,

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { Headers, PACKED_HEADERS, packHeaders, unpackHeaders } from '../src/index.ts';
+import { copyEntries, Headers, PACKED_HEADERS, packHeaders, unpackHeaders } from '../src/index.ts';
 
 const sent = {
   [Headers.MessageId]: 'm-1',
@@ -78,5 +78,32 @@ describe('packed bus headers, values that need escaping', () => {
     const received: Record<string, string> = { ...other };
     expect(unpackHeaders(packed, received)).toBeUndefined();
     expect(received[Headers.ExceptionMessage]).toBe(value);
+  });
+
+  it('copyEntries keeps the entries as they came and sets the changes as entries of their own', () => {
+    const entries = {
+      [PACKED_HEADERS]: '{"message-type":',
+      'x-count': 3,
+      [Headers.FailedQueue]: 'A',
+    };
+    const from = { [Headers.MessageId]: 'm-1', 'x-count': '3', [Headers.FailedQueue]: 'A' };
+    const to = { [Headers.MessageId]: 'm-1', 'x-count': '3', [Headers.Returns]: '1' };
+    expect(copyEntries(entries, from, to, new Set([Headers.MessageId]))).toEqual({
+      [PACKED_HEADERS]: '{"message-type":',
+      'x-count': 3,
+      [Headers.Returns]: '1',
+    });
+  });
+
+  it('copyEntries gives up where a header to drop or change is packed or native', () => {
+    const entries = { [PACKED_HEADERS]: '{"delayed-retries":"2"}' };
+    const from = { [Headers.MessageId]: 'm-1', [Headers.DelayedRetries]: '2' };
+    const native = new Set([Headers.MessageId]);
+    expect(copyEntries(entries, from, { [Headers.MessageId]: 'm-1' }, native)).toBeUndefined();
+    expect(
+      copyEntries(entries, from, { ...from, [Headers.MessageId]: 'm-2' }, native),
+    ).toBeUndefined();
+    expect(copyEntries(entries, from, { ...from, [PACKED_HEADERS]: '{}' })).toBeUndefined();
+    expect(copyEntries({ __proto__: 'x' } as Record<string, string>, {}, {})).toEqual({});
   });
 });

@@ -436,4 +436,45 @@ describe('unreadable messages on a transport with its own dead-letter queue', ()
     expect(outcomes[0]).toBe('complete');
     expect(server.stats).toMatchObject({ deadLettered: 0, movedToErrorQueue: 1 });
   });
+
+  it('the move to the error queue names the received message it copies', async () => {
+    const received: unknown[] = [];
+    const copies: unknown[] = [];
+    const watched = {
+      ...w.transport,
+      async openEndpoint(...args: Parameters<typeof w.transport.openEndpoint>) {
+        const connection = await w.transport.openEndpoint(...args);
+        return {
+          ...connection,
+          async dispatch(operations: Parameters<typeof connection.dispatch>[0]) {
+            for (const o of operations) if (o.copyOf !== undefined) copies.push(o.copyOf);
+            return connection.dispatch(operations);
+          },
+          startReceiving: (settings: Parameters<typeof connection.startReceiving>[0]) =>
+            connection.startReceiving({
+              ...settings,
+              onMessage: (message) => {
+                received.push(message);
+                return settings.onMessage(message);
+              },
+            }),
+        };
+      },
+    };
+    const server = w.endpoint({
+      name: 'Copies',
+      transport: watched,
+      recoverability: { immediateRetries: 0, delayedRetries: { count: 0 } },
+    });
+    server.handle(Job, () => {
+      throw new Error('always');
+    });
+    await server.start();
+    const client = w.endpoint({ name: 'CopiesClient', sendOnly: true });
+    await client.start();
+    await client.send(Job, { n: 1 }, { to: 'Copies' });
+    await expect.poll(() => server.stats.movedToErrorQueue).toBe(1);
+    expect(copies).toHaveLength(1);
+    expect(copies[0]).toBe(received[0]);
+  });
 });

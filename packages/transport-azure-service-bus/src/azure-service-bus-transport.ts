@@ -433,12 +433,18 @@ export function createAzureServiceBusTransport(
           sizeAtMost(only) < cached.directLimit
         ) {
           // Well under the limit (core checked body plus headers): skip the batch envelope.
-          await sender.sendMessages(toCheckedServiceBusMessage(only.message, only.delayMs));
+          await sender.sendMessages(
+            toCheckedServiceBusMessage(only.message, only.delayMs, only.copyOf),
+          );
           return;
         }
         let batch = await sender.createMessageBatch();
         for (const operation of operations) {
-          const message = toCheckedServiceBusMessage(operation.message, operation.delayMs);
+          const message = toCheckedServiceBusMessage(
+            operation.message,
+            operation.delayMs,
+            operation.copyOf,
+          );
           if (batch.tryAddMessage(message)) continue;
           if (batch.count === 0) throw tooLarge(operation, batch.maxSizeInBytes);
           await sender.sendMessages(batch);

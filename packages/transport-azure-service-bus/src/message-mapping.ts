@@ -1,6 +1,7 @@
 import { createHash } from 'node:crypto';
 import type { ServiceBusMessage, ServiceBusReceivedMessage } from '@azure/service-bus';
 import {
+  copyEntries,
   Headers,
   headerCount,
   type IncomingTransportMessage,
@@ -143,7 +144,7 @@ export function toIncomingMessage(
   fill(Headers.MessageType, message.subject);
   fill(Headers.MessageId, message.messageId);
   const reason = unreadable ?? unpackHeaders(packed, headers);
-  return {
+  const incoming: IncomingTransportMessage = {
     messageId: headers[Headers.MessageId] ?? '',
     headers,
     body: bodyBytes(message.body),
@@ -151,5 +152,52 @@ export function toIncomingMessage(
     // Service Bus counts earlier deliveries (0 on the first); Tidings counts this one too.
     deliveryCount: (message.deliveryCount ?? 0) + 1,
     ...(reason !== undefined ? { unreadableReason: `application property ${reason}` } : {}),
+  };
+  received.set(incoming, message);
+  return incoming;
+}
+
+/** The native message behind each message this transport handed over, for copies of it. */
+const received = new WeakMap<IncomingTransportMessage, ServiceBusReceivedMessage>();
+
+/**
+ * A copy of a received message (`TransportOperation.copyOf`): its application properties as they
+ * came (a `tidings.headers` that could not be read included, values of every type unchanged),
+ * with each header the copy adds as an application property of its own, and its correlation id,
+ * reply-to, content type, subject and `to`. The native message id is made anew as for any send
+ * (a return must not look like a repeat); the time to live is left out, so the copy does not
+ * expire in the error queue. Undefined when it cannot be copied: send it afresh.
+ */
+export function copiedServiceBusMessage(
+  copyOf: IncomingTransportMessage,
+  message: OutgoingTransportMessage,
+  delayMs: number | undefined,
+): ServiceBusMessage | undefined {
+  const native = received.get(copyOf);
+  if (native === undefined) return undefined;
+  const applicationProperties = copyEntries(
+    native.applicationProperties ?? {},
+    copyOf.headers,
+    message.headers,
+    NATIVE,
+  );
+  if (applicationProperties === undefined) return undefined;
+  const fresh = toServiceBusMessage(message, delayMs);
+  const { correlationId, replyTo, contentType, subject, to } = native;
+  // A long bus id travels beside the native one (`toServiceBusMessage`).
+  const busId = fresh.applicationProperties?.[Headers.MessageId];
+  if (busId !== undefined) applicationProperties[Headers.MessageId] = busId;
+  return {
+    body: fresh.body,
+    messageId: fresh.messageId as string,
+    ...(correlationId !== undefined ? { correlationId } : {}),
+    ...(replyTo !== undefined ? { replyTo } : {}),
+    ...(contentType !== undefined ? { contentType } : {}),
+    ...(subject !== undefined ? { subject } : {}),
+    ...(to !== undefined ? { to } : {}),
+    applicationProperties: applicationProperties as ServiceBusMessage['applicationProperties'] & {},
+    ...(fresh.scheduledEnqueueTimeUtc !== undefined
+      ? { scheduledEnqueueTimeUtc: fresh.scheduledEnqueueTimeUtc }
+      : {}),
   };
 }

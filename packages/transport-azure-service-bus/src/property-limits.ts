@@ -1,12 +1,13 @@
 import type { ServiceBusMessage } from '@azure/service-bus';
 import {
   Headers,
+  type IncomingTransportMessage,
   MessageTooLargeError,
   type OutgoingTransportMessage,
   PACKED_HEADERS,
 } from '@tidings/core';
 import { serviceBusLimits } from './limits.js';
-import { toServiceBusMessage } from './message-mapping.js';
+import { copiedServiceBusMessage, toServiceBusMessage } from './message-mapping.js';
 
 /**
  * A message whose headers Service Bus would refuse: one application property above 32 KB, or all
@@ -87,7 +88,11 @@ const typeOf = (message: OutgoingTransportMessage) =>
 export function toCheckedServiceBusMessage(
   message: OutgoingTransportMessage,
   delayMs: number | undefined,
+  copyOf?: IncomingTransportMessage,
 ): ServiceBusMessage {
+  // A copy as it came where it fits; else one made afresh, fitted below if need be.
+  const copy = copyOf === undefined ? undefined : copiedServiceBusMessage(copyOf, message, delayMs);
+  if (copy !== undefined && excessOf(copy) === undefined) return copy;
   const native = toServiceBusMessage(message, delayMs);
   if (surelyWithin(message)) return native;
   const excess = excessOf(native);

@@ -26,8 +26,12 @@ import {
 } from './support/peer.ts';
 
 /** The bus headers on a stored message: the packed application property unfolded (ADR 8). */
+/** Bus headers as a receiver reads them: `tidings.*` properties of their own, then the packed one. */
 function busHeadersOf(properties: Record<string, unknown>): Record<string, string> {
   const headers: Record<string, string> = {};
+  for (const [name, value] of Object.entries(properties)) {
+    if (name !== PACKED_HEADERS && name.startsWith('tidings.')) headers[name] = String(value);
+  }
   unpackHeaders(properties[PACKED_HEADERS] as string | undefined, headers);
   return headers;
 }

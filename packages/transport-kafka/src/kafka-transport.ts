@@ -2,6 +2,7 @@ import {
   ConfigurationError,
   checkTimerMs,
   checkWholeNumber,
+  copyEntries,
   DestinationNotFoundError,
   type EndpointTopology,
   Headers,
@@ -329,7 +330,7 @@ export function createKafkaTransport(options: KafkaTransportOptions): KafkaTrans
       key: orderingKey ?? message.messageId,
       keyed: orderingKey !== undefined,
       value: message.body,
-      headers: recordHeadersFor(message.headers),
+      headers: copiedHeaders(operation) ?? recordHeadersFor(message.headers),
     };
   };
 
@@ -456,6 +457,7 @@ export function createKafkaTransport(options: KafkaTransportOptions): KafkaTrans
         queue: queueOfTopic.get(batch.topic) ?? topology.inputQueue ?? batch.topic,
         ...(unreadableReason !== undefined ? { unreadableReason } : {}),
       };
+      received.set(message, record);
       const failed = (error: unknown): MessageOutcome => {
         context.logger.error('onMessage rejected; the record will be handled again', {
           messageId: message.messageId,
@@ -888,4 +890,18 @@ export function createKafkaTransport(options: KafkaTransportOptions): KafkaTrans
   }
 
   return transport;
+}
+
+/** The record behind each message this transport handed over, for copies of it. */
+const received = new WeakMap<IncomingTransportMessage, IncomingRecord>();
+
+/**
+ * A copy's record headers (`TransportOperation.copyOf`): the received record's as they came, with
+ * the headers the copy adds as record headers of their own. Undefined to send it afresh.
+ */
+function copiedHeaders(operation: TransportOperation): Record<string, string> | undefined {
+  const { copyOf } = operation;
+  const record = copyOf === undefined ? undefined : received.get(copyOf);
+  if (copyOf === undefined || record === undefined) return undefined;
+  return copyEntries(record.headers, copyOf.headers, operation.message.headers);
 }

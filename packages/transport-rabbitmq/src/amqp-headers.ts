@@ -1,5 +1,5 @@
 import { createHash } from 'node:crypto';
-import { Headers, PACKED_HEADERS, packHeaders, unpackHeaders } from '@tidings/core';
+import { copyEntries, Headers, PACKED_HEADERS, packHeaders, unpackHeaders } from '@tidings/core';
 
 /** Headers the broker adds (dead-lettering, quorum queues): not part of the message. */
 function isBrokerHeader(name: string): boolean {
@@ -139,4 +139,51 @@ export function contentMessageId(headers: Readonly<Record<string, string>>, body
       .update('\0');
   }
   return `amqp-sha256:${hash.update(body).digest('hex').slice(0, 40)}`;
+}
+
+/** The AMQP basic properties of a received message that a copy of it keeps. */
+export interface CopiedProperties extends NativeProperties {
+  readonly contentEncoding?: unknown;
+  readonly priority?: unknown;
+  readonly timestamp?: unknown;
+}
+
+/**
+ * The properties for a copy of a received message (`TransportOperation.copyOf`): its own, the
+ * headers table included byte for byte (a `tidings.headers` entry that could not be read stays as
+ * it came), with each header `to` sets anew as a table entry of its own and each it drops
+ * deleted. Undefined when that cannot be done: a header to drop or change is packed or travels
+ * as a native property. Left out: `expiration`, which would expire the copy in the error queue,
+ * `user-id`, which the broker checks against the connection's user, and what the broker added.
+ */
+export function copiedAmqpProperties(
+  original: CopiedProperties,
+  from: Readonly<Record<string, string>>,
+  to: Readonly<Record<string, string>>,
+):
+  | (Omit<ReturnType<typeof amqpPropertiesFor>, 'headers'> & {
+      headers: Record<string, unknown>;
+      contentEncoding?: string;
+      priority?: number;
+      timestamp?: number;
+    })
+  | undefined {
+  const source: Record<string, unknown> = {};
+  const headers = original.headers ?? {};
+  for (const name of Object.keys(headers)) {
+    if (name !== '__proto__' && !isBrokerHeader(name)) source[name] = headers[name];
+  }
+  const table = copyEntries(source, from, to, nativeHeaders);
+  if (table === undefined) return undefined;
+  const copy: NonNullable<ReturnType<typeof copiedAmqpProperties>> = { headers: table };
+  if (typeof original.messageId === 'string') copy.messageId = original.messageId;
+  if (typeof original.correlationId === 'string') copy.correlationId = original.correlationId;
+  if (typeof original.replyTo === 'string') copy.replyTo = original.replyTo;
+  if (typeof original.contentType === 'string') copy.contentType = original.contentType;
+  if (typeof original.type === 'string') copy.type = original.type;
+  if (typeof original.appId === 'string') copy.appId = original.appId;
+  if (typeof original.contentEncoding === 'string') copy.contentEncoding = original.contentEncoding;
+  if (typeof original.priority === 'number') copy.priority = original.priority;
+  if (typeof original.timestamp === 'number') copy.timestamp = original.timestamp;
+  return copy;
 }

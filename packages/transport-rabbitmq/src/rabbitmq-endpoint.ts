@@ -17,6 +17,7 @@ import * as amqp from 'amqplib';
 import {
   amqpPropertiesFor,
   contentMessageId,
+  copiedAmqpProperties,
   deliveryCountOf,
   headersFromAmqp,
 } from './amqp-headers.js';
@@ -162,10 +163,11 @@ export class RabbitMqEndpoint implements TransportEndpoint {
       : Buffer.from(body.buffer, body.byteOffset, body.byteLength);
     // Express (ADR 13): transient. Still mandatory: a return is logged, not waited for.
     const express = operation.express === true;
+    const copied = operation.copyOf && copyable(operation.copyOf, message.headers);
     const properties: amqp.Options.Publish = {
       persistent: !express,
       mandatory: destination.kind === 'queue',
-      ...amqpPropertiesFor(message.headers),
+      ...(copied ?? amqpPropertiesFor(message.headers)),
     };
     properties.messageId ??= message.messageId;
     const seconds =
@@ -431,6 +433,7 @@ export class RabbitMqEndpoint implements TransportEndpoint {
         : {}),
       ...(unreadableReason !== undefined ? { unreadableReason } : {}),
     };
+    received.set(incoming, message);
     let result: Promise<MessageOutcome>;
     try {
       result = settings.onMessage(incoming);
@@ -1003,4 +1006,17 @@ export class RabbitMqEndpoint implements TransportEndpoint {
       signal.addEventListener('abort', done);
     });
   }
+}
+
+/** The native message behind each message this transport handed over, for copies of it. */
+const received = new WeakMap<IncomingTransportMessage, ConsumeMessage>();
+
+/** A copy's properties from the received message as it came, or undefined to send it afresh. */
+function copyable(
+  copyOf: IncomingTransportMessage,
+  headers: Readonly<Record<string, string>>,
+): ReturnType<typeof copiedAmqpProperties> {
+  const native = received.get(copyOf);
+  if (native === undefined) return undefined;
+  return copiedAmqpProperties(native.properties, copyOf.headers, headers);
 }

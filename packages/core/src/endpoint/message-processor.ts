@@ -719,6 +719,8 @@ export class MessageProcessor {
             body: raw.body,
           },
           destination: { kind: 'queue', queue: errorQueue },
+          // As it came: a header that was what was wrong stays as evidence (issue #17).
+          copyOf: raw,
         },
       ]);
     } catch (dispatchError) {

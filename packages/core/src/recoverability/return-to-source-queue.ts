@@ -124,6 +124,8 @@ export async function returnToSourceQueue(
       {
         destination: { kind: 'queue', queue },
         message: { messageId: message.messageId, headers, body: message.body },
+        // As it came, less the failure headers: what the transport cannot read stays unread.
+        copyOf: message,
       },
     ]);
   // To the back of the error queue, as it is, so the pass can go on past it.

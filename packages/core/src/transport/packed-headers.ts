@@ -117,3 +117,36 @@ export function unpackHeaders(
   }
   return undefined;
 }
+
+const NO_NAMES: ReadonlySet<string> = new Set();
+
+/**
+ * The native entries (record headers, application properties, a headers table) for a copy of a
+ * received message (`TransportOperation.copyOf`): `entries` as they came, a packed entry that
+ * could not be read included, with each header of `to` that `from` lacks or holds with another
+ * value as an entry of its own, and the entries of the headers `to` drops deleted. Undefined when
+ * that cannot be done: a header to drop or change is packed, or travels in `native` properties.
+ */
+export function copyEntries<T>(
+  entries: Readonly<Record<string, T>>,
+  from: Readonly<Record<string, string>>,
+  to: Readonly<Record<string, string>>,
+  native: ReadonlySet<string> = NO_NAMES,
+): Record<string, T | string> | undefined {
+  const copy: Record<string, T | string> = {};
+  for (const name of Object.keys(entries)) {
+    if (name !== '__proto__') copy[name] = entries[name] as T;
+  }
+  for (const name in from) {
+    if (Object.hasOwn(to, name)) continue;
+    if (!Object.hasOwn(copy, name) || name === PACKED_HEADERS || native.has(name)) return undefined;
+    delete copy[name];
+  }
+  for (const name in to) {
+    const value = to[name] as string;
+    if (from[name] === value) continue;
+    if (name === PACKED_HEADERS || native.has(name)) return undefined;
+    copy[name] = value;
+  }
+  return copy;
+}

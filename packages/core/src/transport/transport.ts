@@ -71,6 +71,15 @@ export interface TransportOperation {
    * (ADR 13). Absent or false: durable. A transport without a cheaper mode ignores it.
    */
   readonly express?: boolean;
+  /**
+   * The received message `message` is a copy of (a move to the error queue, a return from it).
+   * A transport that packs headers (ADR 8) should send `copyOf` as it arrived, its native
+   * properties, headers and body byte for byte, with each header of `message.headers` that
+   * `copyOf.headers` lacks or holds with another value as an entry of its own, and without the
+   * headers of `copyOf.headers` that `message.headers` lacks. Where it cannot (the message came
+   * from elsewhere, or a header to drop sits in a packed entry), it sends `message` as usual.
+   */
+  readonly copyOf?: IncomingTransportMessage;
 }
 
 export interface IncomingTransportMessage {
