@@ -58,6 +58,9 @@ describeTransport({
       if (left.size === 0) return undefined;
       const consumer = kafka.consumer({ groupId: `peek-${randomUUID()}`, ...groupTimeouts });
       let found: Record<string, string> | undefined;
+      // The latest across partitions is the one produced last: records of one message id can sit
+      // in different partitions (a return is keyed as any send), read in no particular order.
+      let foundAt = -1n;
       await consumer.connect();
       try {
         await consumer.subscribe({ topic: queue, fromBeginning: true });
@@ -68,7 +71,11 @@ describeTransport({
               for (const [name, value] of Object.entries(message.headers ?? {})) {
                 if (value !== undefined) text[name] = String(value);
               }
-              if (text[Headers.MessageId] === messageId) found = text;
+              const producedAt = BigInt(message.timestamp);
+              if (text[Headers.MessageId] === messageId && producedAt >= foundAt) {
+                found = text;
+                foundAt = producedAt;
+              }
               if (BigInt(message.offset) + 1n >= (left.get(partition) ?? 0n))
                 left.delete(partition);
               if (left.size === 0) resolve();
