@@ -23,10 +23,9 @@ import {
   type Endpoint,
   Headers,
   type MessageIntent,
-  PACKED_HEADERS,
-  packHeaders,
   silentLogger,
 } from '@tidings/core';
+import { PACKED_HEADERS, packHeaders } from '@tidings/core/transport';
 import {
   type AdministrationOptions,
   createAzureServiceBusTransport,

@@ -1,14 +1,7 @@
 import { spawnSync } from 'node:child_process';
 import { randomBytes, randomUUID } from 'node:crypto';
-import {
-  createEndpoint,
-  defineMessage,
-  type Endpoint,
-  Headers,
-  PACKED_HEADERS,
-  packHeaders,
-  silentLogger,
-} from '@tidings/core';
+import { createEndpoint, defineMessage, type Endpoint, Headers, silentLogger } from '@tidings/core';
+import { PACKED_HEADERS, packHeaders } from '@tidings/core/transport';
 import { type KafkaMockCluster, startKafkaMockCluster } from '@tidings/kafka-mock-cluster';
 import { createKafkaTransport, type KafkaTransport } from '@tidings/transport-kafka';
 import { type Consumer, Kafka, logLevel, Partitioners, type Producer } from 'kafkajs';

@@ -1,5 +1,5 @@
 export type { Reply, ReplyExpectation } from './callbacks/reply.js';
-export { checkTimerMs, checkWholeNumber } from './configuration/option-checks.js';
+export { checkWholeNumber } from './configuration/option-checks.js';
 export type {
   Continuation,
   ContinuationOptions,
@@ -75,19 +75,13 @@ export {
   type LogLevel,
   silentLogger,
 } from './logging/logger.js';
-export {
-  type LongTimer,
-  type LongTimerOptions,
-  MAX_TIMER_MS,
-  setLongTimeout,
-} from './long-timer.js';
+export { type LongTimer, type LongTimerOptions, setLongTimeout } from './long-timer.js';
 export {
   defineMessage,
   type MessageDefinition,
   type PayloadOf,
 } from './messages/define-message.js';
-export { isValidDestination } from './messages/destination-name.js';
-export { Headers, headerCount, type MessageIntent } from './messages/headers.js';
+export { Headers, type MessageIntent } from './messages/headers.js';
 export { validatePayload } from './messages/validate.js';
 export {
   createInMemoryPersistence,
@@ -131,7 +125,6 @@ export {
   type ReturnToSourceQueueResult,
   returnToSourceQueue,
 } from './recoverability/return-to-source-queue.js';
-export { redactSecrets, redactUrl } from './security/redact.js';
 export { createJsonSerializer } from './serialization/json-serializer.js';
 export type { Serializer } from './serialization/serializer.js';
 export {
@@ -140,26 +133,6 @@ export {
   type InMemoryTransportOptions,
   inMemoryTransportDefaults,
 } from './transport/in-memory-transport.js';
-export {
-  copyEntries,
-  PACKED_HEADERS,
-  packHeaders,
-  unpackHeaders,
-} from './transport/packed-headers.js';
-export { Semaphore } from './transport/semaphore.js';
-export {
-  type DeadLetterOutcome,
-  type EndpointTopology,
-  type IncomingTransportMessage,
-  type MessageOutcome,
-  type OnMessage,
-  type OutgoingTransportMessage,
-  type ReceiveSettings,
-  TRANSPORT_SPI_VERSION,
-  type Transport,
-  type TransportCapabilities,
-  type TransportContext,
-  type TransportDestination,
-  type TransportEndpoint,
-  type TransportOperation,
-} from './transport/transport.js';
+// Transport authors: `@tidings/core/transport`. Applications name a transport and read its
+// capabilities, nothing more.
+export type { Transport, TransportCapabilities } from './transport/transport.js';

@@ -5,12 +5,11 @@ import {
   MessageTooLargeError,
   NoRouteError,
   RequestTimeoutError,
-  redactSecrets,
-  redactUrl,
   TidingsError,
   TransportUnavailableError,
   ValidationError,
 } from '../src/index.ts';
+import { redactSecrets, redactUrl } from '../src/transport/index.ts';
 
 describe('errors', () => {
   it('carry a stable code, a cause and whether retrying may help', () => {

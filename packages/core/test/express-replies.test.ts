@@ -1,11 +1,6 @@
 import { afterEach, describe, expect, it } from 'vitest';
-import {
-  defineMessage,
-  Headers,
-  type Transport,
-  type TransportOperation,
-  UsageError,
-} from '../src/index.ts';
+import { defineMessage, Headers, type Transport, UsageError } from '../src/index.ts';
+import type { TransportOperation } from '../src/transport/index.ts';
 import { sleep, world } from './helpers.ts';
 
 const Ask = defineMessage<{ n: number }>('x.Ask');

@@ -2,11 +2,11 @@ import {
   createEndpoint,
   createInMemoryTransport,
   type EndpointOptions,
-  type IncomingTransportMessage,
   type Logger,
   silentLogger,
   type Transport,
 } from '../src/index.ts';
+import type { IncomingTransportMessage } from '../src/transport/index.ts';
 
 export interface LogLine {
   level: 'debug' | 'info' | 'warn' | 'error';

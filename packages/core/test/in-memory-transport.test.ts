@@ -3,9 +3,9 @@ import {
   ConfigurationError,
   createInMemoryTransport,
   DestinationNotFoundError,
-  type IncomingTransportMessage,
   silentLogger,
 } from '../src/index.ts';
+import type { IncomingTransportMessage } from '../src/transport/index.ts';
 
 const message = (id: string) => ({
   messageId: id,

@@ -1,15 +1,14 @@
 import { afterEach, describe, expect, it } from 'vitest';
 import {
   ConfigurationError,
-  checkTimerMs,
   createInMemoryTransport,
   defineMessage,
   Headers,
-  MAX_TIMER_MS,
   returnToSourceQueue,
   setLongTimeout,
   silentLogger,
 } from '../src/index.ts';
+import { checkTimerMs, MAX_TIMER_MS } from '../src/transport/index.ts';
 import { sleep, world } from './helpers.ts';
 
 /** Node.js fires a `setTimeout` of this many ms or more after 1 ms. */

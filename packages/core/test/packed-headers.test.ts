@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import { copyEntries, Headers, PACKED_HEADERS, packHeaders, unpackHeaders } from '../src/index.ts';
+import { Headers } from '../src/index.ts';
+import { copyEntries, PACKED_HEADERS, packHeaders, unpackHeaders } from '../src/transport/index.ts';
 
 const sent = {
   [Headers.MessageId]: 'm-1',

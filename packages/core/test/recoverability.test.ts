@@ -4,12 +4,12 @@ import {
   DeserializationError,
   defineMessage,
   Headers,
-  packHeaders,
   recoverabilityDefaults,
   UsageError,
 } from '../src/index.ts';
 import { failureHeaders } from '../src/recoverability/failure-headers.ts';
 import { resolveRecoverability } from '../src/recoverability/recoverability.ts';
+import { packHeaders } from '../src/transport/index.ts';
 import { putRaw, readQueue, recordingLogger, world } from './helpers.ts';
 
 const Job = defineMessage<{ n: number }>('t.Job');

@@ -4,10 +4,10 @@ import {
   defineMessage,
   type Endpoint,
   type EndpointOptions,
-  type IncomingTransportMessage,
   type InMemoryTransport,
   silentLogger,
 } from '@tidings/core';
+import type { IncomingTransportMessage } from '@tidings/core/transport';
 import { z } from 'zod';
 
 export enum Outcome {

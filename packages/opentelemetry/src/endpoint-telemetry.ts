@@ -1,13 +1,12 @@
 import { type Attributes, SpanKind, type SpanOptions, type Tracer } from '@opentelemetry/api';
 import type {
   EndpointInstrumentation,
-  IncomingTransportMessage,
   InstrumentedEndpoint,
   Logger,
   MessageObserver,
   RequestObserver,
-  TransportEndpoint,
 } from '@tidings/core';
+import type { IncomingTransportMessage, TransportEndpoint } from '@tidings/core/transport';
 import { Attr, messagingSystem } from './attributes.js';
 import type { Tally, TidingsMetrics } from './metrics.js';
 import { ProcessObserver } from './process-observer.js';

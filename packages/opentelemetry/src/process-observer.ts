@@ -6,13 +6,8 @@ import {
   SpanStatusCode,
   trace,
 } from '@opentelemetry/api';
-import {
-  type FailureNext,
-  Headers,
-  type IncomingTransportMessage,
-  type MessageObserver,
-  type MessageOutcome,
-} from '@tidings/core';
+import { type FailureNext, Headers, type MessageObserver } from '@tidings/core';
+import type { IncomingTransportMessage, MessageOutcome } from '@tidings/core/transport';
 import { Attr, errorType } from './attributes.js';
 import type { EndpointTelemetry } from './endpoint-telemetry.js';
 import type { Tally } from './metrics.js';

@@ -7,7 +7,8 @@ import {
   SpanStatusCode,
   type Tracer,
 } from '@opentelemetry/api';
-import { Headers, type TransportEndpoint, type TransportOperation } from '@tidings/core';
+import { Headers } from '@tidings/core';
+import type { TransportEndpoint, TransportOperation } from '@tidings/core/transport';
 import { Attr, errorType } from './attributes.js';
 import type { EndpointTelemetry } from './endpoint-telemetry.js';
 import type { Tally } from './metrics.js';

@@ -3,8 +3,8 @@ import {
   createInMemoryTransport,
   defineMessage,
   silentLogger,
-  type TransportEndpoint,
 } from '@tidings/core';
+import type { TransportEndpoint } from '@tidings/core/transport';
 import { describe, expect, it } from 'vitest';
 import { createOpenTelemetry } from '../src/index.ts';
 

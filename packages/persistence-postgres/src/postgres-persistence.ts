@@ -10,8 +10,8 @@ import {
   PersistenceError,
   type StorageTransaction,
   storageSession,
-  type TransportOperation,
 } from '@tidings/core';
+import type { TransportOperation } from '@tidings/core/transport';
 import type { Pool, PoolClient } from 'pg';
 import { toPersistenceError } from './errors.js';
 import {

@@ -10,8 +10,8 @@ import {
   silentLogger,
   storageSession,
   type Transport,
-  type TransportOperation,
 } from '@tidings/core';
+import type { TransportOperation } from '@tidings/core/transport';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { describeDurableRequests } from './describe-durable-requests.js';
 

@@ -9,24 +9,26 @@ import {
 } from '@azure/service-bus';
 import {
   ConfigurationError,
-  checkTimerMs,
   checkWholeNumber,
-  type EndpointTopology,
   Headers,
-  type IncomingTransportMessage,
   type Logger,
-  type MessageOutcome,
   MessageTooLargeError,
-  type ReceiveSettings,
-  redactSecrets,
-  Semaphore,
-  TRANSPORT_SPI_VERSION,
   type Transport,
   type TransportCapabilities,
+} from '@tidings/core';
+import {
+  checkTimerMs,
+  type EndpointTopology,
+  type IncomingTransportMessage,
+  type MessageOutcome,
+  QueueSlots,
+  type ReceiveSettings,
+  redactSecrets,
+  TRANSPORT_SPI_VERSION,
   type TransportContext,
   type TransportEndpoint,
   type TransportOperation,
-} from '@tidings/core';
+} from '@tidings/core/transport';
 import { mapServiceBusError } from './errors.js';
 import { createAdministrationInstaller, type TopologyInstaller } from './installer.js';
 import { checkServiceRange, serviceBusLimits } from './limits.js';
@@ -600,7 +602,7 @@ export function createAzureServiceBusTransport(
         // the instance queue, so handlers awaiting requests cannot hold the slots their replies need.
         // A replacement receiver (watchdog) shares its queue's slots with the one it replaces.
         const slotsByQueue = new Map(
-          queues.map((queue) => [queue, new Semaphore(receive.concurrency)]),
+          queues.map((queue) => [queue, new QueueSlots(receive.concurrency)]),
         );
         /**
          * After a receive error the SDK re-attaches its link by itself, but after a forced detach
@@ -674,7 +676,7 @@ export function createAzureServiceBusTransport(
          * its StreamingReceiver starts the lock renewer on arrival, before `processMessage`.
          */
         const slotOrHandedBack = (
-          slots: Semaphore,
+          slots: QueueSlots,
           receiver: ServiceBusReceiver,
           message: ServiceBusReceivedMessage,
           queue: string,
@@ -692,7 +694,7 @@ export function createAzureServiceBusTransport(
             });
           });
         const open = (queue: string): ReceiverEntry => {
-          const slots = slotsByQueue.get(queue) as Semaphore;
+          const slots = slotsByQueue.get(queue) as QueueSlots;
           const receiver = client.createReceiver(queue, {
             receiveMode: 'peekLock',
             maxAutoLockRenewalDurationInMs: settings.maxAutoLockRenewalDurationMs,

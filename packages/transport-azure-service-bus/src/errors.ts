@@ -2,11 +2,11 @@ import { isServiceBusError } from '@azure/service-bus';
 import {
   DestinationNotFoundError,
   isTidingsError,
-  redactSecrets,
   type TidingsError,
   TransportError,
   TransportUnavailableError,
 } from '@tidings/core';
+import { redactSecrets } from '@tidings/core/transport';
 
 export interface ErrorContext {
   /** What was being done, e.g. `send to 'orders'`. */

@@ -1,15 +1,15 @@
 import { createHash } from 'node:crypto';
 import type { ServiceBusMessage, ServiceBusReceivedMessage } from '@azure/service-bus';
+import { Headers } from '@tidings/core';
 import {
   copyEntries,
-  Headers,
   headerCount,
   type IncomingTransportMessage,
   type OutgoingTransportMessage,
   PACKED_HEADERS,
   packHeaders,
   unpackHeaders,
-} from '@tidings/core';
+} from '@tidings/core/transport';
 
 /** Bus headers that travel as native Service Bus properties only (docs/wire-format.md). */
 const NATIVE: ReadonlySet<string> = new Set<string>([

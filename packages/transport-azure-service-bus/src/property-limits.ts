@@ -1,11 +1,10 @@
 import type { ServiceBusMessage } from '@azure/service-bus';
+import { Headers, MessageTooLargeError } from '@tidings/core';
 import {
-  Headers,
   type IncomingTransportMessage,
-  MessageTooLargeError,
   type OutgoingTransportMessage,
   PACKED_HEADERS,
-} from '@tidings/core';
+} from '@tidings/core/transport';
 import { serviceBusLimits } from './limits.js';
 import { copiedServiceBusMessage, toServiceBusMessage } from './message-mapping.js';
 

@@ -5,11 +5,10 @@ import {
   defineMessage,
   type Endpoint,
   Headers,
-  PACKED_HEADERS,
   returnToSourceQueue,
   silentLogger,
-  unpackHeaders,
 } from '@tidings/core';
+import { PACKED_HEADERS, unpackHeaders } from '@tidings/core/transport';
 import { recordingLogger } from '@tidings/transport-tests';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import type {

@@ -1,5 +1,6 @@
 import type { ServiceBusReceivedMessage } from '@azure/service-bus';
-import { Headers, PACKED_HEADERS } from '@tidings/core';
+import { Headers } from '@tidings/core';
+import { PACKED_HEADERS } from '@tidings/core/transport';
 import { describe, expect, it } from 'vitest';
 import { toIncomingMessage, toServiceBusMessage } from '../src/message-mapping.ts';
 

@@ -5,10 +5,9 @@ import {
   type Endpoint,
   Headers,
   MessageTooLargeError,
-  PACKED_HEADERS,
   silentLogger,
-  unpackHeaders,
 } from '@tidings/core';
+import { PACKED_HEADERS, unpackHeaders } from '@tidings/core/transport';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { MessagePropertiesTooLargeError } from '../src/index.ts';
 import {

@@ -1,8 +1,8 @@
-import type { MessageOutcome, Semaphore } from '@tidings/core';
+import type { MessageOutcome, QueueSlots } from '@tidings/core/transport';
 import type { BatchControl, IncomingRecord, RecordBatch } from './kafka-client.js';
 
 export interface BatchHandlerDeps {
-  readonly slots: Semaphore;
+  readonly slots: QueueSlots;
   /** Hands one record to core. Never rejects. */
   deliver(record: IncomingRecord, batch: RecordBatch): Promise<MessageOutcome>;
   /** True once the endpoint stops receiving: records not yet handed over stay for the next owner. */

@@ -1,11 +1,11 @@
 import {
   DestinationNotFoundError,
   isTidingsError,
-  redactSecrets,
   type TidingsError,
   TransportError,
   TransportUnavailableError,
 } from '@tidings/core';
+import { redactSecrets } from '@tidings/core/transport';
 
 /** The fields kafkajs errors carry; read by shape so the mapping does not depend on class identity. */
 interface NativeKafkaError {

@@ -1,27 +1,29 @@
 import {
   ConfigurationError,
-  checkTimerMs,
   checkWholeNumber,
-  copyEntries,
   DestinationNotFoundError,
-  type EndpointTopology,
   Headers,
-  type IncomingTransportMessage,
   type Logger,
-  type MessageOutcome,
-  type ReceiveSettings,
-  redactSecrets,
-  Semaphore,
   silentLogger,
-  TRANSPORT_SPI_VERSION,
   type Transport,
   type TransportCapabilities,
-  type TransportContext,
-  type TransportEndpoint,
-  type TransportOperation,
   TransportUnavailableError,
   UsageError,
 } from '@tidings/core';
+import {
+  checkTimerMs,
+  copyEntries,
+  type EndpointTopology,
+  type IncomingTransportMessage,
+  type MessageOutcome,
+  QueueSlots,
+  type ReceiveSettings,
+  redactSecrets,
+  TRANSPORT_SPI_VERSION,
+  type TransportContext,
+  type TransportEndpoint,
+  type TransportOperation,
+} from '@tidings/core/transport';
 import { PartitionState } from './batch-handler.js';
 import { isRetryableProduceFailure, mapKafkaError } from './errors.js';
 import {
@@ -439,8 +441,8 @@ export function createKafkaTransport(options: KafkaTransportOptions): KafkaTrans
     // The input queue's (with its event topics) and the instance queue's handling slots, apart:
     // replies find slots while every input slot is held by a handler awaiting one. The input's
     // outlive a subscription change's restart, so old and new consumer share one bound.
-    let inputSlots: Semaphore | undefined;
-    let instanceSlots: Semaphore | undefined;
+    let inputSlots: QueueSlots | undefined;
+    let instanceSlots: QueueSlots | undefined;
     let stopping = false;
     let closed = false;
     let mainReceiver: Receiver | undefined;
@@ -514,7 +516,7 @@ export function createKafkaTransport(options: KafkaTransportOptions): KafkaTrans
     const receiverFor = (
       groupId: string,
       topics: Array<{ topic: string; from: 'earliest' | 'latest' }>,
-      slots: Semaphore,
+      slots: QueueSlots,
       /** The replaced consumer's partitions with records still running (`revokeAll`). */
       inherited?: ReadonlyMap<string, PartitionState>,
     ): Receiver => {
@@ -754,7 +756,7 @@ export function createKafkaTransport(options: KafkaTransportOptions): KafkaTrans
             from: 'latest' as const,
           })),
         ],
-        inputSlots as Semaphore,
+        inputSlots as QueueSlots,
         inherited,
       );
       await mainReceiver.consumer.start();
@@ -818,8 +820,8 @@ export function createKafkaTransport(options: KafkaTransportOptions): KafkaTrans
         if (receive !== undefined) return;
         if (closed) throw new UsageError('This Kafka endpoint connection is closed.');
         receive = receiveSettings;
-        inputSlots = new Semaphore(receiveSettings.concurrency);
-        instanceSlots = new Semaphore(receiveSettings.concurrency);
+        inputSlots = new QueueSlots(receiveSettings.concurrency);
+        instanceSlots = new QueueSlots(receiveSettings.concurrency);
         stopping = false;
         try {
           await startMain();

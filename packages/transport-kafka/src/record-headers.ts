@@ -1,4 +1,4 @@
-import { PACKED_HEADERS, packHeaders, unpackHeaders } from '@tidings/core';
+import { PACKED_HEADERS, packHeaders, unpackHeaders } from '@tidings/core/transport';
 
 const NONE: ReadonlySet<string> = new Set();
 

@@ -1,5 +1,6 @@
 import { execFileSync } from 'node:child_process';
-import { defineMessage, Headers, PACKED_HEADERS, TransportUnavailableError } from '@tidings/core';
+import { defineMessage, Headers, TransportUnavailableError } from '@tidings/core';
+import { PACKED_HEADERS } from '@tidings/core/transport';
 import { Kafka, logLevel } from 'kafkajs';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { publishRaw, readQueue, sleep, testWorld } from './helpers.ts';

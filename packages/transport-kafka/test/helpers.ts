@@ -4,11 +4,10 @@ import {
   type Endpoint,
   type EndpointOptions,
   Headers,
-  type IncomingTransportMessage,
   silentLogger,
   type Transport,
-  type TransportEndpoint,
 } from '@tidings/core';
+import type { IncomingTransportMessage, TransportEndpoint } from '@tidings/core/transport';
 import {
   createKafkaTransport,
   type KafkaTransport,

@@ -1,10 +1,9 @@
-import {
-  Headers,
-  type IncomingTransportMessage,
-  type MessageOutcome,
-  silentLogger,
-  type TransportEndpoint,
-} from '@tidings/core';
+import { Headers, silentLogger } from '@tidings/core';
+import type {
+  IncomingTransportMessage,
+  MessageOutcome,
+  TransportEndpoint,
+} from '@tidings/core/transport';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import type { KafkaTransportOptions } from '../src/index.ts';
 import { publishRaw, testWorld } from './helpers.ts';

@@ -3,11 +3,11 @@ import {
   DestinationNotFoundError,
   defineMessage,
   Headers,
-  PACKED_HEADERS,
   returnToSourceQueue,
   silentLogger,
   UsageError,
 } from '@tidings/core';
+import { PACKED_HEADERS } from '@tidings/core/transport';
 import { Kafka, logLevel, Partitioners } from 'kafkajs';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { createKafkaTransport } from '../src/index.ts';

@@ -2,16 +2,18 @@ import { resolve } from 'node:path';
 import {
   ConfigurationError,
   DestinationNotFoundError,
-  type EndpointTopology,
   type Logger,
-  TRANSPORT_SPI_VERSION,
   type Transport,
   type TransportCapabilities,
+  UsageError,
+} from '@tidings/core';
+import {
+  type EndpointTopology,
+  TRANSPORT_SPI_VERSION,
   type TransportContext,
   type TransportEndpoint,
   type TransportOperation,
-  UsageError,
-} from '@tidings/core';
+} from '@tidings/core/transport';
 import { checkQueueFolderName, isQueueFolderName, newOwnerId } from './file-names.js';
 import { FileStore, type StagedMessage } from './file-store.js';
 import { type LearningTransportOptions, resolveOptions } from './options.js';

@@ -1,4 +1,5 @@
-import { ConfigurationError, checkTimerMs, checkWholeNumber } from '@tidings/core';
+import { ConfigurationError, checkWholeNumber } from '@tidings/core';
+import { checkTimerMs } from '@tidings/core/transport';
 
 export interface LearningTransportOptions {
   /**

@@ -1,5 +1,6 @@
 import { type FSWatcher, watch } from 'node:fs';
-import type { Logger, MessageOutcome, ReceiveSettings } from '@tidings/core';
+import type { Logger } from '@tidings/core';
+import type { MessageOutcome, ReceiveSettings } from '@tidings/core/transport';
 import type { Claim, FileStore } from './file-store.js';
 
 interface InFlight {

@@ -7,12 +7,11 @@ import {
   defineMessage,
   type Endpoint,
   Headers,
-  type IncomingTransportMessage,
   InvalidDestinationError,
   silentLogger,
-  type TransportEndpoint,
   UsageError,
 } from '@tidings/core';
+import type { IncomingTransportMessage, TransportEndpoint } from '@tidings/core/transport';
 import { recordingLogger } from '@tidings/transport-tests';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import {

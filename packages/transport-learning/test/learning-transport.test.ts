@@ -14,11 +14,13 @@ import {
   createEndpoint,
   defineMessage,
   Headers,
-  type IncomingTransportMessage,
-  type MessageOutcome,
   silentLogger,
-  type TransportEndpoint,
 } from '@tidings/core';
+import type {
+  IncomingTransportMessage,
+  MessageOutcome,
+  TransportEndpoint,
+} from '@tidings/core/transport';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import {
   createLearningTransport,

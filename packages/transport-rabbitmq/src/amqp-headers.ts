@@ -1,5 +1,6 @@
 import { createHash } from 'node:crypto';
-import { copyEntries, Headers, PACKED_HEADERS, packHeaders, unpackHeaders } from '@tidings/core';
+import { Headers } from '@tidings/core';
+import { copyEntries, PACKED_HEADERS, packHeaders, unpackHeaders } from '@tidings/core/transport';
 
 /** Headers the broker adds (dead-lettering, quorum queues): not part of the message. */
 function isBrokerHeader(name: string): boolean {

@@ -1,4 +1,5 @@
-import { ConfigurationError, redactUrl } from '@tidings/core';
+import { ConfigurationError } from '@tidings/core';
+import { redactUrl } from '@tidings/core/transport';
 import type { RabbitMqNodeOrder } from './options.js';
 
 /** One node to connect to. */

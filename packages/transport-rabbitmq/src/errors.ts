@@ -1,10 +1,10 @@
 import {
   DestinationNotFoundError,
-  redactSecrets,
   type TidingsError,
   TransportError,
   TransportUnavailableError,
 } from '@tidings/core';
+import { redactSecrets } from '@tidings/core/transport';
 
 /** AMQP reply codes that matter here (AMQP 0-9-1 spec, section 1.9). */
 export const AmqpCode = {

@@ -1,17 +1,19 @@
 import {
   ConfigurationError,
   DestinationNotFoundError,
-  type EndpointTopology,
   Headers,
-  type IncomingTransportMessage,
   type Logger,
-  type MessageOutcome,
-  type ReceiveSettings,
-  type TransportEndpoint,
   TransportError,
-  type TransportOperation,
   TransportUnavailableError,
 } from '@tidings/core';
+import type {
+  EndpointTopology,
+  IncomingTransportMessage,
+  MessageOutcome,
+  ReceiveSettings,
+  TransportEndpoint,
+  TransportOperation,
+} from '@tidings/core/transport';
 import type { Channel, ChannelModel, ConfirmChannel, ConsumeMessage, Message } from 'amqplib';
 import * as amqp from 'amqplib';
 import {

@@ -1,14 +1,16 @@
 import {
   ConfigurationError,
-  checkTimerMs,
   checkWholeNumber,
-  type EndpointTopology,
-  TRANSPORT_SPI_VERSION,
   type Transport,
   type TransportCapabilities,
+} from '@tidings/core';
+import {
+  checkTimerMs,
+  type EndpointTopology,
+  TRANSPORT_SPI_VERSION,
   type TransportContext,
   type TransportEndpoint,
-} from '@tidings/core';
+} from '@tidings/core/transport';
 import { brokerNodes } from './broker-nodes.js';
 import { MAX_DELAY_SECONDS } from './delay-levels.js';
 import {

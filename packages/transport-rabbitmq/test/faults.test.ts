@@ -4,9 +4,9 @@ import {
   defineMessage,
   type Endpoint,
   Headers,
-  PACKED_HEADERS,
   silentLogger,
 } from '@tidings/core';
+import { PACKED_HEADERS } from '@tidings/core/transport';
 import { recordingLogger } from '@tidings/transport-tests';
 import { afterAll, afterEach, describe, expect, it } from 'vitest';
 import { headersFromAmqp } from '../src/amqp-headers.ts';

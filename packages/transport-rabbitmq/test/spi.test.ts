@@ -1,9 +1,5 @@
-import {
-  type IncomingTransportMessage,
-  silentLogger,
-  TidingsError,
-  type TransportEndpoint,
-} from '@tidings/core';
+import { silentLogger, TidingsError } from '@tidings/core';
+import type { IncomingTransportMessage, TransportEndpoint } from '@tidings/core/transport';
 import { recordingLogger } from '@tidings/transport-tests';
 import { afterEach, describe, expect, it } from 'vitest';
 import { createRabbitMqTransport } from '../src/index.ts';

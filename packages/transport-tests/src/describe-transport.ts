@@ -5,7 +5,6 @@ import {
   Headers,
   MessageTooLargeError,
   NoRouteError,
-  PACKED_HEADERS,
   RemoteFailureError,
   ReplyMismatchError,
   RequestAbortedError,
@@ -16,6 +15,7 @@ import {
   type TransportCapabilities,
   UsageError,
 } from '@tidings/core';
+import { PACKED_HEADERS } from '@tidings/core/transport';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { createScope, type ScopeHelpers, type TestScope } from './scope.js';
 

@@ -3,11 +3,10 @@ import {
   createEndpoint,
   type Endpoint,
   type EndpointOptions,
-  type IncomingTransportMessage,
   silentLogger,
   type Transport,
-  type TransportEndpoint,
 } from '@tidings/core';
+import type { IncomingTransportMessage, TransportEndpoint } from '@tidings/core/transport';
 
 /** One test's world: unique names, the endpoints it made, and what to clean up. */
 export interface TestScope {
