@@ -140,10 +140,14 @@ describe('every public package, installed from its tarball', () => {
       ],
       { cwd: scratch, maxBuffer: 16 * 1024 * 1024 },
     );
-    const imports = names.map((name, index) => `import * as p${index} from '@tidings/${name}';`);
+    // Each package's root entry, and core's entry for transport authors.
+    const specifiers = [...names.map((name) => `@tidings/${name}`), '@tidings/core/transport'];
+    const imports = specifiers.map(
+      (specifier, index) => `import * as p${index} from '${specifier}';`,
+    );
     await writeFile(
       join(dir, 'check.ts'),
-      `${imports.join('\n')}\nexport const all = [${names.map((_, i) => `p${i}`).join(', ')}];\n`,
+      `${imports.join('\n')}\nexport const all = [${specifiers.map((_, i) => `p${i}`).join(', ')}];\n`,
     );
     const tsc = join(dir, 'node_modules', 'typescript', 'bin', 'tsc');
     for (const [module, resolution] of [
