@@ -8,6 +8,11 @@ import { type LongTimer, MAX_TIMER_MS, setLongTimeout } from '../long-timer.js';
 import type { Reply, ReplyExpectation } from './reply.js';
 import { SharedAbortListeners } from './shared-abort-listeners.js';
 
+// Method signatures compare their parameters both ways, so an entry made for any state and result
+// type is an entry of the registry's (`PendingRequest<unknown, unknown>`) without a cast.
+type ReplyCallback<S, R> = { call(reply: Reply, state: S): R | Promise<R> }['call'];
+type Resolver<R> = { call(value: Awaited<R>): void }['call'];
+
 /**
  * One request waiting for its first correlated reply. A class, not closures: with 100k requests
  * pending, every captured context counts (see docs/benchmarks.md, heap per pending request).
@@ -29,9 +34,9 @@ export class PendingRequest<S = unknown, R = unknown> {
   constructor(
     readonly messageType: string,
     readonly expect: ReplyExpectation,
-    private readonly callback: (reply: Reply, state: S) => R | Promise<R>,
+    private readonly callback: ReplyCallback<S, R>,
     private readonly state: S,
-    private readonly resolve: (value: Awaited<R>) => void,
+    private readonly resolve: Resolver<R>,
     readonly fail: (error: unknown) => void,
   ) {}
 

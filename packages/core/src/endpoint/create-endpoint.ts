@@ -1,5 +1,10 @@
-import { CallbackRegistry, PendingRequest } from '../callbacks/callback-registry.js';
+import { CallbackRegistry } from '../callbacks/callback-registry.js';
 import type { Reply, ReplyExpectation } from '../callbacks/reply.js';
+import {
+  prepareRequest,
+  type RequestHost,
+  type RequestWait,
+} from '../callbacks/request-lifecycle.js';
 import type {
   Continuation,
   ContinuationOptions,
@@ -11,7 +16,6 @@ import {
   EndpointStateError,
   EndpointStoppedError,
   NoRouteError,
-  RequestAbortedError,
   SendOnlyEndpointError,
   UsageError,
 } from '../errors.js';
@@ -86,7 +90,7 @@ interface InFlightEntry {
   settle: (outcome: MessageOutcome) => void;
 }
 
-class TidingsEndpoint implements Endpoint, ProcessorHost {
+class TidingsEndpoint implements Endpoint, ProcessorHost, RequestHost {
   readonly registry: CallbackRegistry;
   readonly handlers = new Map<string, HandlerRegistration>();
   readonly incomingMiddleware: IncomingMiddleware[] = [];
@@ -360,11 +364,11 @@ class TidingsEndpoint implements Endpoint, ProcessorHost {
         dispatchStarted: false,
       };
     } catch (error) {
-      const failed = Promise.reject(error) as Promise<void>;
+      const failed: Promise<never> = Promise.reject(error);
       return Object.assign(failed, {
         register: <R>(): Promise<Awaited<R>> => {
           failed.catch(() => {});
-          return failed as unknown as Promise<Awaited<R>>;
+          return failed;
         },
       });
     }
@@ -396,9 +400,10 @@ class TidingsEndpoint implements Endpoint, ProcessorHost {
           replyTo: this.instanceQueue,
           expressReply: true,
         };
-        const { result, run } = this.prepareRequest(
+        const { result, run } = prepareRequest(
+          this,
           planned.intent,
-          registerOptions ?? {},
+          this.requestWait(registerOptions ?? {}),
           callback,
           state as S,
         );
@@ -445,7 +450,9 @@ class TidingsEndpoint implements Endpoint, ProcessorHost {
   request(
     definition: MessageDefinition,
     payload: unknown,
-    options: RequestOptions<MessageDefinition | 'code' | undefined> = {},
+    options:
+      | RequestOptions<MessageDefinition | 'code' | undefined>
+      | DurableRequestOptions<MessageDefinition | 'code', unknown> = {},
   ): Promise<unknown> {
     if ('continueWith' in options) {
       if (this.outbox === undefined && !this.options.sendOnly) {
@@ -455,11 +462,7 @@ class TidingsEndpoint implements Endpoint, ProcessorHost {
           ),
         );
       }
-      return this.durableRequests.request(
-        definition,
-        payload,
-        options as unknown as DurableRequestOptions<MessageDefinition | 'code', unknown>,
-      );
+      return this.durableRequests.request(definition, payload, options);
     }
     if (this.options.sendOnly) {
       throw new SendOnlyEndpointError(this.name, 'receive replies to requests');
@@ -488,7 +491,13 @@ class TidingsEndpoint implements Endpoint, ProcessorHost {
       return Promise.reject(error);
     }
     const expect = options.expect ?? 'any';
-    const { result, run } = this.prepareRequest(intent, options, unwrapReply, expect);
+    const { result, run } = prepareRequest(
+      this,
+      intent,
+      this.requestWait(options),
+      unwrapReply,
+      expect,
+    );
     // run's failures reach the caller through result.
     run().catch(() => {});
     return result;
@@ -632,124 +641,22 @@ class TidingsEndpoint implements Endpoint, ProcessorHost {
     return this.transportEndpoint.dispatch([operation]);
   }
 
-  /**
-   * Prepares a request: `result` settles with the callback's outcome; `run` waits for a registry
-   * slot, registers (before dispatch, so no reply can race it) and dispatches. A failed dispatch
-   * fails `result` and removes the entry.
-   */
-  private prepareRequest<S, R>(
-    intent: OutgoingIntent,
+  private requestWait(
     options: CallbackOptions & { readonly expect?: MessageDefinition | 'code' | undefined },
-    callback: (reply: Reply, state: S) => R | Promise<R>,
-    state: S,
-  ): { result: Promise<Awaited<R>>; run: () => Promise<void> } {
-    const messageType = intent.messageType as string;
-    const timeoutMs = options.timeoutMs ?? this.options.requestTimeoutMs;
-    const signal = options.signal;
-    let resolve: (value: Awaited<R>) => void = () => {};
-    let reject: (error: unknown) => void = () => {};
-    const result = new Promise<Awaited<R>>((res, rej) => {
-      resolve = res;
-      reject = rej;
-    });
-    /** Registers the pending request (a slot is held); what it throws also fails `result`. */
-    const register = (askedAt: number): string => {
-      try {
-        // Time spent waiting for a slot counts against the request's timeout.
-        const remainingMs = Math.max(1, Math.round(timeoutMs - (performance.now() - askedAt)));
-        if (this.currentState !== 'started') {
-          this.registry.release();
-          throw new EndpointStoppedError(this.name);
-        }
-        // Aborted while it waited for a slot: nothing is sent.
-        if (signal?.aborted) {
-          this.registry.release();
-          throw new RequestAbortedError(messageType, signal.reason);
-        }
-        const messageId = intent.messageId as string;
-        this.registry.register(
-          messageId,
-          new PendingRequest(
-            messageType,
-            options.expect ?? 'any',
-            callback,
-            state,
-            resolve,
-            reject,
-          ) as unknown as PendingRequest,
-          { timeoutMs: remainingMs, askedTimeoutMs: timeoutMs, signal },
-        );
-        return messageId;
-      } catch (error) {
-        reject(error);
-        throw error;
-      }
+  ): RequestWait {
+    return {
+      timeoutMs: options.timeoutMs ?? this.options.requestTimeoutMs,
+      expect: options.expect,
+      signal: options.signal,
     };
-    /** Dispatches the registered request; a failed dispatch fails and removes it. */
-    const dispatch = (messageId: string): Promise<void> => {
-      const failed = (error: unknown): never => {
-        this.registry.remove(messageId)?.fail(error as Error);
-        throw error;
-      };
-      // Not sent, so no reply can come: the request ends now rather than at its timeout.
-      const dropped = () =>
-        this.registry
-          .remove(messageId)
-          ?.fail(
-            new RequestAbortedError(
-              messageType,
-              undefined,
-              'outgoing middleware did not call next(), so it was not sent',
-            ),
-          );
-      try {
-        return this.buildAndDispatch(intent, dropped).catch(failed);
-      } catch (error) {
-        return Promise.reject(error).catch(failed);
-      }
-    };
-    // Not async: a request that gets a slot at once is registered and dispatched without a frame.
-    const runUnobserved = (): Promise<void> => {
-      let askedAt: number;
-      let waiting: Promise<void> | undefined;
-      try {
-        if (!Number.isInteger(timeoutMs) || timeoutMs <= 0) {
-          throw new UsageError(`timeoutMs must be a positive whole number, got ${timeoutMs}.`);
-        }
-        // Aborted before the call: nothing is sent.
-        if (signal?.aborted) throw new RequestAbortedError(messageType, signal.reason);
-        askedAt = performance.now();
-        waiting = this.registry.acquire(messageType, signal, timeoutMs);
-      } catch (error) {
-        reject(error);
-        return Promise.reject(error);
-      }
-      if (waiting === undefined) {
-        try {
-          return dispatch(register(askedAt));
-        } catch (error) {
-          return Promise.reject(error);
-        }
-      }
-      return waiting.then(
-        () => dispatch(register(askedAt)),
-        (error: unknown) => {
-          reject(error);
-          throw error;
-        },
-      );
-    };
-    const observer = this.instrumentation?.request(
-      messageType,
-      intent.destination.kind === 'queue' ? intent.destination.queue : messageType,
-      intent.messageId as string,
-    );
-    if (observer === undefined) return { result, run: runUnobserved };
-    result.then(
-      () => observer.settled(),
-      (error: unknown) => observer.settled(error),
-    );
-    return { result, run: () => observer.run(runUnobserved) };
+  }
+
+  isStarted(): boolean {
+    return this.currentState === 'started';
+  }
+
+  dispatch(intent: OutgoingIntent, onDropped: () => void): Promise<void> {
+    return this.buildAndDispatch(intent, onDropped);
   }
 
   private assertConfigurable(operation: string): void {
