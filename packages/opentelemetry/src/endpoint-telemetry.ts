@@ -36,6 +36,8 @@ export interface SpanStart {
 export class EndpointTelemetry implements EndpointInstrumentation {
   readonly system: string;
   readonly logger: Logger;
+  /** The transport's limit, which the trace context written into a message must keep to. */
+  readonly maxMessageSizeBytes: number;
   readonly connection: TransportEndpoint;
   /** Trace context in headers; the propagator is looked at once, at start, like the SDK. */
   readonly traceContext: TraceContextCodec;
@@ -57,6 +59,7 @@ export class EndpointTelemetry implements EndpointInstrumentation {
   ) {
     this.system = messagingSystem(endpoint.transportName);
     this.logger = endpoint.logger;
+    this.maxMessageSizeBytes = endpoint.maxMessageSizeBytes;
     this.traceContext = new TraceContextCodec(
       tracer !== undefined && propagatorIsW3c(),
       this.logger,

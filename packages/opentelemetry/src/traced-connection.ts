@@ -8,7 +8,11 @@ import {
   type Tracer,
 } from '@opentelemetry/api';
 import { Headers } from '@tidings/core';
-import type { TransportEndpoint, TransportOperation } from '@tidings/core/transport';
+import {
+  fitsWithin,
+  type TransportEndpoint,
+  type TransportOperation,
+} from '@tidings/core/transport';
 import { Attr, errorType } from './attributes.js';
 import type { EndpointTelemetry } from './endpoint-telemetry.js';
 import type { Tally } from './metrics.js';
@@ -189,4 +193,16 @@ function writeTraceContext(
     for (const name of propagation.fields()) delete headers[name];
   }
   telemetry.traceContext.inject(headers, parent, span);
+  // Core checked the message's size before these headers: a message near the transport's limit
+  // goes without them rather than failing because tracing is on. Its trace ends at this send.
+  if (!fitsWithin(headers, operation.message.body, telemetry.maxMessageSizeBytes)) {
+    for (const name of propagation.fields()) delete headers[name];
+    telemetry.logger.debug(
+      "Sent without trace context: with it the message would exceed the transport's size limit",
+      {
+        messageId: operation.message.messageId,
+        maxMessageSizeBytes: telemetry.maxMessageSizeBytes,
+      },
+    );
+  }
 }

@@ -16,7 +16,13 @@ describe('with no SDK registered', () => {
   it('observes nothing: the endpoint runs as without an instrumentation', async () => {
     const connection = {} as TransportEndpoint;
     const observed = createOpenTelemetry().instrumentEndpoint(
-      { endpointName: 'X', instanceId: 'x', transportName: 'in-memory', logger: silentLogger },
+      {
+        endpointName: 'X',
+        instanceId: 'x',
+        transportName: 'in-memory',
+        maxMessageSizeBytes: 1024,
+        logger: silentLogger,
+      },
       connection,
     );
     expect(observed).toBeUndefined();

@@ -265,6 +265,7 @@ class TidingsEndpoint implements Endpoint, ProcessorHost, RequestHost {
           endpointName: this.name,
           instanceId: this.options.instanceId,
           transportName: transport.name,
+          maxMessageSizeBytes: transport.capabilities.maxMessageSizeBytes,
           logger,
         },
         opened,

@@ -102,6 +102,19 @@ function surelyWithin(
   return body.byteLength + MAX_BYTES_PER_UNIT * units <= limit;
 }
 
+/**
+ * Whether a message of these headers and body is at most `limit` bytes as core counts a message's
+ * size (`maxMessageSizeBytes`), counting bytes only when the length alone cannot tell. For what
+ * adds headers after core's own check: trace context, say.
+ */
+export function fitsWithin(
+  headers: Readonly<Record<string, string>>,
+  body: Uint8Array,
+  limit: number,
+): boolean {
+  return surelyWithin(headers, body, limit) || messageSize(headers, body) <= limit;
+}
+
 /** UTF-8 bytes over `limit`, counting bytes only when the length alone cannot tell. */
 function overBytes(text: string, limit: number): boolean {
   // One UTF-16 unit is at most three UTF-8 bytes.

@@ -32,6 +32,11 @@ export interface InstrumentedEndpoint {
   readonly instanceId: string | undefined;
   /** The transport's `name`, e.g. `rabbitmq`. */
   readonly transportName: string;
+  /**
+   * The transport's `maxMessageSizeBytes`. Core checks each message against it before dispatch;
+   * headers the connection adds after (trace context) must not take a message past it.
+   */
+  readonly maxMessageSizeBytes: number;
   readonly logger: Logger;
 }
 

@@ -3,6 +3,7 @@
  * (the root entry). The SPI, and the helpers every transport needs the same way.
  */
 export { checkTimerMs, checkWholeNumber } from '../configuration/option-checks.js';
+export { fitsWithin } from '../endpoint/outgoing.js';
 export {
   DestinationNotFoundError,
   isTidingsError,
