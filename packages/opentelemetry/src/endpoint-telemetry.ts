@@ -1,4 +1,11 @@
-import { type Attributes, SpanKind, type SpanOptions, type Tracer } from '@opentelemetry/api';
+import {
+  type Attributes,
+  context,
+  SpanKind,
+  type SpanOptions,
+  type Tracer,
+  trace,
+} from '@opentelemetry/api';
 import type {
   EndpointInstrumentation,
   InstrumentedEndpoint,
@@ -6,7 +13,11 @@ import type {
   MessageObserver,
   RequestObserver,
 } from '@tidings/core';
-import type { IncomingTransportMessage, TransportEndpoint } from '@tidings/core/transport';
+import type {
+  IncomingTransportMessage,
+  TransportEndpoint,
+  TransportOperation,
+} from '@tidings/core/transport';
 import { Attr, messagingSystem } from './attributes.js';
 import type { Tally, TidingsMetrics } from './metrics.js';
 import { ProcessObserver } from './process-observer.js';
@@ -116,5 +127,20 @@ export class EndpointTelemetry implements EndpointInstrumentation {
 
   request(messageType: string, destination: string, messageId: string): RequestObserver {
     return new TidingsRequestObserver(this, messageType, destination, messageId);
+  }
+
+  /**
+   * Stamps operations bound for the outbox with the active span's context: if the outbox's
+   * dispatcher sends them later, out of this context, their `send` spans still continue it.
+   */
+  storing(operations: readonly TransportOperation[]): void {
+    if (this.tracer === undefined) return;
+    const active = context.active();
+    const span = trace.getSpan(active);
+    if (span === undefined) return;
+    for (const operation of operations) {
+      const headers = operation.message.headers as Record<string, string>;
+      if (headers.traceparent === undefined) this.traceContext.inject(headers, active, span);
+    }
   }
 }

@@ -6,6 +6,7 @@ import {
   type Span,
   SpanStatusCode,
   type Tracer,
+  trace,
 } from '@opentelemetry/api';
 import { Headers } from '@tidings/core';
 import {
@@ -119,13 +120,27 @@ function startSpan(
   return span;
 }
 
+/** The context stamped into a stored operation's headers, else the active one. */
+function storedParent(
+  telemetry: EndpointTelemetry,
+  operation: TransportOperation,
+  active: Context,
+): Context {
+  const { headers, messageId } = operation.message;
+  if (headers.traceparent === undefined) return active;
+  return telemetry.traceContext.extract(headers, messageId);
+}
+
 function dispatchTraced(
   inner: TransportEndpoint,
   telemetry: EndpointTelemetry,
   operations: readonly TransportOperation[],
 ): Promise<void> {
   const tracer = telemetry.tracer;
-  const parent = tracer === undefined ? ROOT_CONTEXT : context.active();
+  const active = tracer === undefined ? ROOT_CONTEXT : context.active();
+  // Nothing active (the outbox's dispatcher sending a stored record): each send continues the
+  // context stamped into its headers when it was stored.
+  const fromHeaders = tracer !== undefined && trace.getSpan(active) === undefined;
   let spans: Span | (Span | undefined)[] | undefined;
   let tallies: Tally | (Tally | undefined)[] | undefined;
   if (operations.length === 1) {
@@ -133,6 +148,7 @@ function dispatchTraced(
     const name = operationName(operation);
     const destination = destinationName(operation);
     if (tracer !== undefined) {
+      const parent = fromHeaders ? storedParent(telemetry, operation, active) : active;
       spans = startSpan(tracer, telemetry, operation, name, destination, parent);
     }
     tallies = telemetry.tally(name, destination, operation.message.headers[Headers.MessageType]);
@@ -145,7 +161,14 @@ function dispatchTraced(
       spanList.push(
         tracer === undefined
           ? undefined
-          : startSpan(tracer, telemetry, operation, name, destination, parent),
+          : startSpan(
+              tracer,
+              telemetry,
+              operation,
+              name,
+              destination,
+              fromHeaders ? storedParent(telemetry, operation, active) : active,
+            ),
       );
       tallyList.push(
         telemetry.tally(name, destination, operation.message.headers[Headers.MessageType]),

@@ -1,15 +1,19 @@
+import { context, trace } from '@opentelemetry/api';
+import type { ReadableSpan } from '@opentelemetry/sdk-trace-base';
 import {
   createEndpoint,
+  createInMemoryPersistence,
   createInMemoryTransport,
   defineMessage,
   MessageTooLargeError,
+  silentLogger,
   type Transport,
 } from '@tidings/core';
 import { recordingLogger } from '@tidings/transport-tests';
 import { describe, expect, it, vi } from 'vitest';
 import { createOpenTelemetry } from '../src/index.ts';
 import { describeTracing } from './describe-tracing.ts';
-import { registerTestSdk } from './sdk.ts';
+import { parentOf, registerTestSdk } from './sdk.ts';
 
 const sdk = registerTestSdk();
 // One transport per test: every endpoint of a test must reach the same queues.
@@ -68,6 +72,67 @@ describe('trace context and the transport size limit', () => {
       expect(
         logger.lines.filter((line) => line.startsWith('debug Sent without trace context')),
       ).toHaveLength(1);
+    } finally {
+      await sender.stop();
+      await receiver.stop();
+    }
+  });
+});
+
+describe('the outbox and trace context', () => {
+  const Shipped = defineMessage<{ id: string }>('otel.Shipped');
+
+  it("a record the outbox's dispatcher sends later continues the trace it was stored in", async () => {
+    const transport = createInMemoryTransport();
+    const instrumentation = createOpenTelemetry();
+    const sender = createEndpoint({
+      name: 'otel.OutboxSender',
+      transport,
+      instrumentation,
+      persistence: createInMemoryPersistence(),
+      outbox: { dispatchIntervalMs: 20, dispatchAfterMs: 0 },
+      routes: { [Shipped.name]: 'otel.OutboxReceiver' },
+      logger: silentLogger,
+    });
+    const receiver = createEndpoint({
+      name: 'otel.OutboxReceiver',
+      transport,
+      instrumentation,
+      logger: silentLogger,
+    });
+    const handledIn: string[] = [];
+    receiver.handle(Shipped, () => {
+      handledIn.push(trace.getActiveSpan()?.spanContext().traceId ?? 'none');
+    });
+    await sender.start();
+    try {
+      // The receiver's queue does not exist yet: the dispatch after commit fails, and the
+      // record waits for the dispatcher, which runs with no span active.
+      const checkout = trace.getTracer('app').startSpan('checkout');
+      await context.with(trace.setSpan(context.active(), checkout), () =>
+        sender.transaction((scope) => scope.send(Shipped, { id: 'a' })),
+      );
+      checkout.end();
+      await receiver.start();
+      await vi.waitFor(() => expect(handledIn).toHaveLength(1), { timeout: 5000 });
+      const traceId = checkout.spanContext().traceId;
+      expect(handledIn).toEqual([traceId]);
+      const sends = sdk
+        .spans()
+        .filter(
+          (span) =>
+            span.name === 'send otel.OutboxReceiver' && span.spanContext().traceId === traceId,
+        );
+      // The failed dispatch's span, a child of the checkout span, and the dispatcher's in the
+      // same trace (its parent is the checkout span, or the failed send when the store kept
+      // the headers that dispatch wrote).
+      expect(sends.length).toBeGreaterThanOrEqual(2);
+      const ids = new Set([
+        checkout.spanContext().spanId,
+        ...sends.map((s) => s.spanContext().spanId),
+      ]);
+      expect(parentOf(sends[0] as ReadableSpan)).toBe(checkout.spanContext().spanId);
+      for (const send of sends) expect(ids.has(parentOf(send) as string)).toBe(true);
     } finally {
       await sender.stop();
       await receiver.stop();

@@ -3,6 +3,7 @@ import type {
   IncomingTransportMessage,
   MessageOutcome,
   TransportEndpoint,
+  TransportOperation,
 } from '../transport/transport.js';
 
 /**
@@ -47,6 +48,12 @@ export interface EndpointInstrumentation {
   received(message: IncomingTransportMessage): MessageObserver;
   /** A request is about to be sent: the observer lasts until its reply, timeout or failure. */
   request(messageType: string, destination: string, messageId: string): RequestObserver;
+  /**
+   * Operations are about to be stored in the outbox, in the context that made them. They may be
+   * dispatched later, by the outbox's dispatcher, where that context is gone: whatever the
+   * dispatch needs of it (trace context) goes into their headers now.
+   */
+  storing?(operations: readonly TransportOperation[]): void;
 }
 
 /** What happens to a message after a failure, as the recoverability policy (or a stop) decided. */

@@ -1,5 +1,6 @@
 import type { ContextHost, MessageHandlerContext } from '../endpoint/handler-context.js';
 import { EndpointStateError } from '../errors.js';
+import type { EndpointInstrumentation } from '../instrumentation/instrumentation.js';
 import { type LongTimer, setLongTimeout } from '../long-timer.js';
 import type {
   MessageOutcome,
@@ -30,6 +31,7 @@ export interface OutboxHost extends ContextHost {
   readonly transportEndpoint: TransportEndpoint;
   readonly counters: { handled: number; undeliverableReplies: number; duplicates: number };
   readonly shutdownSignal: AbortSignal;
+  readonly instrumentation: EndpointInstrumentation | undefined;
 }
 
 /**
@@ -157,6 +159,7 @@ export class EndpointOutbox {
       }
       operations =
         context.replies.length === 0 ? context.outgoing : [...context.outgoing, ...context.replies];
+      this.host.instrumentation?.storing?.(operations);
       await transaction.store(key, operations);
       await transaction.commit();
       committed = true;
@@ -199,6 +202,7 @@ export class EndpointOutbox {
       await transaction.claim(key);
       result = await fn(scope);
       await scope.finish();
+      this.host.instrumentation?.storing?.(scope.operations);
       await transaction.store(key, scope.operations);
       await transaction.commit();
       committed = true;
