@@ -1,9 +1,10 @@
 import { ConfigurationError, Headers, type Logger, TransportUnavailableError } from '@tidings/core';
-import type {
-  EndpointTopology,
-  IncomingTransportMessage,
-  MessageOutcome,
-  ReceiveSettings,
+import {
+  type EndpointTopology,
+  type IncomingTransportMessage,
+  type MessageOutcome,
+  QueueSlots,
+  type ReceiveSettings,
 } from '@tidings/core/transport';
 import type { ConsumeMessage } from 'amqplib';
 import { contentMessageId, deliveryCountOf, headersFromAmqp } from './amqp-headers.js';
@@ -11,21 +12,6 @@ import { ConsumerChannel } from './consumer-channel.js';
 import { AmqpCode, amqpCodeOf } from './errors.js';
 import type { ResolvedRabbitMqOptions } from './options.js';
 import type { EndpointLink, TransportShared } from './rabbitmq-endpoint.js';
-
-interface Waiting {
-  readonly consumer: ConsumerChannel;
-  readonly queue: string;
-  readonly message: ConsumeMessage;
-}
-
-/**
- * One queue's handling slots: the input and instance queues each get `concurrency`, so replies
- * never wait behind handlers that await requests.
- */
-interface QueueSlots {
-  active: number;
-  waiting: Waiting[];
-}
 
 /** The native message behind each message this transport handed over, for copies of it. */
 export const received = new WeakMap<IncomingTransportMessage, ConsumeMessage>();
@@ -45,7 +31,14 @@ export class Receiver {
   private readonly ownQueues: string[];
   /** Messages being handled, across the queues; the endpoint's close waits for none. */
   active = 0;
+  /**
+   * One queue's handling slots: the input and instance queues each get `concurrency`, so replies
+   * never wait behind handlers that await requests.
+   */
   private readonly slots = new Map<string, QueueSlots>();
+  /** Set while `handBack` runs: waiting messages it reaches pass their slot on to its loop. */
+  private handingBack = false;
+  private slotsToPass = 0;
 
   constructor(
     private readonly endpoint: EndpointLink,
@@ -56,7 +49,6 @@ export class Receiver {
     this.ownQueues = [topology.inputQueue, topology.instanceQueue].filter(
       (queue): queue is string => queue !== undefined,
     );
-    for (const queue of this.ownQueues) this.slots.set(queue, { active: 0, waiting: [] });
   }
 
   private get options(): ResolvedRabbitMqOptions {
@@ -86,7 +78,7 @@ export class Receiver {
     this.consumer = undefined;
     for (const retired of this.retired) retired.open = false;
     this.retired = [];
-    for (const slots of this.slots.values()) slots.waiting = [];
+    for (const slots of this.slots.values()) slots.dropWaiting();
   }
 
   /** Drops the consumer: its connection is closing. */
@@ -99,6 +91,12 @@ export class Receiver {
       throw new TransportUnavailableError('RabbitMQ: the endpoint is closed.');
     if (this.receiving !== undefined || this.ownQueues.length === 0) return;
     this.receiving = settings;
+    for (const queue of this.ownQueues) {
+      // Kept across a stop and start with the same concurrency: handlers still running count.
+      if (this.slots.get(queue)?.limit !== settings.concurrency) {
+        this.slots.set(queue, new QueueSlots(settings.concurrency));
+      }
+    }
     if (this.consumer !== undefined) {
       this.retired.push(this.consumer);
       this.consumer = undefined;
@@ -120,11 +118,14 @@ export class Receiver {
       consumer.consumerTags = [];
       await Promise.allSettled(tags.map((tag) => consumer.channel.cancel(tag)));
     }
-    // Prefetched messages no handler has seen go back to the queue now.
+    // Prefetched messages no handler has seen go back to the queue now. Every slot is taken while
+    // messages wait: lend one, which each waiting message, finding receiving stopped, hands on to
+    // the next; the last gives it back, and it is taken again.
     for (const slots of this.slots.values()) {
-      const waiting = slots.waiting;
-      slots.waiting = [];
-      for (const item of waiting) this.settleNative(item.consumer, item.message, 'abandon');
+      // Started again meanwhile: what still waits is handed back as its turn comes.
+      if (slots.queued === 0 || this.receiving !== undefined) continue;
+      this.handBack(slots);
+      slots.tryAcquire();
     }
   }
 
@@ -151,9 +152,42 @@ export class Receiver {
       this.settleNative(consumer, message, 'abandon');
       return;
     }
-    if (slots.active < settings.concurrency) {
+    if (slots.tryAcquire()) this.process(consumer, queue, message, settings, slots);
+    else slots.whenFree(() => this.resume(consumer, queue, message, slots));
+  }
+
+  /** A waiting message's turn: handled, or handed back if receiving stopped or its channel went. */
+  private resume(
+    consumer: ConsumerChannel,
+    queue: string,
+    message: ConsumeMessage,
+    slots: QueueSlots,
+  ): void {
+    const settings = this.receiving;
+    if (settings !== undefined && consumer.open && !consumer.cancelled) {
       this.process(consumer, queue, message, settings, slots);
-    } else slots.waiting.push({ consumer, queue, message });
+      return;
+    }
+    this.settleNative(consumer, message, 'abandon');
+    if (this.handingBack) this.slotsToPass++;
+    else this.handBack(slots);
+  }
+
+  /**
+   * Releases a slot of `slots`, and again for each waiting message handed back on the way: a loop,
+   * where releasing from `resume` would recurse once per waiting message.
+   */
+  private handBack(slots: QueueSlots): void {
+    this.handingBack = true;
+    this.slotsToPass = 1;
+    try {
+      while (this.slotsToPass > 0) {
+        this.slotsToPass--;
+        slots.release();
+      }
+    } finally {
+      this.handingBack = false;
+    }
   }
 
   private process(
@@ -164,7 +198,6 @@ export class Receiver {
     slots: QueueSlots,
   ): void {
     this.active++;
-    slots.active++;
     const properties = message.properties;
     const { headers, unreadableReason } = headersFromAmqp(properties);
     const incoming: IncomingTransportMessage = {
@@ -198,16 +231,8 @@ export class Receiver {
     outcome: MessageOutcome,
   ) {
     this.active--;
-    slots.active--;
     this.settleNative(consumer, message, outcome);
-    const settings = this.receiving;
-    while (settings !== undefined && slots.active < settings.concurrency) {
-      const next = slots.waiting.shift();
-      if (next === undefined) break;
-      if (next.consumer.open) {
-        this.process(next.consumer, next.queue, next.message, settings, slots);
-      }
-    }
+    slots.release();
     if (this.active === 0) this.endpoint.notifyIdle();
   }
 
@@ -229,10 +254,8 @@ export class Receiver {
     );
     channel.on('error', (error: Error) => this.endpoint.onChannelError('receive', error));
     channel.on('close', () => {
+      // Its waiting messages are skipped as their turn comes: the broker redelivers them.
       consumer.open = false;
-      for (const slots of this.slots.values()) {
-        slots.waiting = slots.waiting.filter((item) => item.consumer !== consumer);
-      }
       if (this.consumer !== consumer) return;
       this.consumer = undefined;
       this.endpoint.kick();
