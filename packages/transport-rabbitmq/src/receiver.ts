@@ -7,11 +7,11 @@ import {
   type ReceiveSettings,
 } from '@tidings/core/transport';
 import type { ConsumeMessage } from 'amqplib';
-import { contentMessageId, deliveryCountOf, headersFromAmqp } from './amqp-headers.js';
 import { ConsumerChannel } from './consumer-channel.js';
 import { AmqpCode, amqpCodeOf } from './errors.js';
 import type { ResolvedRabbitMqOptions } from './options.js';
 import type { EndpointLink, TransportShared } from './rabbitmq-endpoint.js';
+import { contentMessageId, deliveryCountOf, headersFromAmqp } from './rabbitmq-headers.js';
 
 /** The native message behind each message this transport handed over, for copies of it. */
 export const received = new WeakMap<IncomingTransportMessage, ConsumeMessage>();

@@ -2,7 +2,6 @@ import { DestinationNotFoundError, type Logger, TransportError } from '@tidings/
 import type { IncomingTransportMessage, TransportOperation } from '@tidings/core/transport';
 import type * as amqp from 'amqplib';
 import type { Channel, ConfirmChannel, Message } from 'amqplib';
-import { amqpPropertiesFor, copiedAmqpProperties } from './amqp-headers.js';
 import {
   delayLevelName,
   delayRoutingKey,
@@ -13,6 +12,7 @@ import {
 import { isClosedError, isNackError, mapRabbitMqError } from './errors.js';
 import type { ResolvedRabbitMqOptions } from './options.js';
 import type { EndpointLink, TransportShared } from './rabbitmq-endpoint.js';
+import { amqpPropertiesFor, copiedAmqpProperties } from './rabbitmq-headers.js';
 import { received } from './receiver.js';
 import type { Topology } from './topology.js';
 
