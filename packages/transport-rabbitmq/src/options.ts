@@ -1,3 +1,6 @@
+import { ConfigurationError, checkWholeNumber } from '@tidings/core';
+import { checkTimerMs } from '@tidings/core/transport';
+
 /** TLS material for `amqps://` URLs. Plain data, so no broker SDK type leaks into the API. */
 export interface RabbitMqTlsOptions {
   /** Certificate authorities to trust (PEM). @default the system's */
@@ -134,4 +137,93 @@ export interface ResolvedRabbitMqOptions
   readonly queueType: RabbitMqQueueType;
   readonly quorumInitialGroupSize: number | undefined;
   readonly tls: RabbitMqTlsOptions | undefined;
+}
+
+const positiveInteger = (name: string, value: number) =>
+  checkWholeNumber(`RabbitMQ: ${name}`, value);
+/** An option that becomes one timer: at most `MAX_TIMER_MS`, which Node.js would fire at once. */
+const timerMs = (name: string, value: number) => checkTimerMs(`RabbitMQ: ${name}`, value);
+
+function resolveUrls(options: RabbitMqTransportOptions): readonly string[] {
+  const example =
+    'e.g. createRabbitMqTransport({ url: "amqp://user:pass@localhost:5672" }), or urls: [...] with one URL per cluster node.';
+  if (options === undefined || (options.url === undefined && options.urls === undefined)) {
+    throw new ConfigurationError(`RabbitMQ: \`url\` or \`urls\` is required, ${example}`);
+  }
+  if (options.url !== undefined && options.urls !== undefined) {
+    throw new ConfigurationError(`RabbitMQ: give \`url\` or \`urls\`, not both; ${example}`);
+  }
+  const urls = options.urls ?? [options.url];
+  if (
+    !Array.isArray(urls) ||
+    urls.length === 0 ||
+    urls.some((url) => typeof url !== 'string' || url === '')
+  ) {
+    throw new ConfigurationError(
+      `RabbitMQ: \`url\` must be a non-empty string and \`urls\` a non-empty list of them, ${example}`,
+    );
+  }
+  return urls as readonly string[];
+}
+
+/** Applies the defaults to `options` and checks every value; bad input throws `ConfigurationError`. */
+export function resolveRabbitMqOptions(options: RabbitMqTransportOptions): ResolvedRabbitMqOptions {
+  const urls = resolveUrls(options);
+  const d = rabbitMqTransportDefaults;
+  const queueType = options.queueType ?? d.queueType;
+  if (queueType !== 'quorum' && queueType !== 'classic') {
+    throw new ConfigurationError(
+      `RabbitMQ: queueType must be 'quorum' or 'classic', got '${String(queueType)}'.`,
+    );
+  }
+  const nodeOrder = options.nodeOrder ?? d.nodeOrder;
+  if (nodeOrder !== 'in-order' && nodeOrder !== 'shuffled') {
+    throw new ConfigurationError(
+      `RabbitMQ: nodeOrder must be 'in-order' or 'shuffled', got '${String(nodeOrder)}'.`,
+    );
+  }
+  const prefetchMultiplier = options.prefetchMultiplier ?? d.prefetchMultiplier;
+  if (!(prefetchMultiplier >= 1) || !Number.isFinite(prefetchMultiplier)) {
+    throw new ConfigurationError(
+      `RabbitMQ: prefetchMultiplier must be a number of at least 1, got ${prefetchMultiplier}.`,
+    );
+  }
+  const reconnectInitialDelayMs = timerMs(
+    'reconnectInitialDelayMs',
+    options.reconnectInitialDelayMs ?? d.reconnectInitialDelayMs,
+  );
+  return {
+    urls,
+    nodeOrder,
+    queueType,
+    quorumInitialGroupSize:
+      options.quorumInitialGroupSize === undefined
+        ? undefined
+        : positiveInteger('quorumInitialGroupSize', options.quorumInitialGroupSize),
+    instanceQueueExpiresMs: positiveInteger(
+      'instanceQueueExpiresMs',
+      options.instanceQueueExpiresMs ?? d.instanceQueueExpiresMs,
+    ),
+    maxMessageSizeBytes: positiveInteger(
+      'maxMessageSizeBytes',
+      options.maxMessageSizeBytes ?? d.maxMessageSizeBytes,
+    ),
+    delayedDelivery: options.delayedDelivery ?? d.delayedDelivery,
+    prefetchMultiplier,
+    heartbeatSeconds: positiveInteger(
+      'heartbeatSeconds',
+      options.heartbeatSeconds ?? d.heartbeatSeconds,
+    ),
+    reconnectInitialDelayMs,
+    reconnectMaxDelayMs: Math.max(
+      reconnectInitialDelayMs,
+      timerMs('reconnectMaxDelayMs', options.reconnectMaxDelayMs ?? d.reconnectMaxDelayMs),
+    ),
+    unavailableTimeoutMs: timerMs(
+      'unavailableTimeoutMs',
+      options.unavailableTimeoutMs ?? d.unavailableTimeoutMs,
+    ),
+    tls: options.tls,
+    connectionName: options.connectionName ?? d.connectionName,
+  };
 }

@@ -1,11 +1,5 @@
+import type { Transport, TransportCapabilities } from '@tidings/core';
 import {
-  ConfigurationError,
-  checkWholeNumber,
-  type Transport,
-  type TransportCapabilities,
-} from '@tidings/core';
-import {
-  checkTimerMs,
   type EndpointTopology,
   TRANSPORT_SPI_VERSION,
   type TransportContext,
@@ -13,11 +7,7 @@ import {
 } from '@tidings/core/transport';
 import { brokerNodes } from './broker-nodes.js';
 import { MAX_DELAY_SECONDS } from './delay-levels.js';
-import {
-  type RabbitMqTransportOptions,
-  type ResolvedRabbitMqOptions,
-  rabbitMqTransportDefaults,
-} from './options.js';
+import { type RabbitMqTransportOptions, resolveRabbitMqOptions } from './options.js';
 import { RabbitMqEndpoint, type TransportShared } from './rabbitmq-endpoint.js';
 
 /** The longest AMQP 0-9-1 short string, in bytes: message ids, header names. */
@@ -26,100 +16,12 @@ const AMQP_SHORT_STRING_BYTES = 255;
 /** How long opening a TCP (and TLS) connection may take before it counts as failed. */
 const CONNECT_TIMEOUT_MS = 10_000;
 
-const positiveInteger = (name: string, value: number) =>
-  checkWholeNumber(`RabbitMQ: ${name}`, value);
-/** An option that becomes one timer: at most `MAX_TIMER_MS`, which Node.js would fire at once. */
-const timerMs = (name: string, value: number) => checkTimerMs(`RabbitMQ: ${name}`, value);
-
-function resolveUrls(options: RabbitMqTransportOptions): readonly string[] {
-  const example =
-    'e.g. createRabbitMqTransport({ url: "amqp://user:pass@localhost:5672" }), or urls: [...] with one URL per cluster node.';
-  if (options === undefined || (options.url === undefined && options.urls === undefined)) {
-    throw new ConfigurationError(`RabbitMQ: \`url\` or \`urls\` is required, ${example}`);
-  }
-  if (options.url !== undefined && options.urls !== undefined) {
-    throw new ConfigurationError(`RabbitMQ: give \`url\` or \`urls\`, not both; ${example}`);
-  }
-  const urls = options.urls ?? [options.url];
-  if (
-    !Array.isArray(urls) ||
-    urls.length === 0 ||
-    urls.some((url) => typeof url !== 'string' || url === '')
-  ) {
-    throw new ConfigurationError(
-      `RabbitMQ: \`url\` must be a non-empty string and \`urls\` a non-empty list of them, ${example}`,
-    );
-  }
-  return urls as readonly string[];
-}
-
-function resolveOptions(options: RabbitMqTransportOptions): ResolvedRabbitMqOptions {
-  const urls = resolveUrls(options);
-  const d = rabbitMqTransportDefaults;
-  const queueType = options.queueType ?? d.queueType;
-  if (queueType !== 'quorum' && queueType !== 'classic') {
-    throw new ConfigurationError(
-      `RabbitMQ: queueType must be 'quorum' or 'classic', got '${String(queueType)}'.`,
-    );
-  }
-  const nodeOrder = options.nodeOrder ?? d.nodeOrder;
-  if (nodeOrder !== 'in-order' && nodeOrder !== 'shuffled') {
-    throw new ConfigurationError(
-      `RabbitMQ: nodeOrder must be 'in-order' or 'shuffled', got '${String(nodeOrder)}'.`,
-    );
-  }
-  const prefetchMultiplier = options.prefetchMultiplier ?? d.prefetchMultiplier;
-  if (!(prefetchMultiplier >= 1) || !Number.isFinite(prefetchMultiplier)) {
-    throw new ConfigurationError(
-      `RabbitMQ: prefetchMultiplier must be a number of at least 1, got ${prefetchMultiplier}.`,
-    );
-  }
-  const reconnectInitialDelayMs = timerMs(
-    'reconnectInitialDelayMs',
-    options.reconnectInitialDelayMs ?? d.reconnectInitialDelayMs,
-  );
-  return {
-    urls,
-    nodeOrder,
-    queueType,
-    quorumInitialGroupSize:
-      options.quorumInitialGroupSize === undefined
-        ? undefined
-        : positiveInteger('quorumInitialGroupSize', options.quorumInitialGroupSize),
-    instanceQueueExpiresMs: positiveInteger(
-      'instanceQueueExpiresMs',
-      options.instanceQueueExpiresMs ?? d.instanceQueueExpiresMs,
-    ),
-    maxMessageSizeBytes: positiveInteger(
-      'maxMessageSizeBytes',
-      options.maxMessageSizeBytes ?? d.maxMessageSizeBytes,
-    ),
-    delayedDelivery: options.delayedDelivery ?? d.delayedDelivery,
-    prefetchMultiplier,
-    heartbeatSeconds: positiveInteger(
-      'heartbeatSeconds',
-      options.heartbeatSeconds ?? d.heartbeatSeconds,
-    ),
-    reconnectInitialDelayMs,
-    reconnectMaxDelayMs: Math.max(
-      reconnectInitialDelayMs,
-      timerMs('reconnectMaxDelayMs', options.reconnectMaxDelayMs ?? d.reconnectMaxDelayMs),
-    ),
-    unavailableTimeoutMs: timerMs(
-      'unavailableTimeoutMs',
-      options.unavailableTimeoutMs ?? d.unavailableTimeoutMs,
-    ),
-    tls: options.tls,
-    connectionName: options.connectionName ?? d.connectionName,
-  };
-}
-
 /**
  * RabbitMQ through amqplib: quorum endpoint queues, confirmed persistent sends, a fanout exchange
  * per event type, plugin-free delayed delivery, and recovery from lost connections and channels.
  */
 export function createRabbitMqTransport(options: RabbitMqTransportOptions): Transport {
-  const resolved = resolveOptions(options);
+  const resolved = resolveRabbitMqOptions(options);
   const tls = resolved.tls;
   const { nodes, secrets } = brokerNodes(resolved.urls, resolved.heartbeatSeconds, tls?.passphrase);
   const shared: TransportShared = {

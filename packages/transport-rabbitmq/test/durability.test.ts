@@ -9,8 +9,8 @@ import {
 import { recordingLogger } from '@tidings/transport-tests';
 import type * as amqp from 'amqplib';
 import { afterAll, afterEach, describe, expect, it } from 'vitest';
-import { headersFromAmqp } from '../src/amqp-headers.ts';
 import { createRabbitMqTransport } from '../src/index.ts';
+import { headersFromAmqp } from '../src/rabbitmq-headers.ts';
 import { brokerUrl, deleteTopology, rawConnection } from './broker.ts';
 import { disposeEndpoints, sleep, uniquePrefix } from './helpers.ts';
 

@@ -86,6 +86,36 @@ describe('mapRabbitMqError', () => {
     expect(String((mapped.cause as Error).stack)).not.toContain(secret);
   });
 
+  it('keeps the password and the connection string out of the message and every cause level', () => {
+    const password = 'p4ss-w0rd-7c1e';
+    const connectionString = `amqp://app:${password}@rabbit.internal:5672/prod`;
+    const secrets = [password, connectionString];
+    const root = Object.assign(new Error(`connect ECONNREFUSED ${connectionString}`), {
+      code: 'ECONNREFUSED',
+    });
+    const wrapped = new Error(`could not open ${connectionString} (password ${password})`, {
+      cause: new Error(`handshake with ${connectionString} failed`, { cause: root }),
+    });
+    const mapped = mapRabbitMqError(wrapped, { operation: 'connect', secrets });
+    // Still classified by the innermost cause.
+    expect(mapped).toBeInstanceOf(TransportUnavailableError);
+    const texts: string[] = [mapped.message, String(mapped.stack)];
+    let cause: unknown = mapped.cause;
+    let levels = 0;
+    while (cause !== undefined) {
+      levels++;
+      texts.push(String((cause as Error).message), String((cause as Error).stack));
+      cause = (cause as Error).cause;
+    }
+    expect(levels).toBe(3);
+    for (const text of texts) {
+      expect(text).not.toContain(password);
+      expect(text).not.toContain('app:p4ss');
+    }
+    // The natives themselves are untouched.
+    expect(root.message).toContain(password);
+  });
+
   it('passes Tidings errors through unchanged', () => {
     const original = new DestinationNotFoundError('Sales');
     expect(mapRabbitMqError(original, context)).toBe(original);

@@ -9,8 +9,8 @@ import {
 import { PACKED_HEADERS } from '@tidings/core/transport';
 import { recordingLogger } from '@tidings/transport-tests';
 import { afterAll, afterEach, describe, expect, it } from 'vitest';
-import { headersFromAmqp } from '../src/amqp-headers.ts';
 import { createRabbitMqTransport } from '../src/index.ts';
+import { headersFromAmqp } from '../src/rabbitmq-headers.ts';
 import { brokerUrl, deleteTopology, rawConnection } from './broker.ts';
 import { disposeEndpoints, pool, sleep, uniquePrefix } from './helpers.ts';
 import { type BrokerProxy, startTcpProxy } from './tcp-proxy.ts';

@@ -89,6 +89,39 @@ describe('rabbitmq transport SPI', () => {
     expect(await queueDepth(queue)).toBe(0);
   });
 
+  it('stopReceiving hands prefetched messages no handler has seen back at once, behind a handler that hangs', async () => {
+    const queue = uniquePrefix('handback');
+    const endpoint = await open(queue);
+    let started = 0;
+    let release: () => void = () => {};
+    const hung = new Promise<void>((resolve) => {
+      release = resolve;
+    });
+    // One slot, a prefetch of two: one message in the handler, one waiting for the slot.
+    await endpoint.startReceiving({
+      concurrency: 1,
+      onMessage: async () => {
+        started++;
+        await hung;
+        return 'complete';
+      },
+    });
+    const total = 5;
+    await endpoint.dispatch(
+      Array.from({ length: total }, (_, n) => ({
+        message: message(`${queue}-${n}`),
+        destination: { kind: 'queue' as const, queue },
+      })),
+    );
+    await expect.poll(() => queueDepth(queue), wait).toBe(total - 2);
+    expect(started).toBe(1);
+    await endpoint.stopReceiving();
+    // The waiting one is back in the queue while the handler still runs.
+    await expect.poll(() => queueDepth(queue), wait).toBe(total - 1);
+    expect(started).toBe(1);
+    release();
+  });
+
   it('honours write backpressure: a burst larger than the write buffer waits for drain and loses nothing', async () => {
     const queue = uniquePrefix('burst');
     queues.push(queue, `${queue}-error`);

@@ -1,0 +1,325 @@
+import { DestinationNotFoundError, type Logger, TransportError } from '@tidings/core';
+import type { IncomingTransportMessage, TransportOperation } from '@tidings/core/transport';
+import type * as amqp from 'amqplib';
+import type { Channel, ConfirmChannel, Message } from 'amqplib';
+import {
+  delayLevelName,
+  delayRoutingKey,
+  delaySeconds,
+  firstDelayLevel,
+  MAX_DELAY_SECONDS,
+} from './delay-levels.js';
+import { isClosedError, isNackError, mapRabbitMqError } from './errors.js';
+import type { ResolvedRabbitMqOptions } from './options.js';
+import type { EndpointLink, TransportShared } from './rabbitmq-endpoint.js';
+import { amqpPropertiesFor, copiedAmqpProperties } from './rabbitmq-headers.js';
+import { received } from './receiver.js';
+import type { Topology } from './topology.js';
+
+/** The broker returned a mandatory message: nothing is bound to take it. */
+class ReturnedError extends Error {}
+
+/** A send gives up after this many lost confirms in a row, even within its deadline. */
+const MAX_SEND_ATTEMPTS = 20;
+/** The longest pause before sending a nacked message again. */
+const NACK_RETRY_MAX_MS = 1_000;
+/** Nacks in a row for one send after which its channel is replaced. */
+const NACKS_BEFORE_NEW_CHANNEL = 3;
+
+/**
+ * Sends: a confirm channel for durable messages, a channel without confirms for express ones
+ * (ADR 13), returns of mandatory messages, and write backpressure. Either channel may be lost; the
+ * endpoint's recovery opens it again (`reopen`) and sends wait for it up to `unavailableTimeoutMs`.
+ */
+export class Sender {
+  private publisher: ConfirmChannel | undefined;
+  /** Express messages (ADR 13) go on a channel without confirms: the broker sends nothing back. */
+  private expressChannel: Channel | undefined;
+  private drainWaiter: Promise<void> | undefined;
+  /** Returned (unroutable) messages whose confirm has not arrived yet, by routing key and id. */
+  private readonly returned = new Map<string, number>();
+  /** Sends not yet settled; the endpoint's close waits for them. */
+  pendingSends = 0;
+
+  constructor(
+    private readonly endpoint: EndpointLink,
+    private readonly shared: TransportShared,
+    private readonly topology: Topology,
+    private readonly logger: Logger,
+  ) {}
+
+  private get options(): ResolvedRabbitMqOptions {
+    return this.shared.options;
+  }
+
+  /** True while the send or the express channel is missing. */
+  get incomplete(): boolean {
+    return this.publisher === undefined || this.expressChannel === undefined;
+  }
+
+  /** Opens whichever of the two channels is missing. */
+  async reopen(): Promise<void> {
+    if (this.publisher === undefined) await this.openPublisher();
+    if (this.expressChannel === undefined) await this.openExpressChannel();
+  }
+
+  /** Drops the channels: their connection is gone or closing. */
+  forget(): void {
+    this.publisher = undefined;
+    this.expressChannel = undefined;
+  }
+
+  async dispatch(operations: readonly TransportOperation[]): Promise<void> {
+    if (operations.length === 1) return this.send(operations[0] as TransportOperation);
+    await Promise.all(operations.map((operation) => this.send(operation)));
+  }
+
+  private async send(operation: TransportOperation): Promise<void> {
+    const { destination, message } = operation;
+    const body = message.body;
+    const content = Buffer.isBuffer(body)
+      ? body
+      : Buffer.from(body.buffer, body.byteOffset, body.byteLength);
+    // Express (ADR 13): transient. Still mandatory: a return is logged, not waited for.
+    const express = operation.express === true;
+    const copied = operation.copyOf && copyable(operation.copyOf, message.headers);
+    const properties: amqp.Options.Publish = {
+      persistent: !express,
+      mandatory: destination.kind === 'queue',
+      ...(copied ?? amqpPropertiesFor(message.headers)),
+    };
+    properties.messageId ??= message.messageId;
+    const seconds =
+      operation.delayMs !== undefined && operation.delayMs > 0
+        ? delaySeconds(operation.delayMs)
+        : 0;
+
+    if (destination.kind === 'publish') {
+      const exchange = destination.messageType;
+      if (seconds > 0) {
+        throw new TransportError(
+          `RabbitMQ: delayed publish of '${exchange}' is not supported; delay a send to a queue instead.`,
+        );
+      }
+      return this.publishReliably(exchange, '', content, properties, exchange, express, () =>
+        this.topology.declaredExchanges.has(exchange)
+          ? undefined
+          : this.topology.declareEventExchange(exchange),
+      );
+    }
+    const queue = destination.queue;
+    if (seconds === 0) {
+      return this.publishReliably('', queue, content, properties, queue, express);
+    }
+    if (seconds > MAX_DELAY_SECONDS) {
+      throw new TransportError(
+        `RabbitMQ: a delay of ${operation.delayMs} ms is longer than the longest supported, ${MAX_DELAY_SECONDS} s.`,
+      );
+    }
+    return this.publishReliably(
+      delayLevelName(firstDelayLevel(seconds)),
+      delayRoutingKey(seconds, queue),
+      content,
+      properties,
+      queue,
+      express,
+      () =>
+        this.topology.boundForDelay.has(queue) ? undefined : this.topology.prepareDelay(queue),
+    );
+  }
+
+  /**
+   * Publishes and waits for the confirm. A confirm lost with its channel or connection is sent
+   * again on the next one (at-least-once), until `unavailableTimeoutMs` has passed. An express
+   * message is done once written to the connection: its confirm is not waited for, and a loss
+   * after the write goes unnoticed (ADR 13).
+   */
+  private async publishReliably(
+    exchange: string,
+    routingKey: string,
+    content: Buffer,
+    properties: amqp.Options.Publish,
+    destination: string,
+    express: boolean,
+    prepare?: () => Promise<void> | undefined,
+  ): Promise<void> {
+    const deadline = Date.now() + this.options.unavailableTimeoutMs;
+    this.pendingSends++;
+    let nacks = 0;
+    let used: ConfirmChannel | undefined;
+    try {
+      for (let attempt = 1; ; attempt++) {
+        try {
+          const ready = prepare?.();
+          if (ready !== undefined) await ready;
+          if (this.drainWaiter !== undefined) await this.drainWaiter;
+          if (express) {
+            const channel =
+              this.expressChannel ??
+              (await this.endpoint.waitFor(() => this.expressChannel, deadline));
+            this.publishExpress(channel, exchange, routingKey, content, properties);
+            return;
+          }
+          const channel =
+            this.publisher ?? (await this.endpoint.waitFor(() => this.publisher, deadline));
+          used = channel;
+          await this.publishOnce(channel, exchange, routingKey, content, properties);
+          return;
+        } catch (error) {
+          if (error instanceof ReturnedError) throw new DestinationNotFoundError(destination);
+          const nacked = isNackError(error);
+          if (
+            !this.endpoint.closed &&
+            (nacked || isClosedError(error)) &&
+            attempt < MAX_SEND_ATTEMPTS &&
+            Date.now() < deadline
+          ) {
+            if (nacked) {
+              // A nack comes from a queue without a leader for the moment (a node left a
+              // cluster): give the election time. A channel that keeps nacking may hold a stale
+              // view of the queue: the next attempt goes on a new one.
+              this.logger.debug(
+                `RabbitMQ: the broker nacked a send to '${destination}'; sending again`,
+                {
+                  attempt,
+                },
+              );
+              if (++nacks >= NACKS_BEFORE_NEW_CHANNEL && used === this.publisher) {
+                this.replacePublisher();
+              }
+              await this.endpoint.sleep(Math.min(NACK_RETRY_MAX_MS, 25 * 2 ** attempt));
+            }
+            continue;
+          }
+          throw mapRabbitMqError(error, {
+            operation: `send to '${destination}'`,
+            destination,
+            secrets: this.shared.secrets,
+          });
+        }
+      }
+    } finally {
+      if (--this.pendingSends === 0) this.endpoint.notifyIdle();
+    }
+  }
+
+  private publishOnce(
+    channel: ConfirmChannel,
+    exchange: string,
+    routingKey: string,
+    content: Buffer,
+    properties: amqp.Options.Publish,
+  ): Promise<void> {
+    return new Promise<void>((resolve, reject) => {
+      let writable: boolean;
+      try {
+        writable = channel.publish(exchange, routingKey, content, properties, (error: unknown) => {
+          if (error) reject(error);
+          else if (this.returned.size > 0 && this.takeReturned(routingKey, properties.messageId)) {
+            reject(new ReturnedError());
+          } else resolve();
+        });
+      } catch (error) {
+        reject(error);
+        return;
+      }
+      if (!writable) this.holdUntilDrained(channel);
+    });
+  }
+
+  /** Writes an express message; throws only if the channel is closed at the call. */
+  private publishExpress(
+    channel: Channel,
+    exchange: string,
+    routingKey: string,
+    content: Buffer,
+    properties: amqp.Options.Publish,
+  ): void {
+    if (!channel.publish(exchange, routingKey, content, properties)) this.holdUntilDrained(channel);
+  }
+
+  /** The socket buffer is full: hold later sends until it drains (backpressure). */
+  private holdUntilDrained(channel: Channel): void {
+    if (this.drainWaiter !== undefined) return;
+    this.logger.debug('RabbitMQ: write buffer full; sends wait for it to drain');
+    this.drainWaiter = new Promise<void>((release) => {
+      const done = () => {
+        channel.off('drain', done);
+        channel.off('close', done);
+        this.drainWaiter = undefined;
+        release();
+      };
+      channel.on('drain', done);
+      channel.on('close', done);
+    });
+  }
+
+  /**
+   * The broker sends basic.return before the confirm of the same message, on the same channel:
+   * remember returned messages until their confirm arrives (nothing to track while none is).
+   */
+  private onReturn(message: Message): void {
+    const key = `${message.fields.routingKey}\n${message.properties.messageId}`;
+    this.returned.set(key, (this.returned.get(key) ?? 0) + 1);
+  }
+
+  private takeReturned(routingKey: string, messageId: unknown): boolean {
+    const key = `${routingKey}\n${messageId}`;
+    const count = this.returned.get(key);
+    if (count === undefined) return false;
+    if (count <= 1) this.returned.delete(key);
+    else this.returned.set(key, count - 1);
+    return true;
+  }
+
+  private async openPublisher(): Promise<void> {
+    const channel = await this.endpoint.requireConnection().createConfirmChannel();
+    channel.on('error', (error: Error) => this.endpoint.onChannelError('send', error));
+    channel.on('return', (message: Message) => this.onReturn(message));
+    channel.on('close', () => {
+      if (this.publisher !== channel) return;
+      this.publisher = undefined;
+      this.returned.clear();
+      this.endpoint.kick();
+    });
+    this.publisher = channel;
+  }
+
+  /** Closes the send channel; sends wait for the new one recovery opens (none use the closing one). */
+  private replacePublisher(): void {
+    const channel = this.publisher;
+    if (channel === undefined) return;
+    this.publisher = undefined;
+    this.returned.clear();
+    channel.close().catch(() => {});
+    this.endpoint.kick();
+  }
+
+  private async openExpressChannel(): Promise<void> {
+    const channel = await this.endpoint.requireConnection().createChannel();
+    channel.on('error', (error: Error) => this.endpoint.onChannelError('express send', error));
+    // Nobody waits for an express message: a return (its queue is gone, say) is only logged.
+    channel.on('return', (message: Message) => {
+      this.logger.warn(
+        `RabbitMQ: dropped an express message to '${message.fields.routingKey}': no queue takes it (a reply whose requester has gone, say)`,
+        { messageId: message.properties.messageId },
+      );
+    });
+    channel.on('close', () => {
+      if (this.expressChannel !== channel) return;
+      this.expressChannel = undefined;
+      this.endpoint.kick();
+    });
+    this.expressChannel = channel;
+  }
+}
+
+/** A copy's properties from the received message as it came, or undefined to send it afresh. */
+function copyable(
+  copyOf: IncomingTransportMessage,
+  headers: Readonly<Record<string, string>>,
+): ReturnType<typeof copiedAmqpProperties> {
+  const native = received.get(copyOf);
+  if (native === undefined) return undefined;
+  return copiedAmqpProperties(native.properties, copyOf.headers, headers);
+}
