@@ -1,21 +1,12 @@
 import {
   DestinationNotFoundError,
-  isTidingsError,
+  mapNativeError,
+  type NativeErrorContext,
+  type NativeErrorFacts,
   type TidingsError,
   TransportError,
   TransportUnavailableError,
-} from '@tidings/core';
-import { redactSecrets } from '@tidings/core/transport';
-
-/** The fields kafkajs errors carry; read by shape so the mapping does not depend on class identity. */
-interface NativeKafkaError {
-  readonly name?: unknown;
-  readonly message?: unknown;
-  readonly type?: unknown;
-  readonly retriable?: unknown;
-  readonly cause?: unknown;
-  readonly originalError?: unknown;
-}
+} from '@tidings/core/transport';
 
 /** Broker error types meaning "this will not work until someone changes something". */
 const NOT_RETRYABLE = new Set([
@@ -48,75 +39,75 @@ const UNAVAILABLE_NAMES = new Set([
   'KafkaJSTopicMetadataNotLoaded',
 ]);
 
-export interface MapErrorContext {
+/** kafkajs keeps socket errors in its message only: `connect ECONNREFUSED 10.0.0.1:9092`. */
+const UNAVAILABLE_DETAIL = /ECONNREFUSED|ECONNRESET|ETIMEDOUT|EPIPE|EHOSTUNREACH/;
+
+export interface MapErrorContext extends NativeErrorContext {
   /** What was being done, e.g. `produce to orders`. */
   readonly operation: string;
   /** The destination queue or topic, for DestinationNotFoundError. */
   readonly destination?: string;
-  /** Values that must not appear in messages (passwords). */
+  /** Values that must not appear in messages or causes (passwords, broker addresses). */
   readonly secrets?: readonly (string | undefined)[];
 }
 
-/** Follows "retries exceeded" and "non-retriable" wrappers down to the error that caused them. */
-function rootCause(error: NativeKafkaError): NativeKafkaError {
-  let current = error;
-  for (let depth = 0; depth < 5; depth++) {
-    const inner = (current.originalError ?? current.cause) as NativeKafkaError | undefined;
-    if (inner === undefined || inner === null || typeof inner !== 'object' || inner === current) {
-      break;
-    }
-    current = inner;
-  }
-  return current;
+/** The broker's error type of a kafkajs protocol error (`MESSAGE_TOO_LARGE`), read by shape. */
+function typeOf(error: unknown): string | undefined {
+  if (error === null || typeof error !== 'object') return undefined;
+  const type = (error as { type?: unknown }).type;
+  return typeof type === 'string' ? type : undefined;
 }
 
-/** Maps a kafkajs error (or anything thrown beside it) to core's error taxonomy. */
-export function mapKafkaError(error: unknown, context: MapErrorContext): TidingsError {
-  if (isTidingsError(error)) return error;
-  const secrets = context.secrets ?? [];
-  if (error === null || typeof error !== 'object') {
-    return new TransportError(
-      redactSecrets(`Kafka: ${context.operation} failed: ${String(error)}`, secrets),
-      { cause: error },
-    );
-  }
-  const native = error as NativeKafkaError;
-  const cause = rootCause(native);
-  const type = typeof cause.type === 'string' ? cause.type : undefined;
-  const name = typeof cause.name === 'string' ? cause.name : '';
-  const detail = redactSecrets(
-    typeof cause.message === 'string' ? cause.message : String(cause),
-    secrets,
-  );
+/** The Kafka cases; messages keep the form `Kafka: <operation> failed: <detail> (<TYPE>)`. */
+function mapKafkaFacts(facts: NativeErrorFacts, context: NativeErrorContext): TidingsError {
+  const { root, name, detail, cause } = facts;
+  const type = typeOf(root);
   const message = `Kafka: ${context.operation} failed: ${detail}${type ? ` (${type})` : ''}`;
-
   if (type === 'UNKNOWN_TOPIC_OR_PARTITION' && context.destination !== undefined) {
-    return new DestinationNotFoundError(context.destination, { cause: error });
+    return new DestinationNotFoundError(context.destination, { cause });
   }
   if (type !== undefined && TOO_LARGE.has(type)) {
     return new TransportError(
       `${message}. The record exceeds the topic's or broker's size limit (max.message.bytes); lower maxMessageSizeBytes to match it.`,
-      { cause: error, isRetryable: false },
+      { cause, isRetryable: false },
     );
   }
   if (type !== undefined && NOT_RETRYABLE.has(type)) {
-    return new TransportError(message, { cause: error, isRetryable: false });
+    return new TransportError(message, { cause, isRetryable: false });
   }
   if (name === 'KafkaJSSASLAuthenticationError') {
     return new TransportError(`${message}. Check the SASL mechanism, username and password.`, {
-      cause: error,
+      cause,
       isRetryable: false,
     });
   }
-  if (
-    UNAVAILABLE_NAMES.has(name) ||
-    /ECONNREFUSED|ECONNRESET|ETIMEDOUT|EPIPE|EHOSTUNREACH/.test(detail)
-  ) {
-    return new TransportUnavailableError(message, { cause: error });
+  if (UNAVAILABLE_NAMES.has(name) || UNAVAILABLE_DETAIL.test(detail)) {
+    return new TransportUnavailableError(message, { cause });
   }
   // kafkajs marks broker errors a retry may cure (leader moved, not enough replicas) as retriable.
-  if (cause.retriable === true) return new TransportUnavailableError(message, { cause: error });
-  return new TransportError(message, { cause: error, isRetryable: false });
+  if ((root as { retriable?: unknown } | null)?.retriable === true) {
+    return new TransportUnavailableError(message, { cause });
+  }
+  return new TransportError(message, { cause, isRetryable: false });
+}
+
+const KAFKA_ERRORS = { system: 'Kafka', map: mapKafkaFacts };
+
+/** Maps a kafkajs error (or anything thrown beside it) to core's error taxonomy. */
+export function mapKafkaError(error: unknown, context: MapErrorContext): TidingsError {
+  return mapNativeError(error, context, KAFKA_ERRORS);
+}
+
+/** The innermost error of a kafkajs chain ("retries exceeded" wraps the real failure). */
+function rootOf(error: unknown): unknown {
+  let current = error;
+  for (let depth = 0; depth < 5 && current !== null && typeof current === 'object'; depth++) {
+    const { originalError, cause } = current as { originalError?: unknown; cause?: unknown };
+    const inner = originalError ?? cause;
+    if (inner === undefined || inner === null || inner === current) break;
+    current = inner;
+  }
+  return current;
 }
 
 /**
@@ -127,12 +118,6 @@ export function mapKafkaError(error: unknown, context: MapErrorContext): Tidings
 export function isRetryableProduceFailure(error: unknown): boolean {
   // kafkajs calls an unknown topic retriable (metadata may lag), but it is the records going to
   // that topic that fail; a send maps it to DestinationNotFoundError.
-  if (
-    error !== null &&
-    typeof error === 'object' &&
-    rootCause(error as NativeKafkaError).type === 'UNKNOWN_TOPIC_OR_PARTITION'
-  ) {
-    return false;
-  }
+  if (typeOf(rootOf(error)) === 'UNKNOWN_TOPIC_OR_PARTITION') return false;
   return mapKafkaError(error, { operation: 'produce' }).isRetryable;
 }

@@ -1,28 +1,25 @@
 /**
- * The client seam: the only file that imports kafkajs. The transport speaks to Kafka through the
- * small interface below, so moving to another client library means rewriting this file (and the
- * error table in errors.ts), nothing else.
+ * The client seam: the only files that import kafkajs are this one (the client: producer, admin),
+ * group-consumer.ts (a consumer in a group) and partitioners.ts (which partition a record goes to,
+ * which partitions a member reads). The transport speaks to Kafka through the small interface
+ * below, so moving to another client library means rewriting those files (and the error table in
+ * errors.ts), nothing else.
  */
-import { isUtf8 } from 'node:buffer';
-import { randomUUID } from 'node:crypto';
 import { connect as netConnect } from 'node:net';
 import { connect as tlsConnect } from 'node:tls';
 import {
-  AssignerProtocol,
-  type Consumer,
-  type EachBatchPayload,
-  type ICustomPartitioner,
+  type Admin,
   type IHeaders,
   Kafka,
   type LogEntry,
   logLevel,
   type Message,
-  type PartitionAssigner,
-  Partitioners,
   type Producer,
   type SASLOptions,
 } from 'kafkajs';
+import { GroupConsumer } from './group-consumer.js';
 import type { KafkaBrokerAddress, KafkaSaslOptions } from './options.js';
+import { spreadingPartitioner } from './partitioners.js';
 
 export type ClientLogLevel = 'debug' | 'info' | 'warn' | 'error';
 export type ClientLog = (
@@ -192,194 +189,30 @@ const saslOf = (sasl: KafkaSaslOptions): SASLOptions => ({
   password: sasl.password,
 });
 
-/** Starts a record key or header value that was not UTF-8: the base64 of its bytes follows. */
-const BINARY_PREFIX = 'base64:';
-
-/**
- * Bytes as text: UTF-8 when they are, else `base64:` and their base64. Decoding them with
- * replacement characters would make distinct values equal (two binary message ids both `\uFFFD`),
- * which defeats deduplication by id; this keeps them apart.
- */
-function textOf(bytes: Buffer): string {
-  return isUtf8(bytes) ? bytes.toString('utf8') : `${BINARY_PREFIX}${bytes.toString('base64')}`;
-}
-
-function decodeHeaders(headers: IHeaders | undefined): Record<string, string> {
-  const decoded: Record<string, string> = {};
-  if (headers === undefined) return decoded;
-  for (const name in headers) {
-    const raw = headers[name];
-    // A repeated header arrives as an array: the last one wins, as in a map.
-    const value = Array.isArray(raw) ? raw[raw.length - 1] : raw;
-    // Kafka allows a header without a value (length -1, decoded as null): a header with no value.
-    if (value === undefined || value === null) continue;
-    decoded[name] = typeof value === 'string' ? value : textOf(value);
-  }
-  return decoded;
-}
-
-const EMPTY = new Uint8Array(0);
-
-/**
- * Round robin over the members that read each topic, as Kafka's Java RoundRobinAssignor does.
- * kafkajs's own spreads the leader's topics over every member: in a rolling deploy that adds an
- * event handler, an old leader never assigns the new event's topic, and a new leader hands its
- * partitions to old members, which drop them. Same protocol name and metadata as kafkajs's, so
- * members of either kind agree on a protocol.
- */
-const subscriberRoundRobin: PartitionAssigner = ({ cluster }) => ({
-  name: 'RoundRobinAssigner',
-  version: 0,
-  async assign({ members }) {
-    const readers = new Map<string, string[]>();
-    for (const member of members) {
-      const metadata = AssignerProtocol.MemberMetadata.decode(member.memberMetadata);
-      for (const topic of metadata?.topics ?? []) {
-        readers.set(topic, [...(readers.get(topic) ?? []), member.memberId]);
-      }
-    }
-    // Partition counts of topics only other members read.
-    await cluster.addMultipleTargetTopics([...readers.keys()]);
-    const assignment = new Map<string, Record<string, number[]>>();
-    let turn = 0;
-    for (const topic of [...readers.keys()].sort()) {
-      const ids = (readers.get(topic) as string[]).sort();
-      for (const { partitionId } of cluster.findTopicPartitionMetadata(topic)) {
-        const memberId = ids[turn++ % ids.length] as string;
-        let topics = assignment.get(memberId);
-        if (topics === undefined) {
-          topics = {};
-          assignment.set(memberId, topics);
-        }
-        const partitions = topics[topic] ?? [];
-        partitions.push(partitionId);
-        topics[topic] = partitions;
-      }
-    }
-    return members.map(({ memberId }) => ({
-      memberId,
-      memberAssignment: AssignerProtocol.MemberAssignment.encode({
-        version: 0,
-        assignment: assignment.get(memberId) ?? {},
-        userData: Buffer.alloc(0),
-      }),
-    }));
-  },
-  protocol({ topics }) {
-    return {
-      name: 'RoundRobinAssigner',
-      metadata: AssignerProtocol.MemberMetadata.encode({
-        version: 0,
-        topics,
-        userData: Buffer.alloc(0),
-      }),
-    };
-  },
-});
-
-/** Who a member of an exclusive group is: when its consumer was made, and a random token. */
-interface Claim {
-  readonly since: number;
-  readonly token: string;
-}
-
-const claimOf = (userData: Buffer | undefined): Claim => {
-  const [since, token] = (userData?.toString('utf8') ?? '').split('/');
-  // A member without a claim (a version before claims) counts as the oldest.
-  return { since: Number(since) || 0, token: token ?? '' };
-};
-
-/**
- * For groups meant to have one member (an instance's reply group): every partition to the member
- * that has been in the group longest, none to the others. A second process that was given the same
- * instance id then takes no replies from the first (round robin would split them, each side
- * dropping the other's as unmatched), and takes over once the first leaves. Same protocol name as
- * `subscriberRoundRobin`, so members of versions before this one still join.
- */
-const longestMember =
-  (self: Claim, onShared: (owner: boolean) => void): PartitionAssigner =>
-  ({ cluster }) => ({
-    name: 'RoundRobinAssigner',
-    version: 0,
-    async assign({ members, topics }) {
-      const claims = members.map((member) => ({
-        memberId: member.memberId,
-        claim: claimOf(AssignerProtocol.MemberMetadata.decode(member.memberMetadata)?.userData),
-      }));
-      const oldest = claims.reduce((best, next) =>
-        next.claim.since < best.claim.since ||
-        (next.claim.since === best.claim.since && next.memberId < best.memberId)
-          ? next
-          : best,
-      );
-      await cluster.addMultipleTargetTopics(topics);
-      const all: Record<string, number[]> = {};
-      for (const topic of topics) {
-        all[topic] = cluster.findTopicPartitionMetadata(topic).map((p) => p.partitionId);
-      }
-      if (members.length > 1) onShared(oldest.claim.token === self.token);
-      return members.map(({ memberId }) => ({
-        memberId,
-        memberAssignment: AssignerProtocol.MemberAssignment.encode({
-          version: 0,
-          assignment: memberId === oldest.memberId ? all : {},
-          userData: Buffer.alloc(0),
-        }),
-      }));
-    },
-    protocol({ topics }) {
-      return {
-        name: 'RoundRobinAssigner',
-        metadata: AssignerProtocol.MemberMetadata.encode({
-          version: 0,
-          topics,
-          userData: Buffer.from(`${self.since}/${self.token}`),
-        }),
-      };
-    },
-  });
-
-/** A consumer kafkajs left stopped is started again after this, then twice as long each time. */
-const FIRST_RESTART_DELAY_MS = 1_000;
-const MAX_RESTART_DELAY_MS = 30_000;
-
-/** A failed commit is tried again after this (or `commitIntervalMs`, if longer). */
-const COMMIT_RETRY_MS = 500;
-/** Commits tried at stop before the consumer leaves its group without them. */
-const STOP_COMMIT_ATTEMPTS = 5;
-
-/** Heartbeat calls within this many ms of the last one share its answer. */
-const HEARTBEAT_COALESCE_MS = 100;
-
-/**
- * Keyed records are hashed like Kafka's Java client does (murmur2), so other producers agree on
- * their partition; the rest go round-robin over the partitions with a leader. kafkajs's murmur2
- * runs on 64-bit emulation and costs more per record than the rest of the produce path.
- */
-function spreadingPartitioner(keyed: WeakSet<Message>): ICustomPartitioner {
-  return () => {
-    const byKey = Partitioners.DefaultPartitioner();
-    const counters = new Map<string, number>();
-    return (args) => {
-      if (keyed.has(args.message)) return byKey(args);
-      const partitions = args.partitionMetadata;
-      const start = counters.get(args.topic) ?? Math.floor(Math.random() * partitions.length);
-      counters.set(args.topic, start + 1);
-      for (let i = 0; i < partitions.length; i++) {
-        const candidate = partitions[(start + i) % partitions.length];
-        if (candidate !== undefined && candidate.leader >= 0) return candidate.partitionId;
-      }
-      // No partition has a leader right now: any will do, the produce is retried on fresh metadata.
-      return partitions[start % partitions.length]?.partitionId ?? 0;
-    };
-  };
-}
-
-export function createKafkaClient(config: ClientConfig): KafkaClient {
+/** kafkajs behind the `KafkaClient` seam: one producer and one admin client, shared. */
+class KafkajsClient implements KafkaClient {
   /** Closed: kafkajs lines still coming (a retry under way when it closed) are noise now. */
-  let closed = false;
-  const kafkaWith = (retries: number) =>
-    new Kafka({
+  private closed = false;
+  private readonly kafka: Kafka;
+  private readonly admin: Admin;
+  private producer: Producer | undefined;
+  private readonly keyedMessages = new WeakSet<Message>();
+  /**
+   * librdkafka's mock cluster (and some managed offerings) cannot create topics through the admin
+   * API; after the first such failure, topics are auto-created through a metadata request.
+   */
+  private createTopicsUnavailable = false;
+  /** Reaches the cluster without retrying: the caller's loop retries, within its own deadline. */
+  private probe: Admin | undefined;
+
+  constructor(private readonly config: ClientConfig) {
+    this.kafka = this.kafkaWith(config.retries);
+    this.admin = this.kafka.admin();
+  }
+
+  private kafkaWith(retries: number): Kafka {
+    const { config } = this;
+    return new Kafka({
       clientId: config.clientId,
       brokers: [...config.brokers],
       ssl: config.ssl,
@@ -394,7 +227,7 @@ export function createKafkaClient(config: ClientConfig): KafkaClient {
       logCreator:
         () =>
         ({ log }: LogEntry) => {
-          if (closed) return;
+          if (this.closed) return;
           const { message, timestamp: _t, logger: _l, ...fields } = log;
           config.log('debug', `kafkajs: ${message}`, fields);
         },
@@ -413,517 +246,143 @@ export function createKafkaClient(config: ClientConfig): KafkaClient {
         return socket;
       },
     });
-  const kafka = kafkaWith(config.retries);
-  let producer: Producer | undefined;
-  const keyedMessages = new WeakSet<Message>();
-  const admin = kafka.admin();
-  // librdkafka's mock cluster (and some managed offerings) cannot create topics through the admin
-  // API; after the first such failure, topics are auto-created through a metadata request.
-  let createTopicsUnavailable = false;
+  }
 
-  const autoCreate = async (topics: string[]) => {
-    await admin.fetchTopicMetadata({ topics });
-  };
-
-  /** Reaches the cluster without retrying: the caller's loop retries, within its own deadline. */
-  let probe: ReturnType<Kafka['admin']> | undefined;
-
-  return {
-    async reach() {
-      probe ??= kafkaWith(0).admin();
-      try {
-        await probe.connect();
-      } finally {
-        await probe.disconnect().catch(() => {});
-      }
-    },
-
-    async connect() {
-      producer = kafka.producer({
-        createPartitioner: spreadingPartitioner(keyedMessages),
-        allowAutoTopicCreation: false,
-        retry: { retries: config.retries, initialRetryTime: 100, maxRetryTime: 5_000 },
-      });
-      await Promise.all([producer.connect(), admin.connect()]);
-    },
-
-    async produce(records) {
-      if (producer === undefined) throw new Error('The Kafka client is not connected.');
-      const byTopic = new Map<string, Message[]>();
-      for (const record of records) {
-        let messages = byTopic.get(record.topic);
-        if (messages === undefined) {
-          messages = [];
-          byTopic.set(record.topic, messages);
-        }
-        const { value } = record;
-        const message: Message = {
-          key: record.key,
-          value: Buffer.isBuffer(value)
-            ? value
-            : Buffer.from(value.buffer, value.byteOffset, value.byteLength),
-          // kafkajs only reads them.
-          headers: record.headers as IHeaders,
-        };
-        if (record.keyed) keyedMessages.add(message);
-        messages.push(message);
-      }
-      await producer.sendBatch({
-        acks: -1,
-        topicMessages: [...byTopic].map(([topic, messages]) => ({ topic, messages })),
-      });
-    },
-
-    async ensureTopics(specs) {
-      if (specs.length === 0) return;
-      if (!createTopicsUnavailable) {
-        try {
-          await admin.createTopics({
-            waitForLeaders: true,
-            topics: specs.map((spec) => ({
-              topic: spec.topic,
-              numPartitions: spec.partitions,
-              replicationFactor: spec.replicationFactor,
-              ...(spec.config
-                ? {
-                    configEntries: Object.entries(spec.config).map(([name, value]) => ({
-                      name,
-                      value,
-                    })),
-                  }
-                : {}),
-            })),
-          });
-          return;
-        } catch (error) {
-          const message = error instanceof Error ? error.message : String(error);
-          if (
-            !/not found in the cached metadata|does not support|UNSUPPORTED_VERSION/i.test(message)
-          ) {
-            throw error;
-          }
-          createTopicsUnavailable = true;
-          config.log(
-            'info',
-            'The cluster cannot create topics through the admin API; relying on auto-creation',
-            {
-              reason: message,
-            },
-          );
-        }
-      }
-      await autoCreate(specs.map((spec) => spec.topic));
-    },
-
-    async listTopics() {
-      return new Set(await admin.listTopics());
-    },
-
-    async endOffsets(topic) {
-      const offsets = await admin.fetchTopicOffsets(topic);
-      return new Map(offsets.map((o) => [o.partition, o.offset]));
-    },
-
-    async startOffsets(topic) {
-      const offsets = await admin.fetchTopicOffsets(topic);
-      return new Map(offsets.map((o) => [o.partition, o.low]));
-    },
-
-    async setGroupOffsets(groupId, topic, positions) {
-      await admin.setOffsets({
-        groupId,
-        topic,
-        partitions: [...positions].map(([partition, offset]) => ({ partition, offset })),
-      });
-    },
-
-    async committedOffsets(groupId, topic) {
-      const [entry] = await admin.fetchOffsets({ groupId, topics: [topic] });
-      return new Map(
-        (entry?.partitions ?? []).map((p) => [
-          p.partition,
-          p.offset === '-1' || p.offset === '' ? undefined : p.offset,
-        ]),
-      );
-    },
-
-    consumer(consumerConfig) {
-      return createConsumer(kafka, consumerConfig, config.log, config.retries);
-    },
-
-    async close() {
-      closed = true;
-      await Promise.allSettled([producer?.disconnect(), admin.disconnect(), probe?.disconnect()]);
-    },
-  };
-}
-
-function createConsumer(
-  kafka: Kafka,
-  config: ConsumerConfig,
-  log: ClientLog,
-  retries: number,
-): ClientConsumer {
-  let stopped = false;
-  /** Set by the assigner (this member leads the group) when another member shares the group. */
-  let sharedAsOwner: boolean | undefined;
-  const consumer: Consumer = kafka.consumer({
-    groupId: config.groupId,
-    partitionAssigners: [
-      config.exclusive
-        ? longestMember({ since: Date.now(), token: randomUUID() }, (owner) => {
-            sharedAsOwner = owner;
-          })
-        : subscriberRoundRobin,
-    ],
-    maxWaitTimeInMs: config.maxWaitTimeInMs,
-    maxBytesPerPartition: config.maxBytesPerPartition,
-    sessionTimeout: config.sessionTimeoutMs,
-    rebalanceTimeout: config.rebalanceTimeoutMs,
-    heartbeatInterval: config.heartbeatIntervalMs,
-    allowAutoTopicCreation: false,
-    retry: {
-      retries,
-      initialRetryTime: 100,
-      maxRetryTime: 5_000,
-      // A consumer that lost the cluster for longer than its retries starts over rather than
-      // ending for good: an endpoint keeps receiving once the cluster is back. Not after stop:
-      // kafkajs asks after its crash's own disconnect, which a stop meanwhile does not cancel.
-      restartOnFailure: async (error) => {
-        if (stopped) return false;
-        log('warn', 'The consumer failed; restarting it', {
-          groupId: config.groupId,
-          error: error.message,
-        });
-        return true;
-      },
-    },
-  });
-  let paused = false;
-  let running: Promise<void> | undefined;
-  /** `run` has not resolved: the group join is under way. */
-  let joining = false;
-  let restartTimer: NodeJS.Timeout | undefined;
-  let restartDelayMs = FIRST_RESTART_DELAY_MS;
-  const topics = config.topics.map((t) => t.topic);
-  // Positions recorded but not committed yet, by topic and partition; committed together.
-  const pending = new Map<string, { topic: string; partition: number; offset: string }>();
-  let flushTimer: NodeJS.Timeout | undefined;
-  let flushing: Promise<boolean> = Promise.resolve(true);
-  /** Joined, and not crashed since: kafkajs takes commits. */
-  let live = false;
-  /** Disconnected at stop: nothing can be committed any more. */
-  let disconnected = false;
-  /** Commits made through `commit`, not yet settled. */
-  const commits = new Set<Promise<void>>();
-  /** Partitions held by `onAssigned`, not released yet: what releases them may still commit. */
-  const holds = new Set<Promise<void>>();
-  /** How many holds not released yet each partition (`topic|partition`) is under. */
-  const heldCounts = new Map<string, number>();
-  let markJoined: () => void = () => {};
-  const joined = new Promise<void>((resolve) => {
-    markJoined = resolve;
-  });
-
-  const warnCommit = (error: unknown) =>
-    log('warn', 'Could not commit positions; trying again', {
-      groupId: config.groupId,
-      error: error instanceof Error ? error.message : String(error),
-    });
-
-  /**
-   * Commits what is pending, one commit at a time so positions never go backwards. A position
-   * stays pending until a commit of it succeeds (a failed one is tried again after
-   * `COMMIT_RETRY_MS`); one recorded meanwhile replaces it, so an older position never overwrites
-   * a newer one.
-   */
-  const flush = (): Promise<boolean> => {
-    clearTimeout(flushTimer);
-    flushTimer = undefined;
-    flushing = flushing.then(async () => {
-      if (pending.size === 0) return true;
-      if (disconnected) return false;
-      // Crashed and not joined again: kafkajs would drop the commit without a word.
-      if (!live) return false;
-      const positions = [...pending.values()];
-      try {
-        await consumer.commitOffsets(positions);
-      } catch (error) {
-        warnCommit(error);
-        if (!disconnected) {
-          flushTimer ??= setTimeout(
-            () => void flush(),
-            Math.max(config.commitIntervalMs, COMMIT_RETRY_MS),
-          );
-        }
-        return false;
-      }
-      for (const position of positions) {
-        const key = `${position.topic}|${position.partition}`;
-        if (pending.get(key) === position) pending.delete(key);
-      }
-      return true;
-    });
-    return flushing;
-  };
-
-  /**
-   * kafkajs restarts a consumer after errors it retries, and leaves it stopped after the others
-   * (an authorization refused, say): the endpoint would receive nothing until restarted. Such an
-   * error may be fixed outside (an ACL granted), so the consumer is started again, less often each
-   * time until it joins.
-   */
-  consumer.on(consumer.events.CRASH, ({ payload }) => {
-    live = false;
-    if (payload.restart || stopped) return;
-    log('error', 'The consumer stopped on an error the client does not retry; starting it again', {
-      groupId: config.groupId,
-      error: payload.error.message,
-      inMs: restartDelayMs,
-    });
-    clearTimeout(restartTimer);
-    restartTimer = setTimeout(() => {
-      restartTimer = undefined;
-      if (!stopped) running = run();
-    }, restartDelayMs);
-    restartDelayMs = Math.min(2 * restartDelayMs, MAX_RESTART_DELAY_MS);
-  });
-
-  // Partitions are about to be given back: commit what is done while this generation owns them.
-  consumer.on(consumer.events.REBALANCING, () => void flush());
-
-  consumer.on(consumer.events.GROUP_JOIN, (event) => {
-    restartDelayMs = FIRST_RESTART_DELAY_MS;
-    if (paused) consumer.pause(topics.map((topic) => ({ topic })));
-    const assigned = event.payload.memberAssignment;
-    // Positions of partitions another member owns now are its to commit; those still ours are
-    // committed by this generation (a commit of the last one failed, or the consumer restarted).
-    for (const [key, position] of pending) {
-      if (!assigned[position.topic]?.includes(position.partition)) pending.delete(key);
-    }
-    live = true;
-    if (pending.size > 0) setImmediate(() => void flush());
-    // A join that completed after stop (it was under way then): the member leaves right away.
-    if (stopped) return;
-    if (config.exclusive) {
-      const owner = Object.values(assigned).some((partitions) => partitions.length > 0);
-      if (!owner || sharedAsOwner !== undefined) config.onShared?.(owner);
-      sharedAsOwner = undefined;
-    }
-    config.onAssigned?.(
-      event.payload.memberAssignment,
-      (topic, partition, offset) => consumer.seek({ topic, partition, offset }),
-      (held) => {
-        const byTopic = new Map<string, number[]>();
-        for (const { topic, partition } of held) {
-          byTopic.set(topic, [...(byTopic.get(topic) ?? []), partition]);
-        }
-        // Paused as a whole (stopping): a pause by partition would undo that (kafkajs).
-        if (!paused && !stopped) {
-          consumer.pause([...byTopic].map(([topic, partitions]) => ({ topic, partitions })));
-        }
-        for (const { topic, partition } of held) {
-          const key = `${topic}|${partition}`;
-          heldCounts.set(key, (heldCounts.get(key) ?? 0) + 1);
-        }
-        let released: () => void = () => {};
-        const holding = new Promise<void>((resolve) => {
-          released = resolve;
-        });
-        holds.add(holding);
-        return () => {
-          holds.delete(holding);
-          released();
-          // Held again by a later join: that one lets it go.
-          const free = held.filter(({ topic, partition }) => {
-            const key = `${topic}|${partition}`;
-            const count = (heldCounts.get(key) ?? 1) - 1;
-            if (count > 0) heldCounts.set(key, count);
-            else heldCounts.delete(key);
-            return count <= 0;
-          });
-          if (paused || stopped || free.length === 0) return;
-          try {
-            consumer.resume(
-              free.map(({ topic, partition }) => ({ topic, partitions: [partition] })),
-            );
-          } catch {
-            // Not running (crashed): a restart fetches every assigned partition again.
-          }
-        };
-      },
-    );
-    markJoined();
-  });
-
-  const onBatch = async (payload: EachBatchPayload) => {
-    const { batch } = payload;
-    let rebalancing = false;
-    const records: IncomingRecord[] = batch.messages.map((m) => ({
-      offset: m.offset,
-      key: m.key === null ? null : textOf(m.key),
-      value: m.value ?? EMPTY,
-      headers: decodeHeaders(m.headers),
-    }));
-    const heartbeat = async () => {
-      try {
-        await payload.heartbeat();
-        return true;
-      } catch {
-        // Commit what is done while this generation of the group still owns the partitions.
-        rebalancing = true;
-        void flush();
-        return false;
-      }
-    };
-    // Called as each record finishes; kafkajs sends one only once its interval has passed, so
-    // calls close together share one answer instead of each costing a promise chain.
-    let lastHeartbeat: Promise<boolean> | undefined;
-    let lastHeartbeatAt = 0;
-    const control: BatchControl = {
-      isActive: () => !stopped && !rebalancing && payload.isRunning() && !payload.isStale(),
-      heartbeat: () => {
-        const now = Date.now();
-        if (lastHeartbeat === undefined || now - lastHeartbeatAt >= HEARTBEAT_COALESCE_MS) {
-          lastHeartbeatAt = now;
-          lastHeartbeat = heartbeat();
-        }
-        return lastHeartbeat;
-      },
-      markFetched: (offset) => payload.resolveOffset(offset),
-      pause: () => {
-        // Paused as a whole (stopping, or draining for a subscription change): a pause by
-        // partition would undo that, and so would its resume.
-        if (paused || stopped) return () => {};
-        const resume = payload.pause();
-        return () => {
-          if (paused || stopped) return;
-          try {
-            resume();
-          } catch {
-            // The consumer restarted or stopped meanwhile: nothing is paused any more.
-          }
-        };
-      },
-    };
+  async reach(): Promise<void> {
+    this.probe ??= this.kafkaWith(0).admin();
     try {
-      await config.onBatch({ topic: batch.topic, partition: batch.partition, records }, control);
-    } catch (error) {
-      // Never into kafkajs: it would retry the batch from its start after logging.
-      log('error', 'Batch handling failed unexpectedly', {
-        groupId: config.groupId,
-        error: error instanceof Error ? error.message : String(error),
-      });
+      await this.probe.connect();
+    } finally {
+      await this.probe.disconnect().catch(() => {});
     }
-  };
+  }
 
-  const run = () => {
-    joining = true;
-    return consumer
-      .run({
-        autoCommit: false,
-        eachBatchAutoResolve: false,
-        partitionsConsumedConcurrently: config.partitionsConcurrently,
-        eachBatch: onBatch,
-      })
-      .catch((error: unknown) => {
-        if (!stopped) {
-          log('error', 'The consumer could not start', {
-            groupId: config.groupId,
-            error: error instanceof Error ? error.message : String(error),
-          });
-        }
-      })
-      .finally(() => {
-        joining = false;
-      });
-  };
+  async connect(): Promise<void> {
+    this.producer = this.kafka.producer({
+      createPartitioner: spreadingPartitioner(this.keyedMessages),
+      allowAutoTopicCreation: false,
+      retry: { retries: this.config.retries, initialRetryTime: 100, maxRetryTime: 5_000 },
+    });
+    await Promise.all([this.producer.connect(), this.admin.connect()]);
+  }
 
-  const leave = async () => {
-    // A disconnect while the group join is still pending does not abort the join: the member
-    // would join anyway and linger. Let the join finish, then leave.
-    await running;
-    // kafkajs drops a commit made after the disconnect began, silently: a start position
-    // committed at the join (a new subscription's) would be lost to a stop right after it.
-    await Promise.allSettled(holds);
-    await Promise.allSettled(commits);
-    // A commit refused for a moment (the group rebalancing) is tried again before leaving.
-    for (let attempt = 1; !(await flush()) && attempt < STOP_COMMIT_ATTEMPTS && live; attempt++) {
-      await new Promise((resolve) => setTimeout(resolve, COMMIT_RETRY_MS));
-    }
-    if (pending.size > 0) {
-      log(
-        'warn',
-        'Could not commit positions before leaving; the next owner receives those records again',
-        {
-          groupId: config.groupId,
-        },
-      );
-    }
-    disconnected = true;
-    clearTimeout(flushTimer);
-    await consumer.disconnect();
-    clearTimeout(flushTimer);
-  };
-
-  return {
-    async start() {
-      await consumer.connect();
-      for (const subscription of config.topics) {
-        await consumer.subscribe({
-          topics: [subscription.topic],
-          fromBeginning: subscription.from === 'earliest',
-        });
+  async produce(records: readonly OutgoingRecord[]): Promise<void> {
+    const { producer } = this;
+    if (producer === undefined) throw new Error('The Kafka client is not connected.');
+    const byTopic = new Map<string, Message[]>();
+    for (const record of records) {
+      let messages = byTopic.get(record.topic);
+      if (messages === undefined) {
+        messages = [];
+        byTopic.set(record.topic, messages);
       }
-      // run() resolves only once the group is joined, which takes seconds on some clusters;
-      // records sent meanwhile wait in the topics, so nothing depends on it having joined.
-      running = run();
-    },
-    joined: () => joined,
-    pause() {
-      paused = true;
+      const { value } = record;
+      const message: Message = {
+        key: record.key,
+        value: Buffer.isBuffer(value)
+          ? value
+          : Buffer.from(value.buffer, value.byteOffset, value.byteLength),
+        // kafkajs only reads them.
+        headers: record.headers as IHeaders,
+      };
+      if (record.keyed) this.keyedMessages.add(message);
+      messages.push(message);
+    }
+    await producer.sendBatch({
+      acks: -1,
+      topicMessages: [...byTopic].map(([topic, messages]) => ({ topic, messages })),
+    });
+  }
+
+  async ensureTopics(specs: readonly TopicSpec[]): Promise<void> {
+    if (specs.length === 0) return;
+    if (!this.createTopicsUnavailable) {
       try {
-        consumer.pause(topics.map((topic) => ({ topic })));
-      } catch {
-        // Not running yet: the join handler pauses it.
-      }
-    },
-    commit(positions) {
-      const committing = (async () => {
-        // kafkajs ignores commits until its runner is marked running, which happens just after the
-        // join event: called from onAssigned, this must wait a turn.
-        await new Promise((resolve) => setImmediate(resolve));
-        await consumer.commitOffsets(
-          positions.map((p) => ({ topic: p.topic, partition: p.partition, offset: p.offset })),
-        );
-      })();
-      commits.add(committing);
-      const done = () => void commits.delete(committing);
-      committing.then(done, done);
-      return committing;
-    },
-    recordPosition(topic, partition, nextOffset) {
-      pending.set(`${topic}|${partition}`, { topic, partition, offset: nextOffset });
-      if (config.commitIntervalMs === 0) void flush();
-      else flushTimer ??= setTimeout(() => void flush(), config.commitIntervalMs);
-    },
-    flush,
-    async stop(options) {
-      stopped = true;
-      clearTimeout(restartTimer);
-      markJoined();
-      if (joining && options?.waitForJoin !== true) {
-        // The cluster may hold the join for long (librdkafka's mock cluster: the session timeout
-        // of the member that left the group last); nothing here waits for it.
-        void leave().catch((error: unknown) => {
-          log('debug', 'Leaving the group after its join failed', {
-            groupId: config.groupId,
-            error: error instanceof Error ? error.message : String(error),
-          });
+        await this.admin.createTopics({
+          waitForLeaders: true,
+          topics: specs.map((spec) => ({
+            topic: spec.topic,
+            numPartitions: spec.partitions,
+            replicationFactor: spec.replicationFactor,
+            ...(spec.config
+              ? {
+                  configEntries: Object.entries(spec.config).map(([name, value]) => ({
+                    name,
+                    value,
+                  })),
+                }
+              : {}),
+          })),
         });
         return;
+      } catch (error) {
+        const message = error instanceof Error ? error.message : String(error);
+        if (
+          !/not found in the cached metadata|does not support|UNSUPPORTED_VERSION/i.test(message)
+        ) {
+          throw error;
+        }
+        this.createTopicsUnavailable = true;
+        this.config.log(
+          'info',
+          'The cluster cannot create topics through the admin API; relying on auto-creation',
+          { reason: message },
+        );
       }
-      await leave();
-    },
-  };
+    }
+    await this.admin.fetchTopicMetadata({ topics: specs.map((spec) => spec.topic) });
+  }
+
+  async listTopics(): Promise<Set<string>> {
+    return new Set(await this.admin.listTopics());
+  }
+
+  async endOffsets(topic: string): Promise<Map<number, string>> {
+    const offsets = await this.admin.fetchTopicOffsets(topic);
+    return new Map(offsets.map((o) => [o.partition, o.offset]));
+  }
+
+  async startOffsets(topic: string): Promise<Map<number, string>> {
+    const offsets = await this.admin.fetchTopicOffsets(topic);
+    return new Map(offsets.map((o) => [o.partition, o.low]));
+  }
+
+  async setGroupOffsets(
+    groupId: string,
+    topic: string,
+    positions: ReadonlyMap<number, string>,
+  ): Promise<void> {
+    await this.admin.setOffsets({
+      groupId,
+      topic,
+      partitions: [...positions].map(([partition, offset]) => ({ partition, offset })),
+    });
+  }
+
+  async committedOffsets(groupId: string, topic: string): Promise<Map<number, string | undefined>> {
+    const [entry] = await this.admin.fetchOffsets({ groupId, topics: [topic] });
+    return new Map(
+      (entry?.partitions ?? []).map((p) => [
+        p.partition,
+        p.offset === '-1' || p.offset === '' ? undefined : p.offset,
+      ]),
+    );
+  }
+
+  consumer(consumerConfig: ConsumerConfig): ClientConsumer {
+    return new GroupConsumer(this.kafka, consumerConfig, this.config.log, this.config.retries);
+  }
+
+  async close(): Promise<void> {
+    this.closed = true;
+    await Promise.allSettled([
+      this.producer?.disconnect(),
+      this.admin.disconnect(),
+      this.probe?.disconnect(),
+    ]);
+  }
+}
+
+export function createKafkaClient(config: ClientConfig): KafkaClient {
+  return new KafkajsClient(config);
 }

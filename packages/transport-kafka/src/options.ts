@@ -1,4 +1,6 @@
 import type { ConnectionOptions } from 'node:tls';
+import { ConfigurationError } from '@tidings/core';
+import { checkTimerMs, checkWholeNumber } from '@tidings/core/transport';
 
 /** SASL credentials. Never logged; errors that mention the connection are redacted. */
 export interface KafkaSaslOptions {
@@ -183,3 +185,67 @@ export const kafkaTransportDefaults = {
   requestTimeoutMs: 30_000,
   retries: 8,
 } as const satisfies Omit<Required<KafkaTransportOptions>, 'brokers' | 'sasl' | 'mapBrokerAddress'>;
+
+/** Every option with its default applied, checked. */
+export type ResolvedKafkaOptions = Required<
+  Omit<KafkaTransportOptions, 'sasl' | 'mapBrokerAddress'>
+> &
+  Pick<KafkaTransportOptions, 'sasl' | 'mapBrokerAddress'>;
+
+/** Applies the defaults and checks every value; bad input is a `ConfigurationError`. */
+export function resolveKafkaOptions(options: KafkaTransportOptions): ResolvedKafkaOptions {
+  if (options === undefined || options === null) {
+    throw new ConfigurationError('createKafkaTransport needs options: { brokers: ["host:9092"] }.');
+  }
+  const brokers = options.brokers;
+  if (
+    !Array.isArray(brokers) ||
+    brokers.length === 0 ||
+    brokers.some((b) => typeof b !== 'string' || !b.includes(':'))
+  ) {
+    throw new ConfigurationError(
+      'brokers must be a non-empty array of "host:port" strings, e.g. ["127.0.0.1:9092"].',
+    );
+  }
+  const resolved = {
+    ...kafkaTransportDefaults,
+    ...stripUndefined(options),
+  } as ResolvedKafkaOptions;
+  const positive: Array<keyof typeof kafkaTransportDefaults> = [
+    'partitions',
+    'instanceTopicRetentionMs',
+    'maxWaitTimeInMs',
+    'maxBytesPerPartition',
+    'sessionTimeoutMs',
+    'instanceSessionTimeoutMs',
+    'rebalanceTimeoutMs',
+    'heartbeatIntervalMs',
+    'maxMessageSizeBytes',
+    'maxBatchRecords',
+    'connectionTimeoutMs',
+    'requestTimeoutMs',
+  ];
+  for (const key of positive) checkWholeNumber(key, resolved[key]);
+  // A timer between commits: Node.js fires one of 2^31 ms or more at once.
+  checkTimerMs('commitIntervalMs', resolved.commitIntervalMs, 0);
+  checkTimerMs('connectTimeoutMs', resolved.connectTimeoutMs, 1);
+  checkWholeNumber('drainTimeoutMs', resolved.drainTimeoutMs, 0);
+  checkWholeNumber('retries', resolved.retries, 0);
+  if (
+    !Number.isInteger(resolved.replicationFactor) ||
+    resolved.replicationFactor === 0 ||
+    resolved.replicationFactor < -1
+  ) {
+    throw new ConfigurationError(
+      `replicationFactor must be -1 (broker default) or a positive integer, got ${resolved.replicationFactor}.`,
+    );
+  }
+  if (resolved.heartbeatIntervalMs >= resolved.sessionTimeoutMs) {
+    throw new ConfigurationError('heartbeatIntervalMs must be smaller than sessionTimeoutMs.');
+  }
+  return resolved;
+}
+
+function stripUndefined<T extends object>(value: T): Partial<T> {
+  return Object.fromEntries(Object.entries(value).filter(([, v]) => v !== undefined)) as Partial<T>;
+}

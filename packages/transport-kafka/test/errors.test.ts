@@ -110,6 +110,45 @@ describe('mapKafkaError', () => {
     expect(error.message).toContain('***');
   });
 
+  it('keeps a password in the message and in a nested cause out of the message and every cause', () => {
+    const password = 'pw-9f2c-secret';
+    // kafkajs's shape: "retries exceeded" around a SASL failure around the socket's error.
+    const socket = new Error(`handshake with user:${password}@broker failed`);
+    const sasl = new (KafkaJSSASLAuthenticationError as unknown as Native)(
+      `SASL PLAIN authentication failed for ${password}`,
+      { cause: socket },
+    );
+    const exceeded = new KafkaJSNumberOfRetriesExceeded(sasl, { retryCount: 1, retryTime: 10 });
+    const error = mapKafkaError(exceeded, { operation: 'connect', secrets: [password] });
+    expect(error).toBeInstanceOf(TransportError);
+    expect(error.isRetryable).toBe(false);
+    expect(error.message).not.toContain(password);
+    const levels: unknown[] = [];
+    for (let cause: unknown = error.cause; cause !== undefined; ) {
+      levels.push(cause);
+      const { originalError, cause: next } = cause as { originalError?: unknown; cause?: unknown };
+      cause = originalError ?? next;
+    }
+    expect(levels.length).toBeGreaterThanOrEqual(2);
+    for (const level of levels) {
+      expect(String((level as Error).message)).not.toContain(password);
+      expect(String((level as Error).stack)).not.toContain(password);
+    }
+  });
+
+  it('keeps configured broker addresses out of a failed produce', () => {
+    const broker = '10.1.2.3:9093';
+    const refused = new KafkaJSConnectionError(`Connection error: connect ECONNREFUSED ${broker}`);
+    const error = mapKafkaError(refused, {
+      operation: 'produce 1 record(s)',
+      secrets: ['hunter2', broker],
+    });
+    expect(error).toBeInstanceOf(TransportUnavailableError);
+    expect(error.message).toContain('ECONNREFUSED');
+    expect(error.message).not.toContain(broker);
+    expect(String((error.cause as Error).message)).not.toContain(broker);
+  });
+
   it('passes Tidings errors through and wraps anything else', () => {
     const own = new UsageError('mine');
     expect(mapKafkaError(own, { operation: 'x' })).toBe(own);

@@ -1,7 +1,7 @@
 import type { MessageOutcome, QueueSlots } from '@tidings/core/transport';
 import type { BatchControl, IncomingRecord, RecordBatch } from './kafka-client.js';
 
-export interface BatchHandlerDeps {
+export interface PartitionHost {
   readonly slots: QueueSlots;
   /** Hands one record to core. Never rejects. */
   deliver(record: IncomingRecord, batch: RecordBatch): Promise<MessageOutcome>;
@@ -60,7 +60,7 @@ export class PartitionState {
   constructor(
     readonly topic: string,
     readonly partition: number,
-    private readonly deps: BatchHandlerDeps,
+    private readonly deps: PartitionHost,
     private predecessor?: PartitionState,
   ) {
     this.replaced = predecessor;

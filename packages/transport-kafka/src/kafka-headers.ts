@@ -1,4 +1,12 @@
-import { PACKED_HEADERS, packHeaders, unpackHeaders } from '@tidings/core/transport';
+import {
+  copyEntries,
+  type IncomingTransportMessage,
+  PACKED_HEADERS,
+  packHeaders,
+  type TransportOperation,
+  unpackHeaders,
+} from '@tidings/core/transport';
+import type { IncomingRecord } from './kafka-client.js';
 
 const NONE: ReadonlySet<string> = new Set();
 
@@ -35,4 +43,23 @@ export function headersFromRecord(record: Readonly<Record<string, string>>): Rea
     headers,
     unreadableReason: reason === undefined ? undefined : `record header ${reason}`,
   };
+}
+
+/** The record behind each message this transport handed over, for copies of it. */
+const received = new WeakMap<IncomingTransportMessage, IncomingRecord>();
+
+/** Remembers the record a message was read from, for copies of it (error queue, audit). */
+export function rememberRecord(message: IncomingTransportMessage, record: IncomingRecord): void {
+  received.set(message, record);
+}
+
+/**
+ * A copy's record headers (`TransportOperation.copyOf`): the received record's as they came, with
+ * the headers the copy adds as record headers of their own. Undefined to send it afresh.
+ */
+export function copiedHeaders(operation: TransportOperation): Record<string, string> | undefined {
+  const { copyOf } = operation;
+  const record = copyOf === undefined ? undefined : received.get(copyOf);
+  if (copyOf === undefined || record === undefined) return undefined;
+  return copyEntries(record.headers, copyOf.headers, operation.message.headers);
 }
