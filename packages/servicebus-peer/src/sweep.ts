@@ -2,7 +2,7 @@ import type { Receiver, Sender } from 'rhea';
 import { authorized } from './claims.js';
 import { expiredToken } from './link-errors.js';
 import { forget } from './links.js';
-import { formatDuration } from './management.js';
+import { formatDuration } from './management-xml.js';
 import type { PeerState } from './peer-state.js';
 import { internals } from './rhea-internals.js';
 
