@@ -1,10 +1,5 @@
 import { CallbackRegistry } from '../callbacks/callback-registry.js';
-import type { Reply, ReplyExpectation } from '../callbacks/reply.js';
-import {
-  prepareRequest,
-  type RequestHost,
-  type RequestWait,
-} from '../callbacks/request-lifecycle.js';
+import type { Reply } from '../callbacks/reply.js';
 import type {
   Continuation,
   ContinuationOptions,
@@ -15,14 +10,12 @@ import {
   ConfigurationError,
   EndpointStateError,
   EndpointStoppedError,
-  NoRouteError,
   SendOnlyEndpointError,
   UsageError,
 } from '../errors.js';
 import type { EndpointInstrumentation } from '../instrumentation/instrumentation.js';
 import { type LongTimer, setLongTimeout } from '../long-timer.js';
 import type { MessageDefinition } from '../messages/define-message.js';
-import { checkDestination } from '../messages/destination-name.js';
 import { EndpointOutbox } from '../persistence/outbox.js';
 import type { TransactionScope } from '../persistence/transaction-scope.js';
 import type { IncomingMiddleware, OutgoingMiddleware } from '../pipeline/middleware.js';
@@ -32,15 +25,12 @@ import type {
   TransportEndpoint,
   TransportOperation,
 } from '../transport/transport.js';
-import { newId } from '../util.js';
 import type {
-  CallbackOptions,
   Endpoint,
   EndpointState,
   EndpointStats,
   Handler,
   PublishOptions,
-  RegisterOptions,
   RequestOptions,
   SendOptions,
   SendResult,
@@ -56,12 +46,8 @@ import {
   type ProcessorCounters,
   type ProcessorHost,
 } from './message-processor.js';
-import {
-  type BuiltOperation,
-  buildOperation,
-  checkUserHeaders,
-  type OutgoingIntent,
-} from './outgoing.js';
+import { type BuiltOperation, buildOperation, type OutgoingIntent } from './outgoing.js';
+import { EndpointSending, type SendingHost } from './sending.js';
 
 /** Creates an endpoint: register handlers, then `start()`. */
 export function createEndpoint(options: EndpointOptions): Endpoint {
@@ -73,24 +59,11 @@ export function createSendOnlyEndpoint(options: Omit<EndpointOptions, 'sendOnly'
   return createEndpoint({ ...options, sendOnly: true });
 }
 
-/** A send whose dispatch waits one microtask, so `register` can still attach a callback. */
-interface PlannedSend {
-  intent: OutgoingIntent;
-  dispatchStarted: boolean;
-  /** Set by `register`: registers the callback, then dispatches (replaces the plain dispatch). */
-  request?: () => Promise<void>;
-  /** Set by a `register` that refused: the send fails with this instead of going out. */
-  refused?: Error;
-}
-
-const unwrapReply = (reply: Reply, expect: ReplyExpectation): unknown =>
-  expect === 'any' ? reply : reply.kind === 'code' ? reply.code : reply.body;
-
 interface InFlightEntry {
   settle: (outcome: MessageOutcome) => void;
 }
 
-class TidingsEndpoint implements Endpoint, ProcessorHost, RequestHost {
+class TidingsEndpoint implements Endpoint, ProcessorHost, SendingHost {
   readonly registry: CallbackRegistry;
   readonly handlers = new Map<string, HandlerRegistration>();
   readonly incomingMiddleware: IncomingMiddleware[] = [];
@@ -123,6 +96,7 @@ class TidingsEndpoint implements Endpoint, ProcessorHost, RequestHost {
   /** Set at start when the endpoint has an `instrumentation`. */
   instrumentation: EndpointInstrumentation | undefined;
   readonly durableRequests: EndpointDurableRequests = new EndpointDurableRequests(this);
+  private readonly sending = new EndpointSending(this);
 
   constructor(readonly options: ResolvedEndpointOptions) {
     this.registry = new CallbackRegistry(options.maxPendingRequests);
@@ -345,92 +319,15 @@ class TidingsEndpoint implements Endpoint, ProcessorHost, RequestHost {
   }
 
   send<T>(definition: MessageDefinition<T>, payload: T, options?: SendOptions): SendResult {
-    let planned: PlannedSend;
-    try {
-      this.assertCanSend();
-      this.checkOptions(options);
-      const queue = this.resolveRoute(definition.name, options?.to);
-      planned = {
-        intent: {
-          intent: 'send',
-          messageType: definition.name,
-          payload,
-          destination: { kind: 'queue', queue },
-          messageId: options?.messageId,
-          replyTo: this.inputQueue,
-          userHeaders: options?.headers,
-          delayMs: options?.delayMs,
-          express: options?.express,
-        },
-        dispatchStarted: false,
-      };
-    } catch (error) {
-      const failed: Promise<never> = Promise.reject(error);
-      return Object.assign(failed, {
-        register: <R>(): Promise<Awaited<R>> => {
-          failed.catch(() => {});
-          return failed;
-        },
-      });
-    }
-    const dispatched = Promise.resolve().then(() => this.dispatchPlanned(planned));
-    return Object.assign(dispatched, {
-      register: <S, R>(
-        callback: (reply: Reply, state: S) => R | Promise<R>,
-        state?: S,
-        registerOptions?: RegisterOptions,
-      ): Promise<Awaited<R>> => {
-        // The caller follows the callback's promise (or the error thrown here); the send's own
-        // rejection is reported there, so it must not also surface as unhandled.
-        dispatched.catch(() => {});
-        if (this.options.sendOnly) {
-          // Not sent either: a caller who retries after this error must not send it twice.
-          planned.refused = new SendOnlyEndpointError(this.name, 'receive replies (register)');
-          throw planned.refused;
-        }
-        if (planned.dispatchStarted || planned.request) {
-          throw new UsageError(
-            'register() must be called on the result of send() in the same expression, before the message is dispatched, e.g. endpoint.send(Msg, data).register(cb).',
-          );
-        }
-        const messageId = planned.intent.messageId ?? newId();
-        planned.intent = {
-          ...planned.intent,
-          messageId,
-          correlationId: messageId,
-          replyTo: this.instanceQueue,
-          expressReply: true,
-        };
-        const { result, run } = prepareRequest(
-          this,
-          planned.intent,
-          this.requestWait(registerOptions ?? {}),
-          callback,
-          state as S,
-        );
-        planned.request = run;
-        return result;
-      },
-    });
+    return this.sending.send(definition, payload, options);
   }
 
-  async publish<T>(
+  publish<T>(
     definition: MessageDefinition<T>,
     payload: T,
     options?: PublishOptions,
   ): Promise<void> {
-    this.assertCanSend();
-    this.checkOptions(options);
-    await this.buildAndDispatch({
-      intent: 'publish',
-      messageType: definition.name,
-      payload,
-      destination: { kind: 'publish', messageType: definition.name },
-      messageId: options?.messageId,
-      replyTo: this.inputQueue,
-      userHeaders: options?.headers,
-      express: options?.express,
-    });
+    return this.sending.publish(definition, payload, options);
   }
 
   request<T, R>(
@@ -451,57 +348,11 @@ class TidingsEndpoint implements Endpoint, ProcessorHost, RequestHost {
   request(
     definition: MessageDefinition,
     payload: unknown,
-    options:
+    options?:
       | RequestOptions<MessageDefinition | 'code' | undefined>
-      | DurableRequestOptions<MessageDefinition | 'code', unknown> = {},
+      | DurableRequestOptions<MessageDefinition | 'code', unknown>,
   ): Promise<unknown> {
-    if ('continueWith' in options) {
-      if (this.outbox === undefined && !this.options.sendOnly) {
-        return Promise.reject(
-          new ConfigurationError(
-            `Endpoint '${this.name}' has no persistence: durable requests (continueWith) need one.`,
-          ),
-        );
-      }
-      return this.durableRequests.request(definition, payload, options);
-    }
-    if (this.options.sendOnly) {
-      throw new SendOnlyEndpointError(this.name, 'receive replies to requests');
-    }
-    let intent: OutgoingIntent;
-    try {
-      this.assertCanSend();
-      this.checkOptions(options);
-      const messageId = options.messageId ?? newId();
-      intent = {
-        intent: 'send',
-        messageType: definition.name,
-        payload,
-        destination: { kind: 'queue', queue: this.resolveRoute(definition.name, options.to) },
-        messageId,
-        correlationId: messageId,
-        // Replies to a request go to this instance's queue, whoever else shares the endpoint's.
-        replyTo: this.instanceQueue,
-        // Only this process's memory waits for the reply: it need not be durable (ADR 13).
-        expressReply: true,
-        userHeaders: options.headers,
-        delayMs: options.delayMs,
-        express: options.express,
-      };
-    } catch (error) {
-      return Promise.reject(error);
-    }
-    const expect = options.expect ?? 'any';
-    const { result, run } = prepareRequest(
-      this,
-      intent,
-      this.requestWait(options),
-      unwrapReply,
-      expect,
-    );
-    // run's failures reach the caller through result.
-    run().catch(() => {});
-    return result;
+    return this.sending.request(definition, payload, options);
   }
 
   transaction<R>(fn: (scope: TransactionScope) => R | Promise<R>): Promise<R> {
@@ -513,7 +364,7 @@ class TidingsEndpoint implements Endpoint, ProcessorHost, RequestHost {
       );
     }
     try {
-      this.assertCanSend();
+      this.sending.assertCanSend();
     } catch (error) {
       return Promise.reject(error);
     }
@@ -530,43 +381,11 @@ class TidingsEndpoint implements Endpoint, ProcessorHost, RequestHost {
   }
 
   resolveRoute(messageType: string, to: string | undefined): string {
-    if (to !== undefined) return checkDestination(to, "'to'");
-    const route = this.options.routes.get(messageType);
-    if (route === undefined) throw new NoRouteError(messageType);
-    return route;
+    return this.sending.resolveRoute(messageType, to);
   }
 
   checkOptions(options: SendOptions | PublishOptions | undefined): void {
-    if (options === undefined) return;
-    checkUserHeaders(options.headers);
-    if (options.express !== undefined && typeof options.express !== 'boolean') {
-      throw new UsageError(
-        `express must be true or false, got ${JSON.stringify(options.express)}.`,
-      );
-    }
-    const delayMs = (options as SendOptions).delayMs;
-    if (delayMs !== undefined) {
-      if (!Number.isFinite(delayMs) || delayMs < 0) {
-        throw new UsageError(`delayMs must be a number >= 0, got ${delayMs}.`);
-      }
-      if (delayMs > 0 && !this.canDelay) {
-        throw new ConfigurationError(
-          `Transport '${this.options.transport.name}' cannot delay delivery, so 'delayMs' is not available.`,
-        );
-      }
-      const maxDelayMs = this.options.transport.capabilities.maxDelayMs;
-      if (maxDelayMs !== undefined && delayMs > maxDelayMs) {
-        throw new UsageError(
-          `delayMs ${delayMs} is longer than the ${this.options.transport.name} transport can delay (at most ${maxDelayMs} ms).`,
-        );
-      }
-    }
-    if (
-      options.messageId !== undefined &&
-      (typeof options.messageId !== 'string' || options.messageId.length === 0)
-    ) {
-      throw new UsageError('messageId must be a non-empty string.');
-    }
+    this.sending.checkOptions(options);
   }
 
   // internals
@@ -615,63 +434,10 @@ class TidingsEndpoint implements Endpoint, ProcessorHost, RequestHost {
     for (const entry of [...this.inFlight]) entry.settle('abandon');
   }
 
-  /** Runs inside a `then` callback, so what it throws rejects the send. */
-  private dispatchPlanned(planned: PlannedSend): Promise<void> {
-    if (planned.refused !== undefined) return Promise.reject(planned.refused);
-    planned.dispatchStarted = true;
-    if (planned.request) return planned.request();
-    return this.buildAndDispatch(planned.intent);
-  }
-
-  /**
-   * Builds one message and hands it to the transport. Not async: a build without outgoing
-   * middleware is synchronous, and this runs for every send. May throw (a bad payload, say).
-   */
-  private buildAndDispatch(intent: OutgoingIntent, onDropped?: () => void): Promise<void> {
-    const operation = this.build(intent);
-    if (operation instanceof Promise) {
-      return operation.then((built) => {
-        if (built !== undefined) return this.transportEndpoint.dispatch([built]);
-        // Outgoing middleware did not call next(): not sent, and the send resolves.
-        this.options.logger.debug('Outgoing middleware did not call next(); message not sent', {
-          messageType: intent.messageType,
-        });
-        onDropped?.();
-      });
-    }
-    return this.transportEndpoint.dispatch([operation]);
-  }
-
-  private requestWait(
-    options: CallbackOptions & { readonly expect?: MessageDefinition | 'code' | undefined },
-  ): RequestWait {
-    return {
-      timeoutMs: options.timeoutMs ?? this.options.requestTimeoutMs,
-      expect: options.expect,
-      signal: options.signal,
-    };
-  }
-
-  isStarted(): boolean {
-    return this.currentState === 'started';
-  }
-
-  dispatch(intent: OutgoingIntent, onDropped: () => void): Promise<void> {
-    return this.buildAndDispatch(intent, onDropped);
-  }
-
   private assertConfigurable(operation: string): void {
     if (this.currentState !== 'created') {
       throw new EndpointStateError(
         `${operation}() must be called before start(); endpoint '${this.name}' is ${this.currentState}.`,
-      );
-    }
-  }
-
-  private assertCanSend(): void {
-    if (this.currentState !== 'started' && this.currentState !== 'stopping') {
-      throw new EndpointStateError(
-        `Endpoint '${this.name}' is ${this.currentState}: call start() before sending, and do not send after stop().`,
       );
     }
   }
