@@ -7,6 +7,7 @@ export {
 } from './canned-reply.js';
 export type { PartialPayload, PayloadMatcher } from './payload-matcher.js';
 export type { RecordedPublish, RecordedReply, RecordedSend } from './recorded.js';
+export { NoCannedReplyError, type RecordedRequest } from './scripted-replies.js';
 export {
   createTestContext,
   type TestContextOptions,
@@ -14,8 +15,6 @@ export {
 } from './test-context.js';
 export {
   createTestEndpoint,
-  NoCannedReplyError,
-  type RecordedRequest,
   type TestEndpoint,
   type TestEndpointOptions,
 } from './test-endpoint.js';

@@ -26,8 +26,8 @@ import {
   type TransactionScope,
   UsageError,
 } from '@tidings/core';
-import { type CannedReply, type CannedRequest, toReply, unwrapReply } from './canned-reply.js';
-import { describePayload, matchesPayload, type PayloadMatcher } from './payload-matcher.js';
+import type { CannedReply } from './canned-reply.js';
+import type { PayloadMatcher } from './payload-matcher.js';
 import {
   ofType,
   publishRecord,
@@ -35,35 +35,9 @@ import {
   type RecordedSend,
   sendRecord,
 } from './recorded.js';
+import { type RecordedRequest, ScriptedReplies } from './scripted-replies.js';
 import type { TestContextOptions, TestHandlerContext } from './test-context.js';
 import { sendThrough, TestContinuations } from './test-continuations.js';
-
-/** A send that waited for a reply (`request`, `send(...).register`). */
-export interface RecordedRequest<T = unknown> extends RecordedSend<T> {
-  /** What the caller expected: a message type, `'code'`, or `'any'`. */
-  readonly expect: MessageDefinition | 'code' | 'any';
-  /** The canned reply it got, once answered; undefined if none fitted. */
-  readonly reply: Reply | undefined;
-  /** Why it failed (no canned reply, a mismatch, a throwing reply function); undefined if it did not. */
-  readonly error: unknown;
-}
-
-/** `request` (or `register`) found no canned reply for its message. */
-export class NoCannedReplyError extends UsageError {
-  readonly messageType: string;
-  readonly payload: unknown;
-  constructor(messageType: string, payload: unknown, registered: number) {
-    super(
-      `No canned reply for a request '${messageType}' with payload ${describePayload(payload)}: ${
-        registered === 0
-          ? `no reply is registered for '${messageType}'`
-          : `none of the ${registered} replies registered for '${messageType}' matches`
-      }. Add one with endpoint.when(Definition, matcher, reply).`,
-    );
-    this.messageType = messageType;
-    this.payload = payload;
-  }
-}
 
 export interface TestEndpointOptions {
   /** @default 'TestEndpoint' */
@@ -131,12 +105,6 @@ export interface TestEndpoint extends Endpoint {
   ): Promise<TestHandlerContext>;
 }
 
-interface Registration {
-  readonly messageType: string;
-  readonly matcher: PayloadMatcher<unknown> | undefined;
-  readonly reply: CannedReply<unknown>;
-}
-
 const noop = () => {};
 
 class TestEndpointImpl implements TestEndpoint {
@@ -149,8 +117,7 @@ class TestEndpointImpl implements TestEndpoint {
   readonly published: RecordedPublish[] = [];
   readonly requests: RecordedRequest[] = [];
   private currentState: EndpointState = 'started';
-  private pending = 0;
-  private readonly registrations: Registration[] = [];
+  private readonly replies: ScriptedReplies;
   private readonly routes: ReadonlyMap<string, string> | undefined;
   private readonly session: unknown;
   private readonly continuations: TestContinuations;
@@ -158,6 +125,7 @@ class TestEndpointImpl implements TestEndpoint {
   constructor(options: TestEndpointOptions) {
     this.session = options.session;
     this.continuations = new TestContinuations(options.session);
+    this.replies = new ScriptedReplies(this.requests);
     this.name = options.name ?? 'TestEndpoint';
     this.sendOnly = options.sendOnly ?? false;
     this.instanceId = this.sendOnly ? undefined : (options.instanceId ?? 'test');
@@ -172,7 +140,7 @@ class TestEndpointImpl implements TestEndpoint {
 
   get stats(): EndpointStats {
     return {
-      pendingRequests: this.pending,
+      pendingRequests: this.replies.pending,
       waitingRequests: 0,
       inFlight: 0,
       handled: 0,
@@ -227,20 +195,7 @@ class TestEndpointImpl implements TestEndpoint {
     reply: CannedReply<T>,
   ): this;
   when(definition: MessageDefinition, ...args: unknown[]): this {
-    if (typeof definition?.name !== 'string') {
-      throw new UsageError(
-        'when() needs a message definition first, e.g. when(PlaceOrder, reply).',
-      );
-    }
-    const [matcher, reply] = args.length >= 2 ? args : [undefined, args[0]];
-    if (reply === undefined) {
-      throw new UsageError(`when(${definition.name}, ...) needs a reply.`);
-    }
-    this.registrations.push({
-      messageType: definition.name,
-      matcher: matcher as PayloadMatcher<unknown> | undefined,
-      reply: reply as CannedReply<unknown>,
-    });
+    this.replies.add(definition, args);
     return this;
   }
 
@@ -315,14 +270,16 @@ class TestEndpointImpl implements TestEndpoint {
         }
         registered = true;
         const expect = registerOptions.expect;
-        return this.answer(record, expect).then(async ({ reply, value }): Promise<Awaited<R>> => {
-          // The callback sees the body as the expected definition's schema parsed it.
-          const seen =
-            reply.kind === 'message' && typeof expect === 'object'
-              ? { ...reply, body: value }
-              : reply;
-          return await callback(seen, state as S);
-        });
+        return this.replies
+          .answer(record, expect)
+          .then(async ({ reply, value }): Promise<Awaited<R>> => {
+            // The callback sees the body as the expected definition's schema parsed it.
+            const seen =
+              reply.kind === 'message' && typeof expect === 'object'
+                ? { ...reply, body: value }
+                : reply;
+            return await callback(seen, state as S);
+          });
       },
     });
   }
@@ -376,7 +333,7 @@ class TestEndpointImpl implements TestEndpoint {
     } catch (error) {
       return Promise.reject(error);
     }
-    return this.answer(record, expect).then(({ value }) => value);
+    return this.replies.answer(record, expect).then(({ value }) => value);
   }
 
   /**
@@ -400,7 +357,7 @@ class TestEndpointImpl implements TestEndpoint {
     if (signal?.aborted) throw new RequestAbortedError(definition.name, signal.reason);
     const record = this.recordSend(definition, payload, sendOptions);
     const expect = continueWith.reply;
-    const { value } = await this.answer(record, expect);
+    const { value } = await this.replies.answer(record, expect);
     await this.continuations.reply(continueWith, value as never, state, {
       correlationId: record.messageId,
     });
@@ -455,53 +412,6 @@ class TestEndpointImpl implements TestEndpoint {
       if (destination === undefined) throw new NoRouteError(definition.name);
     }
     return sendRecord(definition, payload, options, destination);
-  }
-
-  /**
-   * Answers a request: the reply it gets and what `request` resolves with (the payload, the code
-   * or the reply), checked against `expect` as a real endpoint checks it.
-   */
-  private async answer(
-    record: RecordedSend,
-    expect: MessageDefinition | 'code' | undefined,
-  ): Promise<{ reply: Reply; value: unknown }> {
-    const request: { -readonly [K in keyof RecordedRequest]: RecordedRequest[K] } = {
-      ...record,
-      expect: expect ?? 'any',
-      reply: undefined,
-      error: undefined,
-    };
-    this.requests.push(request);
-    this.pending++;
-    try {
-      const reply = await this.cannedReply(record);
-      request.reply = reply;
-      return { reply, value: await unwrapReply(reply, expect) };
-    } catch (error) {
-      request.error = error;
-      throw error;
-    } finally {
-      this.pending--;
-    }
-  }
-
-  private async cannedReply(record: RecordedSend): Promise<Reply> {
-    const candidates = this.registrations.filter((r) => r.messageType === record.messageType);
-    const match = candidates.find(
-      (r) => r.matcher === undefined || matchesPayload(r.matcher, record.payload),
-    );
-    if (match === undefined) {
-      throw new NoCannedReplyError(record.messageType, record.payload, candidates.length);
-    }
-    const request: CannedRequest<unknown> = {
-      payload: record.payload,
-      messageType: record.messageType,
-      messageId: record.messageId,
-      options: record.options as Readonly<Record<string, unknown>>,
-    };
-    const answer =
-      typeof match.reply === 'function' ? await match.reply(record.payload, request) : match.reply;
-    return toReply(answer, record.messageType, record.messageId);
   }
 
   private assertCanSend(): void {
