@@ -3,6 +3,7 @@ export {
   type AzureServiceBusTransportStats,
   createAzureServiceBusTransport,
 } from './azure-service-bus-transport.js';
+export { mapAzureServiceBusError } from './errors.js';
 export {
   createAdministrationInstaller,
   type EntitySettings,

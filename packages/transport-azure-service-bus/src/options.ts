@@ -1,5 +1,8 @@
 import type { Agent } from 'node:http';
-import type { TopologyInstaller } from './installer.js';
+import { ConfigurationError, checkWholeNumber } from '@tidings/core';
+import { checkTimerMs } from '@tidings/core/transport';
+import { createAdministrationInstaller, type TopologyInstaller } from './installer.js';
+import { checkServiceRange, serviceBusLimits } from './limits.js';
 
 /**
  * A Microsoft Entra ID credential, e.g. `new DefaultAzureCredential()` from `@azure/identity`.
@@ -144,3 +147,133 @@ export const azureServiceBusTransportDefaults = {
     'installer' | 'administration' | 'duplicateDetectionWindowMs' | 'lockDurationMs'
   >
 >;
+
+/** The options with defaults applied and every value checked; what the transport runs on. */
+export interface ResolvedAzureServiceBusOptions {
+  /** How the SDK's clients connect: the connection string, or the namespace and credential. */
+  readonly connection: ConnectionStringConnection | CredentialConnection;
+  /** The connection string, its key and signature: cut out of every message and `cause`. */
+  readonly secrets: readonly string[];
+  readonly installer: TopologyInstaller;
+  readonly maxMessageSizeBytes: number;
+  readonly instanceQueueAutoDeleteOnIdleMs: number;
+  readonly maxDeliveryCount: number;
+  /** 0 turns the SDK's lock renewal off. */
+  readonly maxAutoLockRenewalDurationMs: number;
+  readonly operationTimeoutMs: number;
+  readonly maxRetries: number;
+  readonly tcpNoDelay: boolean;
+  readonly retryDelayMs: number;
+  readonly maxCachedSenders: number;
+  /** Unset: the queues this transport creates have no duplicate detection. */
+  readonly duplicateDetectionWindowMs: number | undefined;
+  /** Unset: the service's default lock duration. */
+  readonly lockDurationMs: number | undefined;
+}
+
+function secretsOf(options: AzureServiceBusTransportOptions): string[] {
+  if (!('connectionString' in options)) return [];
+  const key = /SharedAccessKey=([^;]+)/i.exec(options.connectionString)?.[1];
+  const signature = /SharedAccessSignature=([^;]+)/i.exec(options.connectionString)?.[1];
+  return [options.connectionString, key, signature].filter((s): s is string => Boolean(s));
+}
+
+/**
+ * Applies `azureServiceBusTransportDefaults` and checks every value, against Service Bus's own
+ * limits where it has them, so bad input fails with a `ConfigurationError` when the transport is
+ * created (never naming the key) instead of at the service.
+ */
+export function resolveAzureServiceBusOptions(
+  options: AzureServiceBusTransportOptions,
+): ResolvedAzureServiceBusOptions {
+  const hasConnectionString =
+    'connectionString' in options && typeof options.connectionString === 'string';
+  const hasCredential =
+    'fullyQualifiedNamespace' in options &&
+    typeof options.fullyQualifiedNamespace === 'string' &&
+    'credential' in options &&
+    typeof options.credential?.getToken === 'function';
+  if (!hasConnectionString && !hasCredential) {
+    throw new ConfigurationError(
+      'createAzureServiceBusTransport needs { connectionString } or { fullyQualifiedNamespace, credential }.',
+    );
+  }
+  const connection: ConnectionStringConnection | CredentialConnection = hasConnectionString
+    ? { connectionString: (options as ConnectionStringConnection).connectionString }
+    : {
+        fullyQualifiedNamespace: (options as CredentialConnection).fullyQualifiedNamespace,
+        credential: (options as CredentialConnection).credential,
+      };
+  const secrets = secretsOf(options);
+  const resolved = {
+    // Premium's limit: a larger value would pass here and be refused by every namespace.
+    maxMessageSizeBytes: checkServiceRange(
+      'maxMessageSizeBytes',
+      options.maxMessageSizeBytes ?? azureServiceBusTransportDefaults.maxMessageSizeBytes,
+      1,
+      serviceBusLimits.maxMessageSizeBytes,
+    ),
+    instanceQueueAutoDeleteOnIdleMs: checkServiceRange(
+      'instanceQueueAutoDeleteOnIdleMs',
+      options.instanceQueueAutoDeleteOnIdleMs ??
+        azureServiceBusTransportDefaults.instanceQueueAutoDeleteOnIdleMs,
+      serviceBusLimits.minAutoDeleteOnIdleMs,
+    ),
+    maxDeliveryCount: checkWholeNumber(
+      'maxDeliveryCount',
+      options.maxDeliveryCount ?? azureServiceBusTransportDefaults.maxDeliveryCount,
+    ),
+    // 0 turns the SDK's lock renewal off.
+    maxAutoLockRenewalDurationMs: checkWholeNumber(
+      'maxAutoLockRenewalDurationMs',
+      options.maxAutoLockRenewalDurationMs ??
+        azureServiceBusTransportDefaults.maxAutoLockRenewalDurationMs,
+      0,
+    ),
+    // Also one timer per settlement: Node.js fires one of 2^31 ms or more at once.
+    operationTimeoutMs: checkTimerMs(
+      'operationTimeoutMs',
+      options.operationTimeoutMs ?? azureServiceBusTransportDefaults.operationTimeoutMs,
+    ),
+    maxRetries: checkWholeNumber(
+      'maxRetries',
+      options.maxRetries ?? azureServiceBusTransportDefaults.maxRetries,
+      0,
+    ),
+    tcpNoDelay: options.tcpNoDelay ?? azureServiceBusTransportDefaults.tcpNoDelay,
+    retryDelayMs: checkWholeNumber(
+      'retryDelayMs',
+      options.retryDelayMs ?? azureServiceBusTransportDefaults.retryDelayMs,
+    ),
+    maxCachedSenders: checkWholeNumber(
+      'maxCachedSenders',
+      options.maxCachedSenders ?? azureServiceBusTransportDefaults.maxCachedSenders,
+    ),
+    duplicateDetectionWindowMs:
+      options.duplicateDetectionWindowMs === undefined
+        ? undefined
+        : checkServiceRange(
+            'duplicateDetectionWindowMs',
+            options.duplicateDetectionWindowMs,
+            serviceBusLimits.minDuplicateDetectionWindowMs,
+            serviceBusLimits.maxDuplicateDetectionWindowMs,
+          ),
+    lockDurationMs:
+      options.lockDurationMs === undefined
+        ? undefined
+        : checkServiceRange(
+            'lockDurationMs',
+            options.lockDurationMs,
+            serviceBusLimits.minLockDurationMs,
+            serviceBusLimits.maxLockDurationMs,
+          ),
+  };
+  if (options.installer !== undefined && options.administration !== undefined) {
+    throw new ConfigurationError(
+      '`administration` configures the default installer; with your own `installer`, pass them to createAdministrationInstaller(connection, administration) instead.',
+    );
+  }
+  const installer =
+    options.installer ?? createAdministrationInstaller(connection, options.administration);
+  return { connection, secrets, installer, ...resolved };
+}

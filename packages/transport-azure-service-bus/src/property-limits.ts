@@ -5,8 +5,8 @@ import {
   type OutgoingTransportMessage,
   PACKED_HEADERS,
 } from '@tidings/core/transport';
+import { copiedServiceBusMessage, toServiceBusMessage } from './azure-service-bus-headers.js';
 import { serviceBusLimits } from './limits.js';
-import { copiedServiceBusMessage, toServiceBusMessage } from './message-mapping.js';
 
 /**
  * A message whose headers Service Bus would refuse: one application property above 32 KB, or all

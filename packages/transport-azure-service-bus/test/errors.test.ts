@@ -1,3 +1,4 @@
+import { inspect } from 'node:util';
 import { ServiceBusError, type ServiceBusErrorCode } from '@azure/service-bus';
 import {
   ConfigurationError,
@@ -7,8 +8,7 @@ import {
   TransportUnavailableError,
 } from '@tidings/core';
 import { describe, expect, it } from 'vitest';
-import { mapServiceBusError } from '../src/errors.ts';
-import { createAzureServiceBusTransport } from '../src/index.ts';
+import { createAzureServiceBusTransport, mapAzureServiceBusError } from '../src/index.ts';
 
 const KEY = 'c2VjcmV0LWtleS12YWx1ZQ==';
 const CONNECTION = `Endpoint=sb://ns.servicebus.windows.net/;SharedAccessKeyName=Root;SharedAccessKey=${KEY}`;
@@ -20,7 +20,7 @@ const context = {
 const native = (code: ServiceBusErrorCode, message = `${code} happened`) =>
   new ServiceBusError(message, code);
 
-describe('mapServiceBusError', () => {
+describe('mapAzureServiceBusError', () => {
   it.each([
     ['ServiceBusy', TransportUnavailableError, true],
     ['ServiceTimeout', TransportUnavailableError, true],
@@ -32,7 +32,7 @@ describe('mapServiceBusError', () => {
     ['MessagingEntityDisabled', TransportError, false],
     ['MessageSizeExceeded', TransportError, false],
   ] as const)('%s → %s, retryable %s', (code, type, retryable) => {
-    const mapped = mapServiceBusError(native(code), context);
+    const mapped = mapAzureServiceBusError(native(code), context);
     expect(mapped).toBeInstanceOf(type);
     expect(mapped.isRetryable).toBe(retryable);
     expect(mapped.message).toContain(code);
@@ -40,7 +40,7 @@ describe('mapServiceBusError', () => {
   });
 
   it('maps MessagingEntityNotFound to DestinationNotFoundError naming the destination', () => {
-    const mapped = mapServiceBusError(native('MessagingEntityNotFound'), context);
+    const mapped = mapAzureServiceBusError(native('MessagingEntityNotFound'), context);
     expect(mapped).toBeInstanceOf(DestinationNotFoundError);
     expect((mapped as DestinationNotFoundError).destination).toBe('orders');
     expect(mapped.isRetryable).toBe(false);
@@ -49,35 +49,67 @@ describe('mapServiceBusError', () => {
   it('keeps the retryable flag of a general error', () => {
     const retryable = native('GeneralError');
     retryable.retryable = true;
-    expect(mapServiceBusError(retryable, context).isRetryable).toBe(true);
+    expect(mapAzureServiceBusError(retryable, context).isRetryable).toBe(true);
     const final = native('GeneralError');
     final.retryable = false;
-    expect(mapServiceBusError(final, context).isRetryable).toBe(false);
+    expect(mapAzureServiceBusError(final, context).isRetryable).toBe(false);
   });
 
   it('maps network errors to TransportUnavailableError', () => {
     const refused = Object.assign(new Error('connect ECONNREFUSED 127.0.0.1:5672'), {
       code: 'ECONNREFUSED',
     });
-    const mapped = mapServiceBusError(refused, context);
+    const mapped = mapAzureServiceBusError(refused, context);
     expect(mapped).toBeInstanceOf(TransportUnavailableError);
     expect(mapped.isRetryable).toBe(true);
   });
 
   it('never puts the connection string or key in the message', () => {
     const leaky = native('UnauthorizedAccess', `bad token for ${CONNECTION} (key ${KEY})`);
-    const mapped = mapServiceBusError(leaky, context);
+    const mapped = mapAzureServiceBusError(leaky, context);
     expect(mapped.message).not.toContain(KEY);
     expect(mapped.message).not.toContain(CONNECTION);
     expect(mapped.message).toContain('***');
   });
+
+  it.each([
+    ['a ServiceBusError', native('UnauthorizedAccess', `bad token for ${CONNECTION}`)],
+    ['an error from outside the AMQP side', new Error(`request to ${CONNECTION} failed`)],
+  ])(
+    'cuts the connection string and key out of the message and every level of cause of %s',
+    (_, outer) => {
+      const root = Object.assign(new Error(`signature for key ${KEY} refused`), {
+        code: 'ECONNRESET',
+      });
+      const middle = new Error(`while connecting with ${CONNECTION}`, { cause: root });
+      Object.assign(outer, { cause: middle });
+      const mapped = mapAzureServiceBusError(outer, context);
+      const levels: unknown[] = [];
+      for (let level: unknown = mapped; level !== undefined; ) {
+        levels.push(level);
+        level = (level as { cause?: unknown }).cause;
+      }
+      // The mapped error, the thrown error, the middle one and the root: each one kept, redacted.
+      expect(levels).toHaveLength(4);
+      for (const level of levels) {
+        const { message, stack } = level as Error;
+        for (const secret of [CONNECTION, KEY]) {
+          expect(message).not.toContain(secret);
+          expect(String(stack)).not.toContain(secret);
+        }
+      }
+      expect((levels[3] as Error).message).toBe('signature for key *** refused');
+      expect((levels[3] as { code?: string }).code).toBe('ECONNRESET');
+      expect(inspect(mapped, { depth: 20 })).not.toContain(KEY);
+    },
+  );
 
   it("maps the SDK's AggregateError of spent retries by its last attempt's error", () => {
     const spent = new AggregateError(
       [native('ServiceBusy'), native('ServiceBusy', 'still busy')],
       '',
     );
-    const mapped = mapServiceBusError(spent, context);
+    const mapped = mapAzureServiceBusError(spent, context);
     expect(mapped).toBeInstanceOf(TransportUnavailableError);
     expect(mapped.isRetryable).toBe(true);
     expect(mapped.message).toMatch(/ServiceBusy.*still busy/);
@@ -85,7 +117,7 @@ describe('mapServiceBusError', () => {
 
   it('passes Tidings errors through unchanged', () => {
     const tooLarge = new MessageTooLargeError('x', 10, 5, 'azure-service-bus');
-    expect(mapServiceBusError(tooLarge, context)).toBe(tooLarge);
+    expect(mapAzureServiceBusError(tooLarge, context)).toBe(tooLarge);
   });
 });
 

@@ -11,8 +11,7 @@ import {
   writeFile,
 } from 'node:fs/promises';
 import { join } from 'node:path';
-import { decodeEnvelope, type Envelope, encodeEnvelope } from './envelope.js';
-import { isGone, mapFsError } from './errors.js';
+import { isGone, mapLearningError } from './errors.js';
 import {
   claimedName,
   delayedName,
@@ -26,6 +25,7 @@ import {
   parseReady,
   readyName,
 } from './file-names.js';
+import { decodeEnvelope, type Envelope, encodeEnvelope } from './learning-headers.js';
 
 /** A message this process holds: its file sits in the queue's `.claimed` folder under our name. */
 export interface Claim {
@@ -80,7 +80,7 @@ export class FileStore {
       return (await stat(this.queueDir(queue))).isDirectory();
     } catch (error) {
       if (isGone(error)) return false;
-      throw mapFsError(error, { operation: 'look up a queue', path: this.queueDir(queue) });
+      throw mapLearningError(error, { operation: 'look up a queue', path: this.queueDir(queue) });
     }
   }
 
@@ -120,7 +120,7 @@ export class FileStore {
       await rename(staged.tmpPath, staged.finalPath);
     } catch (error) {
       await unlink(staged.tmpPath).catch(() => {});
-      throw mapFsError(error, {
+      throw mapLearningError(error, {
         operation: 'deliver a message',
         path: staged.finalPath,
         destination: staged.queue,
@@ -150,7 +150,7 @@ export class FileStore {
       await rename(join(this.queueDir(queue), name), path);
     } catch (error) {
       if (isGone(error)) return undefined;
-      throw mapFsError(error, { operation: 'claim a message', path });
+      throw mapLearningError(error, { operation: 'claim a message', path });
     }
     return { queue, id: ready.id, delivery, path };
   }
@@ -167,7 +167,7 @@ export class FileStore {
       return true;
     } catch (error) {
       if (isGone(error)) return false;
-      throw mapFsError(error, { operation: 'remove a handled message', path: claim.path });
+      throw mapLearningError(error, { operation: 'remove a handled message', path: claim.path });
     }
   }
 
@@ -183,7 +183,10 @@ export class FileStore {
       return true;
     } catch (error) {
       if (isGone(error)) return false;
-      throw mapFsError(error, { operation: 'return a message to its queue', path: claim.path });
+      throw mapLearningError(error, {
+        operation: 'return a message to its queue',
+        path: claim.path,
+      });
     }
   }
 
@@ -201,7 +204,10 @@ export class FileStore {
       names = await readdir(this.claimedDir(queue));
     } catch (error) {
       if (isGone(error)) return 0;
-      throw mapFsError(error, { operation: 'list claimed messages', path: this.claimedDir(queue) });
+      throw mapLearningError(error, {
+        operation: 'list claimed messages',
+        path: this.claimedDir(queue),
+      });
     }
     let count = 0;
     for (const name of names) {
@@ -241,7 +247,7 @@ export class FileStore {
         moved++;
       } catch (error) {
         if (!isGone(error))
-          throw mapFsError(error, { operation: 'move a due message', path: from });
+          throw mapLearningError(error, { operation: 'move a due message', path: from });
         // Gone: another process moved it. Still here: its queue is missing.
         if (await this.exists(from)) onMissingQueue(delayed.queue, from);
       }
@@ -262,7 +268,8 @@ export class FileStore {
     try {
       await unlink(path);
     } catch (error) {
-      if (!isGone(error)) throw mapFsError(error, { operation: 'remove a subscription', path });
+      if (!isGone(error))
+        throw mapLearningError(error, { operation: 'remove a subscription', path });
     }
   }
 
@@ -273,7 +280,7 @@ export class FileStore {
       return (await readdir(dir)).sort();
     } catch (error) {
       if (isGone(error)) return [];
-      throw mapFsError(error, { operation: 'read subscriptions', path: dir });
+      throw mapLearningError(error, { operation: 'read subscriptions', path: dir });
     }
   }
 
@@ -291,7 +298,7 @@ export class FileStore {
       return (await stat(join(this.root, dirs.owners, owner))).mtimeMs;
     } catch (error) {
       if (isGone(error)) return undefined;
-      throw mapFsError(error, { operation: 'read a heartbeat', path: owner });
+      throw mapLearningError(error, { operation: 'read a heartbeat', path: owner });
     }
   }
 
@@ -311,7 +318,7 @@ export class FileStore {
         return undefined;
       } catch (error) {
         if ((error as NodeJS.ErrnoException).code !== 'EEXIST') {
-          throw mapFsError(error, { operation: 'hold an instance queue', path });
+          throw mapLearningError(error, { operation: 'hold an instance queue', path });
         }
       }
       const holder = await readFile(path, 'utf8').catch(() => '');
@@ -346,7 +353,7 @@ export class FileStore {
       await rename(dir, aside);
     } catch (error) {
       if (isGone(error)) return false;
-      throw mapFsError(error, { operation: 'remove an instance queue', path: dir });
+      throw mapLearningError(error, { operation: 'remove an instance queue', path: dir });
     }
     const left = (await readdir(aside)).filter(
       (name) => name !== instanceMarker && name !== instanceHolder && name !== dirs.claimed,
@@ -417,7 +424,7 @@ export class FileStore {
     try {
       await utimes(path, now, now);
     } catch (error) {
-      if (!isGone(error)) throw mapFsError(error, { operation: 'update', path });
+      if (!isGone(error)) throw mapLearningError(error, { operation: 'update', path });
       await this.fs('create', path, () => writeFile(path, ''));
     }
   }
@@ -426,7 +433,7 @@ export class FileStore {
     try {
       return await run();
     } catch (error) {
-      throw mapFsError(error, { operation, path });
+      throw mapLearningError(error, { operation, path });
     }
   }
 }

@@ -57,20 +57,24 @@ export const learningTransportDefaults = {
   fsync: false,
 } as const satisfies Required<LearningTransportOptions>;
 
-export type ResolvedLearningTransportOptions = {
+/** The options with defaults applied and every value checked. */
+export type ResolvedLearningOptions = {
   -readonly [K in keyof Required<LearningTransportOptions>]: Required<LearningTransportOptions>[K];
 };
 
-export function resolveOptions(
-  options: LearningTransportOptions,
-): ResolvedLearningTransportOptions {
+/**
+ * Applies `learningTransportDefaults` and checks every value, and how they relate (the lease
+ * against the housekeeping interval, the instance queue expiry against the lease): a bad value is
+ * a `ConfigurationError` when the transport is created.
+ */
+export function resolveLearningOptions(options: LearningTransportOptions): ResolvedLearningOptions {
   const rootDir = options.rootDir ?? learningTransportDefaults.rootDir;
   if (typeof rootDir !== 'string' || rootDir.length === 0) {
     throw new ConfigurationError(
       `rootDir must be a non-empty path, got ${JSON.stringify(rootDir)}.`,
     );
   }
-  const resolved: ResolvedLearningTransportOptions = {
+  const resolved: ResolvedLearningOptions = {
     rootDir,
     pollIntervalMs: checkTimerMs(
       'pollIntervalMs',

@@ -1,6 +1,6 @@
 import { type FSWatcher, watch } from 'node:fs';
 import type { Logger } from '@tidings/core';
-import type { MessageOutcome, ReceiveSettings } from '@tidings/core/transport';
+import { type MessageOutcome, QueueSlots, type ReceiveSettings } from '@tidings/core/transport';
 import type { Claim, FileStore } from './file-store.js';
 
 interface InFlight {
@@ -20,31 +20,34 @@ export interface ReceiverHost {
 }
 
 /**
- * Consumes one endpoint's queues: claims ready files by rename (so competing receivers, in this
- * process or another, each get a message once), hands them to core, then deletes (complete) or
- * renames back (abandon). A file-system watcher wakes it; a short poll catches what the watcher misses.
- * At most `concurrency` messages are in flight across its queues: the transport makes one receiver
- * per queue, so replies on the instance queue have slots of their own.
+ * Consumes one of an endpoint's queues: claims ready files by rename (so competing receivers, in
+ * this process or another, each get a message once), hands them to core, then deletes (complete)
+ * or renames back (abandon). A file-system watcher wakes it; a short poll catches what the watcher
+ * misses. At most `concurrency` messages are in flight (its `QueueSlots`): the endpoint makes one
+ * receiver per queue, so replies on the instance queue have slots of their own.
  */
 export class Receiver {
   private active = false;
+  /** Messages handed to core and not settled yet; `close` puts back those not answered. */
   private readonly inFlight = new Set<InFlight>();
-  private readonly watchers: FSWatcher[] = [];
+  private readonly slots: QueueSlots;
+  private watcher: FSWatcher | undefined;
   private poll: NodeJS.Timeout | undefined;
-  /** Names listed but not yet tried, per queue. */
-  private readonly candidates = new Map<string, string[]>();
-  /** Queues that may have new files since they were last listed. */
-  private readonly dirty = new Set<string>();
+  /** Names listed but not yet tried. */
+  private candidates: string[] = [];
+  /** The queue may have new files since it was last listed. */
+  private dirty = false;
   private pumping: Promise<void> | undefined;
   private pumpAgain = false;
-  private nextQueue = 0;
   private lastError = '';
 
   constructor(
     private readonly host: ReceiverHost,
-    readonly queues: readonly string[],
+    readonly queue: string,
     private readonly settings: ReceiveSettings,
-  ) {}
+  ) {
+    this.slots = new QueueSlots(settings.concurrency);
+  }
 
   get isActive(): boolean {
     return this.active;
@@ -52,31 +55,29 @@ export class Receiver {
 
   start(): void {
     this.active = true;
-    for (const queue of this.queues) {
-      try {
-        const watcher = watch(this.host.store.queueDir(queue), { persistent: false }, () =>
-          this.wake(queue),
-        );
-        // A watcher is only a hint: if it fails, the poll still finds the files.
-        watcher.on('error', () => {});
-        this.watchers.push(watcher);
-      } catch {
-        // Some file systems (network shares) cannot be watched; polling alone works there.
-      }
-      this.dirty.add(queue);
+    try {
+      const watcher = watch(this.host.store.queueDir(this.queue), { persistent: false }, () =>
+        this.wake(),
+      );
+      // A watcher is only a hint: if it fails, the poll still finds the files.
+      watcher.on('error', () => {});
+      this.watcher = watcher;
+    } catch {
+      // Some file systems (network shares) cannot be watched; polling alone works there.
     }
+    this.dirty = true;
     // Referenced on purpose: a receiving endpoint keeps its process alive, as a broker socket would.
     this.poll = setInterval(() => {
-      for (const queue of this.queues) this.dirty.add(queue);
+      this.dirty = true;
       void this.pump();
     }, this.host.pollIntervalMs);
     void this.pump();
   }
 
-  /** Called when a message was put back into one of our queues by this process. */
-  wake(queue: string): void {
+  /** Called when a message was put back into the queue by this process. */
+  wake(): void {
     if (!this.active) return;
-    this.dirty.add(queue);
+    this.dirty = true;
     void this.pump();
   }
 
@@ -84,8 +85,9 @@ export class Receiver {
     this.active = false;
     clearInterval(this.poll);
     this.poll = undefined;
-    for (const watcher of this.watchers.splice(0)) watcher.close();
-    this.candidates.clear();
+    this.watcher?.close();
+    this.watcher = undefined;
+    this.candidates = [];
   }
 
   /**
@@ -124,14 +126,21 @@ export class Receiver {
     try {
       do {
         this.pumpAgain = false;
-        while (this.active && this.inFlight.size < this.settings.concurrency) {
-          const claim = await this.claimNext();
+        while (this.active && this.slots.tryAcquire()) {
+          let claim: Claim | undefined;
+          try {
+            claim = await this.claimNext();
+          } finally {
+            if (claim === undefined) this.slots.release();
+          }
           if (claim === undefined) break;
           if (!this.active) {
             // Stopped while claiming: put it back untouched, this delivery never happened.
+            this.slots.release();
             await this.host.store.release(claim, false);
             break;
           }
+          // The slot is the message's now: `deliver` gives it back once it is settled.
           this.deliver(claim);
         }
       } while (this.pumpAgain && this.active);
@@ -142,26 +151,19 @@ export class Receiver {
     }
   }
 
-  /** Claims the next ready message, taking the queues in turn. */
+  /** Claims the next ready message. */
   private async claimNext(): Promise<Claim | undefined> {
-    const count = this.queues.length;
-    for (let i = 0; i < count && this.active; i++) {
-      const index = (this.nextQueue + i) % count;
-      const queue = this.queues[index] as string;
-      let names = this.candidates.get(queue);
-      if ((names === undefined || names.length === 0) && this.dirty.has(queue)) {
-        this.dirty.delete(queue);
-        names = await this.host.store.listReady(queue);
-        this.candidates.set(queue, names);
-      }
-      while (names !== undefined && names.length > 0 && this.active) {
-        const name = names.shift() as string;
-        const claim = await this.host.store.claim(queue, name, this.host.owner);
-        if (claim !== undefined) {
-          this.nextQueue = (index + 1) % count;
-          return claim;
-        }
-      }
+    if (!this.active) return undefined;
+    let names = this.candidates;
+    if (names.length === 0 && this.dirty) {
+      this.dirty = false;
+      names = await this.host.store.listReady(this.queue);
+      this.candidates = names;
+    }
+    while (names.length > 0 && this.active) {
+      const name = names.shift() as string;
+      const claim = await this.host.store.claim(this.queue, name, this.host.owner);
+      if (claim !== undefined) return claim;
     }
     return undefined;
   }
@@ -192,6 +194,7 @@ export class Receiver {
       })
       .finally(() => {
         this.inFlight.delete(entry);
+        this.slots.release();
         void this.pump();
       });
   }
@@ -208,7 +211,7 @@ export class Receiver {
           { queue: claim.queue, file: claim.path },
         );
       }
-      if (outcome !== 'complete') this.wake(claim.queue);
+      if (outcome !== 'complete') this.wake();
     } catch (error) {
       this.warn(outcome === 'complete' ? 'complete' : 'abandon', error);
     }
@@ -219,7 +222,7 @@ export class Receiver {
     if (message === this.lastError) return;
     this.lastError = message;
     this.host.logger.warn(`Learning transport could not ${what} a message: ${message}`, {
-      queues: this.queues.join(', '),
+      queues: this.queue,
     });
   }
 }

@@ -11,17 +11,16 @@ import {
   TransportUnavailableError,
 } from '@tidings/core';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { mapFsError } from '../src/errors.ts';
-import { createLearningTransport } from '../src/index.ts';
+import { createLearningTransport, mapLearningError } from '../src/index.ts';
 
 const fsError = (code: string) => Object.assign(new Error(`${code}: failed`), { code });
 
-describe('mapFsError', () => {
+describe('mapLearningError', () => {
   it('ENOENT on the destination queue is DestinationNotFoundError', async () => {
     const dir = mkdtempSync(join(tmpdir(), 'tidings-err-'));
     try {
       const real = await rename(join(dir, 'nope'), join(dir, 'missing', 'x')).catch((e) => e);
-      const mapped = mapFsError(real, { operation: 'deliver', destination: 'Sales' });
+      const mapped = mapLearningError(real, { operation: 'deliver', destination: 'Sales' });
       expect(mapped).toBeInstanceOf(DestinationNotFoundError);
       expect(mapped.code).toBe('TIDINGS_DESTINATION_NOT_FOUND');
       expect((mapped as DestinationNotFoundError).destination).toBe('Sales');
@@ -32,7 +31,7 @@ describe('mapFsError', () => {
   });
 
   it('ENOENT elsewhere is a TransportError that suggests the root directory vanished', () => {
-    const mapped = mapFsError(fsError('ENOENT'), { operation: 'list a queue', path: '/x/q' });
+    const mapped = mapLearningError(fsError('ENOENT'), { operation: 'list a queue', path: '/x/q' });
     expect(mapped).toBeInstanceOf(TransportError);
     expect(mapped.message).toContain('/x/q');
     expect(mapped.message).toContain('root directory');
@@ -40,7 +39,7 @@ describe('mapFsError', () => {
 
   it('a full disk is a retryable TransportError', () => {
     for (const code of ['ENOSPC', 'EDQUOT']) {
-      const mapped = mapFsError(fsError(code), { operation: 'write a message' });
+      const mapped = mapLearningError(fsError(code), { operation: 'write a message' });
       expect(mapped).toBeInstanceOf(TransportError);
       expect(mapped.isRetryable).toBe(true);
       expect(mapped.message).toContain('disk is full');
@@ -49,28 +48,28 @@ describe('mapFsError', () => {
 
   it('permission errors are not retryable and say what access is needed', () => {
     for (const code of ['EACCES', 'EPERM']) {
-      const mapped = mapFsError(fsError(code), { operation: 'create a queue', path: '/r/q' });
+      const mapped = mapLearningError(fsError(code), { operation: 'create a queue', path: '/r/q' });
       expect(mapped).toBeInstanceOf(TransportError);
       expect(mapped.isRetryable).toBe(false);
       expect(mapped.message).toContain('permission denied');
       expect(mapped.message).toContain('read and write access');
     }
-    expect(mapFsError(fsError('EROFS'), { operation: 'x' }).message).toContain('read-only');
+    expect(mapLearningError(fsError('EROFS'), { operation: 'x' }).message).toContain('read-only');
   });
 
   it('running out of file handles is TransportUnavailableError (retryable)', () => {
-    const mapped = mapFsError(fsError('EMFILE'), { operation: 'read a message' });
+    const mapped = mapLearningError(fsError('EMFILE'), { operation: 'read a message' });
     expect(mapped).toBeInstanceOf(TransportUnavailableError);
     expect(mapped.isRetryable).toBe(true);
   });
 
   it('anything else is a TransportError with the code; Tidings errors pass through', () => {
-    const mapped = mapFsError(fsError('EIO'), { operation: 'read a message' });
+    const mapped = mapLearningError(fsError('EIO'), { operation: 'read a message' });
     expect(mapped).toBeInstanceOf(TransportError);
     expect(mapped.message).toContain('EIO');
-    expect(mapFsError('weird', { operation: 'x' })).toBeInstanceOf(TransportError);
+    expect(mapLearningError('weird', { operation: 'x' })).toBeInstanceOf(TransportError);
     const original = new ConfigurationError('bad');
-    expect(mapFsError(original, { operation: 'x' })).toBe(original);
+    expect(mapLearningError(original, { operation: 'x' })).toBe(original);
   });
 });
 

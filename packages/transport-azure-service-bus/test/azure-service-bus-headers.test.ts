@@ -2,7 +2,7 @@ import type { ServiceBusReceivedMessage } from '@azure/service-bus';
 import { Headers } from '@tidings/core';
 import { PACKED_HEADERS } from '@tidings/core/transport';
 import { describe, expect, it } from 'vitest';
-import { toIncomingMessage, toServiceBusMessage } from '../src/message-mapping.ts';
+import { toIncomingMessage, toServiceBusMessage } from '../src/azure-service-bus-headers.ts';
 
 const received = (fields: Partial<ServiceBusReceivedMessage>) =>
   ({ deliveryCount: 0, ...fields }) as ServiceBusReceivedMessage;
