@@ -165,7 +165,7 @@ export class RabbitMqEndpoint implements TransportEndpoint {
     const express = operation.express === true;
     const copied = operation.copyOf && copyable(operation.copyOf, message.headers);
     const properties: amqp.Options.Publish = {
-      persistent: !express,
+      persistent: !express && !this.isTransientRequest(operation),
       mandatory: destination.kind === 'queue',
       ...(copied ?? amqpPropertiesFor(message.headers)),
     };
@@ -203,6 +203,23 @@ export class RabbitMqEndpoint implements TransportEndpoint {
       queue,
       express,
       () => (this.boundForDelay.has(queue) ? undefined : this.prepareDelay(queue)),
+    );
+  }
+
+  /**
+   * A request only an in-memory callback waits for (ADR 13) travels transient but confirmed,
+   * unless `persistentCallbackRequests`. Not its copies (delayed retries, the error queue), which
+   * stay durable, nor a delayed request, which waits in a delay queue.
+   */
+  private isTransientRequest(operation: TransportOperation): boolean {
+    const headers = operation.message.headers;
+    return (
+      headers[Headers.ReplyDurability] === 'express' &&
+      !this.options.persistentCallbackRequests &&
+      operation.copyOf === undefined &&
+      !((operation.delayMs ?? 0) > 0) &&
+      headers[Headers.DelayedRetries] === undefined &&
+      headers[Headers.Intent] === 'send'
     );
   }
 

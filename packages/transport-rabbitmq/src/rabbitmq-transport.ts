@@ -93,6 +93,7 @@ function resolveOptions(options: RabbitMqTransportOptions): ResolvedRabbitMqOpti
       options.maxMessageSizeBytes ?? d.maxMessageSizeBytes,
     ),
     delayedDelivery: options.delayedDelivery ?? d.delayedDelivery,
+    persistentCallbackRequests: options.persistentCallbackRequests ?? d.persistentCallbackRequests,
     prefetchMultiplier,
     heartbeatSeconds: positiveInteger(
       'heartbeatSeconds',
