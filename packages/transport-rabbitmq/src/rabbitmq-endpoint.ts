@@ -111,6 +111,8 @@ export class RabbitMqEndpoint implements TransportEndpoint {
   /** Messages being handled, across the queues. */
   private active = 0;
   private readonly slots = new Map<string, QueueSlots>();
+  /** The instance queue's, if any. */
+  private readonly instanceSlots: QueueSlots | undefined;
   private pendingSends = 0;
   private idle: Array<() => void> = [];
   private readonly nodes: NodeCursor;
@@ -127,6 +129,8 @@ export class RabbitMqEndpoint implements TransportEndpoint {
       (queue): queue is string => queue !== undefined,
     );
     for (const queue of this.ownQueues) this.slots.set(queue, { active: 0, waiting: [] });
+    this.instanceSlots =
+      topology.instanceQueue === undefined ? undefined : this.slots.get(topology.instanceQueue);
     this.nodes = new NodeCursor(shared.nodes, shared.options.nodeOrder);
   }
 
@@ -471,7 +475,9 @@ export class RabbitMqEndpoint implements TransportEndpoint {
   ) {
     this.active--;
     slots.active--;
-    this.settleNative(consumer, message, outcome);
+    // The instance queue's replies are acked lazily: a round trip then sends no ack frame.
+    if (outcome === 'complete') consumer.complete(message, slots === this.instanceSlots);
+    else consumer.requeue(message);
     const settings = this.receiving;
     while (settings !== undefined && slots.active < settings.concurrency) {
       const next = slots.waiting.shift();
@@ -750,8 +756,16 @@ export class RabbitMqEndpoint implements TransportEndpoint {
   private async openConsumer(settings: ReceiveSettings): Promise<void> {
     const channel = await this.requireConnection().createChannel();
     const writes = this.writes;
-    const consumer = new ConsumerChannel(channel, (work) =>
-      writes !== undefined ? writes.defer(work) : setImmediate(work),
+    // Per consumer (global=false): each queue gets its own window, sized from concurrency.
+    const prefetch = Math.max(
+      1,
+      Math.round(settings.concurrency * this.options.prefetchMultiplier),
+    );
+    const consumer = new ConsumerChannel(
+      channel,
+      (work) => (writes !== undefined ? writes.defer(work) : setImmediate(work)),
+      // The instance queue's acks wait for half its window at most.
+      Math.max(1, Math.floor(prefetch / 2)),
     );
     channel.on('error', (error: Error) => this.onChannelError('receive', error));
     channel.on('close', () => {
@@ -763,11 +777,6 @@ export class RabbitMqEndpoint implements TransportEndpoint {
       this.consumer = undefined;
       this.kick();
     });
-    // Per consumer (global=false): each queue gets its own window, sized from concurrency.
-    const prefetch = Math.max(
-      1,
-      Math.round(settings.concurrency * this.options.prefetchMultiplier),
-    );
     await channel.prefetch(prefetch, false);
     for (const queue of this.ownQueues) {
       const slots = this.slots.get(queue) as QueueSlots;
