@@ -137,9 +137,8 @@ describe('instrumentation hook', () => {
       'dispatch InstrReplier',
       'received InstrAsker.a1',
       'attempt 1',
-      // The reply is handled in the turn it arrived in; the request hears of it from its promise.
-      'settled complete',
       'request settled ok',
+      'settled complete',
     ]);
   });
 

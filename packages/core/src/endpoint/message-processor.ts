@@ -216,9 +216,7 @@ export class MessageProcessor {
       const pending = this.host.registry.take(parsed.correlationId);
       if (pending !== undefined) {
         parsed.isReply = true;
-        const completing = this.completeCallback(pending, parsed);
-        if (completing === undefined) return this.toHandlers(parsed, true);
-        return completing.then(() => this.toHandlers(parsed, true));
+        return this.completeCallback(pending, parsed).then(() => this.toHandlers(parsed, true));
       }
     }
     const durable = this.host.durableRequests?.route(
@@ -326,56 +324,51 @@ export class MessageProcessor {
     return parsed;
   }
 
-  /**
-   * Settles a pending request with the reply, or with a typed error if the reply does not fit.
-   * Returns a promise only when something waits (an asynchronous callback, a schema): a request's
-   * reply is otherwise handled in the turn it arrived in, without a promise per reply.
-   */
-  private completeCallback(
-    pending: PendingRequest,
-    parsed: ParsedMessage,
-  ): undefined | Promise<void> {
+  /** Settles a pending request with the reply, or with a typed error if the reply does not fit. */
+  private async completeCallback(pending: PendingRequest, parsed: ParsedMessage): Promise<void> {
     const expect = pending.expect;
     const headers = parsed.raw.headers;
     if (parsed.intent === 'fault') {
       pending.fail(remoteFailure(parsed));
-      return undefined;
+      return;
     }
     if (parsed.returnCode !== undefined) {
       if (expect !== 'code' && expect !== 'any') {
         pending.fail(
           new ReplyMismatchError(`message '${expect.name}'`, `return code ${parsed.returnCode}`),
         );
-        return undefined;
+        return;
       }
-      return pending.complete({ kind: 'code', code: parsed.returnCode, headers }) ?? undefined;
+      await pending.complete({ kind: 'code', code: parsed.returnCode, headers });
+      return;
     }
     const messageType = parsed.messageType as string;
     if (expect === 'code') {
       pending.fail(new ReplyMismatchError('a return code', `message '${messageType}'`));
-      return undefined;
+      return;
     }
     if (parsed.deserializationError !== undefined) {
       pending.fail(parsed.deserializationError as Error);
-      return undefined;
+      return;
     }
+    let body = parsed.payload;
     if (expect !== 'any') {
       if (expect.name !== messageType) {
         pending.fail(
           new ReplyMismatchError(`message '${expect.name}'`, `message '${messageType}'`),
         );
-        return undefined;
+        return;
       }
       if (expect.schema !== undefined) {
-        return validatePayload(expect, parsed.payload).then(
-          (body) => pending.complete({ kind: 'message', messageType, body, headers }),
-          (error: unknown) => pending.fail(error as Error),
-        );
+        try {
+          body = await validatePayload(expect, body);
+        } catch (error) {
+          pending.fail(error as Error);
+          return;
+        }
       }
     }
-    return (
-      pending.complete({ kind: 'message', messageType, body: parsed.payload, headers }) ?? undefined
-    );
+    await pending.complete({ kind: 'message', messageType, body, headers });
   }
 
   /**
