@@ -9,7 +9,7 @@
  *   raw:     raw amqplib carrying Tidings' durable guarantees: a persistent confirmed request, the
  *            reply persistent and confirmed before the request is acked, an acked reply queue. The
  *            request's confirm and the reply are awaited together, as a round trip needs.
- *   tidings: Tidings with its defaults (durable request, express reply).
+ *   tidings: Tidings with its defaults (a confirmed transient request, an express reply; ADR 13).
  *
  * Protocol (IPC): `{ kind: 'setup' }`, answered `{ kind: 'ready' }`; then `{ kind: 'block',
  * scenario, first, count, concurrency }`, answered with a `BlockResult` whose CPU time is the

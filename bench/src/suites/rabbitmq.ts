@@ -20,7 +20,8 @@ import type { QueueType, RabbitBlockCommand, RabbitSide } from './rabbitmq-conte
  * exclusive reply queue without acks, no confirms): the figure Tidings is held to.
  * `raw amqplib, same guarantees` carries Tidings' durable guarantees (persistent confirmed request
  * and reply, the request acked once the reply is confirmed, acked replies): a fair measure of
- * Tidings' own code, whose defaults are lighter since replies to callbacks are express (ADR 13).
+ * Tidings' own code, whose defaults are lighter: replies to callbacks are express, their requests
+ * confirmed but transient (ADR 13).
  * One-way is persistent and confirmed on both sides, with acks.
  */
 const url = process.env.RABBITMQ_URL ?? 'amqp://guest:guest@127.0.0.1:5672';

@@ -81,9 +81,70 @@ describe('CallbackRegistry', () => {
     expect(stats.timers).toBe(stats.queues);
 
     for (let i = 0; i < 5_000; i += 100) registry.take(`r${i}`);
-    expect(registry.deadlineStats).toEqual({ queues: 1, timers: 1, entries: 1 });
+    expect(registry.deadlineStats).toMatchObject({ queues: 1, timers: 1, entries: 1 });
     registry.take('long');
-    expect(registry.deadlineStats).toEqual({ queues: 0, timers: 0, entries: 0 });
+    // A few emptied queues stay, their timers unref'd, for the next requests to reuse.
+    const idle = registry.deadlineStats;
+    expect(idle).toMatchObject({ queues: 0, timers: 0, entries: 0 });
+    expect(idle.idle).toBeGreaterThan(0);
+    expect(idle.idle).toBeLessThanOrEqual(8);
+    registry.rejectAll(new EndpointStoppedError('x'));
+    expect(registry.deadlineStats).toEqual({ queues: 0, timers: 0, entries: 0, idle: 0 });
+  });
+
+  it('requests one after another reuse one timer, which holds the process only while one is pending', async () => {
+    const registry = new CallbackRegistry(10);
+    const setTimeoutSpy = vi.spyOn(globalThis, 'setTimeout');
+    try {
+      for (let i = 0; i < 100; i++) {
+        registry.acquire('t.Ping');
+        registry.register(`s${i}`, entry([], `s${i}`), { timeoutMs: 30_000 });
+        registry.take(`s${i}`);
+      }
+      expect(setTimeoutSpy).toHaveBeenCalledTimes(1);
+      const timer = setTimeoutSpy.mock.results[0]?.value as NodeJS.Timeout;
+      expect(registry.deadlineStats).toEqual({ queues: 0, timers: 0, entries: 0, idle: 1 });
+      expect(timer.hasRef()).toBe(false);
+      registry.acquire('t.Ping');
+      registry.register('held', entry([], 'held'), { timeoutMs: 30_000 });
+      expect(timer.hasRef()).toBe(true);
+      expect(registry.deadlineStats).toEqual({ queues: 1, timers: 1, entries: 1, idle: 0 });
+    } finally {
+      setTimeoutSpy.mockRestore();
+      registry.rejectAll(new EndpointStoppedError('x'));
+    }
+    expect(registry.deadlineStats).toEqual({ queues: 0, timers: 0, entries: 0, idle: 0 });
+  });
+
+  it('a request reusing an idle timer armed for an earlier one times out at its own deadline', async () => {
+    const registry = new CallbackRegistry(10);
+    registry.acquire('t.Ping');
+    registry.register('early', entry([], 'early'), { timeoutMs: 40 });
+    registry.take('early');
+    await sleep(25);
+    // The idle timer fires about 15 ms from now, before this request's deadline: it re-arms.
+    let elapsed = 0;
+    const registeredAt = performance.now();
+    registry.acquire('t.Ping');
+    registry.register(
+      'late',
+      new PendingRequest(
+        't.Ping',
+        'any',
+        () => {},
+        undefined,
+        () => {},
+        () => {
+          elapsed = performance.now() - registeredAt;
+        },
+      ) as unknown as PendingRequest,
+      { timeoutMs: 40 },
+    );
+    await expect.poll(() => elapsed).toBeGreaterThan(0);
+    expect(elapsed).toBeGreaterThanOrEqual(40);
+    expect(elapsed).toBeLessThan(40 + 100);
+    expect(registry.size).toBe(0);
+    expect(registry.deadlineStats).toEqual({ queues: 0, timers: 0, entries: 0, idle: 0 });
   });
 
   it('requests with distinct timeouts all time out, none before its own timeout', async () => {
@@ -115,7 +176,7 @@ describe('CallbackRegistry', () => {
       expect(elapsed).toBeGreaterThanOrEqual(timeoutMs);
     }
     expect(registry.size).toBe(0);
-    expect(registry.deadlineStats).toEqual({ queues: 0, timers: 0, entries: 0 });
+    expect(registry.deadlineStats).toEqual({ queues: 0, timers: 0, entries: 0, idle: 0 });
   });
 
   it('aborted and rejected requests leave no deadline bookkeeping behind', () => {
@@ -130,10 +191,10 @@ describe('CallbackRegistry', () => {
     registry.acquire('t.Ping');
     registry.register('kept', entry(log, 'kept'), { timeoutMs: 2_000 });
     controller.abort();
-    expect(registry.deadlineStats).toEqual({ queues: 1, timers: 1, entries: 1 });
+    expect(registry.deadlineStats).toMatchObject({ queues: 1, timers: 1, entries: 1 });
     registry.rejectAll(new EndpointStoppedError('x'));
     expect(log).toEqual(['aborted:RequestAbortedError', 'kept:EndpointStoppedError']);
-    expect(registry.deadlineStats).toEqual({ queues: 0, timers: 0, entries: 0 });
+    expect(registry.deadlineStats).toEqual({ queues: 0, timers: 0, entries: 0, idle: 0 });
   });
 
   it('a timeout longer than the longest Node timer is waited for in steps Node can arm', async () => {

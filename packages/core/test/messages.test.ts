@@ -1,7 +1,8 @@
 import { type } from 'arktype';
 import * as v from 'valibot';
-import { afterEach, describe, expect, expectTypeOf, it } from 'vitest';
+import { afterEach, describe, expect, expectTypeOf, it, vi } from 'vitest';
 import { z } from 'zod';
+import { buildOperation } from '../src/endpoint/outgoing.ts';
 import {
   ConfigurationError,
   createJsonSerializer,
@@ -10,6 +11,7 @@ import {
   Headers,
   type PayloadOf,
 } from '../src/index.ts';
+import type { TransportOperation } from '../src/transport/transport.ts';
 import { readQueue, world } from './helpers.ts';
 
 describe('defineMessage', () => {
@@ -79,5 +81,42 @@ describe('JSON serializer', () => {
 
   it('refuses bytes that are not UTF-8', () => {
     expect(() => serializer.deserialize(Buffer.from([0xff, 0xfe, 0x7b]), 't.X')).toThrow(/UTF-8/);
+  });
+});
+
+describe('time sent', () => {
+  afterEach(() => vi.restoreAllMocks());
+
+  it('is the ISO 8601 UTC time of the send, to the millisecond, across seconds and years', () => {
+    const settings = {
+      endpointName: 'Clock',
+      instanceId: undefined,
+      serializer: createJsonSerializer(),
+      maxMessageSizeBytes: 1_000_000,
+      transportName: 'test',
+      middleware: [],
+    };
+    const now = vi.spyOn(Date, 'now');
+    for (const time of [
+      Date.UTC(2026, 11, 7, 13, 44, 17, 5),
+      Date.UTC(2026, 11, 7, 13, 44, 17, 50),
+      Date.UTC(2026, 11, 7, 13, 44, 17, 999),
+      Date.UTC(2026, 11, 7, 13, 44, 18, 0),
+      Date.UTC(2026, 11, 7, 13, 44, 17, 500),
+      Date.UTC(1969, 11, 31, 23, 59, 59, 1),
+      Date.UTC(12000, 0, 1, 0, 0, 0, 42),
+    ]) {
+      now.mockReturnValue(time);
+      const built = buildOperation(
+        {
+          intent: 'send',
+          messageType: 't.Clock',
+          payload: {},
+          destination: { kind: 'queue', queue: 'Q' },
+        },
+        settings,
+      ) as TransportOperation;
+      expect(built.message.headers[Headers.TimeSent]).toBe(new Date(time).toISOString());
+    }
   });
 });

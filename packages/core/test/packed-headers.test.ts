@@ -108,3 +108,77 @@ describe('packed bus headers, values that need escaping', () => {
     expect(copyEntries({ __proto__: 'x' } as Record<string, string>, {}, {})).toEqual({});
   });
 });
+
+describe('reading a packed entry', () => {
+  /** What a packed entry means, read with JSON.parse: the reference for the fast reader. */
+  function reference(packed: string, held: Record<string, string>) {
+    const headers = { ...held };
+    let parsed: unknown;
+    try {
+      parsed = JSON.parse(packed);
+    } catch {
+      return { unreadable: true };
+    }
+    if (typeof parsed !== 'object' || parsed === null || Array.isArray(parsed)) {
+      return { unreadable: true };
+    }
+    for (const [key, value] of Object.entries(parsed)) {
+      if (typeof value !== 'string') return { unreadable: true };
+      headers[`tidings.${key}`] ??= value;
+    }
+    const messageId = headers[Headers.MessageId];
+    if (messageId !== undefined) {
+      headers[Headers.CorrelationId] ??= messageId;
+      headers[Headers.ConversationId] ??= messageId;
+    }
+    return { headers };
+  }
+
+  it('reads every form as JSON.parse does: plain, escaped, spaced, duplicated, malformed', () => {
+    const held = { [Headers.MessageId]: 'm-1', [Headers.Intent]: 'from-a-property' };
+    const packed = packHeaders(
+      {
+        [Headers.MessageId]: 'm-1',
+        [Headers.Intent]: 'reply',
+        [Headers.TimeSent]: '2026-12-07T13:44:17.601Z',
+        [Headers.OriginatingInstance]: 'd970bd42',
+        'x-user': 'not packed',
+      },
+      new Set([Headers.MessageId]),
+    ).packed as string;
+    const inputs = [
+      packed,
+      '{}',
+      '{"intent":"send"}',
+      '{"a":"1","a":"2"}',
+      '{"a":"1","b":"x","a":"3"}',
+      '{"a":"x,y:}{"}',
+      '{"a:b":"c"}',
+      '{"a":"é ü 中","b":"\ud800"}',
+      '{"a":"tab\\there","b":"quote\\"d"}',
+      '{ "a" : "spaced" }',
+      '{"a":"raw\u0001control"}',
+      '{"a":1}',
+      '{"a":"b",}',
+      '{"a":"b""c":"d"}',
+      '{"a":"b"}x',
+      '{"a":"b"',
+      '{',
+      '[]',
+      '"text"',
+      '{"__proto__":"p","constructor":"c"}',
+      '',
+    ];
+    for (const input of inputs) {
+      const headers: Record<string, string> = { ...held };
+      const reason = unpackHeaders(input, headers);
+      const expected = reference(input, held);
+      if (expected.unreadable) {
+        expect(reason, input).toBeTypeOf('string');
+      } else {
+        expect(reason, input).toBeUndefined();
+        expect(headers, input).toEqual(expected.headers);
+      }
+    }
+  });
+});

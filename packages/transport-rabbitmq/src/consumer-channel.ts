@@ -7,6 +7,12 @@ import type { Channel, ConsumeMessage } from 'amqplib';
  * per message); completed deliveries behind a gap are acked one by one so they do not hold
  * prefetch slots. Requeues (`nack`) go out at once, singly, so `multiple` never covers a message
  * that was not completed.
+ *
+ * Deliveries completed `lazily` (the instance queue's replies) do not ask for a flush of their
+ * own: they are acked with the next flush, once `lazyLimit` of them wait, or `LAZY_ACK_MS` after
+ * the first, so a reply per round trip costs no ack frame of its own. They stay unacked a little
+ * longer: a connection lost meanwhile brings them again, and they go where any reply after its
+ * callback goes (the endpoint's handlers, or counted and dropped).
  */
 export class ConsumerChannel {
   /** False once the channel is closed: its deliveries can no longer be settled (the broker redelivers them). */
@@ -22,21 +28,39 @@ export class ConsumerChannel {
   /** Settled singly (requeued, or acked behind a gap); skipped when the run advances. */
   private readonly settledSingly = new Set<number>();
   private readonly flushOnce = () => this.flush();
+  /** Completed lazily since the last flush. */
+  private lazy = 0;
+  /** Set while lazily completed deliveries wait for their flush; not cleared by a flush. */
+  private lazyTimer: NodeJS.Timeout | undefined;
+  private readonly lazyDue = () => {
+    this.lazyTimer = undefined;
+    if (this.lazy > 0) this.defer(this.flushOnce);
+  };
 
-  /** `defer` runs the flush once at the end of the pass (`WriteBatch`), with the pass's publishes. */
+  /**
+   * `defer` runs the flush once at the end of the pass (`WriteBatch`), with the pass's publishes.
+   * `lazyLimit`: lazily completed deliveries that make a flush due (keep it below the prefetch).
+   */
   constructor(
     readonly channel: Channel,
     private readonly defer: (work: () => void) => void,
+    private readonly lazyLimit = 1,
   ) {}
 
   delivered(message: ConsumeMessage): void {
     this.unsettled.push(message.fields.deliveryTag);
   }
 
-  complete(message: ConsumeMessage): void {
+  complete(message: ConsumeMessage, lazily = false): void {
     if (!this.open) return;
     this.completed.add(message.fields.deliveryTag);
-    this.defer(this.flushOnce);
+    if (!lazily || ++this.lazy >= this.lazyLimit) {
+      this.defer(this.flushOnce);
+    } else if (this.lazyTimer === undefined) {
+      // One timer per window, not per delivery; it keeps no process alive.
+      this.lazyTimer = setTimeout(this.lazyDue, LAZY_ACK_MS);
+      this.lazyTimer.unref();
+    }
   }
 
   requeue(message: ConsumeMessage): void {
@@ -48,6 +72,7 @@ export class ConsumerChannel {
   /** Acks everything completed so far. Also called before the channel is closed. */
   flush(): void {
     if (!this.open || this.completed.size === 0) return;
+    this.lazy = 0;
     let ackUpTo = -1;
     const unsettled = this.unsettled;
     while (this.head < unsettled.length) {
@@ -76,6 +101,9 @@ export class ConsumerChannel {
     }
   }
 }
+
+/** The longest a lazily completed delivery waits for its ack. */
+export const LAZY_ACK_MS = 50;
 
 /** amqplib settles by `fields.deliveryTag` alone. */
 function tagged(deliveryTag: number): ConsumeMessage {

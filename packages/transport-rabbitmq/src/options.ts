@@ -60,6 +60,15 @@ export interface RabbitMqTransportOptions {
    */
   readonly instanceQueueExpiresMs?: number;
   /**
+   * Requests that only an in-memory callback waits for (`request()`, `register()`) travel
+   * transient (delivery mode 1) but confirmed: a lost connection sends them again, a broker
+   * restart loses them from a classic queue (a quorum queue writes every message to its log
+   * anyway). True: they are persistent, as a plain `send` is, and survive a restart of a classic
+   * queue's broker. See docs/adr/0013-durability-by-purpose.md.
+   * @default false
+   */
+  readonly persistentCallbackRequests?: boolean;
+  /**
    * Largest message, body plus headers, in bytes; core refuses larger ones before sending.
    * RabbitMQ itself accepts up to 128 MiB, but large messages stall every other message on the
    * connection: send a reference instead.
@@ -110,6 +119,7 @@ export interface RabbitMqTransportOptions {
 export const rabbitMqTransportDefaults = {
   queueType: 'quorum',
   instanceQueueExpiresMs: 600_000,
+  persistentCallbackRequests: false,
   maxMessageSizeBytes: 4 * 1024 * 1024,
   delayedDelivery: true,
   prefetchMultiplier: 2,
@@ -209,6 +219,7 @@ export function resolveRabbitMqOptions(options: RabbitMqTransportOptions): Resol
       options.maxMessageSizeBytes ?? d.maxMessageSizeBytes,
     ),
     delayedDelivery: options.delayedDelivery ?? d.delayedDelivery,
+    persistentCallbackRequests: options.persistentCallbackRequests ?? d.persistentCallbackRequests,
     prefetchMultiplier,
     heartbeatSeconds: positiveInteger(
       'heartbeatSeconds',

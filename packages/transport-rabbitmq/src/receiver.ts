@@ -36,6 +36,8 @@ export class Receiver {
    * never wait behind handlers that await requests.
    */
   private readonly slots = new Map<string, QueueSlots>();
+  /** The instance queue's slots, once receiving: its replies are acked lazily. */
+  private instanceQueueSlots: QueueSlots | undefined;
   /** Set while `handBack` runs: waiting messages it reaches pass their slot on to its loop. */
   private handingBack = false;
   private slotsToPass = 0;
@@ -97,6 +99,9 @@ export class Receiver {
         this.slots.set(queue, new QueueSlots(settings.concurrency));
       }
     }
+    const instanceQueue = this.topology.instanceQueue;
+    this.instanceQueueSlots =
+      instanceQueue === undefined ? undefined : this.slots.get(instanceQueue);
     if (this.consumer !== undefined) {
       this.retired.push(this.consumer);
       this.consumer = undefined;
@@ -231,7 +236,9 @@ export class Receiver {
     outcome: MessageOutcome,
   ) {
     this.active--;
-    this.settleNative(consumer, message, outcome);
+    // The instance queue's replies are acked lazily: a round trip then sends no ack frame.
+    if (outcome === 'complete') consumer.complete(message, slots === this.instanceQueueSlots);
+    else consumer.requeue(message);
     slots.release();
     if (this.active === 0) this.endpoint.notifyIdle();
   }
@@ -249,8 +256,16 @@ export class Receiver {
   private async openConsumer(settings: ReceiveSettings): Promise<void> {
     const channel = await this.endpoint.requireConnection().createChannel();
     const writes = this.endpoint.writes;
-    const consumer = new ConsumerChannel(channel, (work) =>
-      writes !== undefined ? writes.defer(work) : setImmediate(work),
+    // Per consumer (global=false): each queue gets its own window, sized from concurrency.
+    const prefetch = Math.max(
+      1,
+      Math.round(settings.concurrency * this.options.prefetchMultiplier),
+    );
+    const consumer = new ConsumerChannel(
+      channel,
+      (work) => (writes !== undefined ? writes.defer(work) : setImmediate(work)),
+      // The instance queue's acks wait for half its window at most.
+      Math.max(1, Math.floor(prefetch / 2)),
     );
     channel.on('error', (error: Error) => this.endpoint.onChannelError('receive', error));
     channel.on('close', () => {
@@ -260,11 +275,6 @@ export class Receiver {
       this.consumer = undefined;
       this.endpoint.kick();
     });
-    // Per consumer (global=false): each queue gets its own window, sized from concurrency.
-    const prefetch = Math.max(
-      1,
-      Math.round(settings.concurrency * this.options.prefetchMultiplier),
-    );
     await channel.prefetch(prefetch, false);
     for (const queue of this.ownQueues) {
       const slots = this.slots.get(queue) as QueueSlots;

@@ -1,4 +1,4 @@
-import { DestinationNotFoundError, type Logger, TransportError } from '@tidings/core';
+import { DestinationNotFoundError, Headers, type Logger, TransportError } from '@tidings/core';
 import type { IncomingTransportMessage, TransportOperation } from '@tidings/core/transport';
 import type * as amqp from 'amqplib';
 import type { Channel, ConfirmChannel, Message } from 'amqplib';
@@ -84,7 +84,7 @@ export class Sender {
     const express = operation.express === true;
     const copied = operation.copyOf && copyable(operation.copyOf, message.headers);
     const properties: amqp.Options.Publish = {
-      persistent: !express,
+      persistent: !express && !this.isTransientRequest(operation),
       mandatory: destination.kind === 'queue',
       ...(copied ?? amqpPropertiesFor(message.headers)),
     };
@@ -125,6 +125,23 @@ export class Sender {
       express,
       () =>
         this.topology.boundForDelay.has(queue) ? undefined : this.topology.prepareDelay(queue),
+    );
+  }
+
+  /**
+   * A request only an in-memory callback waits for (ADR 13) travels transient but confirmed,
+   * unless `persistentCallbackRequests`. Not its copies (delayed retries, the error queue), which
+   * stay durable, nor a delayed request, which waits in a delay queue.
+   */
+  private isTransientRequest(operation: TransportOperation): boolean {
+    const headers = operation.message.headers;
+    return (
+      headers[Headers.ReplyDurability] === 'express' &&
+      !this.options.persistentCallbackRequests &&
+      operation.copyOf === undefined &&
+      !((operation.delayMs ?? 0) > 0) &&
+      headers[Headers.DelayedRetries] === undefined &&
+      headers[Headers.Intent] === 'send'
     );
   }
 

@@ -2,15 +2,20 @@ import type { Socket } from 'node:net';
 import type { ChannelModel } from 'amqplib';
 
 /**
- * One socket write per event loop pass. amqplib writes every frame to the socket on its own: one
- * syscall each, the largest part of the client's CPU under load and of a round trip's cost at low
- * concurrency. The frames written in one pass are gathered instead; once the pass's callbacks and
- * promises have run (`setImmediate`), the deferred work (coalesced acks) adds its frames and the
- * lot leaves as one buffer in one `write`, which costs far less than corking and a `writev` of the
- * same frames.
+ * One socket write per pass of amqplib's muxer. amqplib writes every frame to the socket on its
+ * own: one syscall each, the largest part of the client's CPU under load and of a round trip's
+ * cost at low concurrency. Its frames reach the socket from its muxer, which drains every
+ * channel's buffer in one `setImmediate` callback; the frames written there are gathered, and
+ * leave as one buffer in one `write` as soon as that callback is done (a microtask), which costs
+ * far less than corking and a `writev` of the same frames. Waiting for an immediate of its own
+ * would add a turn of the event loop, and a poll, to every message sent.
+ *
+ * Deferred work (coalesced acks) runs once at the end of the pass (`setImmediate`, queued before
+ * the muxer's, so its frames go with the pass's publishes).
  */
 export class WriteBatch {
   private chunks: Buffer[] = [];
+  private releaseQueued = false;
   private scheduled = false;
   private readonly deferred = new Set<() => void>();
 
@@ -32,7 +37,7 @@ export class WriteBatch {
         return write.apply(this, args);
       }
       batch.chunks.push(chunk);
-      batch.schedule();
+      batch.queueRelease();
       // The socket's own state: false while it waits to drain, so amqplib holds back.
       return !socket.writableNeedDrain;
     } as Socket['write'];
@@ -66,6 +71,16 @@ export class WriteBatch {
       work();
     }
     this.scheduled = false;
+  };
+
+  private queueRelease(): void {
+    if (this.releaseQueued) return;
+    this.releaseQueued = true;
+    queueMicrotask(this.releaseNow);
+  }
+
+  private readonly releaseNow = (): void => {
+    this.releaseQueued = false;
     this.release();
   };
 

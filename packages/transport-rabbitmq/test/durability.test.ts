@@ -91,16 +91,14 @@ describe('rabbitmq durability by purpose', { timeout: 60_000 }, () => {
     expect(reply.properties.deliveryMode).toBe(2);
   });
 
-  it('request() marks its message; the request stays persistent unless sent express', async () => {
-    const prefix = uniquePrefix('dur-request');
-    const target = `${prefix}-Target`;
-    queues.push(target);
-    connection = await rawConnection();
-    const channel = await connection.createChannel();
-    await channel.assertQueue(target, { durable: true });
+  async function requester(prefix: string, target: string, persistentCallbackRequests?: boolean) {
     const client = createEndpoint({
       name: `${prefix}-Client`,
-      transport: createRabbitMqTransport({ url: brokerUrl, queueType: 'classic' }),
+      transport: createRabbitMqTransport({
+        url: brokerUrl,
+        queueType: 'classic',
+        ...(persistentCallbackRequests !== undefined ? { persistentCallbackRequests } : {}),
+      }),
       logger: silentLogger,
       routes: { [Quote.name]: target },
       requestTimeoutMs: 60_000,
@@ -109,11 +107,22 @@ describe('rabbitmq durability by purpose', { timeout: 60_000 }, () => {
     endpoints.push(client);
     queues.push(`${prefix}-error`);
     await client.start();
+    return client;
+  }
+
+  it('request() marks its message and sends it transient; a plain send stays persistent', async () => {
+    const prefix = uniquePrefix('dur-request');
+    const target = `${prefix}-Target`;
+    queues.push(target);
+    connection = await rawConnection();
+    const channel = await connection.createChannel();
+    await channel.assertQueue(target, { durable: true });
+    const client = await requester(prefix, target);
     // Nobody answers: the requests wait in the target queue to be looked at.
     void client.request(Quote, { n: 1 }).catch(() => {});
-    const durable = await takeOne(channel, target);
-    expect(headersFromAmqp(durable.properties).headers[Headers.ReplyDurability]).toBe('express');
-    expect(durable.properties.deliveryMode).toBe(2);
+    const request = await takeOne(channel, target);
+    expect(headersFromAmqp(request.properties).headers[Headers.ReplyDurability]).toBe('express');
+    expect(request.properties.deliveryMode).toBe(1);
     void client.request(Quote, { n: 2 }, { express: true }).catch(() => {});
     const express = await takeOne(channel, target);
     expect(express.properties.deliveryMode).toBe(1);
@@ -121,6 +130,54 @@ describe('rabbitmq durability by purpose', { timeout: 60_000 }, () => {
     const plain = await takeOne(channel, target);
     expect(headersFromAmqp(plain.properties).headers[Headers.ReplyDurability]).toBeUndefined();
     expect(plain.properties.deliveryMode).toBe(2);
+  });
+
+  it('a transient request is still confirmed: one no queue takes fails the request at once', async () => {
+    const prefix = uniquePrefix('dur-request-missing');
+    const client = await requester(prefix, `${prefix}-Nowhere`);
+    const started = performance.now();
+    await expect(client.request(Quote, { n: 1 })).rejects.toBeInstanceOf(DestinationNotFoundError);
+    // The return came with the confirm, long before the 60 s timeout.
+    expect(performance.now() - started).toBeLessThan(10_000);
+    expect(client.stats.pendingRequests).toBe(0);
+  });
+
+  it('with persistentCallbackRequests, request() sends its message persistent', async () => {
+    const prefix = uniquePrefix('dur-request-persistent');
+    const target = `${prefix}-Target`;
+    queues.push(target);
+    connection = await rawConnection();
+    const channel = await connection.createChannel();
+    await channel.assertQueue(target, { durable: true });
+    const client = await requester(prefix, target, true);
+    void client.request(Quote, { n: 1 }).catch(() => {});
+    const request = await takeOne(channel, target);
+    expect(headersFromAmqp(request.properties).headers[Headers.ReplyDurability]).toBe('express');
+    expect(request.properties.deliveryMode).toBe(2);
+  });
+
+  it("a failed request's error-queue copy is persistent", async () => {
+    const prefix = uniquePrefix('dur-request-error');
+    const errorQueue = `${prefix}-error`;
+    const failing = createEndpoint({
+      name: `${prefix}-Server`,
+      transport: createRabbitMqTransport({ url: brokerUrl, queueType: 'classic' }),
+      logger: silentLogger,
+      recoverability: { errorQueue, immediateRetries: 0, delayedRetries: { count: 0 } },
+    });
+    failing.handle(Quote, () => {
+      throw new Error('refused');
+    });
+    endpoints.push(failing);
+    queues.push(errorQueue);
+    await failing.start();
+    const client = await requester(prefix, `${prefix}-Server`);
+    // The failure comes back as a fault reply; the copy waits in the error queue.
+    await client.request(Quote, { n: 1 }).catch(() => {});
+    connection = await rawConnection();
+    const copy = await takeOne(await connection.createChannel(), errorQueue);
+    expect(headersFromAmqp(copy.properties).headers[Headers.ReplyDurability]).toBe('express');
+    expect(copy.properties.deliveryMode).toBe(2);
   });
 
   it('an express send is not confirmed: a missing queue does not fail it, and is logged', async () => {

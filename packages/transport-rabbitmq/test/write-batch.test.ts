@@ -25,18 +25,53 @@ function fakeConnection() {
 const nextPass = () => new Promise((resolve) => setImmediate(resolve));
 
 describe('WriteBatch', () => {
-  it('writes the frames of one pass, deferred acks last, as one buffer', async () => {
+  /**
+   * amqplib's way to the socket: each frame goes into its channel's buffer, and its muxer writes
+   * what the buffers hold in a `setImmediate` callback, scheduled from a `nextTick`.
+   */
+  function muxer(socket: { write(chunk: Buffer): unknown }) {
+    const buffered: Buffer[] = [];
+    let scheduled = false;
+    return (frame: string) => {
+      buffered.push(Buffer.from(frame));
+      if (scheduled) return;
+      scheduled = true;
+      process.nextTick(() =>
+        setImmediate(() => {
+          scheduled = false;
+          for (const chunk of buffered.splice(0)) socket.write(chunk);
+        }),
+      );
+    };
+  }
+
+  it('writes the frames of one muxer pass as one buffer as soon as the pass is done', async () => {
+    const { connection, socket, writes } = fakeConnection();
+    WriteBatch.attach(connection);
+    const send = muxer(socket);
+    send('publish-1;');
+    send('publish-2;');
+    expect(writes).toEqual([]);
+    // Checked in the same turn of the event loop as the muxer's pass: no turn of its own.
+    const seen = await new Promise<string[]>((resolve) =>
+      process.nextTick(() => setImmediate(() => resolve([...writes]))),
+    );
+    expect(seen).toEqual(['publish-1;publish-2;']);
+    send('next-pass;');
+    await nextPass();
+    await nextPass();
+    expect(writes).toEqual(['publish-1;publish-2;', 'next-pass;']);
+  });
+
+  it("deferred acks run before the muxer's pass and leave with the pass's publishes", async () => {
     const { connection, socket, writes } = fakeConnection();
     const batch = WriteBatch.attach(connection);
-    socket.write(Buffer.from('publish-1;'));
-    batch.defer(() => socket.write(Buffer.from('ack;')));
-    socket.write(Buffer.from('publish-2;'));
-    expect(writes).toEqual([]);
+    const send = muxer(socket);
+    batch.defer(() => send('ack;'));
+    send('publish;');
     await nextPass();
-    expect(writes).toEqual(['publish-1;publish-2;ack;']);
-    socket.write(Buffer.from('next-pass;'));
     await nextPass();
-    expect(writes).toEqual(['publish-1;publish-2;ack;', 'next-pass;']);
+    expect(writes).toEqual(['publish;ack;']);
   });
 
   it('keeps the order with writes it does not gather, and before the end of the stream', () => {

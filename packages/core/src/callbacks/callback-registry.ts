@@ -72,6 +72,11 @@ export interface RegisterSettings {
 const BUCKET_MS = 8;
 /** `PendingRequest.deadline` of an entry that has left the registry. */
 const SETTLED = -1;
+/**
+ * Queues kept, with their unref'd timer, after their last live entry left. Bounded: timeouts
+ * spread over many buckets (web budgets) must not leave a timer behind for each.
+ */
+const MAX_IDLE_QUEUES = 8;
 
 /**
  * The pending requests whose timeouts fall in one bucket, in registration order, under one timer
@@ -81,8 +86,12 @@ const SETTLED = -1;
  * not at all when its neighbours share its timeout, the common case).
  *
  * Settled entries (answered, aborted, timed out) leave the head at once and are compacted away
- * once they outnumber the live ones, so a queue holds at most twice its live entries; the
- * registry drops a queue and its timer when no live entry is left.
+ * once they outnumber the live ones, so a queue holds at most twice its live entries.
+ *
+ * A queue left with no live entry keeps its timer, unref'd, until it fires (a few are kept, see
+ * `MAX_IDLE_QUEUES`): requests one after another (concurrency 1) then reuse it instead of setting
+ * and clearing a timer each. It was armed for a deadline before that of any entry registered
+ * later (within the bucket's width), so it never fires late for them; firing early, it re-arms.
  */
 class DeadlineQueue {
   private items: PendingRequest[] = [];
@@ -90,6 +99,8 @@ class DeadlineQueue {
   /** Entries not settled yet. Settled ones never sit at the head. */
   live = 0;
   timer: NodeJS.Timeout | undefined = undefined;
+
+  constructor(readonly bucket: number) {}
 
   get first(): PendingRequest | undefined {
     return this.items[this.head];
@@ -148,6 +159,8 @@ class DeadlineQueue {
 export class CallbackRegistry {
   private readonly pending = new Map<string, PendingRequest>();
   private readonly deadlines = new Map<number, DeadlineQueue>();
+  /** Queues in `deadlines` with no live entry, their timer unref'd (see `DeadlineQueue`). */
+  private idleQueues = 0;
   /** Callers waiting for a slot, first come first served (a Set: an abort leaves in O(1)). */
   private readonly waiters = new Set<() => void>();
   private reserved = 0;
@@ -179,15 +192,24 @@ export class CallbackRegistry {
     return this.pendingAborts.signals + this.waiterAborts.signals;
   }
 
-  /** Deadline bookkeeping, for tests and diagnostics: queues, armed timers, queued entries. */
-  get deadlineStats(): { queues: number; timers: number; entries: number } {
+  /**
+   * Deadline bookkeeping, for tests and diagnostics: queues holding pending requests, their armed
+   * timers, queued entries, and idle queues kept for reuse (their timers unref'd).
+   */
+  get deadlineStats(): { queues: number; timers: number; entries: number; idle: number } {
     let timers = 0;
     let entries = 0;
     for (const queue of this.deadlines.values()) {
+      if (queue.live === 0) continue;
       if (queue.timer !== undefined) timers++;
       entries += queue.length;
     }
-    return { queues: this.deadlines.size, timers, entries };
+    return {
+      queues: this.deadlines.size - this.idleQueues,
+      timers,
+      entries,
+      idle: this.idleQueues,
+    };
   }
 
   /**
@@ -288,31 +310,50 @@ export class CallbackRegistry {
       this.remove(correlationId)?.fail(error);
     }
     for (const wake of [...this.waiters]) wake();
+    // Nothing pending: idle timers go too.
+    if (this.pending.size === 0) {
+      for (const queue of this.deadlines.values()) this.drop(queue);
+      this.idleQueues = 0;
+    }
   }
 
   private scheduleTimeout(entry: PendingRequest): void {
     const bucket = Math.ceil(entry.scheduledMs / BUCKET_MS);
     let queue = this.deadlines.get(bucket);
     if (queue === undefined) {
-      queue = new DeadlineQueue();
+      queue = new DeadlineQueue(bucket);
       this.deadlines.set(bucket, queue);
+    } else if (queue.live === 0) {
+      // An idle queue: its timer, armed before this entry's deadline, holds the process again.
+      this.idleQueues--;
+      queue.timer?.ref();
     }
     queue.push(entry);
     if (queue.timer === undefined) this.armTimer(queue);
   }
 
-  /** Takes a leaving entry out of its deadline queue; a queue left with no live entry goes. */
+  /**
+   * Takes a leaving entry out of its deadline queue. A queue left with no live entry is kept
+   * idle, its timer unref'd, while few are; otherwise it goes with its timer.
+   */
   private unschedule(entry: PendingRequest): void {
     const bucket = Math.ceil(entry.scheduledMs / BUCKET_MS);
     // A pending entry's queue stays in the map until its last live entry leaves.
     const queue = this.deadlines.get(bucket) as DeadlineQueue;
     entry.deadline = SETTLED;
     queue.settle(entry);
-    if (queue.live === 0) {
-      clearTimeout(queue.timer);
-      queue.timer = undefined;
-      this.deadlines.delete(bucket);
-    }
+    if (queue.live > 0) return;
+    if (queue.timer !== undefined && this.idleQueues < MAX_IDLE_QUEUES) {
+      this.idleQueues++;
+      queue.timer.unref();
+    } else this.drop(queue);
+  }
+
+  /** Removes a queue with no live entry, and its timer (the caller counts idle queues). */
+  private drop(queue: DeadlineQueue): void {
+    clearTimeout(queue.timer);
+    queue.timer = undefined;
+    this.deadlines.delete(queue.bucket);
   }
 
   private armTimer(queue: DeadlineQueue): void {
@@ -329,6 +370,14 @@ export class CallbackRegistry {
   }
 
   private expire(queue: DeadlineQueue): void {
+    if (queue.live === 0) {
+      // An idle queue's timer: nobody reused it.
+      if (this.deadlines.get(queue.bucket) === queue) {
+        this.deadlines.delete(queue.bucket);
+        this.idleQueues--;
+      }
+      return;
+    }
     const now = performance.now();
     // The head is always live; an entry whose deadline has not come stops the walk (the timer
     // may fire early, or for a head that has since left).

@@ -44,14 +44,24 @@ export interface OutgoingSettings {
 
 const emptyBody = new Uint8Array(0);
 
-// Formatting a date costs more than the rest of the headers; reuse it within the millisecond.
+// Formatting a date costs more than the rest of the headers (`toISOString` took 2-8 µs here):
+// reuse it within the millisecond, and its part up to the seconds within the second.
 let lastTime = 0;
 let lastTimeText = '';
+let lastSecond = Number.NaN;
+/** `2026-12-07T13:44:17.` for `lastSecond`. */
+let secondPrefix = '';
 function timeSentNow(): string {
   const now = Date.now();
   if (now !== lastTime) {
     lastTime = now;
-    lastTimeText = new Date(now).toISOString();
+    const second = Math.floor(now / 1000);
+    if (second !== lastSecond) {
+      lastSecond = second;
+      secondPrefix = new Date(second * 1000).toISOString().slice(0, -4);
+    }
+    const ms = now - second * 1000;
+    lastTimeText = `${secondPrefix}${ms < 10 ? '00' : ms < 100 ? '0' : ''}${ms}Z`;
   }
   return lastTimeText;
 }
