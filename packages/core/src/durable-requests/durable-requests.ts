@@ -11,6 +11,7 @@ import {
   SendOnlyEndpointError,
   UsageError,
 } from '../errors.js';
+import type { EndpointInstrumentation } from '../instrumentation/instrumentation.js';
 import type { Logger } from '../logging/logger.js';
 import { type LongTimer, setLongTimeout } from '../long-timer.js';
 import type { MessageDefinition } from '../messages/define-message.js';
@@ -63,6 +64,8 @@ export interface DurableRequestsHost {
   /** `created`, `starting`, `started`, `stopping` or `stopped`. */
   readonly state: string;
   readonly registry: RequestSlots;
+  /** Set at start when the endpoint has an `instrumentation`. */
+  readonly instrumentation: EndpointInstrumentation | undefined;
   readonly transportEndpoint: TransportEndpoint;
   readonly options: { readonly logger: Logger; readonly requestTimeoutMs: number };
   /** The endpoint's persistence's records; undefined without a persistence or support for them. */
@@ -200,7 +203,8 @@ export class EndpointDurableRequests {
 
   /**
    * `endpoint.request(..., { continueWith })`: takes a slot of `maxPendingRequests` (waiting for
-   * one like a plain request), stores and sends in a transaction, then awaits.
+   * one like a plain request), stores and sends in a transaction, then awaits. With an
+   * instrumentation, the wait is a `request` span, the request and its deadline sent within it.
    */
   request(
     definition: MessageDefinition,
@@ -233,9 +237,26 @@ export class EndpointDurableRequests {
         new UsageError(`timeoutMs must be a positive whole number, got ${timeoutMs}.`),
       );
     }
+    let destination: string;
+    try {
+      destination = this.host.resolveRoute(definition.name, options.to);
+    } catch (error) {
+      return Promise.reject(error);
+    }
     const correlationId = options.messageId ?? newId();
     const asked: AskedRequest = { name, definition, payload, options, correlationId, timeoutMs };
-    return this.withSlot(asked);
+    const observer = this.host.instrumentation?.request(
+      definition.name,
+      destination,
+      correlationId,
+    );
+    if (observer === undefined) return this.withSlot(asked);
+    const result = observer.run(() => this.withSlot(asked));
+    result.then(
+      () => observer.settled(),
+      (error: unknown) => observer.settled(error),
+    );
+    return result;
   }
 
   /**
