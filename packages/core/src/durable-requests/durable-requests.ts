@@ -399,17 +399,27 @@ export class EndpointDurableRequests {
       conversationId,
       delayMs: timeoutMs,
     };
-    await store.save(session, {
+    const saving = store.save(session, {
       correlationId,
       continuation: name,
       state: JSON.stringify(state ?? null),
       deadline: Date.now() + timeoutMs,
       requester: this.host.instanceId as string,
     });
-    await Promise.all([
-      collector.collectOperation(() => this.host.build(request)),
-      collector.collectOperation(() => this.host.build(deadline)),
-    ]);
+    // Built while the record's insert is on its way (CPU beside a round trip to the store), and
+    // collected only once it is in: no message of a request whose record failed.
+    let built: Array<TransportOperation | Promise<BuiltOperation>>;
+    try {
+      built = [this.host.build(request), this.host.build(deadline)];
+    } catch (error) {
+      await saving.catch(() => {});
+      throw error;
+    }
+    // A build that fails after a failed save is not left unhandled; collecting it reports it.
+    for (const operation of built) if (operation instanceof Promise) operation.catch(() => {});
+    await saving;
+    const collecting = collector as Collector;
+    await Promise.all(built.map((operation) => collecting.collectOperation(() => operation)));
     return correlationId;
   }
 
