@@ -29,11 +29,13 @@ const timeoutMs = 900_000;
 const poolSize = 60;
 /**
  * Blocks per contestant, taken in turns (`interleavedBlocks`): at c=1 a block of 25 takes
- * 0.1–0.5 s here, short enough that a slow spell of the shared machine falls on every side.
+ * 0.1–0.5 s here, short enough that a slow spell of the shared machine falls on every side, and
+ * 80 of them give each side 2,000 round trips. At c=100 a block is ten times the concurrency, so
+ * that its ramp up and down (the last requests run with fewer beside them) is a small part of it.
  */
 const plans = [
-  { concurrency: 1, blocks: Number(process.env.BENCH_DURABLE_C1_BLOCKS ?? 40), blockSize: 25 },
-  { concurrency: 100, blocks: Number(process.env.BENCH_DURABLE_C100_BLOCKS ?? 10), blockSize: 400 },
+  { concurrency: 1, blocks: Number(process.env.BENCH_DURABLE_C1_BLOCKS ?? 80), blockSize: 25 },
+  { concurrency: 100, blocks: Number(process.env.BENCH_DURABLE_C100_BLOCKS ?? 8), blockSize: 1000 },
 ].filter(
   // BENCH_DURABLE_CONCURRENCY=1 runs only c=1 (e.g. while profiling).
   (plan) =>
