@@ -1,4 +1,3 @@
-import { createHash } from 'node:crypto';
 import {
   type ClaimResult,
   decodeOperations,
@@ -20,6 +19,7 @@ import {
   resolvePostgresOptions,
 } from './options.js';
 import { PostgresDurableRequests } from './postgres-durable-requests.js';
+import { type Prepared, prepared, runPrepared } from './prepared.js';
 import { postgresSchemaSql } from './schema.js';
 
 /** The Postgres persistence: its session is a `pg` client inside `BEGIN`. */
@@ -99,20 +99,6 @@ function connect(pool: Pool, timeoutMs: number): Promise<PoolClient> {
   });
 }
 
-/** A statement prepared once per connection, under a name derived from its text. */
-interface Prepared {
-  readonly name: string;
-  readonly text: string;
-}
-
-/**
- * Named, so that PostgreSQL parses and plans each once per connection rather than once per
- * message. The name is a digest of the text: two tables on one pool never share a name.
- */
-function prepared(text: string): Prepared {
-  return { name: `tidings_${createHash('sha256').update(text).digest('hex').slice(0, 24)}`, text };
-}
-
 /** The statements of one endpoint, built once: the table name is fixed, values are parameters. */
 interface Statements {
   readonly claim: Prepared;
@@ -149,7 +135,6 @@ class PostgresEndpointStorage implements EndpointStorage<PoolClient> {
       options.pool,
       endpoint,
       options.qualifiedRequestsTable,
-      prepared,
     );
     this.sql = {
       // Claimed as a record that sends nothing (dispatched): `store` changes it only when the
@@ -207,10 +192,10 @@ class PostgresEndpointStorage implements EndpointStorage<PoolClient> {
     while (this.marks.length > 0) {
       const batch = this.marks.splice(0, markBatchLimit);
       try {
-        await this.options.pool.query({
-          ...this.sql.markDispatched,
-          values: [this.endpoint, batch.map((mark) => mark.key)],
-        });
+        await runPrepared(this.options.pool, this.sql.markDispatched, [
+          this.endpoint,
+          batch.map((mark) => mark.key),
+        ]);
         for (const mark of batch) mark.resolve();
       } catch (error) {
         const failure = toPersistenceError(error, 'mark outbox records dispatched');
@@ -287,16 +272,14 @@ class PostgresTransaction implements StorageTransaction<PoolClient> {
       return { kind: 'claimed' };
     }
     try {
-      const inserted = await this.session.query({
-        ...this.sql.claim,
-        values: [this.endpoint, key],
-      });
+      const inserted = await runPrepared(this.session, this.sql.claim, [this.endpoint, key]);
       if (inserted.rowCount === 1) return { kind: 'claimed' };
       // Another transaction committed the key (this insert waited for it, if it was open).
-      const found = await this.session.query<{ operations: string; dispatched: boolean }>({
-        ...this.sql.read,
-        values: [this.endpoint, key],
-      });
+      const found = await runPrepared<{ operations: string; dispatched: boolean }>(
+        this.session,
+        this.sql.read,
+        [this.endpoint, key],
+      );
       const row = found.rows[0];
       if (row === undefined) {
         throw new PersistenceError(
@@ -321,10 +304,11 @@ class PostgresTransaction implements StorageTransaction<PoolClient> {
     if (operations.length === 0) return;
     const statement = key === this.fresh ? this.sql.insert : this.sql.store;
     try {
-      await this.session.query({
-        ...statement,
-        values: [this.endpoint, key, encodeOperations(operations)],
-      });
+      await runPrepared(this.session, statement, [
+        this.endpoint,
+        key,
+        encodeOperations(operations),
+      ]);
     } catch (error) {
       throw toPersistenceError(error, 'store the outgoing messages');
     }
