@@ -69,11 +69,18 @@ export function createPostgresPersistence(
 }
 
 /**
- * A connection from the pool within `timeoutMs`, or a retryable `PersistenceError`: an exhausted
- * pool is back-pressure up to that point, then a clear failure the recoverability policy retries,
- * never a wait without end (a handler that takes a second connection while holding one could).
+ * A connection from the pool within `timeoutMs`, handed to `adopt`, or a retryable
+ * `PersistenceError`: an exhausted pool is back-pressure up to that point, then a clear failure
+ * the recoverability policy retries, never a wait without end (a handler that takes a second
+ * connection while holding one could).
+ *
+ * The pool's callback form: it runs within the read that completed the connection, so `adopt`
+ * listens for the connection's errors before the rest of that read is handled. A termination
+ * that arrived with the handshake (`pg_terminate_backend`, a server going down) would otherwise
+ * be emitted with no listener between the pool's promise and its continuation, and end the
+ * process.
  */
-function connect(pool: Pool, timeoutMs: number): Promise<PoolClient> {
+function connect<T>(pool: Pool, timeoutMs: number, adopt: (client: PoolClient) => T): Promise<T> {
   return new Promise((resolve, reject) => {
     let timedOut = false;
     const timer = setTimeout(() => {
@@ -85,17 +92,15 @@ function connect(pool: Pool, timeoutMs: number): Promise<PoolClient> {
         ),
       );
     }, timeoutMs);
-    pool.connect().then(
-      (client) => {
-        clearTimeout(timer);
-        if (timedOut) client.release();
-        else resolve(client);
-      },
-      (error: unknown) => {
-        clearTimeout(timer);
+    pool.connect((error, client) => {
+      clearTimeout(timer);
+      if (error !== undefined && error !== null) {
         if (!timedOut) reject(toPersistenceError(error, 'connect'));
-      },
-    );
+      } else if (client !== undefined) {
+        if (timedOut) client.release();
+        else resolve(adopt(client));
+      }
+    });
   });
 }
 
@@ -165,10 +170,13 @@ class PostgresEndpointStorage implements EndpointStorage<PoolClient> {
   }
 
   async begin(): Promise<StorageTransaction<PoolClient>> {
-    const client = await connect(this.options.pool, this.options.connectTimeoutMs);
-    const transaction = new PostgresTransaction(client, this.endpoint, this.sql);
+    const transaction = await connect(
+      this.options.pool,
+      this.options.connectTimeoutMs,
+      (client) => new PostgresTransaction(client, this.endpoint, this.sql),
+    );
     try {
-      await client.query('BEGIN');
+      await transaction.session.query('BEGIN');
     } catch (error) {
       transaction.release(error);
       throw toPersistenceError(error, 'begin a transaction');
