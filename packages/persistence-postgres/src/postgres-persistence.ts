@@ -324,21 +324,12 @@ class PostgresTransaction implements StorageTransaction<PoolClient> {
 
   async commit(): Promise<void> {
     if (this.ended) throw new PersistenceError('The transaction has already ended.');
-    let result: { command: string };
     try {
-      result = await this.session.query('COMMIT');
+      await this.session.query('COMMIT');
       this.release(undefined);
     } catch (error) {
       this.release(error);
       throw toPersistenceError(error, 'commit');
-    }
-    // PostgreSQL answers `COMMIT` in a failed transaction (a statement's error caught by the
-    // handler, with no savepoint) by rolling back, without an error: nothing was written.
-    if (result.command === 'ROLLBACK') {
-      throw new PersistenceError(
-        'The transaction had failed and PostgreSQL rolled it back instead of committing it: a statement failed and its error was caught without rolling back to a savepoint (docs/outbox.md). Nothing was written; the attempt is retried.',
-        { isRetryable: true },
-      );
     }
   }
 

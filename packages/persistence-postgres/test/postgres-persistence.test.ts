@@ -177,50 +177,6 @@ describe('failures', () => {
   });
 });
 
-describe('a failed transaction', () => {
-  it('a caught SQL error without a savepoint fails the attempt, even when nothing is sent', async () => {
-    const { pool: p } = pool();
-    const persistence = createPostgresPersistence({ pool: p, schema: database.schema });
-    await persistence.install();
-    const name = `Caught-${Math.random().toString(36).slice(2, 8)}`;
-    const endpoint = createEndpoint({
-      name,
-      transport: createInMemoryTransport(),
-      logger: silentLogger,
-      persistence,
-      recoverability: { immediateRetries: 1, delayedRetries: { count: 0, delayMs: 1 } },
-    });
-    let runs = 0;
-    endpoint.handle(Deposit, async (deposit, ctx) => {
-      runs++;
-      await database.write(postgresSession(ctx), `${name}:${deposit.id}`);
-      // PostgreSQL refuses the rest of the transaction; its COMMIT becomes a rollback.
-      await postgresSession(ctx)
-        .query('SELECT 1 / 0')
-        .catch(() => {});
-    });
-    endpoints.push(endpoint);
-    await endpoint.start();
-    await endpoint.send(Deposit, { id: 'a' }, { to: name });
-    await expect.poll(() => endpoint.stats.movedToErrorQueue).toBe(1);
-    expect(runs).toBe(2);
-    expect(endpoint.stats.handled).toBe(0);
-    expect(await database.count(`${name}:a`)).toBe(0);
-
-    const failed = await endpoint
-      .transaction(async (scope) => {
-        await database.write(postgresSession(scope), `${name}:scope`);
-        await postgresSession(scope)
-          .query('SELECT 1 / 0')
-          .catch(() => {});
-      })
-      .catch((error: unknown) => error);
-    expect(failed).toBeInstanceOf(PersistenceError);
-    expect((failed as Error).message).toMatch(/rolled it back/);
-    expect(await database.count(`${name}:scope`)).toBe(0);
-  });
-});
-
 describe('marks', () => {
   it('marks many records dispatched at once, each resolved once its batch is written', async () => {
     const { pool: p } = pool();
