@@ -65,13 +65,17 @@ if (import.meta.url === `file://${process.argv[1]}`) {
         .then((accepted) => console.log(`[client] await: ${accepted.orderId} answered`));
       console.log(`[client] durable request for ${orderId} under way; awaiting its reply…`);
     }
-    // Both records are committed once their messages reached Sales' queue: tell the launcher.
+    // Tell the launcher once both records are committed and their requests left the outbox for
+    // Sales' queue. Killed between the two, the requests would wait for this client's restart
+    // (its outbox sweep sends them), and the launcher waits for Sales' replies before restarting.
     const deadline = Date.now() + 10_000;
     for (;;) {
-      const { rows } = await pool.query<{ n: number }>(
-        `SELECT count(*)::int AS n FROM "${durableSchema}".tidings_requests`,
+      const { rows } = await pool.query<{ requests: number; undispatched: number }>(
+        `SELECT (SELECT count(*)::int FROM "${durableSchema}".tidings_requests) AS requests,
+                (SELECT count(*)::int FROM "${durableSchema}".tidings_outbox
+                  WHERE dispatched_at IS NULL) AS undispatched`,
       );
-      if (rows[0]?.n === 2 || Date.now() > deadline) break;
+      if ((rows[0]?.requests === 2 && rows[0]?.undispatched === 0) || Date.now() > deadline) break;
       await new Promise((resolve) => setTimeout(resolve, 20));
     }
     process.send?.('pending');
