@@ -5,39 +5,91 @@ import { createRabbitMqTransport } from '@tidings/transport-rabbitmq';
 import * as amqp from 'amqplib';
 import pg from 'pg';
 import { reachable } from '../reachable.js';
-import type { BenchSuite } from '../report.js';
-import { type BenchRow, rowFor, runConcurrent } from '../report.js';
+import {
+  type BenchRow,
+  type BenchSuite,
+  type Contestant,
+  interleavedBlocks,
+  measureBlock,
+  rowFor,
+} from '../report.js';
 
 const CheckCredit = defineMessage<{ id: number }>('bench.durable.CheckCredit');
 const CreditChecked = defineMessage<{ id: number; ok: boolean }>('bench.durable.CreditChecked');
 
 const brokerUrl = process.env.RABBITMQ_URL ?? 'amqp://guest:guest@127.0.0.1:5672';
 const databaseUrl = process.env.DATABASE_URL ?? 'postgres://postgres@127.0.0.1:5432/test';
-/** Round trips per measurement at c=100; a tenth of it at c=1. */
-const total = Number(process.env.BENCH_DURABLE_REQUESTS ?? 2_000);
 const handWritten = 'hand-written pg + amqplib';
-/** Deadlines far beyond the run: they fire later, into deleted queues. */
-const timeoutMs = 60_000;
+const plainImpl = 'tidings, plain request()';
+/**
+ * Deadlines beyond the whole run, so none fires into a contestant still measuring; they fire
+ * later into deleted queues and are dropped.
+ */
+const timeoutMs = 900_000;
 const poolSize = 60;
-/** The contestants alternate this many times per concurrency. */
-const rounds = 3;
+/**
+ * Blocks per contestant, taken in turns (`interleavedBlocks`): at c=1 a block of 25 takes
+ * 0.1–0.5 s here, short enough that a slow spell of the shared machine falls on every side, and
+ * 80 of them give each side 2,000 round trips. At c=100 a block is ten times the concurrency, so
+ * that its ramp up and down (the last requests run with fewer beside them) is a small part of it.
+ */
+const plans = [
+  { concurrency: 1, blocks: Number(process.env.BENCH_DURABLE_C1_BLOCKS ?? 80), blockSize: 25 },
+  { concurrency: 100, blocks: Number(process.env.BENCH_DURABLE_C100_BLOCKS ?? 8), blockSize: 1000 },
+].filter(
+  // BENCH_DURABLE_CONCURRENCY=1 runs only c=1 (e.g. while profiling).
+  (plan) =>
+    process.env.BENCH_DURABLE_CONCURRENCY === undefined ||
+    process.env.BENCH_DURABLE_CONCURRENCY.split(',').includes(String(plan.concurrency)),
+);
 
-interface Run {
-  readonly elapsedMs: number;
-  readonly latenciesMs: number[];
-}
-
-/** The round of median duration. */
-const median = (runs: readonly Run[]): Run =>
-  [...runs].sort((a, b) => a.elapsedMs - b.elapsedMs)[Math.floor(runs.length / 2)] as Run;
+/** Counts statements sent to PostgreSQL: every `pool.query` and client query goes through here. */
+let statements = 0;
+const originalQuery = pg.Client.prototype.query;
+pg.Client.prototype.query = function (this: pg.Client, ...args: unknown[]) {
+  statements++;
+  return (originalQuery as (...a: unknown[]) => unknown).apply(this, args);
+} as typeof originalQuery;
 
 interface Setup {
   readonly schema: string;
   readonly pool: pg.Pool;
   readonly connection: amqp.ChannelModel;
+  /** The Tidings responder's queue, for both Tidings contestants. */
+  readonly server: string;
 }
 
-const row = rowFor('rabbitmq + postgres');
+/** A contestant open for a whole scenario; it also counts the SQL statements of its blocks. */
+interface OpenContestant extends Contestant {
+  readonly statements: { count: number };
+  close(): Promise<void>;
+}
+
+/** Runs `count` requests numbered from `first`, `concurrency` at once, as one measured block. */
+function block(
+  concurrency: number,
+  counted: { count: number },
+  request: (index: number) => Promise<void>,
+) {
+  return (first: number, count: number) => {
+    const before = statements;
+    return measureBlock(async () => {
+      const latenciesMs: number[] = [];
+      let next = first;
+      const worker = async () => {
+        while (next < first + count) {
+          const index = next++;
+          const started = performance.now();
+          await request(index);
+          latenciesMs.push(performance.now() - started);
+        }
+      };
+      await Promise.all(Array.from({ length: Math.min(concurrency, count) }, worker));
+      counted.count += statements - before;
+      return latenciesMs;
+    });
+  };
+}
 
 /** The Tidings responder, shared by both Tidings contestants. */
 async function tidingsServer(name: string): Promise<Endpoint> {
@@ -53,7 +105,7 @@ async function tidingsServer(name: string): Promise<Endpoint> {
 }
 
 /** `request` with `continueWith`: the record and the request in a transaction, the reply's effect in another. */
-async function durable(setup: Setup, server: string, count: number, concurrency: number) {
+async function durable(setup: Setup, concurrency: number): Promise<OpenContestant> {
   const name = `bench-durable-${randomBytes(3).toString('hex')}`;
   const client = createEndpoint({
     name,
@@ -61,7 +113,7 @@ async function durable(setup: Setup, server: string, count: number, concurrency:
     logger: silentLogger,
     concurrency: 32,
     persistence: createPostgresPersistence({ pool: setup.pool, schema: setup.schema }),
-    routes: { [CheckCredit.name]: server },
+    routes: { [CheckCredit.name]: setup.server },
   });
   const insert = `INSERT INTO "${setup.schema}".effects (id) VALUES ($1)`;
   const afterCheck = client.continuation('after-check', {
@@ -71,36 +123,42 @@ async function durable(setup: Setup, server: string, count: number, concurrency:
     },
   });
   await client.start();
-  try {
-    return await runConcurrent(count, concurrency, async (i) => {
+  const counted = { count: 0 };
+  return {
+    impl: 'tidings',
+    statements: counted,
+    runBlock: block(concurrency, counted, async (i) => {
       await client.request(
         CheckCredit,
         { id: i },
         { continueWith: afterCheck, state: { key: `${name}:${i}` }, timeoutMs },
       );
-    });
-  } finally {
-    await client.stop();
-    await deleteQueues(setup, [name, `${name}.${client.instanceId}`]);
-  }
+    }),
+    close: async () => {
+      await client.stop();
+      await deleteQueues(setup, [name, `${name}.${client.instanceId}`]);
+    },
+  };
 }
 
-/** Plain `request`: an in-memory callback, no database. */
-async function plain(server: string, count: number, concurrency: number) {
+/** Plain `request`: an in-memory callback, no database. For scale. */
+async function plain(setup: Setup, concurrency: number): Promise<OpenContestant> {
   const client = createEndpoint({
     name: `bench-plain-${randomBytes(3).toString('hex')}`,
     transport: createRabbitMqTransport({ url: brokerUrl }),
     logger: silentLogger,
-    routes: { [CheckCredit.name]: server },
+    routes: { [CheckCredit.name]: setup.server },
   });
   await client.start();
-  try {
-    return await runConcurrent(count, concurrency, async (i) => {
+  const counted = { count: 0 };
+  return {
+    impl: plainImpl,
+    statements: counted,
+    runBlock: block(concurrency, counted, async (i) => {
       await client.request(CheckCredit, { id: i }, { expect: CreditChecked });
-    });
-  } finally {
-    await client.stop();
-  }
+    }),
+    close: () => client.stop(),
+  };
 }
 
 /**
@@ -109,7 +167,7 @@ async function plain(server: string, count: number, concurrency: number) {
  * marked. Per reply, on a shared queue: BEGIN, an inbox row, DELETE the request's row RETURNING
  * its state, the effect's row, COMMIT, ack, then the waiting promise. The responder is amqplib too.
  */
-async function handWrittenRun(setup: Setup, count: number, concurrency: number) {
+async function handWrittenRequester(setup: Setup, concurrency: number): Promise<OpenContestant> {
   const { schema, pool, connection } = setup;
   const tag = randomBytes(3).toString('hex');
   const [serverQueue, replies, deadlines] = [
@@ -186,8 +244,11 @@ async function handWrittenRun(setup: Setup, count: number, concurrency: number) 
       waiting.delete(correlationId);
     })();
   });
-  try {
-    return await runConcurrent(count, concurrency, async (i) => {
+  const counted = { count: 0 };
+  return {
+    impl: handWritten,
+    statements: counted,
+    runBlock: block(concurrency, counted, async (i) => {
       const id = randomUUID();
       const outboxId = randomUUID();
       const request = Buffer.from(JSON.stringify({ id: i }));
@@ -197,7 +258,7 @@ async function handWrittenRun(setup: Setup, count: number, concurrency: number) 
       try {
         await client.query('BEGIN');
         await client.query(
-          `INSERT INTO "${schema}".requests (id, state, deadline) VALUES ($1, $2, now() + interval '60 seconds')`,
+          `INSERT INTO "${schema}".requests (id, state, deadline) VALUES ($1, $2, now() + interval '${timeoutMs / 1000} seconds')`,
           [id, state],
         );
         await client.query(`INSERT INTO "${schema}".outbox (id, body) VALUES ($1, $2)`, [
@@ -216,16 +277,17 @@ async function handWrittenRun(setup: Setup, count: number, concurrency: number) 
         outboxId,
       ]);
       await replied;
-    });
-  } finally {
-    await responder.close();
-    await consumer.close();
-    await channel.close();
-    await deleteQueues(setup, [serverQueue, replies, deadlines]);
-  }
+    }),
+    close: async () => {
+      await responder.close();
+      await consumer.close();
+      await channel.close();
+      await deleteQueues(setup, [serverQueue, replies, deadlines]);
+    },
+  };
 }
 
-async function deleteQueues(setup: Setup, queues: readonly string[]): Promise<void> {
+async function deleteQueues(setup: Pick<Setup, 'connection'>, queues: readonly string[]) {
   for (const queue of queues) {
     const channel = await setup.connection.createChannel();
     channel.on('error', () => {});
@@ -236,7 +298,9 @@ async function deleteQueues(setup: Setup, queues: readonly string[]): Promise<vo
 
 /**
  * Durable request/reply round trips per second on RabbitMQ and PostgreSQL at c=1 and c=100,
- * beside plain `request()` and a hand-written baseline doing the same transactions, same run.
+ * beside a hand-written baseline doing the same transactions and plain `request()` for scale. All
+ * three stay open for a whole concurrency and take turns in short blocks (`interleavedBlocks`),
+ * so the shared machine's changing speed moves them alike; each adds up its own blocks.
  */
 export const durableRequestsSuite: BenchSuite = {
   name: 'durable-requests',
@@ -260,46 +324,45 @@ export const durableRequestsSuite: BenchSuite = {
     );
     await createPostgresPersistence({ pool, schema }).install();
     const connection = await amqp.connect(brokerUrl, { noDelay: true });
-    const setup: Setup = { schema, pool, connection };
     const serverName = `bench-durable-server-${randomBytes(3).toString('hex')}`;
     const server = await tidingsServer(serverName);
+    const setup: Setup = { schema, pool, connection, server: serverName };
+    const row = rowFor('rabbitmq + postgres');
     const rows: BenchRow[] = [];
     try {
-      for (const concurrency of [1, 100]) {
-        const count = concurrency === 1 ? Math.max(50, Math.floor(total / 10)) : total;
+      for (const plan of plans) {
+        const { concurrency } = plan;
         const scenario = `durable request/reply c=${concurrency}`;
-        const runs = { raw: [] as Run[], ours: [] as Run[], callback: [] as Run[] };
-        // Alternating rounds, each figure the median: the machine is shared, rates swing.
-        for (let round = 0; round < rounds; round++) {
-          runs.raw.push(await handWrittenRun(setup, count, concurrency));
-          runs.ours.push(await durable(setup, serverName, count, concurrency));
-          runs.callback.push(await plain(serverName, count, concurrency));
+        const contestants: OpenContestant[] = [];
+        try {
+          contestants.push(await handWrittenRequester(setup, concurrency));
+          contestants.push(await durable(setup, concurrency));
+          contestants.push(await plain(setup, concurrency));
+          const measured = await interleavedBlocks(row, contestants, {
+            scenario,
+            blocks: plan.blocks,
+            blockSize: plan.blockSize,
+            warmUpBlocks: 2,
+            whose: 'requester+responder',
+          });
+          const messages = plan.blocks * plan.blockSize;
+          // Warm-up blocks count statements too: per round trip over every block run.
+          const runs = messages + 2 * plan.blockSize;
+          rows.push(
+            ...measured.map((measuredRow, i) => {
+              const sql = `${((contestants[i]?.statements.count ?? 0) / runs).toFixed(1)} SQL statements/round trip`;
+              return measuredRow.impl === plainImpl
+                ? {
+                    ...measuredRow,
+                    scenario: `plain request() c=${concurrency}`,
+                    note: `in-memory callback, no database: for scale; ${measuredRow.note}; ${sql}`,
+                  }
+                : { ...measuredRow, note: `${measuredRow.note}; ${sql}` };
+            }),
+          );
+        } finally {
+          for (const contestant of contestants) await contestant.close().catch(() => {});
         }
-        const [raw, ours, callback] = [median(runs.raw), median(runs.ours), median(runs.callback)];
-        const note = (measured: Run[]) =>
-          `median of ${rounds} alternating rounds (${measured
-            .map((run) => ((count / run.elapsedMs) * 1000).toFixed(0))
-            .join(', ')}/s)`;
-        rows.push(
-          {
-            ...row(scenario, handWritten, count, raw.elapsedMs, raw.latenciesMs),
-            note: note(runs.raw),
-          },
-          {
-            ...row(scenario, 'tidings', count, ours.elapsedMs, ours.latenciesMs),
-            note: note(runs.ours),
-          },
-          {
-            ...row(
-              `plain request() c=${concurrency}`,
-              'tidings',
-              count,
-              callback.elapsedMs,
-              callback.latenciesMs,
-            ),
-            note: `in-memory callback, no database: for scale; ${note(runs.callback)}`,
-          },
-        );
       }
     } finally {
       await server.stop();

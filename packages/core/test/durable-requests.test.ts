@@ -6,6 +6,7 @@ import {
   createInMemoryTransport,
   defineMessage,
   type Endpoint,
+  EndpointStoppedError,
   type InMemorySession,
   RemoteFailureError,
   ReplyMismatchError,
@@ -351,6 +352,106 @@ describe('durable requests (in-memory transport and persistence)', () => {
     await expect.poll(() => handled).toEqual(['o']);
     expect(effects).toEqual(['timeout:late']);
     expect(inner.requests(endpoint.name)).toEqual([]);
+  });
+
+  it('an await holds a slot of maxPendingRequests: at the bound, requests wait as plain ones do, and one that times out waiting writes and sends nothing', async () => {
+    let release!: () => void;
+    const released = new Promise<void>((resolve) => {
+      release = resolve;
+    });
+    let received = 0;
+    const credit = await creditService(async (ctx) => {
+      received++;
+      await released;
+      await ctx.reply(CreditChecked, { orderId: 'o', ok: true });
+    });
+    const persistence = createInMemoryPersistence();
+    const endpoint = w.endpoint({
+      name: unique('Bounded'),
+      persistence,
+      logger: silentLogger,
+      routes: { [CheckCredit.name]: credit },
+      maxPendingRequests: 1,
+    });
+    const effects: string[] = [];
+    const continuation = endpoint.continuation('after-credit-check', {
+      reply: CreditChecked,
+      onReply: async (_reply, state: { orderId: string }) => {
+        effects.push(state.orderId);
+      },
+    });
+    await endpoint.start();
+    const durable = (orderId: string, timeoutMs: number) =>
+      endpoint.request(
+        CheckCredit,
+        { orderId, amount: 5 },
+        { continueWith: continuation, state: { orderId }, timeoutMs },
+      );
+
+    const first = durable('first', 5_000);
+    await expect.poll(() => received).toBe(1);
+    expect(endpoint.stats).toMatchObject({ awaitedDurableRequests: 1, waitingRequests: 0 });
+    // The durable await holds the only slot: a plain request and another durable one wait.
+    const plain = endpoint.request(
+      CheckCredit,
+      { orderId: 'p', amount: 5 },
+      { expect: CreditChecked },
+    );
+    const starved = durable('starved', 100);
+    expect(endpoint.stats.waitingRequests).toBe(2);
+    const error = await starved.catch((e: unknown) => e);
+    expect(error).toBeInstanceOf(RequestTimeoutError);
+    expect((error as Error).message).toContain('no free slot');
+    expect(persistence.requests(endpoint.name)).toHaveLength(1);
+    expect(endpoint.stats).toMatchObject({ waitingRequests: 1, pendingRequests: 0 });
+
+    release();
+    await expect(first).resolves.toEqual({ orderId: 'o', ok: true });
+    await expect(plain).resolves.toEqual({ orderId: 'o', ok: true });
+    expect(received).toBe(2);
+    expect(effects).toEqual(['first']);
+    expect(persistence.requests(endpoint.name)).toEqual([]);
+    expect(endpoint.stats).toMatchObject({
+      awaitedDurableRequests: 0,
+      pendingRequests: 0,
+      waitingRequests: 0,
+    });
+  });
+
+  it('a durable request waiting for a slot at stop rejects with EndpointStoppedError, nothing written or sent', async () => {
+    let received = 0;
+    const credit = await creditService(async () => {
+      received++;
+    });
+    const persistence = createInMemoryPersistence();
+    const endpoint = w.endpoint({
+      name: unique('Stopping'),
+      persistence,
+      logger: silentLogger,
+      routes: { [CheckCredit.name]: credit },
+      maxPendingRequests: 1,
+    });
+    const continuation = endpoint.continuation('after-credit-check', {
+      reply: CreditChecked,
+      onReply: (_reply, _state: { orderId: string }) => {},
+    });
+    await endpoint.start();
+    const ask = () =>
+      endpoint.request(
+        CheckCredit,
+        { orderId: 'o', amount: 5 },
+        { continueWith: continuation, state: { orderId: 'o' }, timeoutMs: 10_000 },
+      );
+    const holding = ask();
+    await expect.poll(() => received).toBe(1);
+    const waiting = ask();
+    expect(endpoint.stats.waitingRequests).toBe(1);
+    await endpoint.stop();
+    await expect(holding).rejects.toBeInstanceOf(EndpointStoppedError);
+    await expect(waiting).rejects.toBeInstanceOf(EndpointStoppedError);
+    expect(persistence.requests(endpoint.name)).toHaveLength(1);
+    expect(received).toBe(1);
+    expect(endpoint.stats).toMatchObject({ awaitedDurableRequests: 0, waitingRequests: 0 });
   });
 
   it('refuses what cannot hold the guarantee', async () => {

@@ -1,6 +1,7 @@
 import type { DurableRequestRecord, DurableRequestStore } from '@tidings/core';
 import type { Pool, PoolClient } from 'pg';
 import { toPersistenceError } from './errors.js';
+import { type Prepared, prepared, runPrepared } from './prepared.js';
 
 interface RequestRow {
   readonly correlation_id: string;
@@ -28,9 +29,9 @@ const toRecord = (row: RequestRow): DurableRequestRecord => ({
  */
 export class PostgresDurableRequests implements DurableRequestStore<PoolClient> {
   private readonly sql: {
-    readonly save: { readonly name: string; readonly text: string };
-    readonly take: { readonly name: string; readonly text: string };
-    readonly find: string;
+    readonly save: Prepared;
+    readonly take: Prepared;
+    readonly find: Prepared;
     readonly count: string;
   };
 
@@ -38,31 +39,27 @@ export class PostgresDurableRequests implements DurableRequestStore<PoolClient> 
     private readonly pool: Pool,
     private readonly endpoint: string,
     table: string,
-    prepared: (text: string) => { readonly name: string; readonly text: string },
   ) {
     this.sql = {
       save: prepared(`INSERT INTO ${table} (endpoint, ${columns}) VALUES ($1, $2, $3, $4, $5, $6)`),
       take: prepared(
         `DELETE FROM ${table} WHERE endpoint = $1 AND correlation_id = $2 RETURNING ${columns}`,
       ),
-      find: `SELECT ${columns} FROM ${table} WHERE endpoint = $1 AND correlation_id = $2`,
+      find: prepared(`SELECT ${columns} FROM ${table} WHERE endpoint = $1 AND correlation_id = $2`),
       count: `SELECT count(*)::int AS n FROM ${table} WHERE endpoint = $1`,
     };
   }
 
   async save(session: PoolClient, record: DurableRequestRecord): Promise<void> {
     try {
-      await session.query({
-        ...this.sql.save,
-        values: [
-          this.endpoint,
-          record.correlationId,
-          record.continuation,
-          record.state,
-          record.deadline,
-          record.requester,
-        ],
-      });
+      await runPrepared(session, this.sql.save, [
+        this.endpoint,
+        record.correlationId,
+        record.continuation,
+        record.state,
+        record.deadline,
+        record.requester,
+      ]);
     } catch (error) {
       throw toPersistenceError(error, 'store the durable request');
     }
@@ -70,10 +67,10 @@ export class PostgresDurableRequests implements DurableRequestStore<PoolClient> 
 
   async take(session: PoolClient, correlationId: string) {
     try {
-      const result = await session.query<RequestRow>({
-        ...this.sql.take,
-        values: [this.endpoint, correlationId],
-      });
+      const result = await runPrepared<RequestRow>(session, this.sql.take, [
+        this.endpoint,
+        correlationId,
+      ]);
       const row = result.rows[0];
       return row === undefined ? undefined : toRecord(row);
     } catch (error) {
@@ -83,7 +80,7 @@ export class PostgresDurableRequests implements DurableRequestStore<PoolClient> 
 
   async find(correlationId: string) {
     try {
-      const result = await this.pool.query<RequestRow>(this.sql.find, [
+      const result = await runPrepared<RequestRow>(this.pool, this.sql.find, [
         this.endpoint,
         correlationId,
       ]);

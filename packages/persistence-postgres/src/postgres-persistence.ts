@@ -1,4 +1,3 @@
-import { createHash } from 'node:crypto';
 import {
   type ClaimResult,
   decodeOperations,
@@ -20,6 +19,7 @@ import {
   resolvePostgresOptions,
 } from './options.js';
 import { PostgresDurableRequests } from './postgres-durable-requests.js';
+import { type Prepared, prepared, runPrepared } from './prepared.js';
 import { postgresSchemaSql } from './schema.js';
 
 /** The Postgres persistence: its session is a `pg` client inside `BEGIN`. */
@@ -69,11 +69,18 @@ export function createPostgresPersistence(
 }
 
 /**
- * A connection from the pool within `timeoutMs`, or a retryable `PersistenceError`: an exhausted
- * pool is back-pressure up to that point, then a clear failure the recoverability policy retries,
- * never a wait without end (a handler that takes a second connection while holding one could).
+ * A connection from the pool within `timeoutMs`, handed to `adopt`, or a retryable
+ * `PersistenceError`: an exhausted pool is back-pressure up to that point, then a clear failure
+ * the recoverability policy retries, never a wait without end (a handler that takes a second
+ * connection while holding one could).
+ *
+ * The pool's callback form: it runs within the read that completed the connection, so `adopt`
+ * listens for the connection's errors before the rest of that read is handled. A termination
+ * that arrived with the handshake (`pg_terminate_backend`, a server going down) would otherwise
+ * be emitted with no listener between the pool's promise and its continuation, and end the
+ * process.
  */
-function connect(pool: Pool, timeoutMs: number): Promise<PoolClient> {
+function connect<T>(pool: Pool, timeoutMs: number, adopt: (client: PoolClient) => T): Promise<T> {
   return new Promise((resolve, reject) => {
     let timedOut = false;
     const timer = setTimeout(() => {
@@ -85,32 +92,16 @@ function connect(pool: Pool, timeoutMs: number): Promise<PoolClient> {
         ),
       );
     }, timeoutMs);
-    pool.connect().then(
-      (client) => {
-        clearTimeout(timer);
-        if (timedOut) client.release();
-        else resolve(client);
-      },
-      (error: unknown) => {
-        clearTimeout(timer);
+    pool.connect((error, client) => {
+      clearTimeout(timer);
+      if (error !== undefined && error !== null) {
         if (!timedOut) reject(toPersistenceError(error, 'connect'));
-      },
-    );
+      } else if (client !== undefined) {
+        if (timedOut) client.release();
+        else resolve(adopt(client));
+      }
+    });
   });
-}
-
-/** A statement prepared once per connection, under a name derived from its text. */
-interface Prepared {
-  readonly name: string;
-  readonly text: string;
-}
-
-/**
- * Named, so that PostgreSQL parses and plans each once per connection rather than once per
- * message. The name is a digest of the text: two tables on one pool never share a name.
- */
-function prepared(text: string): Prepared {
-  return { name: `tidings_${createHash('sha256').update(text).digest('hex').slice(0, 24)}`, text };
 }
 
 /** The statements of one endpoint, built once: the table name is fixed, values are parameters. */
@@ -118,6 +109,7 @@ interface Statements {
   readonly claim: Prepared;
   readonly read: Prepared;
   readonly store: Prepared;
+  readonly insert: Prepared;
   readonly markDispatched: Prepared;
   readonly undispatched: string;
   readonly cleanup: string;
@@ -148,20 +140,29 @@ class PostgresEndpointStorage implements EndpointStorage<PoolClient> {
       options.pool,
       endpoint,
       options.qualifiedRequestsTable,
-      prepared,
     );
     this.sql = {
+      // Claimed as a record that sends nothing (dispatched): `store` changes it only when the
+      // handling sends something, so a message that sends nothing costs no second statement.
       claim: prepared(
-        `INSERT INTO ${table} (endpoint, message_id) VALUES ($1, $2) ON CONFLICT DO NOTHING`,
+        `INSERT INTO ${table} (endpoint, message_id, dispatched_at) VALUES ($1, $2, now()) ON CONFLICT DO NOTHING`,
       ),
       read: prepared(
         `SELECT operations, dispatched_at IS NOT NULL AS dispatched FROM ${table} WHERE endpoint = $1 AND message_id = $2`,
       ),
       store: prepared(
-        `UPDATE ${table} SET operations = $3, dispatched_at = CASE WHEN $4 THEN now() END WHERE endpoint = $1 AND message_id = $2`,
+        `UPDATE ${table} SET operations = $3, dispatched_at = NULL WHERE endpoint = $1 AND message_id = $2`,
       ),
+      insert: prepared(
+        `INSERT INTO ${table} (endpoint, message_id, operations) VALUES ($1, $2, $3)`,
+      ),
+      // Committed without waiting for the WAL flush (set_config(..., true) lasts until this
+      // statement's own transaction ends): a mark lost with a crash of the database only means
+      // the dispatcher sends the record again, with the same message ids, as after any failed
+      // mark. That saves a flush per message, which otherwise queues with the flushes of the
+      // commits that matter.
       markDispatched: prepared(
-        `UPDATE ${table} SET dispatched_at = now() WHERE endpoint = $1 AND message_id = ANY($2) AND dispatched_at IS NULL`,
+        `UPDATE ${table} SET dispatched_at = now() FROM (SELECT set_config('synchronous_commit', 'off', true)) AS async WHERE endpoint = $1 AND message_id = ANY($2) AND dispatched_at IS NULL`,
       ),
       undispatched: `SELECT message_id, operations FROM ${table} WHERE endpoint = $1 AND dispatched_at IS NULL AND created_at <= now() - make_interval(secs => $2::double precision / 1000) ORDER BY created_at LIMIT $3`,
       cleanup: `DELETE FROM ${table} WHERE endpoint = $1 AND dispatched_at IS NOT NULL AND dispatched_at <= now() - make_interval(secs => $2::double precision / 1000)`,
@@ -169,10 +170,13 @@ class PostgresEndpointStorage implements EndpointStorage<PoolClient> {
   }
 
   async begin(): Promise<StorageTransaction<PoolClient>> {
-    const client = await connect(this.options.pool, this.options.connectTimeoutMs);
-    const transaction = new PostgresTransaction(client, this.endpoint, this.sql);
+    const transaction = await connect(
+      this.options.pool,
+      this.options.connectTimeoutMs,
+      (client) => new PostgresTransaction(client, this.endpoint, this.sql),
+    );
     try {
-      await client.query('BEGIN');
+      await transaction.session.query('BEGIN');
     } catch (error) {
       transaction.release(error);
       throw toPersistenceError(error, 'begin a transaction');
@@ -196,10 +200,10 @@ class PostgresEndpointStorage implements EndpointStorage<PoolClient> {
     while (this.marks.length > 0) {
       const batch = this.marks.splice(0, markBatchLimit);
       try {
-        await this.options.pool.query({
-          ...this.sql.markDispatched,
-          values: [this.endpoint, batch.map((mark) => mark.key)],
-        });
+        await runPrepared(this.options.pool, this.sql.markDispatched, [
+          this.endpoint,
+          batch.map((mark) => mark.key),
+        ]);
         for (const mark of batch) mark.resolve();
       } catch (error) {
         const failure = toPersistenceError(error, 'mark outbox records dispatched');
@@ -243,8 +247,17 @@ class PostgresEndpointStorage implements EndpointStorage<PoolClient> {
   }
 }
 
+/**
+ * `endpoint.transaction` keys (the persistence SPI's `OutboxRecord.key`): `tx:` and a new id, which
+ * no incoming message's key can be. No other transaction can hold or have committed one, so its
+ * claim needs no statement: the record is inserted whole by `store`.
+ */
+const freshKeyPrefix = 'tx:';
+
 class PostgresTransaction implements StorageTransaction<PoolClient> {
   private ended = false;
+  /** A `tx:` key claimed without a statement: `store` inserts its record. */
+  private fresh: string | undefined;
   /** Set when the connection failed while checked out: it must not go back to the pool. */
   private broken: unknown;
   private readonly onError = (error: unknown) => {
@@ -262,17 +275,19 @@ class PostgresTransaction implements StorageTransaction<PoolClient> {
   }
 
   async claim(key: string): Promise<ClaimResult> {
+    if (key.startsWith(freshKeyPrefix)) {
+      this.fresh = key;
+      return { kind: 'claimed' };
+    }
     try {
-      const inserted = await this.session.query({
-        ...this.sql.claim,
-        values: [this.endpoint, key],
-      });
+      const inserted = await runPrepared(this.session, this.sql.claim, [this.endpoint, key]);
       if (inserted.rowCount === 1) return { kind: 'claimed' };
       // Another transaction committed the key (this insert waited for it, if it was open).
-      const found = await this.session.query<{ operations: string; dispatched: boolean }>({
-        ...this.sql.read,
-        values: [this.endpoint, key],
-      });
+      const found = await runPrepared<{ operations: string; dispatched: boolean }>(
+        this.session,
+        this.sql.read,
+        [this.endpoint, key],
+      );
       const row = found.rows[0];
       if (row === undefined) {
         throw new PersistenceError(
@@ -289,12 +304,19 @@ class PostgresTransaction implements StorageTransaction<PoolClient> {
     }
   }
 
+  /**
+   * With nothing to send, the claim's record stands as it is (dispatched, no operations); a fresh
+   * key that sends nothing needs no record at all, since no message can be received under it.
+   */
   async store(key: string, operations: readonly TransportOperation[]): Promise<void> {
+    if (operations.length === 0) return;
+    const statement = key === this.fresh ? this.sql.insert : this.sql.store;
     try {
-      await this.session.query({
-        ...this.sql.store,
-        values: [this.endpoint, key, encodeOperations(operations), operations.length === 0],
-      });
+      await runPrepared(this.session, statement, [
+        this.endpoint,
+        key,
+        encodeOperations(operations),
+      ]);
     } catch (error) {
       throw toPersistenceError(error, 'store the outgoing messages');
     }
@@ -302,12 +324,21 @@ class PostgresTransaction implements StorageTransaction<PoolClient> {
 
   async commit(): Promise<void> {
     if (this.ended) throw new PersistenceError('The transaction has already ended.');
+    let result: { command: string };
     try {
-      await this.session.query('COMMIT');
+      result = await this.session.query('COMMIT');
       this.release(undefined);
     } catch (error) {
       this.release(error);
       throw toPersistenceError(error, 'commit');
+    }
+    // PostgreSQL answers `COMMIT` in a failed transaction (a statement's error caught by the
+    // handler, with no savepoint) by rolling back, without an error: nothing was written.
+    if (result.command === 'ROLLBACK') {
+      throw new PersistenceError(
+        'The transaction had failed and PostgreSQL rolled it back instead of committing it: a statement failed and its error was caught without rolling back to a savepoint (docs/outbox.md). Nothing was written; the attempt is retried.',
+        { isRetryable: true },
+      );
     }
   }
 

@@ -177,6 +177,50 @@ describe('failures', () => {
   });
 });
 
+describe('a failed transaction', () => {
+  it('a caught SQL error without a savepoint fails the attempt, even when nothing is sent', async () => {
+    const { pool: p } = pool();
+    const persistence = createPostgresPersistence({ pool: p, schema: database.schema });
+    await persistence.install();
+    const name = `Caught-${Math.random().toString(36).slice(2, 8)}`;
+    const endpoint = createEndpoint({
+      name,
+      transport: createInMemoryTransport(),
+      logger: silentLogger,
+      persistence,
+      recoverability: { immediateRetries: 1, delayedRetries: { count: 0, delayMs: 1 } },
+    });
+    let runs = 0;
+    endpoint.handle(Deposit, async (deposit, ctx) => {
+      runs++;
+      await database.write(postgresSession(ctx), `${name}:${deposit.id}`);
+      // PostgreSQL refuses the rest of the transaction; its COMMIT becomes a rollback.
+      await postgresSession(ctx)
+        .query('SELECT 1 / 0')
+        .catch(() => {});
+    });
+    endpoints.push(endpoint);
+    await endpoint.start();
+    await endpoint.send(Deposit, { id: 'a' }, { to: name });
+    await expect.poll(() => endpoint.stats.movedToErrorQueue).toBe(1);
+    expect(runs).toBe(2);
+    expect(endpoint.stats.handled).toBe(0);
+    expect(await database.count(`${name}:a`)).toBe(0);
+
+    const failed = await endpoint
+      .transaction(async (scope) => {
+        await database.write(postgresSession(scope), `${name}:scope`);
+        await postgresSession(scope)
+          .query('SELECT 1 / 0')
+          .catch(() => {});
+      })
+      .catch((error: unknown) => error);
+    expect(failed).toBeInstanceOf(PersistenceError);
+    expect((failed as Error).message).toMatch(/rolled it back/);
+    expect(await database.count(`${name}:scope`)).toBe(0);
+  });
+});
+
 describe('marks', () => {
   it('marks many records dispatched at once, each resolved once its batch is written', async () => {
     const { pool: p } = pool();
@@ -200,4 +244,103 @@ describe('marks', () => {
     expect(await storage.undispatched({ olderThanMs: 0, limit: 100 })).toEqual([]);
     await storage.close();
   });
+});
+
+describe('round trips', () => {
+  /** Each statement a pool's connections send, as its verb and table: `INSERT ledger`, `COMMIT`. */
+  function recorded(p: pg.Pool): string[] {
+    const statements: string[] = [];
+    p.on('connect', (client) => {
+      const query = client.query.bind(client) as (...args: unknown[]) => unknown;
+      (client as unknown as { query: typeof query }).query = (...args) => {
+        const text = typeof args[0] === 'string' ? args[0] : (args[0] as { text: string }).text;
+        const [, verb, table] =
+          /^(\w+)(?:\s+(?:INTO|FROM))?(?:\s+(?:"\w+"\.)?"?(\w+)"?)?/.exec(text) ?? [];
+        statements.push(verb === 'BEGIN' || verb === 'COMMIT' ? verb : `${verb} ${table}`);
+        return query(...args);
+      };
+    });
+    return statements;
+  }
+
+  it('a message that sends nothing costs no outbox update and no mark; a transaction inserts its record whole', async () => {
+    // One connection: what a test query sees of the session is what the endpoint left on it.
+    const { pool: p } = pool({ max: 1 });
+    const statements = recorded(p);
+    const persistence = createPostgresPersistence({ pool: p, schema: database.schema });
+    const name = `Trips-${Math.random().toString(36).slice(2, 8)}`;
+    const transport = createInMemoryTransport();
+    const endpoint = createEndpoint({
+      name,
+      transport,
+      logger: silentLogger,
+      persistence,
+      // No background sweep among the counted statements.
+      outbox: { dispatchIntervalMs: 3_600_000 },
+      routes: { [Deposited.name]: `${name}-audit` },
+    });
+    endpoint.handle(Deposit, async (deposit, ctx) => {
+      await database.write(postgresSession(ctx), `${name}:${deposit.id}`);
+      if (deposit.id === 'sends') await ctx.send(Deposited, deposit);
+    });
+    const audit = createEndpoint({ name: `${name}-audit`, transport, logger: silentLogger });
+    let audited = 0;
+    audit.handle(Deposited, () => void audited++);
+    endpoints.push(endpoint, audit);
+    await persistence.install();
+    await audit.start();
+    await endpoint.start();
+    statements.splice(0);
+
+    await endpoint.send(Deposit, { id: 'quiet' }, { to: name });
+    await expect.poll(() => endpoint.stats.handled).toBe(1);
+    expect(statements.splice(0)).toEqual([
+      'BEGIN',
+      'INSERT tidings_outbox',
+      'INSERT ledger',
+      'COMMIT',
+    ]);
+
+    await endpoint.send(Deposit, { id: 'sends' }, { to: name });
+    await expect.poll(() => statements.length).toBe(6);
+    expect(statements.splice(0)).toEqual([
+      'BEGIN',
+      'INSERT tidings_outbox',
+      'INSERT ledger',
+      'UPDATE tidings_outbox',
+      'COMMIT',
+      'UPDATE tidings_outbox', // the mark, after the dispatch
+    ]);
+
+    await endpoint.transaction(async (scope) => {
+      await database.write(postgresSession(scope), `${name}:scope`);
+      await scope.send(Deposited, { id: 'scope' });
+    });
+    await expect.poll(() => statements.length).toBe(5);
+    expect(statements.splice(0)).toEqual([
+      'BEGIN',
+      'INSERT ledger',
+      'INSERT tidings_outbox',
+      'COMMIT',
+      'UPDATE tidings_outbox',
+    ]);
+    await expect.poll(() => audited).toBe(2);
+    expect(await storageRecords(name)).toEqual([
+      { dispatched: true, operations: 0 },
+      { dispatched: true, operations: 1 },
+      { dispatched: true, operations: 1 },
+    ]);
+    // The mark commits without waiting for its flush, and leaves the session's setting as it was.
+    const setting = await p.query<{ synchronous_commit: string }>('SHOW synchronous_commit');
+    expect(setting.rows[0]?.synchronous_commit).toBe('on');
+  });
+
+  /** The endpoint's outbox records, by how many operations they hold. */
+  async function storageRecords(endpoint: string) {
+    const result = await admin.query<{ dispatched: boolean; operations: number }>(
+      `SELECT dispatched_at IS NOT NULL AS dispatched, json_array_length(operations::json) AS operations FROM "${database.schema}".tidings_outbox WHERE endpoint = $1 ORDER BY operations`,
+      [endpoint],
+    );
+    return result.rows;
+  }
 });

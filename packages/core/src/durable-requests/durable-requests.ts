@@ -11,6 +11,7 @@ import {
   SendOnlyEndpointError,
   UsageError,
 } from '../errors.js';
+import type { EndpointInstrumentation } from '../instrumentation/instrumentation.js';
 import type { Logger } from '../logging/logger.js';
 import { type LongTimer, setLongTimeout } from '../long-timer.js';
 import type { MessageDefinition } from '../messages/define-message.js';
@@ -42,6 +43,17 @@ import {
 /** Past the deadline, how long an `await` waits to hear of `onTimeout` before it gives up. */
 export const awaitGraceMs = 10_000;
 
+/**
+ * The endpoint's slots of `maxPendingRequests` (its callback registry's): a durable request's
+ * `await` holds one, as a plain request's callback does.
+ */
+export interface RequestSlots {
+  /** Reserves a slot, or waits for one (rejecting on `signal` or after `timeoutMs`). */
+  acquire(messageType: string, signal?: AbortSignal, timeoutMs?: number): Promise<void> | undefined;
+  /** Gives a reserved slot back. */
+  release(): void;
+}
+
 /** What durable requests need from their endpoint. */
 export interface DurableRequestsHost {
   readonly endpointName: string;
@@ -49,6 +61,11 @@ export interface DurableRequestsHost {
   readonly inputQueue: string | undefined;
   readonly sendOnly: boolean;
   readonly canDelay: boolean;
+  /** `created`, `starting`, `started`, `stopping` or `stopped`. */
+  readonly state: string;
+  readonly registry: RequestSlots;
+  /** Set at start when the endpoint has an `instrumentation`. */
+  readonly instrumentation: EndpointInstrumentation | undefined;
   readonly transportEndpoint: TransportEndpoint;
   readonly options: { readonly logger: Logger; readonly requestTimeoutMs: number };
   /** The endpoint's persistence's records; undefined without a persistence or support for them. */
@@ -86,6 +103,16 @@ interface Waiter {
   readonly timeoutMs: number;
   resolve(value: unknown): void;
   reject(error: unknown): void;
+}
+
+/** A durable `request` as asked, checked, before it has a slot. */
+interface AskedRequest {
+  readonly name: string;
+  readonly definition: MessageDefinition;
+  readonly payload: unknown;
+  readonly options: DurableRequestOptions<MessageDefinition | 'code', unknown>;
+  readonly correlationId: string;
+  readonly timeoutMs: number;
 }
 
 /** The last handling attempt of a durable reply or timeout: what it took and how it ended. */
@@ -174,7 +201,11 @@ export class EndpointDurableRequests {
     }
   }
 
-  /** `endpoint.request(..., { continueWith })`: stores and sends in a transaction, then awaits. */
+  /**
+   * `endpoint.request(..., { continueWith })`: takes a slot of `maxPendingRequests` (waiting for
+   * one like a plain request), stores and sends in a transaction, then awaits. With an
+   * instrumentation, the wait is a `request` span, the request and its deadline sent within it.
+   */
   request(
     definition: MessageDefinition,
     payload: unknown,
@@ -200,15 +231,71 @@ export class EndpointDurableRequests {
     const signal = options.signal;
     if (signal?.aborted)
       return Promise.reject(new RequestAbortedError(definition.name, signal.reason));
-    const correlationId = options.messageId ?? newId();
     const timeoutMs = options.timeoutMs ?? this.host.options.requestTimeoutMs;
+    if (!Number.isInteger(timeoutMs) || timeoutMs <= 0) {
+      return Promise.reject(
+        new UsageError(`timeoutMs must be a positive whole number, got ${timeoutMs}.`),
+      );
+    }
+    let destination: string;
+    try {
+      destination = this.host.resolveRoute(definition.name, options.to);
+    } catch (error) {
+      return Promise.reject(error);
+    }
+    const correlationId = options.messageId ?? newId();
+    const asked: AskedRequest = { name, definition, payload, options, correlationId, timeoutMs };
+    const observer = this.host.instrumentation?.request(
+      definition.name,
+      destination,
+      correlationId,
+    );
+    if (observer === undefined) return this.withSlot(asked);
+    const result = observer.run(() => this.withSlot(asked));
+    result.then(
+      () => observer.settled(),
+      (error: unknown) => observer.settled(error),
+    );
+    return result;
+  }
+
+  /**
+   * Runs the request once it holds a slot: at once, or after waiting for one, which counts
+   * against its timeout. A wait that times out or is aborted has written and sent nothing.
+   */
+  private withSlot(asked: AskedRequest): Promise<unknown> {
+    const { definition, options } = asked;
+    const askedAt = performance.now();
+    const waiting = this.host.registry.acquire(definition.name, options.signal, asked.timeoutMs);
+    if (waiting === undefined) return this.sendAndAwait(asked, asked.timeoutMs);
+    return waiting.then(() =>
+      this.sendAndAwait(
+        asked,
+        Math.max(1, Math.round(asked.timeoutMs - (performance.now() - askedAt))),
+      ),
+    );
+  }
+
+  /** Holding a slot: registers the waiter, then stores and sends in a transaction of its own. */
+  private sendAndAwait(asked: AskedRequest, timeoutMs: number): Promise<unknown> {
+    const { name, definition, options, correlationId } = asked;
+    const signal = options.signal;
+    // Stopping (a wait for a slot ends at stop), or aborted while it waited: nothing is sent.
+    if (this.host.state === 'stopping' || this.host.state === 'stopped') {
+      this.host.registry.release();
+      return Promise.reject(new EndpointStoppedError(this.host.endpointName));
+    }
+    if (signal?.aborted) {
+      this.host.registry.release();
+      return Promise.reject(new RequestAbortedError(definition.name, signal.reason));
+    }
     const result = new Promise<unknown>((resolve, reject) => {
       let timer: LongTimer | undefined;
+      let holding = true;
       const onAbort = () => {
         if (this.waiters.get(correlationId) !== waiter) return;
         this.waiters.delete(correlationId);
-        timer?.clear();
-        reject(
+        waiter.reject(
           new RequestAbortedError(
             definition.name,
             signal?.reason,
@@ -216,14 +303,19 @@ export class EndpointDurableRequests {
           ),
         );
       };
+      // Every way out of the wait comes here once: the slot goes back as the waiter leaves.
       const done = () => {
         timer?.clear();
         signal?.removeEventListener('abort', onAbort);
+        if (holding) {
+          holding = false;
+          this.host.registry.release();
+        }
       };
       const waiter: Waiter = {
         continuation: name,
         messageType: definition.name,
-        timeoutMs,
+        timeoutMs: asked.timeoutMs,
         resolve: (value) => {
           done();
           resolve(value);
@@ -240,12 +332,16 @@ export class EndpointDurableRequests {
       timer = setLongTimeout(() => {
         if (this.waiters.get(correlationId) !== waiter) return;
         this.waiters.delete(correlationId);
-        waiter.reject(new RequestTimeoutError(definition.name, timeoutMs, correlationId));
+        waiter.reject(new RequestTimeoutError(definition.name, asked.timeoutMs, correlationId));
       }, timeoutMs + awaitGraceMs);
     });
     this.host
       .transaction((scope) =>
-        this.send(name, scope, definition, payload, { ...options, messageId: correlationId }),
+        this.send(name, scope, definition, asked.payload, {
+          ...options,
+          messageId: correlationId,
+          timeoutMs,
+        }),
       )
       .catch((error: unknown) => {
         const waiter = this.waiters.get(correlationId);
@@ -303,17 +399,27 @@ export class EndpointDurableRequests {
       conversationId,
       delayMs: timeoutMs,
     };
-    await store.save(session, {
+    const saving = store.save(session, {
       correlationId,
       continuation: name,
       state: JSON.stringify(state ?? null),
       deadline: Date.now() + timeoutMs,
       requester: this.host.instanceId as string,
     });
-    await Promise.all([
-      collector.collectOperation(() => this.host.build(request)),
-      collector.collectOperation(() => this.host.build(deadline)),
-    ]);
+    // Built while the record's insert is on its way (CPU beside a round trip to the store), and
+    // collected only once it is in: no message of a request whose record failed.
+    let built: Array<TransportOperation | Promise<BuiltOperation>>;
+    try {
+      built = [this.host.build(request), this.host.build(deadline)];
+    } catch (error) {
+      await saving.catch(() => {});
+      throw error;
+    }
+    // A build that fails after a failed save is not left unhandled; collecting it reports it.
+    for (const operation of built) if (operation instanceof Promise) operation.catch(() => {});
+    await saving;
+    const collecting = collector as Collector;
+    await Promise.all(built.map((operation) => collecting.collectOperation(() => operation)));
     return correlationId;
   }
 
