@@ -1,6 +1,7 @@
 import { afterEach, describe, expect, it } from 'vitest';
 import { messageSize } from '../src/endpoint/outgoing.ts';
 import {
+  ConfigurationError,
   DeserializationError,
   defineMessage,
   Headers,
@@ -8,7 +9,11 @@ import {
   UsageError,
 } from '../src/index.ts';
 import { failureHeaders } from '../src/recoverability/failure-headers.ts';
-import { resolveRecoverability } from '../src/recoverability/recoverability.ts';
+import {
+  actionProblem,
+  type RecoverabilityPolicy,
+  resolveRecoverability,
+} from '../src/recoverability/recoverability.ts';
 import { packHeaders } from '../src/transport/index.ts';
 import { putRaw, readQueue, recordingLogger, world } from './helpers.ts';
 
@@ -68,6 +73,44 @@ describe('the default policy', () => {
       kind: 'discard',
       reason: 'range',
     });
+  });
+});
+
+describe('actions a policy returns', () => {
+  it('are checked before they are carried out', () => {
+    expect(actionProblem({ kind: 'immediate-retry' })).toBeUndefined();
+    expect(actionProblem({ kind: 'delayed-retry', delayMs: 0 })).toBeUndefined();
+    expect(actionProblem({ kind: 'move-to-error', errorQueue: 'poison' })).toBeUndefined();
+    expect(actionProblem({ kind: 'discard', reason: 'stale' })).toBeUndefined();
+    for (const delayMs of [-1, Number.NaN, Number.POSITIVE_INFINITY, '10', undefined]) {
+      expect(actionProblem({ kind: 'delayed-retry', delayMs })).toMatch(/delayed retry of/);
+    }
+    for (const errorQueue of ['..', '', '../etc', 'a/b', 42]) {
+      expect(actionProblem({ kind: 'move-to-error', errorQueue })).toMatch(/not a valid name/);
+    }
+    expect(actionProblem({ kind: 'discard' })).toMatch(/without a reason/);
+    expect(actionProblem({ kind: 'retry-forever' })).toMatch(
+      /no action it knows \("retry-forever"\)/,
+    );
+    expect(actionProblem(undefined)).toMatch(/no action it knows \(undefined\)/);
+    const hostile = new Proxy(
+      {},
+      {
+        get() {
+          throw new Error('trap');
+        },
+      },
+    );
+    expect(actionProblem(hostile)).toMatch(/no action it knows/);
+  });
+
+  it('a delay that is not a number of ms >= 0 is refused at configuration', () => {
+    for (const delayMs of [-1, Number.NaN, Number.POSITIVE_INFINITY, '10']) {
+      expect(() =>
+        resolveRecoverability({ delayedRetries: { delayMs: delayMs as number } }),
+      ).toThrow(ConfigurationError);
+    }
+    expect(() => resolveRecoverability({ delayedRetries: { delayMs: 0 } })).not.toThrow();
   });
 });
 
@@ -196,6 +239,70 @@ describe('recoverability on an endpoint', () => {
     expect(server.stats.immediateRetries).toBe(0);
     await poison.close();
   });
+
+  it.each([
+    [
+      'throws a value that is not an Error',
+      'threw: boom',
+      (() => {
+        throw 'boom';
+      }) as RecoverabilityPolicy,
+    ],
+    [
+      'names an error queue that could name a path',
+      'not a valid name',
+      (() => ({
+        kind: 'move-to-error',
+        errorQueue: '..',
+      })) as RecoverabilityPolicy,
+    ],
+    [
+      'asks for a delay that is not a number',
+      'delayed retry of NaN',
+      (() => ({
+        kind: 'delayed-retry',
+        delayMs: Number.NaN,
+      })) as RecoverabilityPolicy,
+    ],
+    [
+      'returns an action it does not know',
+      'no action it knows',
+      (() => ({
+        kind: 'retry-forever',
+      })) as unknown as RecoverabilityPolicy,
+    ],
+  ])(
+    'a policy that %s: the message goes to the error queue once, no loop',
+    async (_, logged, policy) => {
+      const logger = recordingLogger();
+      let attempts = 0;
+      const server = w.endpoint({
+        name: `BadPolicy${attempts}${logged.replace(/\W/g, '')}`,
+        logger,
+        recoverability: { policy },
+      });
+      server.handle(Job, () => {
+        attempts++;
+        throw new Error('fatal');
+      });
+      await server.start();
+      const errors = await readQueue(w.transport, 'error');
+      const client = w.endpoint({
+        name: `BadPolicyClient${logged.replace(/\W/g, '')}`,
+        sendOnly: true,
+      });
+      await client.start();
+      await client.send(Job, { n: 1 }, { to: server.name });
+      await expect.poll(() => errors.messages.length).toBe(1);
+      expect(errors.messages[0]?.headers[Headers.ExceptionMessage]).toBe('fatal');
+      expect(attempts).toBe(1);
+      expect(server.stats.movedToErrorQueue).toBe(1);
+      const complaint = logger.lines.find((l) => /recoverability policy/.test(l.message));
+      expect(complaint?.level).toBe('error');
+      expect(complaint?.message).toContain(logged);
+      await errors.close();
+    },
+  );
 
   it('warns at start when delayed retries are configured but the transport cannot delay', async () => {
     const logger = recordingLogger();

@@ -3,7 +3,7 @@ import type { FailureNext, MessageObserver } from '../instrumentation/instrument
 import { Headers, headerCount, MAX_FAILURE_HEADER_LENGTH } from '../messages/headers.js';
 import { failureHeaders, sliceWhole } from '../recoverability/failure-headers.js';
 import { faultReplyIntent } from '../recoverability/fault-reply.js';
-import type { RecoverabilityAction } from '../recoverability/recoverability.js';
+import { actionProblem, type RecoverabilityAction } from '../recoverability/recoverability.js';
 import { isInstanceOf, readString } from '../thrown-value.js';
 import type { IncomingTransportMessage, MessageOutcome } from '../transport/transport.js';
 import { errorMessage } from '../util.js';
@@ -120,17 +120,34 @@ export class FailureHandling {
       return 'abandon';
     }
     const delayedRetries = headerCount(raw.headers, Headers.DelayedRetries);
-    const action = host.options.recoverability.decide(
-      {
-        error,
-        messageId: parsed.messageId,
-        messageType,
-        headers: raw.headers,
-        immediateAttempts: attempt,
-        delayedRetries,
-      },
-      host.canDelay,
-    );
+    let action: RecoverabilityAction | undefined;
+    let problem: string | undefined;
+    try {
+      action = host.options.recoverability.decide(
+        {
+          error,
+          messageId: parsed.messageId,
+          messageType,
+          headers: raw.headers,
+          immediateAttempts: attempt,
+          delayedRetries,
+        },
+        host.canDelay,
+      );
+      const wrong = actionProblem(action);
+      if (wrong !== undefined) problem = `returned ${wrong}`;
+    } catch (policyError) {
+      problem = `threw: ${errorMessage(policyError)}`;
+    }
+    if (problem !== undefined || action === undefined) {
+      // A bug in the policy: retrying would meet it again, so the message goes where a person
+      // looks, with the handler's error in its failure headers.
+      host.options.logger.error(
+        `The recoverability policy ${problem}; moving the message to the error queue`,
+        { messageId: parsed.messageId, messageType: parsed.messageType, attempt },
+      );
+      return this.moveToError(raw, error);
+    }
     return this.applyAction(action, parsed, error, delayedRetries, attempt);
   }
 

@@ -1,6 +1,6 @@
 import { ConfigurationError, TidingsError } from '../errors.js';
-import { checkQueueName } from '../messages/destination-name.js';
-import { isInstanceOf, readString } from '../thrown-value.js';
+import { checkQueueName, queueNamePattern } from '../messages/destination-name.js';
+import { isInstanceOf, readProperty, readString } from '../thrown-value.js';
 
 /** What to do with a message whose handling failed. */
 export type RecoverabilityAction =
@@ -111,6 +111,11 @@ export function resolveRecoverability(options: RecoverabilityOptions = {}): Reso
     }
   }
   checkQueueName('recoverability.errorQueue', errorQueue);
+  if (typeof delay === 'number' ? !isDelay(delay) : typeof delay !== 'function') {
+    throw new ConfigurationError(
+      `recoverability.delayedRetries.delayMs must be a number of ms >= 0 or a function of the round, got ${String(delay)}.`,
+    );
+  }
   const delayFor = (round: number) => (typeof delay === 'function' ? delay(round) : delay * round);
   const policy = options.policy;
 
@@ -135,4 +140,37 @@ export function resolveRecoverability(options: RecoverabilityOptions = {}): Reso
       return policy ? policy(failure, action) : action;
     },
   };
+}
+
+const isDelay = (value: unknown): boolean =>
+  typeof value === 'number' && Number.isFinite(value) && value >= 0;
+
+/**
+ * What is wrong with an action a policy (or a delay function) produced, or undefined when it can
+ * be carried out. Such an action is a bug in the policy: the message then goes to the endpoint's
+ * error queue instead, so it is neither lost nor retried in a loop.
+ */
+export function actionProblem(action: unknown): string | undefined {
+  const kind = readString(action, 'kind');
+  switch (kind) {
+    case 'immediate-retry':
+      return undefined;
+    case 'delayed-retry': {
+      const delayMs = readProperty(action, 'delayMs');
+      return isDelay(delayMs) ? undefined : `a delayed retry of ${String(delayMs)} ms`;
+    }
+    case 'move-to-error': {
+      const errorQueue = readProperty(action, 'errorQueue');
+      return errorQueue === undefined ||
+        (typeof errorQueue === 'string' && queueNamePattern.test(errorQueue))
+        ? undefined
+        : `an error queue that is not a valid name (${JSON.stringify(String(errorQueue).slice(0, 100))})`;
+    }
+    case 'discard':
+      return typeof readProperty(action, 'reason') === 'string'
+        ? undefined
+        : 'a discard without a reason';
+    default:
+      return `no action it knows (${kind === undefined ? typeof action : JSON.stringify(kind.slice(0, 100))})`;
+  }
 }
