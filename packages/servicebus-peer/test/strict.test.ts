@@ -29,6 +29,27 @@ afterAll(async () => {
   await lenient.close();
 });
 
+/**
+ * A client of its own for a test that waits on the peer's sweep (idle links, lock expiry, idle
+ * queues): a link the SDK is still retrying after such a test must not hold up the next one.
+ * Closing is bounded: the SDK can wait long for the detach of a link the peer already dropped.
+ */
+async function withOwnClient(test: (own: ServiceBusClient) => Promise<void>): Promise<void> {
+  const own = new ServiceBusClient(peer.connectionString, noRetries);
+  try {
+    await test(own);
+  } finally {
+    await bounded(own.close());
+  }
+}
+
+/** Waits for a close at most `ms`; what it leaves behind goes with its client. */
+const bounded = (closing: Promise<unknown>, ms = 5_000) =>
+  Promise.race([
+    closing.catch(() => {}),
+    new Promise((resolve) => setTimeout(resolve, ms).unref()),
+  ]);
+
 const codeOf = (operation: Promise<unknown>) =>
   operation.then(
     () => 'ok',
@@ -36,81 +57,93 @@ const codeOf = (operation: Promise<unknown>) =>
   );
 
 describe('servicebus peer, strict', () => {
-  it('detaches idle links with detach-forced (IdleTimerExpired); the SDK attaches again', async () => {
-    peer.createQueue('idle');
-    const errors: ServiceBusError[] = [];
-    const received: unknown[] = [];
-    const receiver = client.createReceiver('idle');
-    const subscription = receiver.subscribe({
-      processMessage: async (message) => {
-        received.push(message.body);
-        await receiver.completeMessage(message);
-      },
-      processError: async (args) => {
-        errors.push(args.error as ServiceBusError);
-      },
-    });
-    try {
-      await expect.poll(() => peer.receiverCount('idle'), wait).toBe(1);
-      await expect.poll(() => errors.length, wait).toBeGreaterThan(0);
-      expect(errors[0]?.message).toMatch(/force detached.*IdleTimerExpired/);
-      // Attached again by the SDK, and delivering.
-      await expect.poll(() => peer.receiverCount('idle'), wait).toBe(1);
-      const sender = client.createSender('idle');
-      await sender.sendMessages({ body: 'after' });
-      expect(peer.senderCount('idle')).toBe(1);
-      await expect.poll(() => received, wait).toEqual(['after']);
-      // The sender link, idle too, goes the same way.
-      await expect.poll(() => peer.senderCount('idle'), wait).toBe(0);
-      // The SDK can still hold the detached link for a moment, and a send on it then times out:
-      // a sender made afresh attaches a new link.
-      // On a busy machine the new link can itself sit idle past the timeout before its send:
-      // a few fresh senders, each a new link.
-      await sender.sendMessages({ body: 'again' }).catch(async () => {
-        await sender.close();
-        for (let attempt = 1; ; attempt++) {
-          const fresh = client.createSender('idle');
-          try {
-            await fresh.sendMessages({ body: 'again' });
-            return;
-          } catch (error) {
-            await fresh.close();
-            if (attempt === 3) throw error;
-          }
-        }
+  it('detaches idle links with detach-forced (IdleTimerExpired); the SDK attaches again', () =>
+    withOwnClient(async (client) => {
+      peer.createQueue('idle');
+      const errors: ServiceBusError[] = [];
+      const received: unknown[] = [];
+      const receiver = client.createReceiver('idle');
+      const subscription = receiver.subscribe({
+        processMessage: async (message) => {
+          received.push(message.body);
+          await receiver.completeMessage(message);
+        },
+        processError: async (args) => {
+          errors.push(args.error as ServiceBusError);
+        },
       });
-      await expect.poll(() => received.includes('again'), wait).toBe(true);
-      expect(received[0]).toBe('after');
-    } finally {
-      await subscription.close();
-      await receiver.close();
-    }
-  });
+      try {
+        await expect.poll(() => peer.receiverCount('idle'), wait).toBe(1);
+        // The forced detach, among whatever else the SDK reports while it attaches again.
+        await expect
+          .poll(() => errors.some((e) => /force detached.*IdleTimerExpired/.test(e.message)), wait)
+          .toBe(true);
+        // Attached again by the SDK, and delivering.
+        await expect.poll(() => peer.receiverCount('idle'), wait).toBe(1);
+        const sender = client.createSender('idle');
+        await sender.sendMessages({ body: 'after' });
+        expect(peer.senderCount('idle')).toBe(1);
+        await expect.poll(() => received, wait).toEqual(['after']);
+        // The sender link, idle too, goes the same way.
+        await expect.poll(() => peer.senderCount('idle'), wait).toBe(0);
+        // The SDK can still hold the detached link for a moment, and a send on it then times out:
+        // a sender made afresh attaches a new link.
+        // On a busy machine the new link can itself sit idle past the timeout before its send:
+        // a few fresh senders, each a new link.
+        await sender.sendMessages({ body: 'again' }).catch(async () => {
+          await sender.close();
+          for (let attempt = 1; ; attempt++) {
+            const fresh = client.createSender('idle');
+            try {
+              await fresh.sendMessages({ body: 'again' });
+              return;
+            } catch (error) {
+              await fresh.close();
+              if (attempt === 3) throw error;
+            }
+          }
+        });
+        await expect.poll(() => received.includes('again'), wait).toBe(true);
+        expect(received[0]).toBe('after');
+      } catch (failure) {
+        console.error(
+          '[strict] the SDK reported:',
+          errors.map((e) => `${e.code}: ${e.message}`),
+        );
+        throw failure;
+      } finally {
+        await bounded(subscription.close());
+        await bounded(receiver.close());
+      }
+    }));
 
-  it('keeps the locks of a detached link until they expire; settling by lock token still works', async () => {
-    peer.createQueue('locks', { lockDurationMs: 1_500 });
-    await client.createSender('locks').sendMessages([
-      { body: 1, messageId: 'one' },
-      { body: 2, messageId: 'two' },
-    ]);
-    // No renewal: the lock is left to expire.
-    const receiver = client.createReceiver('locks', { maxAutoLockRenewalDurationInMs: 0 });
-    const [one, two] = (await receiver.receiveMessages(2, { maxWaitTimeInMs: 5_000 })) as [
-      ServiceBusReceivedMessage,
-      ServiceBusReceivedMessage,
-    ];
-    expect(peer.detachLinks('locks')).toBe(1);
-    expect(peer.lockedCount('locks')).toBe(2);
-    expect(peer.messages('locks')).toHaveLength(0);
-    // The link is gone: the SDK settles over $management by lock token.
-    await receiver.completeMessage(one);
-    expect(peer.lockedCount('locks')).toBe(1);
-    // The other comes back once its lock expires, counted as a delivery.
-    await expect.poll(() => peer.messages('locks').map((m) => m.messageId), wait).toEqual(['two']);
-    expect(peer.messages('locks')[0]?.deliveryCount).toBe(1);
-    expect(await codeOf(receiver.completeMessage(two))).toBe('MessageLockLost');
-    await receiver.close();
-  });
+  it('keeps the locks of a detached link until they expire; settling by lock token still works', () =>
+    withOwnClient(async (client) => {
+      peer.createQueue('locks', { lockDurationMs: 1_500 });
+      await client.createSender('locks').sendMessages([
+        { body: 1, messageId: 'one' },
+        { body: 2, messageId: 'two' },
+      ]);
+      // No renewal: the lock is left to expire.
+      const receiver = client.createReceiver('locks', { maxAutoLockRenewalDurationInMs: 0 });
+      const [one, two] = (await receiver.receiveMessages(2, { maxWaitTimeInMs: 5_000 })) as [
+        ServiceBusReceivedMessage,
+        ServiceBusReceivedMessage,
+      ];
+      expect(peer.detachLinks('locks')).toBe(1);
+      expect(peer.lockedCount('locks')).toBe(2);
+      expect(peer.messages('locks')).toHaveLength(0);
+      // The link is gone: the SDK settles over $management by lock token.
+      await receiver.completeMessage(one);
+      expect(peer.lockedCount('locks')).toBe(1);
+      // The other comes back once its lock expires, counted as a delivery.
+      await expect
+        .poll(() => peer.messages('locks').map((m) => m.messageId), wait)
+        .toEqual(['two']);
+      expect(peer.messages('locks')[0]?.deliveryCount).toBe(1);
+      expect(await codeOf(receiver.completeMessage(two))).toBe('MessageLockLost');
+      await bounded(receiver.close());
+    }));
 
   it('in the lenient mode, releases the locks of a detached link at once', async () => {
     lenient.createQueue('released');
@@ -123,25 +156,29 @@ describe('servicebus peer, strict', () => {
     await receiver.close();
   });
 
-  it('deletes a queue idle for autoDeleteOnIdle although a receiver is attached to it', async () => {
-    peer.createQueue('auto', { autoDeleteOnIdleMs: 1_500 });
-    const errors: string[] = [];
-    const receiver = client.createReceiver('auto');
-    const subscription = receiver.subscribe({
-      processMessage: async () => {},
-      processError: async (args) => {
-        errors.push(isServiceBusError(args.error) ? args.error.code : String(args.error));
-      },
-    });
-    try {
-      await expect.poll(() => peer.receiverCount('auto'), wait).toBe(1);
-      await expect.poll(() => peer.queueExists('auto'), wait).toBe(false);
-      await expect.poll(() => errors, wait).toContain('MessagingEntityNotFound');
-    } finally {
-      await subscription.close();
-      await receiver.close();
-    }
-  });
+  it('deletes a queue idle for autoDeleteOnIdle although a receiver is attached to it', () =>
+    withOwnClient(async (client) => {
+      peer.createQueue('auto', { autoDeleteOnIdleMs: 1_500 });
+      const errors: string[] = [];
+      const receiver = client.createReceiver('auto');
+      const subscription = receiver.subscribe({
+        processMessage: async () => {},
+        processError: async (args) => {
+          errors.push(isServiceBusError(args.error) ? args.error.code : String(args.error));
+        },
+      });
+      try {
+        await expect.poll(() => peer.receiverCount('auto'), wait).toBe(1);
+        await expect.poll(() => peer.queueExists('auto'), wait).toBe(false);
+        await expect.poll(() => errors, wait).toContain('MessagingEntityNotFound');
+      } catch (failure) {
+        console.error('[strict] the SDK reported:', errors);
+        throw failure;
+      } finally {
+        await bounded(subscription.close());
+        await bounded(receiver.close());
+      }
+    }));
 
   it('delivers no more than the credit the receiver granted', async () => {
     peer.createQueue('credit');
