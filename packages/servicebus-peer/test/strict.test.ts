@@ -4,7 +4,7 @@ import {
   type ServiceBusError,
   type ServiceBusReceivedMessage,
 } from '@azure/service-bus';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it, onTestFailed } from 'vitest';
 import { type ServiceBusPeer, startServiceBusPeer } from '../src/index.ts';
 
 // The service's strict behaviours the peer plays: idle links detached, locks kept on detach,
@@ -57,65 +57,87 @@ const codeOf = (operation: Promise<unknown>) =>
   );
 
 describe('servicebus peer, strict', () => {
-  it('detaches idle links with detach-forced (IdleTimerExpired); the SDK attaches again', () =>
-    withOwnClient(async (client) => {
-      peer.createQueue('idle');
-      const errors: ServiceBusError[] = [];
-      const received: unknown[] = [];
-      const receiver = client.createReceiver('idle');
-      const subscription = receiver.subscribe({
-        processMessage: async (message) => {
-          received.push(message.body);
-          await receiver.completeMessage(message);
-        },
-        processError: async (args) => {
-          errors.push(args.error as ServiceBusError);
-        },
-      });
-      try {
-        await expect.poll(() => peer.receiverCount('idle'), wait).toBe(1);
-        // The forced detach, among whatever else the SDK reports while it attaches again.
-        await expect
-          .poll(() => errors.some((e) => /force detached.*IdleTimerExpired/.test(e.message)), wait)
-          .toBe(true);
-        // Attached again by the SDK, and delivering.
-        await expect.poll(() => peer.receiverCount('idle'), wait).toBe(1);
-        const sender = client.createSender('idle');
-        await sender.sendMessages({ body: 'after' });
-        expect(peer.senderCount('idle')).toBe(1);
-        await expect.poll(() => received, wait).toEqual(['after']);
-        // The sender link, idle too, goes the same way.
-        await expect.poll(() => peer.senderCount('idle'), wait).toBe(0);
-        // The SDK can still hold the detached link for a moment, and a send on it then times out:
-        // a sender made afresh attaches a new link.
-        // On a busy machine the new link can itself sit idle past the timeout before its send:
-        // a few fresh senders, each a new link.
-        await sender.sendMessages({ body: 'again' }).catch(async () => {
-          await sender.close();
-          for (let attempt = 1; ; attempt++) {
-            const fresh = client.createSender('idle');
-            try {
-              await fresh.sendMessages({ body: 'again' });
-              return;
-            } catch (error) {
-              await fresh.close();
-              if (attempt === 3) throw error;
-            }
-          }
+  // Many steps, each waiting on the SDK, whose attach retries back off: room for a slow run, and
+  // the steps' times printed if it fails.
+  it(
+    'detaches idle links with detach-forced (IdleTimerExpired); the SDK attaches again',
+    () =>
+      withOwnClient(async (client) => {
+        const started = Date.now();
+        const steps: string[] = [];
+        const step = (what: string) => steps.push(`${Date.now() - started} ms: ${what}`);
+        onTestFailed(() => console.error('[strict] steps:', steps));
+        peer.createQueue('idle');
+        const errors: ServiceBusError[] = [];
+        const received: unknown[] = [];
+        const receiver = client.createReceiver('idle');
+        const subscription = receiver.subscribe({
+          processMessage: async (message) => {
+            received.push(message.body);
+            await receiver.completeMessage(message);
+          },
+          processError: async (args) => {
+            errors.push(args.error as ServiceBusError);
+          },
         });
-        await expect.poll(() => received.includes('again'), wait).toBe(true);
-        expect(received[0]).toBe('after');
-      } catch (failure) {
-        console.error(
-          '[strict] the SDK reported:',
-          errors.map((e) => `${e.code}: ${e.message}`),
-        );
-        throw failure;
-      } finally {
-        await bounded(subscription.close());
-        await bounded(receiver.close());
-      }
-    }));
+        try {
+          await expect.poll(() => peer.receiverCount('idle'), wait).toBe(1);
+          step('attached');
+          // The forced detach, among whatever else the SDK reports while it attaches again.
+          await expect
+            .poll(
+              () => errors.some((e) => /force detached.*IdleTimerExpired/.test(e.message)),
+              wait,
+            )
+            .toBe(true);
+          step('detached for idling');
+          // Attached again by the SDK, and delivering.
+          await expect.poll(() => peer.receiverCount('idle'), wait).toBe(1);
+          step('attached again');
+          const sender = client.createSender('idle');
+          await sender.sendMessages({ body: 'after' });
+          step('sent');
+          expect(peer.senderCount('idle')).toBe(1);
+          await expect.poll(() => received, wait).toEqual(['after']);
+          step('received');
+          // The sender link, idle too, goes the same way.
+          await expect.poll(() => peer.senderCount('idle'), wait).toBe(0);
+          step('sender detached for idling');
+          // The SDK can still hold the detached link for a moment, and a send on it then times out:
+          // a sender made afresh attaches a new link.
+          // On a busy machine the new link can itself sit idle past the timeout before its send:
+          // a few fresh senders, each a new link.
+          await sender.sendMessages({ body: 'again' }).catch(async () => {
+            step('send on the detached link failed');
+            await sender.close();
+            for (let attempt = 1; ; attempt++) {
+              const fresh = client.createSender('idle');
+              try {
+                await fresh.sendMessages({ body: 'again' });
+                return;
+              } catch (error) {
+                step(`fresh sender ${attempt} failed`);
+                await fresh.close();
+                if (attempt === 3) throw error;
+              }
+            }
+          });
+          step('sent again');
+          await expect.poll(() => received.includes('again'), wait).toBe(true);
+          expect(received[0]).toBe('after');
+        } catch (failure) {
+          console.error(
+            '[strict] the SDK reported:',
+            errors.map((e) => `${e.code}: ${e.message}`),
+          );
+          throw failure;
+        } finally {
+          await bounded(subscription.close());
+          await bounded(receiver.close());
+        }
+      }),
+    90_000,
+  );
 
   it('keeps the locks of a detached link until they expire; settling by lock token still works', () =>
     withOwnClient(async (client) => {
