@@ -95,81 +95,86 @@ export class ContinuationRunner {
     handle: HandleAttempt,
     unmatched: (context: HandlerContext) => void | Promise<void>,
   ): Promise<MessageOutcome> {
-    let attempt: Attempt;
     const definition = { name: parsed.messageType ?? 'tidings.ReturnCode', schema: undefined };
-    const registration: HandlerRegistration = {
-      definition,
-      handlers: [
-        async (_payload, context) => {
-          attempt = undefined;
-          const store = this.host.durableRequestStore as DurableRequestStore;
-          const record = await store.take(storageSession(context), parsed.correlationId);
-          // The deadline took it between the read and this transaction: an unmatched reply,
-          // handled (or counted) in this very transaction.
-          if (record === undefined) return unmatched(context);
-          const continuation = this.continuations.named(record.continuation);
-          try {
-            const state = await readState(record, continuation);
-            const reply = await this.readReply(parsed, continuation.reply);
-            if (reply.ok) {
-              await continuation.onReply(reply.value as never, state, context);
-              attempt = { ok: true, record, outcome: { kind: 'reply', value: reply.value } };
-            } else {
-              if (continuation.onFailure === undefined) throw reply.error;
-              await continuation.onFailure(reply.error, state, context);
-              attempt = {
-                ok: true,
-                record,
-                outcome: {
-                  kind: 'failed',
-                  exceptionType: thrownTypeName(reply.error),
-                  ...codeOf(reply.error),
-                },
-                error: reply.error,
-              };
-            }
-          } catch (error) {
-            attempt = { ok: false, record, error };
-            throw error;
-          }
-        },
-      ],
-    };
-    return Promise.resolve(handle(registration, parsed.payload)).then((outcome) => {
-      if (outcome === 'complete') this.settle(attempt);
-      return outcome;
+    return this.runAndSettle(definition, parsed, handle, async (context, report) => {
+      const store = this.host.durableRequestStore as DurableRequestStore;
+      const record = await store.take(storageSession(context), parsed.correlationId);
+      // The deadline took it between the read and this transaction: an unmatched reply,
+      // handled (or counted) in this very transaction.
+      if (record === undefined) return unmatched(context);
+      const continuation = this.continuations.named(record.continuation);
+      try {
+        const state = await readState(record, continuation);
+        const reply = await this.readReply(parsed, continuation.reply);
+        if (reply.ok) {
+          await continuation.onReply(reply.value as never, state, context);
+          report({ ok: true, record, outcome: { kind: 'reply', value: reply.value } });
+        } else {
+          if (continuation.onFailure === undefined) throw reply.error;
+          await continuation.onFailure(reply.error, state, context);
+          report({
+            ok: true,
+            record,
+            outcome: {
+              kind: 'failed',
+              exceptionType: thrownTypeName(reply.error),
+              ...codeOf(reply.error),
+            },
+            error: reply.error,
+          });
+        }
+      } catch (error) {
+        report({ ok: false, record, error });
+        throw error;
+      }
     });
   }
 
   private handleTimeout(parsed: ParsedForDurable, handle: HandleAttempt): Promise<MessageOutcome> {
+    const definition = DurableRequestTimeout as MessageDefinition;
+    return this.runAndSettle(definition, parsed, handle, async (context, report) => {
+      const store = this.host.durableRequestStore as DurableRequestStore;
+      // The correlation id header, not the body: the body is only for people reading queues.
+      const record = await store.take(storageSession(context), parsed.correlationId);
+      if (record === undefined) return; // the reply came first
+      const continuation = this.continuations.named(record.continuation);
+      try {
+        const state = await readState(record, continuation);
+        if (continuation.onTimeout !== undefined) await continuation.onTimeout(state, context);
+        else {
+          this.host.options.logger.info(
+            'A durable request timed out; its continuation has no onTimeout',
+            { continuation: record.continuation, correlationId: record.correlationId },
+          );
+        }
+        report({ ok: true, record, outcome: { kind: 'timeout' } });
+      } catch (error) {
+        report({ ok: false, record, error });
+        throw error;
+      }
+    });
+  }
+
+  /**
+   * Runs `work` as the message's one handler, with recoverability; once the message completes,
+   * settles what its last attempt reported (each attempt starts with nothing reported).
+   */
+  private runAndSettle(
+    definition: MessageDefinition,
+    parsed: ParsedForDurable,
+    handle: HandleAttempt,
+    work: (context: HandlerContext, report: (attempt: Attempt) => void) => Promise<void>,
+  ): Promise<MessageOutcome> {
     let attempt: Attempt;
+    const report = (reported: Attempt) => {
+      attempt = reported;
+    };
     const registration: HandlerRegistration = {
-      definition: DurableRequestTimeout as MessageDefinition,
+      definition,
       handlers: [
-        async (_payload, context) => {
+        (_payload, context) => {
           attempt = undefined;
-          const store = this.host.durableRequestStore as DurableRequestStore;
-          // The correlation id header, not the body: the body is only for people reading queues.
-          const record = await store.take(storageSession(context), parsed.correlationId);
-          if (record === undefined) return; // the reply came first
-          const continuation = this.continuations.named(record.continuation);
-          try {
-            const state = await readState(record, continuation);
-            if (continuation.onTimeout !== undefined) await continuation.onTimeout(state, context);
-            else {
-              this.host.options.logger.info(
-                'A durable request timed out; its continuation has no onTimeout',
-                {
-                  continuation: record.continuation,
-                  correlationId: record.correlationId,
-                },
-              );
-            }
-            attempt = { ok: true, record, outcome: { kind: 'timeout' } };
-          } catch (error) {
-            attempt = { ok: false, record, error };
-            throw error;
-          }
+          return work(context, report);
         },
       ],
     };
