@@ -230,7 +230,7 @@ export class Sender {
     return new Promise<void>((resolve, reject) => {
       let writable: boolean;
       try {
-        writable = channel.publish(exchange, routingKey, content, properties, (error: unknown) => {
+        writable = publish(channel, exchange, routingKey, content, properties, (error: unknown) => {
           if (error) reject(error);
           else if (this.returned.size > 0 && this.takeReturned(routingKey, properties.messageId)) {
             reject(new ReturnedError());
@@ -252,7 +252,8 @@ export class Sender {
     content: Buffer,
     properties: amqp.Options.Publish,
   ): void {
-    if (!channel.publish(exchange, routingKey, content, properties)) this.holdUntilDrained(channel);
+    if (!publish(channel, exchange, routingKey, content, properties))
+      this.holdUntilDrained(channel);
   }
 
   /** The socket buffer is full: hold later sends until it drains (backpressure). */
@@ -339,4 +340,76 @@ function copyable(
   const native = received.get(copyOf);
   if (native === undefined) return undefined;
   return copiedAmqpProperties(native.properties, copyOf.headers, headers);
+}
+
+/** The channel methods amqplib's own `publish` ends in. */
+interface ChannelInternals {
+  sendMessage(fields: PublishFields, properties: PublishFields, content: Buffer): boolean;
+  pushConfirmCallback(callback: (error: unknown) => void): void;
+}
+
+type PublishFields = ReturnType<typeof publishFields>;
+
+/**
+ * Publishes as `channel.publish` does (with `confirmed`, as a confirm channel's, called back with
+ * the broker's answer), without its cost: amqplib wraps the headers table in
+ * `Object.create(headers)`, and encoding an object that inherits its entries costs three times
+ * the rest of the publish (measured: 11 µs against 3.6 µs per message in a loop, each message, on
+ * both sides of a round trip). The fields are built here as amqplib builds them, the table as it
+ * is, and handed to the method `publish` ends in. A channel without it (another amqplib version)
+ * publishes the public way. Each call reads the method anew: a closed channel replaces it with
+ * one that throws, as `publish` would.
+ */
+export function publish(
+  channel: Channel,
+  exchange: string,
+  routingKey: string,
+  content: Buffer,
+  properties: amqp.Options.Publish,
+  confirmed?: (error: unknown) => void,
+): boolean {
+  const internals = channel as unknown as Partial<ChannelInternals>;
+  if (
+    typeof internals.sendMessage !== 'function' ||
+    typeof internals.pushConfirmCallback !== 'function'
+  ) {
+    return confirmed === undefined
+      ? channel.publish(exchange, routingKey, content, properties)
+      : (channel as ConfirmChannel).publish(exchange, routingKey, content, properties, confirmed);
+  }
+  const fields = publishFields(exchange, routingKey, properties);
+  const writable = internals.sendMessage(fields, fields, content);
+  if (confirmed !== undefined) internals.pushConfirmCallback(confirmed);
+  return writable;
+}
+
+/** The method fields and properties of a `basic.publish`, as amqplib's `Args.publish` makes them. */
+function publishFields(exchange: string, routingKey: string, options: amqp.Options.Publish) {
+  return {
+    exchange,
+    routingKey,
+    mandatory: options.mandatory === true,
+    immediate: false,
+    ticket: undefined,
+    contentType: options.contentType,
+    contentEncoding: options.contentEncoding,
+    headers: options.headers ?? {},
+    deliveryMode: deliveryModeOf(options),
+    priority: options.priority,
+    correlationId: options.correlationId,
+    replyTo: options.replyTo,
+    expiration: options.expiration === undefined ? undefined : String(options.expiration),
+    messageId: options.messageId,
+    timestamp: options.timestamp,
+    type: options.type,
+    userId: options.userId,
+    appId: options.appId,
+    clusterId: undefined,
+  };
+}
+
+function deliveryModeOf(options: amqp.Options.Publish): number | undefined {
+  if (options.persistent !== undefined) return options.persistent ? 2 : 1;
+  if (typeof options.deliveryMode === 'number') return options.deliveryMode;
+  return options.deliveryMode ? 2 : undefined;
 }
