@@ -205,17 +205,19 @@ export class Receiver {
     this.active++;
     const properties = message.properties;
     const { headers, unreadableReason } = headersFromAmqp(properties);
-    const incoming: IncomingTransportMessage = {
+    const incoming: {
+      -readonly [K in keyof IncomingTransportMessage]: IncomingTransportMessage[K];
+    } = {
       // headersFromAmqp has taken the message-id property as the id where there is one.
       messageId: headers[Headers.MessageId] ?? contentMessageId(headers, message.content),
       headers,
       body: message.content,
       queue,
-      ...(this.options.queueType === 'quorum' && queue === this.topology.inputQueue
-        ? { deliveryCount: deliveryCountOf(properties) }
-        : {}),
-      ...(unreadableReason !== undefined ? { unreadableReason } : {}),
     };
+    if (this.options.queueType === 'quorum' && queue === this.topology.inputQueue) {
+      incoming.deliveryCount = deliveryCountOf(properties);
+    }
+    if (unreadableReason !== undefined) incoming.unreadableReason = unreadableReason;
     received.set(incoming, message);
     let result: Promise<MessageOutcome>;
     try {

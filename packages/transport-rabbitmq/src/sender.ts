@@ -83,11 +83,10 @@ export class Sender {
     // Express (ADR 13): transient. Still mandatory: a return is logged, not waited for.
     const express = operation.express === true;
     const copied = operation.copyOf && copyable(operation.copyOf, message.headers);
-    const properties: amqp.Options.Publish = {
-      persistent: !express && !this.isTransientRequest(operation),
-      mandatory: destination.kind === 'queue',
-      ...(copied ?? amqpPropertiesFor(message.headers)),
-    };
+    // A fresh object either way: completed here rather than spread into another.
+    const properties: amqp.Options.Publish = copied ?? amqpPropertiesFor(message.headers);
+    properties.persistent = !express && !this.isTransientRequest(operation);
+    properties.mandatory = destination.kind === 'queue';
     properties.messageId ??= message.messageId;
     const seconds =
       operation.delayMs !== undefined && operation.delayMs > 0
