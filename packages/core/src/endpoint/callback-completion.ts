@@ -4,11 +4,14 @@ import { validatePayload } from '../messages/validate.js';
 import { remoteFailure } from '../recoverability/fault-reply.js';
 import type { ParsedMessage } from './parsed-message.js';
 
-/** Settles a pending request with the reply, or with a typed error if the reply does not fit. */
-export async function completeCallback(
+/**
+ * Settles a pending request with the reply, or with a typed error if the reply does not fit.
+ * Synchronous unless a schema or the callback waits: a promise per reply shows in GC.
+ */
+export function completeCallback(
   pending: PendingRequest,
   parsed: ParsedMessage,
-): Promise<void> {
+): void | Promise<void> {
   const expect = pending.expect;
   const headers = parsed.raw.headers;
   if (parsed.intent === 'fault') {
@@ -22,8 +25,7 @@ export async function completeCallback(
       );
       return;
     }
-    await pending.complete({ kind: 'code', code: parsed.returnCode, headers });
-    return;
+    return pending.complete({ kind: 'code', code: parsed.returnCode, headers });
   }
   const messageType = parsed.messageType as string;
   if (expect === 'code') {
@@ -34,20 +36,18 @@ export async function completeCallback(
     pending.fail(parsed.deserializationError as Error);
     return;
   }
-  let body = parsed.payload;
+  const body = parsed.payload;
   if (expect !== 'any') {
     if (expect.name !== messageType) {
       pending.fail(new ReplyMismatchError(`message '${expect.name}'`, `message '${messageType}'`));
       return;
     }
     if (expect.schema !== undefined) {
-      try {
-        body = await validatePayload(expect, body);
-      } catch (error) {
-        pending.fail(error as Error);
-        return;
-      }
+      return validatePayload(expect, body).then(
+        (valid) => pending.complete({ kind: 'message', messageType, body: valid, headers }),
+        (error: unknown) => pending.fail(error as Error),
+      );
     }
   }
-  await pending.complete({ kind: 'message', messageType, body, headers });
+  return pending.complete({ kind: 'message', messageType, body, headers });
 }

@@ -136,7 +136,9 @@ export class MessageProcessor {
       const pending = this.host.registry.take(parsed.correlationId);
       if (pending !== undefined) {
         parsed.isReply = true;
-        return completeCallback(pending, parsed).then(() => this.toHandlers(parsed, true));
+        const completing = completeCallback(pending, parsed);
+        if (completing === undefined) return this.toHandlers(parsed, true);
+        return completing.then(() => this.toHandlers(parsed, true));
       }
     }
     const durable = this.host.durableRequests?.route(
