@@ -16,6 +16,11 @@ import { amqpPropertiesFor, copiedAmqpProperties } from './rabbitmq-headers.js';
 import { received } from './receiver.js';
 import type { Topology } from './topology.js';
 
+/** What an express send that was written returns: there is nothing to wait for. */
+const written: Promise<void> = Promise.resolve();
+
+const nothing = () => {};
+
 /** The broker returned a mandatory message: nothing is bound to take it. */
 class ReturnedError extends Error {}
 
@@ -69,12 +74,22 @@ export class Sender {
     this.expressChannel = undefined;
   }
 
-  async dispatch(operations: readonly TransportOperation[]): Promise<void> {
+  // Not async, nor is `send`: each async layer costs a round trip more promises and turns.
+  dispatch(operations: readonly TransportOperation[]): Promise<void> {
     if (operations.length === 1) return this.send(operations[0] as TransportOperation);
-    await Promise.all(operations.map((operation) => this.send(operation)));
+    return Promise.all(operations.map((operation) => this.send(operation))).then(nothing);
   }
 
-  private async send(operation: TransportOperation): Promise<void> {
+  /** Never throws: what is refused at the call comes as a rejection, as the broker's refusals do. */
+  private send(operation: TransportOperation): Promise<void> {
+    try {
+      return this.publishOperation(operation);
+    } catch (error) {
+      return Promise.reject(error);
+    }
+  }
+
+  private publishOperation(operation: TransportOperation): Promise<void> {
     const { destination, message } = operation;
     const body = message.body;
     const content = Buffer.isBuffer(body)
@@ -150,7 +165,38 @@ export class Sender {
    * message is done once written to the connection: its confirm is not waited for, and a loss
    * after the write goes unnoticed (ADR 13).
    */
-  private async publishReliably(
+  private publishReliably(
+    exchange: string,
+    routingKey: string,
+    content: Buffer,
+    properties: amqp.Options.Publish,
+    destination: string,
+    express: boolean,
+    prepare?: () => Promise<void> | undefined,
+  ): Promise<void> {
+    // Express on an open channel with nothing to prepare or wait for (a reply to a callback): it
+    // is written now, and nothing is left to wait for.
+    const channel = this.expressChannel;
+    if (express && channel !== undefined && prepare === undefined && !this.drainWaiter) {
+      try {
+        this.publishExpress(channel, exchange, routingKey, content, properties);
+        return written;
+      } catch {
+        // Closed under us: the way below waits for the next channel, or reports the failure.
+      }
+    }
+    return this.publishWithRetries(
+      exchange,
+      routingKey,
+      content,
+      properties,
+      destination,
+      express,
+      prepare,
+    );
+  }
+
+  private async publishWithRetries(
     exchange: string,
     routingKey: string,
     content: Buffer,
