@@ -21,8 +21,9 @@ describe('client flow', () => {
       PlaceOrder,
       (order) => replyMessage(OrderAccepted, { orderId: order.orderId, total: order.amount * 2 }),
     );
-    // The durable replies would come through the reply handler; pretend they all did.
-    const durable = new Set(['order-1', 'order-2']);
+    // Every reply would come through the reply handler, the awaited ones too: pretend they all
+    // did, or the client waits out its deadline for them.
+    const durable = new Set(['order-1', 'order-2', 'quote-1', 'quote-2']);
     await runClient(bus, 2, durable);
     expect(bus.sentOf(PlaceOrder).map((s) => s.payload.orderId)).toEqual([
       'order-1',
