@@ -89,6 +89,8 @@ export interface PeerMessage {
 
 export interface PeerStats {
   readonly connections: number;
+  /** Links attached now to receive from a queue or subscription, over every connection. */
+  readonly receiverLinks: number;
   /** Tokens accepted through CBS put-token (renewals included). */
   readonly tokensPut: number;
   readonly deliveries: number;
@@ -1124,7 +1126,9 @@ export async function startServiceBusPeer(
       return connectionStringWith(keyName, key);
     },
     get stats(): PeerStats {
-      return { connections: sockets.size, ...counters };
+      let receiverLinks = 0;
+      for (const links of consumerLinks.values()) receiverLinks += links.size;
+      return { connections: sockets.size, receiverLinks, ...counters };
     },
     createQueue(name, entityOptions = {}) {
       const path = normalise(name);

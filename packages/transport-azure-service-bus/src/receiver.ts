@@ -154,7 +154,17 @@ export class Receiver {
     this.slotsByQueue = new Map(
       this.queues.map((queue) => [queue, new QueueSlots(receive.concurrency)]),
     );
+    // Those of an earlier start, stopped: closed once the messages they hold are settled, as the
+    // watchdog's, or their links would stay open for the life of the connection.
+    for (const entry of this.receivers) this.retire(entry);
     this.receivers = this.queues.map((queue) => this.open(queue));
+  }
+
+  /** A receiver no longer in use: closed now, or once its last message is settled. */
+  private retire(entry: ReceiverEntry): void {
+    entry.retired = true;
+    if (entry.inFlight === 0) this.closeRetired(entry);
+    else this.retiring.add(entry);
   }
 
   /** Stops new deliveries and hands back the messages waiting for a slot. */
@@ -285,10 +295,8 @@ export class Receiver {
       );
       this.host.counters.receiverRestarts++;
       this.receivers[index] = this.open(queue);
-      entry.retired = true;
       void entry.close().catch(() => {});
-      if (entry.inFlight === 0) this.closeRetired(entry);
-      else this.retiring.add(entry);
+      this.retire(entry);
     };
     entry.watchdog = setTimeout(check, RECEIVE_STALL_MS);
     entry.watchdog.unref();
