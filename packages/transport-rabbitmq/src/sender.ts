@@ -123,6 +123,7 @@ export class Sender {
     }
     const queue = destination.queue;
     if (seconds === 0) {
+      if (express && this.writeExpressNow(queue, content, properties)) return written;
       return this.publishReliably('', queue, content, properties, queue, express);
     }
     if (seconds > MAX_DELAY_SECONDS) {
@@ -160,43 +161,32 @@ export class Sender {
   }
 
   /**
+   * An express message to a queue on an open channel, nothing to wait for first (a reply to a
+   * callback): written now, without the async way below. False when that cannot be done.
+   */
+  private writeExpressNow(
+    queue: string,
+    content: Buffer,
+    properties: amqp.Options.Publish,
+  ): boolean {
+    const channel = this.expressChannel;
+    if (channel === undefined || this.drainWaiter !== undefined) return false;
+    try {
+      this.publishExpress(channel, '', queue, content, properties);
+      return true;
+    } catch {
+      // Closed under us: the way below waits for the next channel, or reports the failure.
+      return false;
+    }
+  }
+
+  /**
    * Publishes and waits for the confirm. A confirm lost with its channel or connection is sent
    * again on the next one (at-least-once), until `unavailableTimeoutMs` has passed. An express
    * message is done once written to the connection: its confirm is not waited for, and a loss
    * after the write goes unnoticed (ADR 13).
    */
-  private publishReliably(
-    exchange: string,
-    routingKey: string,
-    content: Buffer,
-    properties: amqp.Options.Publish,
-    destination: string,
-    express: boolean,
-    prepare?: () => Promise<void> | undefined,
-  ): Promise<void> {
-    // Express on an open channel with nothing to prepare or wait for (a reply to a callback): it
-    // is written now, and nothing is left to wait for.
-    const channel = this.expressChannel;
-    if (express && channel !== undefined && prepare === undefined && !this.drainWaiter) {
-      try {
-        this.publishExpress(channel, exchange, routingKey, content, properties);
-        return written;
-      } catch {
-        // Closed under us: the way below waits for the next channel, or reports the failure.
-      }
-    }
-    return this.publishWithRetries(
-      exchange,
-      routingKey,
-      content,
-      properties,
-      destination,
-      express,
-      prepare,
-    );
-  }
-
-  private async publishWithRetries(
+  private async publishReliably(
     exchange: string,
     routingKey: string,
     content: Buffer,
