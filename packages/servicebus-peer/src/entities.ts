@@ -257,3 +257,37 @@ export class MessageEntity {
     this.locks.clear();
   }
 }
+
+/** A topic copies each message it is sent to every subscription. */
+export class Topic {
+  readonly subscriptions = new Map<string, MessageEntity>();
+  readonly scheduled = new Map<number, NodeJS.Timeout>();
+  private nextSequence = 1;
+  constructor(readonly path: string) {}
+  enqueue(message: Message): boolean {
+    for (const subscription of this.subscriptions.values()) subscription.enqueue({ ...message });
+    return true;
+  }
+  schedule(message: Message, at: Date): number {
+    const sequenceNumber = 1_000_000_000 + this.nextSequence++;
+    const timer = setTimeout(
+      () => {
+        this.scheduled.delete(sequenceNumber);
+        this.enqueue(message);
+      },
+      Math.max(0, at.getTime() - Date.now()),
+    );
+    this.scheduled.set(sequenceNumber, timer);
+    return sequenceNumber;
+  }
+  cancelScheduled(sequenceNumber: number): void {
+    clearTimeout(this.scheduled.get(sequenceNumber));
+    this.scheduled.delete(sequenceNumber);
+  }
+  dispose(): void {
+    for (const timer of this.scheduled.values()) clearTimeout(timer);
+    for (const subscription of this.subscriptions.values()) subscription.dispose();
+  }
+}
+
+export type SendTarget = MessageEntity | Topic;

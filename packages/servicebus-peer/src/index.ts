@@ -1,13 +1,15 @@
+export type { PeerCredential } from './claims.js';
 export type { EntityOptions } from './entities.js';
-export type { PeerRight } from './sas.js';
 export {
-  type PeerCredential,
   type PeerIdentity,
   type PeerKey,
+  type ServiceBusPeerOptions,
+  serviceBusPeerDefaults,
+} from './peer-options.js';
+export type { PeerRight } from './sas.js';
+export {
   type PeerMessage,
   type PeerStats,
   type ServiceBusPeer,
-  type ServiceBusPeerOptions,
-  serviceBusPeerDefaults,
   startServiceBusPeer,
 } from './service-bus-peer.js';
